@@ -1,0 +1,131 @@
+//! BMP files: header parsing ([`BmpInfo::parse`]), a streaming row reader
+//! that hands out rows top row first ([`Rows`]), exact RGBA decoding of a
+//! row for inspection ([`BmpInfo::rgba_row`]), and the 1-bit writer used by
+//! `decompress` ([`write_1bit`]).
+//!
+//! Written by hand rather than with the `image`/`bmp` crates because those
+//! decode whole images into memory (O(width × height)), refuse several
+//! variants the spec requires (2 bpp, arbitrary bitfields, OS/2 v2, RLE
+//! deltas and early ends) and do not expose the palette-level facts Pillow's
+//! mode choice depends on. Nothing here allocates a size read from a header
+//! before that size has been checked against the file and the pixel limit.
+
+mod header;
+mod rows;
+mod writer;
+
+pub use header::{BmpInfo, Compression, Masks, PillowMode};
+pub use rows::{RowData, Rows};
+pub use writer::write_1bit;
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+/// Something BMP bytes can be read from at arbitrary offsets, so rows can be
+/// read in display order without holding the whole image.
+pub trait Source {
+    /// Total length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Fills `buf` from `offset`, or fails with `UnexpectedEof`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Reads as much as is there, up to `buf.len()`; returns the count.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+}
+
+impl Source for File {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.metadata()?.len())
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        FileExt::read_exact_at(self, buf, offset)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let mut got = 0;
+        while got < buf.len() {
+            match FileExt::read_at(self, &mut buf[got..], offset + got as u64) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(got)
+    }
+}
+
+impl Source for [u8] {
+    fn len(&self) -> io::Result<u64> {
+        Ok(<[u8]>::len(self) as u64)
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let n = Source::read_at(self, buf, offset)?;
+        if n < buf.len() {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(<[u8]>::len(self));
+        let n = buf.len().min(<[u8]>::len(self) - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
+impl<T: Source + ?Sized> Source for &T {
+    fn len(&self) -> io::Result<u64> {
+        (**self).len()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        (**self).read_exact_at(buf, offset)
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        (**self).read_at(buf, offset)
+    }
+}
+
+/// Why a BMP could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum BmpError {
+    #[error("not a BMP file{0}")]
+    NotBmp(&'static str),
+    #[error("unsupported BMP variant: {0}")]
+    Unsupported(String),
+    #[error("invalid BMP header: {0}")]
+    Invalid(String),
+    #[error(
+        "image too large: {width}x{height} exceeds the .rle format's limit of 65535 pixels per side"
+    )]
+    TooLargeForFormat { width: u64, height: u64 },
+    #[error(
+        "image too large: {width}x{height} = {pixels} pixels exceeds the configured limit of {limit}"
+    )]
+    PixelLimit {
+        width: u64,
+        height: u64,
+        pixels: u64,
+        limit: u64,
+    },
+    #[error("truncated BMP: {what} needs {needed} bytes, the file has {len}")]
+    Truncated {
+        what: &'static str,
+        needed: u64,
+        len: u64,
+    },
+    #[error("read failed: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl BmpError {
+    /// True when the cause is the input itself (bad, unsupported, too large),
+    /// false for I/O trouble that may pass.
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            BmpError::Io(e) => e.kind() == io::ErrorKind::UnexpectedEof,
+            _ => true,
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! Hands out a BMP's rows top row first. Uncompressed files are read in
+//! blocks of rows with positioned reads (bottom-up files from the end
+//! backwards), so memory is O(width). RLE files are one sequential stream
+//! that starts at the bottom row, so they are decoded whole into one index
+//! byte per pixel (bounded by the pixel limit checked in the header).
+
+use super::{BmpError, BmpInfo, Compression, Source};
+
+/// One row as stored.
+#[derive(Debug, Clone, Copy)]
+pub enum RowData<'a> {
+    /// Uncompressed row bytes exactly as in the file (`stride` bytes).
+    Packed(&'a [u8]),
+    /// One palette index per pixel (RLE files).
+    Indices(&'a [u8]),
+}
+
+/// Bytes read per positioned read of uncompressed data.
+const BLOCK_BYTES: u64 = 256 * 1024;
+/// Chunk size for reading an RLE stream.
+const RLE_READ: usize = 64 * 1024;
+
+enum Store {
+    Raw {
+        block: Vec<u8>,
+        rows_per_block: u32,
+        first: u32,
+        count: u32,
+    },
+    Rle {
+        data: Vec<u8>,
+    },
+}
+
+/// Streaming row reader; see [`Rows::next_row`].
+pub struct Rows<'s, S: Source + ?Sized> {
+    info: &'s BmpInfo,
+    src: &'s S,
+    next: u32,
+    store: Store,
+}
+
+impl<'s, S: Source + ?Sized> Rows<'s, S> {
+    /// Prepares to read the rows of `src` described by `info`. For RLE
+    /// files this decodes the whole stream.
+    pub fn new(info: &'s BmpInfo, src: &'s S) -> Result<Self, BmpError> {
+        let store = match info.compression {
+            Compression::None => {
+                let rows_per_block =
+                    (BLOCK_BYTES / info.stride).clamp(1, u64::from(info.height)) as u32;
+                Store::Raw {
+                    block: vec![0u8; (info.stride * u64::from(rows_per_block)) as usize],
+                    rows_per_block,
+                    first: 0,
+                    count: 0,
+                }
+            }
+            Compression::Rle8 | Compression::Rle4 => Store::Rle {
+                data: decode_rle(info, src)?,
+            },
+        };
+        Ok(Rows {
+            info,
+            src,
+            next: 0,
+            store,
+        })
+    }
+
+    /// The next row from the top, or `None` after the last one.
+    pub fn next_row(&mut self) -> Result<Option<RowData<'_>>, BmpError> {
+        let info = self.info;
+        if self.next == info.height {
+            return Ok(None);
+        }
+        let y = self.next;
+        self.next += 1;
+        // Row index in storage order.
+        let stored = if info.top_down {
+            y
+        } else {
+            info.height - 1 - y
+        };
+        match &mut self.store {
+            Store::Raw {
+                block,
+                rows_per_block,
+                first,
+                count,
+            } => {
+                if !(*first..*first + *count).contains(&stored) {
+                    let n = if info.top_down {
+                        (*rows_per_block).min(info.height - stored)
+                    } else {
+                        (*rows_per_block).min(stored + 1)
+                    };
+                    *first = if info.top_down {
+                        stored
+                    } else {
+                        stored + 1 - n
+                    };
+                    *count = n;
+                    let bytes = (info.stride * u64::from(n)) as usize;
+                    let offset = info.data_offset + info.stride * u64::from(*first);
+                    self.src
+                        .read_exact_at(&mut block[..bytes], offset)
+                        .map_err(|e| match e.kind() {
+                            std::io::ErrorKind::UnexpectedEof => BmpError::Truncated {
+                                what: "the pixel data (the file shrank while being read)",
+                                needed: offset + bytes as u64,
+                                len: info.file_len,
+                            },
+                            _ => BmpError::Io(e),
+                        })?;
+                }
+                let start = ((stored - *first) as u64 * info.stride) as usize;
+                Ok(Some(RowData::Packed(
+                    &block[start..start + info.stride as usize],
+                )))
+            }
+            Store::Rle { data } => {
+                let w = info.width as usize;
+                let start = stored as usize * w;
+                Ok(Some(RowData::Indices(&data[start..start + w])))
+            }
+        }
+    }
+}
+
+/// Sequential reader over a [`Source`] from an offset.
+struct Stream<'s, S: Source + ?Sized> {
+    src: &'s S,
+    pos: u64,
+    buf: Vec<u8>,
+    at: usize,
+    len: usize,
+}
+
+impl<S: Source + ?Sized> Stream<'_, S> {
+    fn byte(&mut self) -> Result<Option<u8>, BmpError> {
+        if self.at == self.len {
+            self.len = self.src.read_at(&mut self.buf, self.pos)?;
+            self.pos += self.len as u64;
+            self.at = 0;
+            if self.len == 0 {
+                return Ok(None);
+            }
+        }
+        self.at += 1;
+        Ok(Some(self.buf[self.at - 1]))
+    }
+}
+
+/// Decodes an RLE4/RLE8 stream into one index per pixel in storage order.
+///
+/// Follows Pillow's decoder step for step (runs clipped at the row end,
+/// absolute runs that may spill into the next row, deltas as skipped
+/// pixels), so that files Pillow reads give the same pixels. Pixels the
+/// stream never reaches (early end, deltas) are index 0.
+fn decode_rle<S: Source + ?Sized>(info: &BmpInfo, src: &S) -> Result<Vec<u8>, BmpError> {
+    let rle4 = info.compression == Compression::Rle4;
+    let w = info.width as usize;
+    let dest = w * info.height as usize;
+    // Every step below adds at most max(w, 255) pixels past `dest`.
+    let mut data: Vec<u8> = Vec::with_capacity(dest + w.max(255));
+    let mut s = Stream {
+        src,
+        pos: info.data_offset,
+        buf: vec![0u8; RLE_READ],
+        at: 0,
+        len: 0,
+    };
+    let mut x: usize = 0;
+    while data.len() < dest {
+        let (Some(count), Some(byte)) = (s.byte()?, s.byte()?) else {
+            break;
+        };
+        if count != 0 {
+            let n = usize::from(count).min(w.saturating_sub(x));
+            if rle4 {
+                let pair = [byte >> 4, byte & 0x0f];
+                data.extend((0..n).map(|i| pair[i % 2]));
+            } else {
+                data.extend(std::iter::repeat_n(byte, n));
+            }
+            x += n;
+            continue;
+        }
+        match byte {
+            0 => {
+                let pad = (w - data.len() % w) % w;
+                data.extend(std::iter::repeat_n(0, pad));
+                x = 0;
+            }
+            1 => break,
+            2 => {
+                let (Some(right), Some(up)) = (s.byte()?, s.byte()?) else {
+                    break;
+                };
+                let skip = (usize::from(right) + usize::from(up) * w).min(dest - data.len());
+                data.extend(std::iter::repeat_n(0, skip));
+                x = data.len() % w;
+            }
+            literal => {
+                let n = usize::from(literal).min(dest - data.len());
+                let byte_count = if rle4 { n.div_ceil(2) } else { n };
+                let mut got = 0;
+                for i in 0..byte_count {
+                    let Some(b) = s.byte()? else { break };
+                    got += 1;
+                    if rle4 {
+                        data.push(b >> 4);
+                        if i * 2 + 1 < n {
+                            data.push(b & 0x0f);
+                        }
+                    } else {
+                        data.push(b);
+                    }
+                }
+                if got < byte_count || data.len() == dest {
+                    break;
+                }
+                x += usize::from(literal);
+                // Absolute runs are padded to a 16-bit boundary.
+                if byte_count % 2 == 1 {
+                    s.byte()?;
+                }
+            }
+        }
+    }
+    data.resize(dest, 0);
+    Ok(data)
+}

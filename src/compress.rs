@@ -1,0 +1,192 @@
+//! One image, BMP in, `.rle` out, streamed row by row: parse the header,
+//! read each row, convert it to bits, encode it. Also the inverse check:
+//! decode `.rle` bytes and compare them with what was encoded. Works on a
+//! [`Source`] and a `Write`; naming, temporary files and fsync belong to the
+//! callers.
+
+use std::hash::{DefaultHasher, Hasher};
+use std::io::{self, Read, Write};
+
+use crate::bilevel::{Conversion, Converter};
+use crate::bmp::{BmpError, BmpInfo, Rows, Source};
+use crate::rle::{self, Encoder, Header, RleError};
+
+/// Default cap on width × height.
+pub const DEFAULT_MAX_PIXELS: u64 = 1_000_000_000;
+
+/// How to compress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    pub conversion: Conversion,
+    /// Images with more pixels are refused before anything is allocated.
+    pub max_pixels: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            conversion: Conversion::Dither,
+            max_pixels: DEFAULT_MAX_PIXELS,
+        }
+    }
+}
+
+/// What compressing one image produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    pub width: u32,
+    pub height: u32,
+    /// Length of the BMP file.
+    pub bytes_in: u64,
+    /// Length of the `.rle` output.
+    pub bytes_out: u64,
+    /// Every source pixel was pure black or white and opaque.
+    pub lossless: bool,
+    /// Digest of the encoded bit rows, for [`verify_rle`].
+    pub digest: u64,
+}
+
+/// Why compressing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CompressError {
+    #[error(transparent)]
+    Bmp(#[from] BmpError),
+    #[error("write failed: {0}")]
+    Write(#[source] io::Error),
+}
+
+impl CompressError {
+    /// True when the input is at fault (quarantine it), false for I/O
+    /// trouble that may pass (retry).
+    pub fn is_bad_input(&self) -> bool {
+        match self {
+            CompressError::Bmp(e) => e.is_bad_input(),
+            CompressError::Write(_) => false,
+        }
+    }
+}
+
+/// A `Write` that counts bytes.
+struct Counting<W> {
+    inner: W,
+    count: u64,
+}
+
+impl<W: Write> Write for Counting<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.inner.write_all(buf)?;
+        self.count += buf.len() as u64;
+        Ok(())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn digest_row(h: &mut DefaultHasher, row: &[u64]) {
+    for &w in row {
+        h.write_u64(w);
+    }
+}
+
+/// Parses the BMP header of `src` (cheap; no pixel data is read).
+pub fn inspect(src: &(impl Source + ?Sized), max_pixels: u64) -> Result<BmpInfo, BmpError> {
+    BmpInfo::parse(&src, max_pixels)
+}
+
+/// Compresses the BMP in `src` into `out` (header + runs). `out` should be
+/// buffered; it is flushed at the end.
+pub fn compress(
+    src: &(impl Source + ?Sized),
+    out: impl Write,
+    opts: Options,
+) -> Result<Outcome, CompressError> {
+    let info = BmpInfo::parse(&src, opts.max_pixels)?;
+    compress_parsed(&info, src, out, opts.conversion)
+}
+
+/// [`compress`] for a header already parsed.
+pub fn compress_parsed(
+    info: &BmpInfo,
+    src: &(impl Source + ?Sized),
+    out: impl Write,
+    conversion: Conversion,
+) -> Result<Outcome, CompressError> {
+    // The header check bounds both sides to 65535.
+    let header = Header {
+        width: info.width as u16,
+        height: info.height as u16,
+    };
+    let mut rows = Rows::new(info, src)?;
+    let mut converter = Converter::new(info, conversion);
+    let mut bits = vec![0u64; rle::words_for(info.width as usize)];
+    let mut hasher = DefaultHasher::new();
+    let mut enc = Encoder::new(
+        Counting {
+            inner: out,
+            count: 0,
+        },
+        header,
+    )
+    .map_err(CompressError::Write)?;
+    while let Some(row) = rows.next_row()? {
+        converter.row(row, &mut bits);
+        digest_row(&mut hasher, &bits);
+        enc.write_row(&bits).map_err(CompressError::Write)?;
+    }
+    let mut counted = enc.finish().map_err(CompressError::Write)?;
+    counted.flush().map_err(CompressError::Write)?;
+    Ok(Outcome {
+        width: info.width,
+        height: info.height,
+        bytes_in: info.file_len,
+        bytes_out: counted.count,
+        lossless: converter.lossless(),
+        digest: hasher.finish(),
+    })
+}
+
+/// Why a verification failed.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("corrupt .rle: {0}")]
+    Corrupt(#[from] RleError),
+    #[error("size mismatch: the .rle is {got_w}x{got_h}, expected {want_w}x{want_h}")]
+    Size {
+        got_w: u16,
+        got_h: u16,
+        want_w: u32,
+        want_h: u32,
+    },
+    #[error("content mismatch: the decoded pixels differ from what was encoded")]
+    Content,
+}
+
+/// Decodes `.rle` bytes strictly and checks they hold exactly the image
+/// `expected` describes (size and digest of the bit rows).
+pub fn verify_rle(input: impl Read, expected: &Outcome) -> Result<(), VerifyError> {
+    let mut dec = rle::Decoder::new(io::BufReader::with_capacity(64 * 1024, input))?;
+    let h = dec.header();
+    if u32::from(h.width) != expected.width || u32::from(h.height) != expected.height {
+        return Err(VerifyError::Size {
+            got_w: h.width,
+            got_h: h.height,
+            want_w: expected.width,
+            want_h: expected.height,
+        });
+    }
+    let mut row = vec![0u64; rle::words_for(usize::from(h.width))];
+    let mut hasher = DefaultHasher::new();
+    while dec.next_row(&mut row)? {
+        digest_row(&mut hasher, &row);
+    }
+    if hasher.finish() != expected.digest {
+        return Err(VerifyError::Content);
+    }
+    Ok(())
+}

@@ -1,0 +1,19 @@
+//! rlewatch: unattended archival of black-and-white BMP images as `.rle`
+//! files.
+//!
+//! Crate map (arrows point from user to used; the codec knows nothing of
+//! files' names or of the daemon):
+//!
+//! - [`rle`]: the `.rle` format: encode packed bit rows, strict decode.
+//! - [`bmp`]: BMP headers, streaming row reader, 1-bit writer.
+//! - [`bilevel`]: pixels → bits, bit-exact with Pillow's `convert('1')`.
+//! - [`compress`]: one image BMP → `.rle` (streaming), and verification.
+//! - [`durable`]: temporary files, fsync, no-clobber publication.
+//! - [`cli`]: the one-shot commands (`compress`, `decompress`, `verify`).
+
+pub mod bilevel;
+pub mod bmp;
+pub mod cli;
+pub mod compress;
+pub mod durable;
+pub mod rle;

@@ -1,0 +1,45 @@
+//! The `rlewatch` command line: parses arguments, runs the command, maps the
+//! result to an exit status (0 success, 1 failure, 2 usage).
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use rlewatch::cli;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rlewatch",
+    version,
+    about = "Archive black-and-white BMP images as run-length encoded .rle files"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compress BMP files (or folders of them) to .rle.
+    Compress(cli::CompressArgs),
+    /// Turn an .rle file back into a 1-bit BMP.
+    Decompress(cli::DecompressArgs),
+    /// Check an .rle file's structure, or that it equals a BMP's compression.
+    Verify(cli::VerifyArgs),
+}
+
+fn main() -> ExitCode {
+    let args = Cli::parse();
+    let result = match &args.command {
+        Command::Compress(a) => cli::compress_cmd(a).map(|failed| failed == 0),
+        Command::Decompress(a) => cli::decompress_cmd(a).map(|()| true),
+        Command::Verify(a) => cli::verify_cmd(a).map(|()| true),
+    };
+    match result {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("rlewatch: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

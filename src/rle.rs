@@ -1,0 +1,388 @@
+//! The `.rle` format (SPEC §1): a 4-byte header (width, height as u16 LE)
+//! followed by the runs of every row, top row first, each row cut into
+//! chunks of 127 pixels and each chunk written as its runs,
+//! `(bit << 7) | count`.
+//!
+//! Rows are handled as *packed bit rows*: `u64` words, first pixel in the
+//! most significant bit of word 0, bit 1 = white. Bits past the width are
+//! ignored on input and zero on output. This module does no I/O beyond the
+//! `Read`/`Write` handed to it and knows nothing of BMP files.
+
+use std::io::{self, Read, Write};
+
+/// Longest run a byte can hold, and the chunk length rows are cut into.
+pub const CHUNK: usize = 127;
+/// Largest width or height the 16-bit header can carry.
+pub const MAX_DIMENSION: u32 = u16::MAX as u32;
+
+/// Number of `u64` words a packed row of `width` pixels occupies.
+pub fn words_for(width: usize) -> usize {
+    width.div_ceil(64)
+}
+
+/// Image size as stored in the 4-byte header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub width: u16,
+    pub height: u16,
+}
+
+impl Header {
+    /// The header bytes.
+    pub fn to_bytes(self) -> [u8; 4] {
+        let [w0, w1] = self.width.to_le_bytes();
+        let [h0, h1] = self.height.to_le_bytes();
+        [w0, w1, h0, h1]
+    }
+}
+
+/// A structural problem in `.rle` data, with the byte offset where it was
+/// found.
+#[derive(Debug, thiserror::Error)]
+pub enum RleError {
+    #[error("truncated header: {got} of 4 bytes")]
+    ShortHeader { got: usize },
+    #[error("invalid header: width and height must be at least 1 (got {width}x{height})")]
+    EmptyImage { width: u16, height: u16 },
+    #[error("corrupt run at byte {offset}: count 0")]
+    ZeroCount { offset: u64 },
+    #[error(
+        "corrupt run at byte {offset}: count {count} overruns the chunk ({left} pixels left in it)"
+    )]
+    Overrun { offset: u64, count: u8, left: usize },
+    #[error("truncated data at byte {offset}: row {row} of {height} is incomplete")]
+    Truncated {
+        offset: u64,
+        row: usize,
+        height: u16,
+    },
+    #[error("trailing data at byte {offset}: the image ends there")]
+    Trailing { offset: u64 },
+    #[error("read error at byte {offset}: {source}")]
+    Io { offset: u64, source: io::Error },
+}
+
+/// Appends the runs of one packed row of `width` pixels to `out`.
+///
+/// Runs are found a word at a time: the bit of the current run is xor-ed
+/// away and `leading_zeros` gives the distance to the next change.
+pub fn encode_row(row: &[u64], width: usize, out: &mut Vec<u8>) {
+    debug_assert!(row.len() >= words_for(width));
+    let mut chunk_start = 0;
+    while chunk_start < width {
+        let chunk_end = (chunk_start + CHUNK).min(width);
+        let mut pos = chunk_start;
+        while pos < chunk_end {
+            let bit = bit_at(row, pos);
+            let end = next_change(row, pos, bit, chunk_end);
+            // `end - pos` is 1..=127 because a chunk holds at most 127 pixels.
+            out.push(((bit as u8) << 7) | (end - pos) as u8);
+            pos = end;
+        }
+        chunk_start = chunk_end;
+    }
+}
+
+#[inline]
+fn bit_at(row: &[u64], pos: usize) -> bool {
+    (row[pos / 64] >> (63 - pos % 64)) & 1 == 1
+}
+
+/// First position in `pos..limit` whose bit differs from `bit`, or `limit`.
+#[inline]
+fn next_change(row: &[u64], pos: usize, bit: bool, limit: usize) -> usize {
+    let flip = if bit { u64::MAX } else { 0 };
+    let mut idx = pos / 64;
+    let mut word = (row[idx] ^ flip) << (pos % 64);
+    let mut base = pos;
+    loop {
+        if word != 0 {
+            return (base + word.leading_zeros() as usize).min(limit);
+        }
+        base = (idx + 1) * 64;
+        if base >= limit {
+            return limit;
+        }
+        idx += 1;
+        word = row[idx] ^ flip;
+    }
+}
+
+/// Writes whole images: header first, then rows top to bottom.
+pub struct Encoder<W: Write> {
+    out: W,
+    width: usize,
+    rows_left: usize,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> Encoder<W> {
+    /// Starts an image; writes the header.
+    pub fn new(mut out: W, header: Header) -> io::Result<Self> {
+        out.write_all(&header.to_bytes())?;
+        let width = usize::from(header.width);
+        Ok(Encoder {
+            out,
+            width,
+            rows_left: usize::from(header.height),
+            // The worst case is one byte per pixel.
+            buf: Vec::with_capacity(width),
+        })
+    }
+
+    /// Encodes and writes the next row (top to bottom).
+    pub fn write_row(&mut self, row: &[u64]) -> io::Result<()> {
+        assert!(self.rows_left > 0, "BUG: more rows than the header says");
+        self.rows_left -= 1;
+        self.buf.clear();
+        encode_row(row, self.width, &mut self.buf);
+        self.out.write_all(&self.buf)
+    }
+
+    /// Ends the image and returns the writer.
+    pub fn finish(self) -> io::Result<W> {
+        assert_eq!(self.rows_left, 0, "BUG: fewer rows than the header says");
+        Ok(self.out)
+    }
+}
+
+/// Encodes a whole image held as packed rows (`words_for(width)` words per
+/// row) into a new buffer. Convenience for tests and small images.
+pub fn encode_image(header: Header, rows: &[u64]) -> Vec<u8> {
+    let wpr = words_for(usize::from(header.width));
+    let mut out = header.to_bytes().to_vec();
+    for row in rows.chunks(wpr).take(usize::from(header.height)) {
+        encode_row(row, usize::from(header.width), &mut out);
+    }
+    out
+}
+
+/// Strict streaming decoder: yields packed rows top to bottom and rejects
+/// anything that is not exactly one image.
+pub struct Decoder<R: Read> {
+    input: R,
+    header: Header,
+    row: usize,
+    /// Bytes consumed so far (for error offsets).
+    offset: u64,
+    buf: Box<[u8]>,
+    buf_pos: usize,
+    buf_len: usize,
+}
+
+impl<R: Read> Decoder<R> {
+    /// Reads and checks the header.
+    pub fn new(mut input: R) -> Result<Self, RleError> {
+        let mut head = [0u8; 4];
+        let got = read_full(&mut input, &mut head)
+            .map_err(|source| RleError::Io { offset: 0, source })?;
+        if got < 4 {
+            return Err(RleError::ShortHeader { got });
+        }
+        let header = Header {
+            width: u16::from_le_bytes([head[0], head[1]]),
+            height: u16::from_le_bytes([head[2], head[3]]),
+        };
+        if header.width == 0 || header.height == 0 {
+            return Err(RleError::EmptyImage {
+                width: header.width,
+                height: header.height,
+            });
+        }
+        Ok(Decoder {
+            input,
+            header,
+            row: 0,
+            offset: 4,
+            buf: vec![0u8; 64 * 1024].into_boxed_slice(),
+            buf_pos: 0,
+            buf_len: 0,
+        })
+    }
+
+    pub fn header(&self) -> Header {
+        self.header
+    }
+
+    fn fill(&mut self) -> Result<bool, RleError> {
+        loop {
+            match self.input.read(&mut self.buf) {
+                Ok(n) => {
+                    self.buf_pos = 0;
+                    self.buf_len = n;
+                    return Ok(n > 0);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(source) => {
+                    return Err(RleError::Io {
+                        offset: self.offset,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Decodes the next row into `row` (at least `words_for(width)` words;
+    /// bits past the width are cleared). Returns `Ok(false)` once all rows
+    /// have been read and the input is checked to end there.
+    pub fn next_row(&mut self, row: &mut [u64]) -> Result<bool, RleError> {
+        let width = usize::from(self.header.width);
+        if self.row == usize::from(self.header.height) {
+            if self.buf_pos < self.buf_len || self.fill()? {
+                return Err(RleError::Trailing {
+                    offset: self.offset,
+                });
+            }
+            return Ok(false);
+        }
+        let words = &mut row[..words_for(width)];
+        words.fill(0);
+        let mut pos = 0;
+        let mut chunk_end = CHUNK.min(width);
+        while pos < width {
+            if self.buf_pos == self.buf_len && !self.fill()? {
+                return Err(RleError::Truncated {
+                    offset: self.offset,
+                    row: self.row,
+                    height: self.header.height,
+                });
+            }
+            let byte = self.buf[self.buf_pos];
+            let count = usize::from(byte & 0x7f);
+            if count == 0 {
+                return Err(RleError::ZeroCount {
+                    offset: self.offset,
+                });
+            }
+            if count > chunk_end - pos {
+                return Err(RleError::Overrun {
+                    offset: self.offset,
+                    count: byte & 0x7f,
+                    left: chunk_end - pos,
+                });
+            }
+            if byte & 0x80 != 0 {
+                set_bits(words, pos, count);
+            }
+            self.buf_pos += 1;
+            self.offset += 1;
+            pos += count;
+            if pos == chunk_end {
+                chunk_end = (chunk_end + CHUNK).min(width);
+            }
+        }
+        self.row += 1;
+        Ok(true)
+    }
+}
+
+/// Sets bits `pos..pos + count` of a packed row, a word at a time.
+#[inline]
+fn set_bits(words: &mut [u64], pos: usize, count: usize) {
+    let mut pos = pos;
+    let end = pos + count;
+    while pos < end {
+        let idx = pos / 64;
+        let off = pos % 64;
+        let n = (end - pos).min(64 - off);
+        let mask = if n == 64 {
+            u64::MAX
+        } else {
+            ((1u64 << n) - 1) << (64 - off - n)
+        };
+        words[idx] |= mask;
+        pos += n;
+    }
+}
+
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
+/// Decodes a whole `.rle` image into its header and packed rows.
+pub fn decode_image(data: &[u8]) -> Result<(Header, Vec<u64>), RleError> {
+    let mut dec = Decoder::new(data)?;
+    let header = dec.header();
+    let wpr = words_for(usize::from(header.width));
+    let mut rows = vec![0u64; wpr * usize::from(header.height)];
+    for row in rows.chunks_mut(wpr) {
+        dec.next_row(row)?;
+    }
+    let mut scratch = vec![0u64; wpr];
+    dec.next_row(&mut scratch)?;
+    Ok((header, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pack(bits: &[u8]) -> Vec<u64> {
+        let mut words = vec![0u64; words_for(bits.len())];
+        for (i, &b) in bits.iter().enumerate() {
+            if b != 0 {
+                words[i / 64] |= 1 << (63 - i % 64);
+            }
+        }
+        words
+    }
+
+    #[test]
+    fn spec_worked_example() {
+        // SPEC §1: white white black white white → 05 00 01 00 82 01 82
+        let header = Header {
+            width: 5,
+            height: 1,
+        };
+        let out = encode_image(header, &pack(&[1, 1, 0, 1, 1]));
+        assert_eq!(out, [0x05, 0x00, 0x01, 0x00, 0x82, 0x01, 0x82]);
+        let (h, rows) = decode_image(&out).unwrap();
+        assert_eq!(h, header);
+        assert_eq!(rows, pack(&[1, 1, 0, 1, 1]));
+    }
+
+    #[test]
+    fn runs_split_at_chunk_boundaries() {
+        // 300 white pixels: chunks of 127, 127, 46.
+        let out = encode_image(
+            Header {
+                width: 300,
+                height: 1,
+            },
+            &pack(&[1; 300]),
+        );
+        assert_eq!(&out[4..], [0x80 | 127, 0x80 | 127, 0x80 | 46]);
+    }
+
+    #[test]
+    fn decoder_rejects_corruption_with_offsets() {
+        let bad = |bytes: &[u8]| decode_image(bytes).unwrap_err().to_string();
+        assert_eq!(bad(&[5, 0]), "truncated header: 2 of 4 bytes");
+        assert!(bad(&[0, 0, 1, 0]).contains("at least 1"));
+        assert_eq!(bad(&[5, 0, 1, 0, 0x80]), "corrupt run at byte 4: count 0");
+        assert!(
+            bad(&[5, 0, 1, 0, 0x82, 0x04]).starts_with("corrupt run at byte 5: count 4 overruns")
+        );
+        assert!(bad(&[5, 0, 1, 0, 0x82]).starts_with("truncated data at byte 5: row 0 of 1"));
+        assert_eq!(
+            bad(&[5, 0, 1, 0, 0x85, 0x01]),
+            "trailing data at byte 5: the image ends there"
+        );
+        // A run may not cross the 127-pixel chunk boundary.
+        let mut crossing = vec![200, 0, 1, 0, 0x80 | 100, 0x80 | 100];
+        crossing.extend([0x80 | 73]);
+        assert!(
+            bad(&crossing).starts_with("corrupt run at byte 5: count 100 overruns the chunk (27")
+        );
+    }
+}
