@@ -101,7 +101,7 @@ impl BmpInfo {
     /// width × height; it is checked before anything sized by the header is
     /// allocated.
     pub fn parse(src: &impl Source, max_pixels: u64) -> Result<BmpInfo, BmpError> {
-        let len = src.len()?;
+        let len = src.byte_len()?;
         let mut head = [0u8; 18];
         let got = src.read_at(&mut head, 0)?;
         if got >= 2 && &head[..2] == b"BA" {

@@ -26,7 +26,7 @@ use std::os::unix::fs::FileExt;
 /// read in display order without holding the whole image.
 pub trait Source {
     /// Total length in bytes.
-    fn len(&self) -> io::Result<u64>;
+    fn byte_len(&self) -> io::Result<u64>;
     /// Fills `buf` from `offset`, or fails with `UnexpectedEof`.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Reads as much as is there, up to `buf.len()`; returns the count.
@@ -34,7 +34,7 @@ pub trait Source {
 }
 
 impl Source for File {
-    fn len(&self) -> io::Result<u64> {
+    fn byte_len(&self) -> io::Result<u64> {
         Ok(self.metadata()?.len())
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -55,7 +55,7 @@ impl Source for File {
 }
 
 impl Source for [u8] {
-    fn len(&self) -> io::Result<u64> {
+    fn byte_len(&self) -> io::Result<u64> {
         Ok(<[u8]>::len(self) as u64)
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
@@ -76,8 +76,8 @@ impl Source for [u8] {
 }
 
 impl<T: Source + ?Sized> Source for &T {
-    fn len(&self) -> io::Result<u64> {
-        (**self).len()
+    fn byte_len(&self) -> io::Result<u64> {
+        (**self).byte_len()
     }
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         (**self).read_exact_at(buf, offset)

@@ -27,9 +27,9 @@ enum Store {
         first: u32,
         count: u32,
     },
-    Rle {
-        data: Vec<u8>,
-    },
+    /// Decoded indices in storage order; may stop short of the full image
+    /// (the rest is index 0). `row` holds a row that is only partly there.
+    Rle { data: Vec<u8>, row: Vec<u8> },
 }
 
 /// Streaming row reader; see [`Rows::next_row`].
@@ -57,6 +57,7 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
             }
             Compression::Rle8 | Compression::Rle4 => Store::Rle {
                 data: decode_rle(info, src)?,
+                row: vec![0; info.width as usize],
             },
         };
         Ok(Rows {
@@ -118,10 +119,16 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
                     &block[start..start + info.stride as usize],
                 )))
             }
-            Store::Rle { data } => {
+            Store::Rle { data, row } => {
                 let w = info.width as usize;
-                let start = stored as usize * w;
-                Ok(Some(RowData::Indices(&data[start..start + w])))
+                let start = (stored as usize * w).min(data.len());
+                let end = (start + w).min(data.len());
+                if end - start == w {
+                    return Ok(Some(RowData::Indices(&data[start..end])));
+                }
+                row.fill(0);
+                row[..end - start].copy_from_slice(&data[start..end]);
+                Ok(Some(RowData::Indices(row)))
             }
         }
     }
@@ -161,8 +168,9 @@ fn decode_rle<S: Source + ?Sized>(info: &BmpInfo, src: &S) -> Result<Vec<u8>, Bm
     let rle4 = info.compression == Compression::Rle4;
     let w = info.width as usize;
     let dest = w * info.height as usize;
-    // Every step below adds at most max(w, 255) pixels past `dest`.
-    let mut data: Vec<u8> = Vec::with_capacity(dest + w.max(255));
+    // Grown as the stream delivers pixels, never sized from the header
+    // alone: a short stream stays small. At most `dest` plus one step.
+    let mut data: Vec<u8> = Vec::new();
     let mut s = Stream {
         src,
         pos: info.data_offset,
@@ -228,6 +236,6 @@ fn decode_rle<S: Source + ?Sized>(info: &BmpInfo, src: &S) -> Result<Vec<u8>, Bm
             }
         }
     }
-    data.resize(dest, 0);
+    data.truncate(dest);
     Ok(data)
 }

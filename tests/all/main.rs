@@ -1,1 +1,8 @@
-fn main() {}
+//! The one integration test binary: codec against the shared corpus, the
+//! command line through the real binary.
+
+mod harness;
+
+mod cli;
+mod codec;
+mod corpus;

@@ -1,0 +1,255 @@
+//! The one-shot commands through the real binary: outputs, naming, no
+//! clobbering, exit statuses and error lines.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+
+use crate::harness::{data, run_in, stderr, tempdir};
+
+fn copy_vector(dir: &std::path::Path, name: &str, to: &str) {
+    fs::copy(data(name), dir.join(to)).unwrap();
+}
+
+#[test]
+fn compress_writes_beside_the_input_and_matches_the_reference() {
+    let dir = tempdir();
+    copy_vector(dir.path(), "pal8.bmp", "page.bmp");
+    let out = run_in(dir.path(), &["compress", "page.bmp"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(dir.path().join("page.rle")).unwrap(),
+        fs::read(data("pal8.dither.rle")).unwrap()
+    );
+
+    let out = run_in(
+        dir.path(),
+        &["compress", "--threshold", "-o", "t.rle", "page.bmp"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(dir.path().join("t.rle")).unwrap(),
+        fs::read(data("pal8.threshold.rle")).unwrap()
+    );
+    // No temporary files are left behind.
+    let names: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+}
+
+#[test]
+fn compress_never_overwrites_without_force() {
+    let dir = tempdir();
+    copy_vector(dir.path(), "pal8.bmp", "page.bmp");
+    fs::write(dir.path().join("page.rle"), b"precious").unwrap();
+    let out = run_in(dir.path(), &["compress", "page.bmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("page.rle: already exists (use --force to overwrite)"),
+        "{err}"
+    );
+    assert_eq!(fs::read(dir.path().join("page.rle")).unwrap(), b"precious");
+
+    let out = run_in(dir.path(), &["compress", "--force", "page.bmp"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(dir.path().join("page.rle")).unwrap(),
+        fs::read(data("pal8.dither.rle")).unwrap()
+    );
+}
+
+#[test]
+fn compress_folders_in_parallel_mirrors_subfolders() {
+    let dir = tempdir();
+    let src = dir.path().join("scans");
+    fs::create_dir_all(src.join("a/b")).unwrap();
+    for (i, name) in ["pal1", "pal4rle", "pal8", "rgb24", "rgb16"]
+        .iter()
+        .enumerate()
+    {
+        let sub = ["", "a", "a/b"][i % 3];
+        copy_vector(
+            &src.join(sub),
+            &format!("{name}.bmp"),
+            &format!("{name}.BMP"),
+        );
+    }
+    fs::write(src.join("notes.txt"), "not an image").unwrap();
+    let out = run_in(dir.path(), &["compress", "-j", "2", "-o", "out", "scans"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("compressed 5 files"),
+        "{}",
+        stderr(&out)
+    );
+    for (i, name) in ["pal1", "pal4rle", "pal8", "rgb24", "rgb16"]
+        .iter()
+        .enumerate()
+    {
+        let sub = ["", "a", "a/b"][i % 3];
+        let got = fs::read(dir.path().join("out").join(sub).join(format!("{name}.rle"))).unwrap();
+        assert_eq!(
+            got,
+            fs::read(data(&format!("{name}.dither.rle"))).unwrap(),
+            "{name}"
+        );
+    }
+    assert!(!dir.path().join("out/notes.rle").exists());
+}
+
+#[test]
+fn a_bad_file_among_good_ones_fails_by_name_and_the_rest_are_done() {
+    let dir = tempdir();
+    copy_vector(dir.path(), "pal1.bmp", "good.bmp");
+    fs::write(dir.path().join("fake.bmp"), b"\x89PNG\r\n\x1a\nrest").unwrap();
+    let out = run_in(dir.path(), &["compress", "good.bmp", "fake.bmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("fake.bmp: not a BMP file (it looks like a PNG)"),
+        "{err}"
+    );
+    assert!(dir.path().join("good.rle").exists());
+    assert!(!dir.path().join("fake.rle").exists());
+}
+
+#[test]
+fn errors_name_the_file_and_the_reason_in_one_line() {
+    let dir = tempdir();
+    let out = run_in(dir.path(), &["compress", "missing.bmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "rlewatch: missing.bmp: No such file or directory (os error 2)"
+    );
+
+    fs::write(dir.path().join("empty.bmp"), b"").unwrap();
+    let out = run_in(dir.path(), &["compress", "empty.bmp"]);
+    assert_eq!(
+        stderr(&out).trim(),
+        "rlewatch: empty.bmp: not a BMP file (it is empty)"
+    );
+
+    let mut short = fs::read(data("rgb24.bmp")).unwrap();
+    short.truncate(5000);
+    fs::write(dir.path().join("short.bmp"), short).unwrap();
+    let out = run_in(dir.path(), &["compress", "short.bmp"]);
+    assert_eq!(
+        stderr(&out).trim(),
+        "rlewatch: short.bmp: truncated BMP: the pixel data needs 24630 bytes, the file has 5000"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let dir = tempdir();
+    assert_eq!(run_in(dir.path(), &["compress"]).status.code(), Some(2));
+    assert_eq!(run_in(dir.path(), &["frobnicate"]).status.code(), Some(2));
+    assert_eq!(
+        run_in(dir.path(), &["verify", "x.rle", "--threshold"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn decompress_then_compress_gives_the_same_rle() {
+    let dir = tempdir();
+    fs::copy(data("rgb24.dither.rle"), dir.path().join("img.rle")).unwrap();
+    let out = run_in(dir.path(), &["decompress", "img.rle"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // A 1-bit black/white BMP: every rule gives the same bits back.
+    for args in [
+        &["compress", "-o", "again.rle", "img.bmp"][..],
+        &["compress", "--threshold", "-o", "again2.rle", "img.bmp"],
+    ] {
+        let out = run_in(dir.path(), args);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let original = fs::read(dir.path().join("img.rle")).unwrap();
+    assert_eq!(fs::read(dir.path().join("again.rle")).unwrap(), original);
+    assert_eq!(fs::read(dir.path().join("again2.rle")).unwrap(), original);
+    // It does not overwrite either.
+    let out = run_in(dir.path(), &["decompress", "img.rle"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("img.bmp: already exists"));
+}
+
+#[test]
+fn decompress_reports_corruption_with_the_byte_offset() {
+    let dir = tempdir();
+    let mut rle = fs::read(data("pal1.dither.rle")).unwrap();
+    rle[10] = 0x80; // count 0
+    fs::write(dir.path().join("bad.rle"), &rle).unwrap();
+    let out = run_in(dir.path(), &["decompress", "bad.rle"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "rlewatch: bad.rle: corrupt run at byte 10: count 0"
+    );
+    assert!(!dir.path().join("bad.bmp").exists());
+    let out = run_in(dir.path(), &["verify", "bad.rle"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "rlewatch: bad.rle: corrupt run at byte 10: count 0"
+    );
+}
+
+#[test]
+fn verify_checks_structure_and_equality_with_the_source() {
+    let dir = tempdir();
+    copy_vector(dir.path(), "rgb24.bmp", "img.bmp");
+    copy_vector(dir.path(), "rgb24.dither.rle", "d.rle");
+    copy_vector(dir.path(), "rgb24.threshold.rle", "t.rle");
+    copy_vector(dir.path(), "pal8.dither.rle", "other.rle");
+
+    let out = run_in(dir.path(), &["verify", "d.rle"]);
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "d.rle: ok, 127x64"
+    );
+
+    let out = run_in(dir.path(), &["verify", "d.rle", "--source", "img.bmp"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(dither)"));
+    let out = run_in(dir.path(), &["verify", "t.rle", "--source", "img.bmp"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(threshold)"));
+    let out = run_in(
+        dir.path(),
+        &["verify", "d.rle", "--threshold", "--source", "img.bmp"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+
+    let out = run_in(dir.path(), &["verify", "other.rle", "--source", "img.bmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("other.rle: does not equal img.bmp: content mismatch"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn folder_walk_does_not_follow_symlinks() {
+    let dir = tempdir();
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    copy_vector(&outside, "pal1.bmp", "secret.bmp");
+    let scans = dir.path().join("scans");
+    fs::create_dir(&scans).unwrap();
+    symlink(&outside, scans.join("link")).unwrap();
+    symlink(outside.join("secret.bmp"), scans.join("file.bmp")).unwrap();
+    copy_vector(&scans, "pal1.bmp", "real.bmp");
+    let out = run_in(dir.path(), &["compress", "scans"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(scans.join("real.rle").exists());
+    assert!(!outside.join("secret.rle").exists());
+    assert!(!scans.join("file.rle").exists());
+}
