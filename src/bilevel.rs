@@ -10,6 +10,7 @@
 //! This module knows nothing of files.
 
 use crate::bmp::{BmpInfo, Masks, PillowMode, RowData};
+use crate::rle;
 
 /// How grey levels become bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -205,20 +206,34 @@ impl Converter {
         let out = &mut out[..width.div_ceil(64)];
         match (&self.plan, row) {
             (&Plan::Words { keep, flip, pure }, RowData::Packed(bytes)) => {
-                let tail = tail_mask(width);
-                let last = out.len() - 1;
-                for (i, (w, chunk)) in out.iter_mut().zip(bytes.chunks(8)).enumerate() {
-                    let mut be = [0u8; 8];
-                    be[..chunk.len()].copy_from_slice(chunk);
-                    let input = u64::from_be_bytes(be);
-                    if self.lossless {
-                        let valid = if i == last { tail } else { u64::MAX };
-                        if (!pure[0] && !input & valid != 0) || (!pure[1] && input & valid != 0) {
-                            self.lossless = false;
+                for (w, chunk) in out.iter_mut().zip(bytes.chunks(8)) {
+                    *w = match chunk.try_into() {
+                        Ok(full) => u64::from_be_bytes(full),
+                        Err(_) => {
+                            let mut be = [0u8; 8];
+                            be[..chunk.len()].copy_from_slice(chunk);
+                            u64::from_be_bytes(be)
                         }
-                    }
-                    *w = ((input & keep) ^ flip) & if i == last { tail } else { u64::MAX };
+                    };
                 }
+                let last = out.len() - 1;
+                let tail = rle::tail_mask(width);
+                if self.lossless && !(pure[0] && pure[1]) {
+                    // Is an impure index used anywhere in the row?
+                    let used = |bit: bool| {
+                        out.iter().enumerate().any(|(i, &w)| {
+                            let valid = if i == last { tail } else { u64::MAX };
+                            (if bit { w } else { !w }) & valid != 0
+                        })
+                    };
+                    if (!pure[0] && used(false)) || (!pure[1] && used(true)) {
+                        self.lossless = false;
+                    }
+                }
+                for w in out.iter_mut() {
+                    *w = (*w & keep) ^ flip;
+                }
+                out[last] &= tail;
             }
             (Plan::Indexed { .. }, row) => {
                 let indices: &[u8] = match row {
@@ -246,7 +261,7 @@ impl Converter {
                     }
                     bilevel(&self.grey, self.conversion, &mut self.errors, out);
                 } else {
-                    pack(indices.iter().map(|&i| bit[usize::from(i)] != 0), out);
+                    pack(indices, |i| bit[usize::from(i)] != 0, out);
                 }
             }
             (Plan::Direct(d), RowData::Packed(bytes)) => {
@@ -323,14 +338,6 @@ fn indexed_plan(info: &BmpInfo, mode: PillowMode) -> Plan {
     }
 }
 
-/// Mask of the valid bits in the last word of a `width`-pixel row.
-fn tail_mask(width: usize) -> u64 {
-    match width % 64 {
-        0 => u64::MAX,
-        r => !(u64::MAX >> r),
-    }
-}
-
 /// Spreads 1/2/4/8-bit packed indices (most significant first) into bytes.
 fn unpack_indices(bytes: &[u8], bits: u16, out: &mut [u8]) {
     match bits {
@@ -347,17 +354,23 @@ fn unpack_indices(bytes: &[u8], bits: u16, out: &mut [u8]) {
 }
 
 /// Packs bits (first pixel first) into words, most significant bit first.
-fn pack(bits: impl Iterator<Item = bool>, out: &mut [u64]) {
-    out.fill(0);
-    for (x, b) in bits.enumerate() {
-        out[x / 64] |= u64::from(b) << (63 - x % 64);
+/// Packs `bit(v)` of every byte into words, most significant bit first, 64
+/// pixels per inner loop so the compiler can vectorise it.
+#[inline]
+fn pack(values: &[u8], bit: impl Fn(u8) -> bool, out: &mut [u64]) {
+    for (chunk, word) in values.chunks(64).zip(out.iter_mut()) {
+        let mut w = 0u64;
+        for (i, &v) in chunk.iter().enumerate() {
+            w |= u64::from(bit(v)) << (63 - i);
+        }
+        *word = w;
     }
 }
 
 /// Grey levels → packed bits, by Pillow's rules.
 fn bilevel(grey: &[u8], conversion: Conversion, errors: &mut [i32], out: &mut [u64]) {
     match conversion {
-        Conversion::Threshold => pack(grey.iter().map(|&g| g >= 128), out),
+        Conversion::Threshold => pack(grey, |g| g >= 128, out),
         Conversion::Dither => dither_row(grey, errors, out),
     }
 }

@@ -4,8 +4,9 @@
 //! [`Source`] and a `Write`; naming, temporary files and fsync belong to the
 //! callers.
 
-use std::hash::{DefaultHasher, Hasher};
 use std::io::{self, Read, Write};
+
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::bilevel::{Conversion, Converter};
 use crate::bmp::{BmpError, BmpInfo, Rows, Source};
@@ -42,7 +43,7 @@ pub struct Outcome {
     pub bytes_out: u64,
     /// Every source pixel was pure black or white and opaque.
     pub lossless: bool,
-    /// Digest of the encoded bit rows, for [`verify_rle`].
+    /// XXH3 digest of the `.rle` bytes, for [`verify_rle`].
     pub digest: u64,
 }
 
@@ -66,31 +67,38 @@ impl CompressError {
     }
 }
 
-/// A `Write` that counts bytes.
-struct Counting<W> {
+/// A `Write` that counts and digests what passes through it.
+struct Digesting<W> {
     inner: W,
     count: u64,
+    hasher: Xxh3,
 }
 
-impl<W: Write> Write for Counting<W> {
+impl<W: Write> Write for Digesting<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
         self.count += n as u64;
+        self.hasher.update(&buf[..n]);
         Ok(n)
-    }
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.inner.write_all(buf)?;
-        self.count += buf.len() as u64;
-        Ok(())
     }
     fn flush(&mut self) -> io::Result<()> {
         self.inner.flush()
     }
 }
 
-fn digest_row(h: &mut DefaultHasher, row: &[u64]) {
-    for &w in row {
-        h.write_u64(w);
+/// A `Read` that counts and digests what passes through it.
+struct DigestingReader<R> {
+    inner: R,
+    count: u64,
+    hasher: Xxh3,
+}
+
+impl<R: Read> Read for DigestingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count += n as u64;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
     }
 }
 
@@ -125,18 +133,14 @@ pub fn compress_parsed(
     let mut rows = Rows::new(info, src)?;
     let mut converter = Converter::new(info, conversion);
     let mut bits = vec![0u64; rle::words_for(info.width as usize)];
-    let mut hasher = DefaultHasher::new();
-    let mut enc = Encoder::new(
-        Counting {
-            inner: out,
-            count: 0,
-        },
-        header,
-    )
-    .map_err(CompressError::Write)?;
+    let sink = Digesting {
+        inner: out,
+        count: 0,
+        hasher: Xxh3::new(),
+    };
+    let mut enc = Encoder::new(sink, header).map_err(CompressError::Write)?;
     while let Some(row) = rows.next_row()? {
         converter.row(row, &mut bits);
-        digest_row(&mut hasher, &bits);
         enc.write_row(&bits).map_err(CompressError::Write)?;
     }
     let mut counted = enc.finish().map_err(CompressError::Write)?;
@@ -147,7 +151,7 @@ pub fn compress_parsed(
         bytes_in: info.file_len,
         bytes_out: counted.count,
         lossless: converter.lossless(),
-        digest: hasher.finish(),
+        digest: counted.hasher.digest(),
     })
 }
 
@@ -163,14 +167,20 @@ pub enum VerifyError {
         want_w: u32,
         want_h: u32,
     },
-    #[error("content mismatch: the decoded pixels differ from what was encoded")]
+    #[error("content mismatch: the bytes differ from what was encoded")]
     Content,
 }
 
-/// Decodes `.rle` bytes strictly and checks they hold exactly the image
-/// `expected` describes (size and digest of the bit rows).
+/// Decodes `.rle` bytes strictly and checks they are exactly the bytes
+/// `expected` describes (size, length and digest). The format has one
+/// encoding per image, so equal bytes mean equal pixels.
 pub fn verify_rle(input: impl Read, expected: &Outcome) -> Result<(), VerifyError> {
-    let mut dec = rle::Decoder::new(io::BufReader::with_capacity(64 * 1024, input))?;
+    let reader = DigestingReader {
+        inner: input,
+        count: 0,
+        hasher: Xxh3::new(),
+    };
+    let mut dec = rle::Decoder::new(reader)?;
     let h = dec.header();
     if u32::from(h.width) != expected.width || u32::from(h.height) != expected.height {
         return Err(VerifyError::Size {
@@ -181,11 +191,9 @@ pub fn verify_rle(input: impl Read, expected: &Outcome) -> Result<(), VerifyErro
         });
     }
     let mut row = vec![0u64; rle::words_for(usize::from(h.width))];
-    let mut hasher = DefaultHasher::new();
-    while dec.next_row(&mut row)? {
-        digest_row(&mut hasher, &row);
-    }
-    if hasher.finish() != expected.digest {
+    while dec.next_row(&mut row)? {}
+    let read = dec.into_inner();
+    if read.count != expected.bytes_out || read.hasher.digest() != expected.digest {
         return Err(VerifyError::Content);
     }
     Ok(())

@@ -64,47 +64,61 @@ pub enum RleError {
 
 /// Appends the runs of one packed row of `width` pixels to `out`.
 ///
-/// Runs are found a word at a time: the bit of the current run is xor-ed
-/// away and `leading_zeros` gives the distance to the next change.
+/// Works a word at a time: `w ^ (w >> 1 | previous bit)` has a 1 wherever a
+/// run starts; chunk boundaries (every 127 pixels) are or-ed in as forced
+/// starts; each start found with `leading_zeros` ends the previous run.
 pub fn encode_row(row: &[u64], width: usize, out: &mut Vec<u8>) {
-    debug_assert!(row.len() >= words_for(width));
-    let mut chunk_start = 0;
-    while chunk_start < width {
-        let chunk_end = (chunk_start + CHUNK).min(width);
-        let mut pos = chunk_start;
-        while pos < chunk_end {
-            let bit = bit_at(row, pos);
-            let end = next_change(row, pos, bit, chunk_end);
-            // `end - pos` is 1..=127 because a chunk holds at most 127 pixels.
-            out.push(((bit as u8) << 7) | (end - pos) as u8);
-            pos = end;
+    let start = out.len();
+    // At most one byte per pixel.
+    out.resize(start + width, 0);
+    let n = encode_row_into(row, width, &mut out[start..]);
+    out.truncate(start + n);
+}
+
+/// [`encode_row`] into a buffer of at least `width` bytes; returns the
+/// number of bytes written. (Writing through a slice index lets the
+/// compiler keep the length in a register, unlike `Vec::push`.)
+pub fn encode_row_into(row: &[u64], width: usize, out: &mut [u8]) -> usize {
+    let words = words_for(width);
+    assert!(row.len() >= words && out.len() >= width);
+    let mut n = 0;
+    let mut run_start = 0usize;
+    let mut run_bit = (row[0] >> 63) as u8;
+    // The bit "before" pixel 0 equals it, so no start is seen there.
+    let mut prev = u64::from(run_bit);
+    let mut next_boundary = CHUNK;
+    for (i, &w) in row[..words].iter().enumerate() {
+        let base = i * 64;
+        let mut starts = w ^ ((w >> 1) | (prev << 63));
+        // A chunk is longer than a word, so at most one boundary per word.
+        if next_boundary < base + 64 {
+            starts |= 1 << (63 - (next_boundary - base));
+            next_boundary += CHUNK;
         }
-        chunk_start = chunk_end;
+        if i == words - 1 {
+            starts &= tail_mask(width);
+        }
+        while starts != 0 {
+            let j = starts.leading_zeros() as usize;
+            let p = base + j;
+            // Runs are at most 127 long: boundaries are forced starts.
+            out[n] = (run_bit << 7) | (p - run_start) as u8;
+            n += 1;
+            run_start = p;
+            run_bit = ((w >> (63 - j)) & 1) as u8;
+            starts &= !(1 << (63 - j));
+        }
+        prev = w & 1;
     }
+    out[n] = (run_bit << 7) | (width - run_start) as u8;
+    n + 1
 }
 
-#[inline]
-fn bit_at(row: &[u64], pos: usize) -> bool {
-    (row[pos / 64] >> (63 - pos % 64)) & 1 == 1
-}
-
-/// First position in `pos..limit` whose bit differs from `bit`, or `limit`.
-#[inline]
-fn next_change(row: &[u64], pos: usize, bit: bool, limit: usize) -> usize {
-    let flip = if bit { u64::MAX } else { 0 };
-    let mut idx = pos / 64;
-    let mut word = (row[idx] ^ flip) << (pos % 64);
-    let mut base = pos;
-    loop {
-        if word != 0 {
-            return (base + word.leading_zeros() as usize).min(limit);
-        }
-        base = (idx + 1) * 64;
-        if base >= limit {
-            return limit;
-        }
-        idx += 1;
-        word = row[idx] ^ flip;
+/// Mask of the valid bits in the last word of a `width`-pixel row.
+pub fn tail_mask(width: usize) -> u64 {
+    match width % 64 {
+        0 => u64::MAX,
+        r => !(u64::MAX >> r),
     }
 }
 
@@ -126,7 +140,7 @@ impl<W: Write> Encoder<W> {
             width,
             rows_left: usize::from(header.height),
             // The worst case is one byte per pixel.
-            buf: Vec::with_capacity(width),
+            buf: vec![0; width],
         })
     }
 
@@ -134,9 +148,8 @@ impl<W: Write> Encoder<W> {
     pub fn write_row(&mut self, row: &[u64]) -> io::Result<()> {
         assert!(self.rows_left > 0, "BUG: more rows than the header says");
         self.rows_left -= 1;
-        self.buf.clear();
-        encode_row(row, self.width, &mut self.buf);
-        self.out.write_all(&self.buf)
+        let n = encode_row_into(row, self.width, &mut self.buf);
+        self.out.write_all(&self.buf[..n])
     }
 
     /// Ends the image and returns the writer.
@@ -202,6 +215,12 @@ impl<R: Read> Decoder<R> {
 
     pub fn header(&self) -> Header {
         self.header
+    }
+
+    /// The reader, after the image (every byte it delivered was consumed
+    /// once [`Decoder::next_row`] has returned `Ok(false)`).
+    pub fn into_inner(self) -> R {
+        self.input
     }
 
     fn fill(&mut self) -> Result<bool, RleError> {

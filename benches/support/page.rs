@@ -1,0 +1,143 @@
+//! A synthetic scanned text page for benchmarks: lines of "glyphs" made of
+//! strokes on a white page, as 1-bit and as 24-bit BMP (the 24-bit one with
+//! scanner-like noise so that dithering has real work to do).
+
+#![allow(dead_code)]
+
+/// Page size: a letter page at about 650 dpi.
+pub const WIDTH: usize = 7200;
+pub const HEIGHT: usize = 5600;
+
+struct Lcg(u64);
+impl Lcg {
+    fn next(&mut self) -> u32 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) as u32
+    }
+    fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.next() as usize % (hi - lo)
+    }
+}
+
+/// Ink mask, row-major, `true` = black.
+pub fn ink(width: usize, height: usize) -> Vec<bool> {
+    let mut ink = vec![false; width * height];
+    let mut rng = Lcg(42);
+    let margin = width / 12;
+    let mut top = height / 14;
+    while top + 120 < height - height / 14 {
+        let mut x = margin;
+        while x + 60 < width - margin {
+            // A word of 2..9 glyphs.
+            for _ in 0..rng.range(2, 9) {
+                let gw = rng.range(24, 48);
+                let (gh, base) = (rng.range(40, 64), top + 64);
+                for _ in 0..rng.range(2, 5) {
+                    // Vertical or horizontal strokes, 6 px thick.
+                    if rng.next() % 2 == 0 {
+                        let sx = x + rng.range(0, gw - 6);
+                        for y in base - gh..base {
+                            ink[y * width + sx..y * width + sx + 6].fill(true);
+                        }
+                    } else {
+                        let sy = base - rng.range(6, gh);
+                        for y in sy..sy + 6 {
+                            ink[y * width + x..y * width + x + gw].fill(true);
+                        }
+                    }
+                }
+                x += gw + 8;
+                if x + 60 >= width - margin {
+                    break;
+                }
+            }
+            x += rng.range(30, 50);
+        }
+        top += 100;
+    }
+    ink
+}
+
+fn file_header(
+    out: &mut Vec<u8>,
+    data_offset: u32,
+    file_size: u32,
+    width: usize,
+    height: usize,
+    bits: u16,
+    colours: u32,
+) {
+    out.extend_from_slice(b"BM");
+    out.extend_from_slice(&file_size.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&data_offset.to_le_bytes());
+    out.extend_from_slice(&40u32.to_le_bytes());
+    out.extend_from_slice(&(width as i32).to_le_bytes());
+    out.extend_from_slice(&(height as i32).to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes());
+    out.extend_from_slice(&bits.to_le_bytes());
+    out.extend_from_slice(&[0; 8]);
+    out.extend_from_slice(&[0x13, 0x0b, 0, 0, 0x13, 0x0b, 0, 0]);
+    out.extend_from_slice(&colours.to_le_bytes());
+    out.extend_from_slice(&colours.to_le_bytes());
+}
+
+/// 1-bit BMP, palette black, white; bottom-up.
+pub fn bmp_1bit(ink: &[bool], width: usize, height: usize) -> Vec<u8> {
+    let stride = width.div_ceil(32) * 4;
+    let offset = 14 + 40 + 8;
+    let mut out = Vec::with_capacity(offset + stride * height);
+    file_header(
+        &mut out,
+        offset as u32,
+        (offset + stride * height) as u32,
+        width,
+        height,
+        1,
+        2,
+    );
+    out.extend_from_slice(&[0, 0, 0, 0, 255, 255, 255, 0]);
+    for y in (0..height).rev() {
+        let mut row = vec![0u8; stride];
+        for x in 0..width {
+            if !ink[y * width + x] {
+                row[x / 8] |= 0x80 >> (x % 8);
+            }
+        }
+        out.extend_from_slice(&row);
+    }
+    out
+}
+
+/// 24-bit BMP with paper and ink noise; bottom-up.
+pub fn bmp_24bit(ink: &[bool], width: usize, height: usize) -> Vec<u8> {
+    let stride = (width * 3).div_ceil(4) * 4;
+    let offset = 14 + 40;
+    let mut out = Vec::with_capacity(offset + stride * height);
+    file_header(
+        &mut out,
+        offset as u32,
+        (offset + stride * height) as u32,
+        width,
+        height,
+        24,
+        0,
+    );
+    let mut rng = Lcg(7);
+    for y in (0..height).rev() {
+        let start = out.len();
+        for x in 0..width {
+            let level = if ink[y * width + x] {
+                10 + rng.range(0, 50)
+            } else {
+                225 + rng.range(0, 31)
+            } as u8;
+            out.extend_from_slice(&[level, level, level.saturating_sub(3)]);
+        }
+        out.resize(start + stride, 0);
+    }
+    out
+}
