@@ -206,15 +206,16 @@ impl Converter {
         let out = &mut out[..width.div_ceil(64)];
         match (&self.plan, row) {
             (&Plan::Words { keep, flip, pure }, RowData::Packed(bytes)) => {
-                for (w, chunk) in out.iter_mut().zip(bytes.chunks(8)) {
-                    *w = match chunk.try_into() {
-                        Ok(full) => u64::from_be_bytes(full),
-                        Err(_) => {
-                            let mut be = [0u8; 8];
-                            be[..chunk.len()].copy_from_slice(chunk);
-                            u64::from_be_bytes(be)
-                        }
-                    };
+                let full = bytes.chunks_exact(8);
+                let rest = full.remainder();
+                let mut words = out.iter_mut();
+                for (w, chunk) in words.by_ref().zip(full) {
+                    *w = u64::from_be_bytes(chunk.try_into().expect("BUG: chunks_exact(8)"));
+                }
+                if let Some(w) = words.next() {
+                    let mut be = [0u8; 8];
+                    be[..rest.len()].copy_from_slice(rest);
+                    *w = u64::from_be_bytes(be);
                 }
                 let last = out.len() - 1;
                 let tail = rle::tail_mask(width);
@@ -230,8 +231,10 @@ impl Converter {
                         self.lossless = false;
                     }
                 }
-                for w in out.iter_mut() {
-                    *w = (*w & keep) ^ flip;
+                if (keep, flip) != (u64::MAX, 0) {
+                    for w in out.iter_mut() {
+                        *w = (*w & keep) ^ flip;
+                    }
                 }
                 out[last] &= tail;
             }

@@ -63,55 +63,83 @@ pub enum RleError {
 }
 
 /// Appends the runs of one packed row of `width` pixels to `out`.
-///
-/// Works a word at a time: `w ^ (w >> 1 | previous bit)` has a 1 wherever a
-/// run starts; chunk boundaries (every 127 pixels) are or-ed in as forced
-/// starts; each start found with `leading_zeros` ends the previous run.
 pub fn encode_row(row: &[u64], width: usize, out: &mut Vec<u8>) {
     let start = out.len();
     // At most one byte per pixel.
     out.resize(start + width, 0);
-    let n = encode_row_into(row, width, &mut out[start..]);
+    let n = RowLayout::new(width).encode_into(row, &mut out[start..]);
     out.truncate(start + n);
 }
 
-/// [`encode_row`] into a buffer of at least `width` bytes; returns the
-/// number of bytes written. (Writing through a slice index lets the
-/// compiler keep the length in a register, unlike `Vec::push`.)
-pub fn encode_row_into(row: &[u64], width: usize, out: &mut [u8]) -> usize {
-    let words = words_for(width);
-    assert!(row.len() >= words && out.len() >= width);
-    let mut n = 0;
-    let mut run_start = 0usize;
-    let mut run_bit = (row[0] >> 63) as u8;
-    // The bit "before" pixel 0 equals it, so no start is seen there.
-    let mut prev = u64::from(run_bit);
-    let mut next_boundary = CHUNK;
-    for (i, &w) in row[..words].iter().enumerate() {
-        let base = i * 64;
-        let mut starts = w ^ ((w >> 1) | (prev << 63));
-        // A chunk is longer than a word, so at most one boundary per word.
-        if next_boundary < base + 64 {
-            starts |= 1 << (63 - (next_boundary - base));
-            next_boundary += CHUNK;
+/// Per-width masks for the run finder: forced run starts at the chunk
+/// boundaries, and the valid bits of each word.
+#[derive(Debug, Clone)]
+pub struct RowLayout {
+    width: usize,
+    /// Bits set where a chunk starts (every 127 pixels, not at 0).
+    boundaries: Vec<u64>,
+    /// Bits set for pixels inside the width.
+    valid: Vec<u64>,
+}
+
+impl RowLayout {
+    pub fn new(width: usize) -> RowLayout {
+        let words = words_for(width);
+        let mut boundaries = vec![0u64; words];
+        for p in (CHUNK..width).step_by(CHUNK) {
+            boundaries[p / 64] |= 1 << (63 - p % 64);
         }
-        if i == words - 1 {
-            starts &= tail_mask(width);
+        let mut valid = vec![u64::MAX; words];
+        if let Some(last) = valid.last_mut() {
+            *last = tail_mask(width);
         }
-        while starts != 0 {
-            let j = starts.leading_zeros() as usize;
-            let p = base + j;
-            // Runs are at most 127 long: boundaries are forced starts.
-            out[n] = (run_bit << 7) | (p - run_start) as u8;
-            n += 1;
-            run_start = p;
-            run_bit = ((w >> (63 - j)) & 1) as u8;
-            starts &= !(1 << (63 - j));
+        RowLayout {
+            width,
+            boundaries,
+            valid,
         }
-        prev = w & 1;
     }
-    out[n] = (run_bit << 7) | (width - run_start) as u8;
-    n + 1
+
+    /// Encodes one packed row into `out` (at least `width` bytes); returns
+    /// the number of bytes written.
+    ///
+    /// Works a word at a time: `w ^ (w >> 1 | previous bit)` has a 1
+    /// wherever a run starts; chunk boundaries are or-ed in as forced
+    /// starts; each start found with `leading_zeros` ends the previous run.
+    /// (Writing through a slice index keeps the length in a register,
+    /// unlike `Vec::push`.)
+    pub fn encode_into(&self, row: &[u64], out: &mut [u8]) -> usize {
+        let width = self.width;
+        let words = self.valid.len();
+        assert!(row.len() >= words && out.len() >= width);
+        let mut n = 0;
+        let mut run_start = 0usize;
+        let mut run_bit = (row[0] >> 63) as u8;
+        // The bit "before" pixel 0 equals it, so no start is seen there.
+        let mut prev = u64::from(run_bit);
+        for (i, ((&w, &forced), &valid)) in row
+            .iter()
+            .zip(&self.boundaries)
+            .zip(&self.valid)
+            .enumerate()
+        {
+            let base = i * 64;
+            let mut starts = ((w ^ ((w >> 1) | (prev << 63))) | forced) & valid;
+            while starts != 0 {
+                let j = starts.leading_zeros() as usize;
+                let p = base + j;
+                // Runs are at most 127 long: boundaries are forced starts.
+                out[n] = (run_bit << 7) | (p - run_start) as u8;
+                n += 1;
+                run_start = p;
+                run_bit = ((w >> (63 - j)) & 1) as u8;
+                starts &= !(1 << (63 - j));
+            }
+            prev = w & 1;
+        }
+        out[n] = (run_bit << 7) | (width - run_start) as u8;
+        n + 1
+    }
 }
 
 /// Mask of the valid bits in the last word of a `width`-pixel row.
@@ -125,7 +153,7 @@ pub fn tail_mask(width: usize) -> u64 {
 /// Writes whole images: header first, then rows top to bottom.
 pub struct Encoder<W: Write> {
     out: W,
-    width: usize,
+    layout: RowLayout,
     rows_left: usize,
     buf: Vec<u8>,
 }
@@ -137,7 +165,7 @@ impl<W: Write> Encoder<W> {
         let width = usize::from(header.width);
         Ok(Encoder {
             out,
-            width,
+            layout: RowLayout::new(width),
             rows_left: usize::from(header.height),
             // The worst case is one byte per pixel.
             buf: vec![0; width],
@@ -148,7 +176,7 @@ impl<W: Write> Encoder<W> {
     pub fn write_row(&mut self, row: &[u64]) -> io::Result<()> {
         assert!(self.rows_left > 0, "BUG: more rows than the header says");
         self.rows_left -= 1;
-        let n = encode_row_into(row, self.width, &mut self.buf);
+        let n = self.layout.encode_into(row, &mut self.buf);
         self.out.write_all(&self.buf[..n])
     }
 
