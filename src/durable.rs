@@ -82,3 +82,125 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
         _ => Ok(()),
     }
 }
+
+/// Renames `from` to `to` unless `to` exists (`renameat2` with
+/// `RENAME_NOREPLACE`; where the filesystem lacks it, a hard link and an
+/// unlink, which fail the same way on an existing name).
+pub fn rename_noclobber(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let cstr = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    };
+    let (f, t) = (cstr(from)?, cstr(to)?);
+    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD is a valid dirfd.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            f.as_ptr(),
+            libc::AT_FDCWD,
+            t.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+            fs::hard_link(from, to)?;
+            fs::remove_file(from)
+        }
+        _ => Err(err),
+    }
+}
+
+/// `dir/stem.ext`, then `dir/stem-1.ext`, `dir/stem-2.ext`, …: the `n`th
+/// candidate name for a file that must not overwrite another.
+pub fn numbered(dir: &Path, stem: &std::ffi::OsStr, ext: &str, n: u32) -> PathBuf {
+    let mut name = stem.to_os_string();
+    if n > 0 {
+        name.push(format!("-{n}"));
+    }
+    if !ext.is_empty() {
+        name.push(".");
+        name.push(ext);
+    }
+    dir.join(name)
+}
+
+/// How many numbered names are tried before giving up.
+pub const MAX_NUMBERED: u32 = 10_000;
+
+/// Moves `from` into `dir` under its own name, or a numbered one if that is
+/// taken; never overwrites. Across filesystems the file is copied to a
+/// temporary file, fsynced and published before the source is removed.
+/// Both folders are fsynced. Returns the new path.
+pub fn move_into(from: &Path, dir: &Path, mode: u32) -> io::Result<PathBuf> {
+    let name = from
+        .file_name()
+        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let as_path = Path::new(name);
+    let stem = as_path.file_stem().unwrap_or(name);
+    let ext = as_path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    fs::create_dir_all(dir)?;
+    let src_dir = from.parent().unwrap_or(Path::new("."));
+    for n in 0..MAX_NUMBERED {
+        let to = numbered(dir, stem, &ext, n);
+        match rename_noclobber(from, &to) {
+            Ok(()) => {
+                sync_dir(dir)?;
+                sync_dir(src_dir)?;
+                return Ok(to);
+            }
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                return copy_across(from, dir, stem, &ext, mode);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{MAX_NUMBERED} numbered names taken"),
+    ))
+}
+
+fn copy_across(
+    from: &Path,
+    dir: &Path,
+    stem: &std::ffi::OsStr,
+    ext: &str,
+    mode: u32,
+) -> io::Result<PathBuf> {
+    let mut src = File::open(from)?;
+    for n in 0..MAX_NUMBERED {
+        let to = numbered(dir, stem, ext, n);
+        if to.exists() {
+            continue;
+        }
+        let mut temp = temp_in(dir, mode)?;
+        io::copy(&mut src, temp.as_file_mut())?;
+        match publish(temp, &to, false) {
+            Ok(()) => {
+                fs::remove_file(from)?;
+                sync_dir(from.parent().unwrap_or(Path::new(".")))?;
+                return Ok(to);
+            }
+            Err(PublishError::Exists(_)) => {
+                io::Seek::rewind(&mut src)?;
+                continue;
+            }
+            Err(PublishError::Io { source, .. }) => return Err(source),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{MAX_NUMBERED} numbered names taken"),
+    ))
+}

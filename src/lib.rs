@@ -9,11 +9,17 @@
 //! - [`bilevel`]: pixels → bits, bit-exact with Pillow's `convert('1')`.
 //! - [`compress`]: one image BMP → `.rle` (streaming), and verification.
 //! - [`durable`]: temporary files, fsync, no-clobber publication.
+//! - [`archive`]: archive one inbox file: temp, fsync, verify, publish,
+//!   then the original (move/keep/delete) or quarantine.
+//! - [`daemon`]: `rlewatch run`: config, watcher, coordinator, pool,
+//!   signals, systemd, lock, logging.
 //! - [`cli`]: the one-shot commands (`compress`, `decompress`, `verify`).
 
+pub mod archive;
 pub mod bilevel;
 pub mod bmp;
 pub mod cli;
 pub mod compress;
+pub mod daemon;
 pub mod durable;
 pub mod rle;

@@ -1,6 +1,7 @@
 //! The `rlewatch` command line: parses arguments, runs the command, maps the
 //! result to an exit status (0 success, 1 failure, 2 usage).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -19,6 +20,18 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the daemon: watch the inbox and archive what arrives.
+    Run {
+        /// TOML configuration (default: built-in defaults, folders relative
+        /// to the working directory).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Validate a configuration file and print the effective configuration.
+    CheckConfig {
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+    },
     /// Compress BMP files (or folders of them) to .rle.
     Compress(cli::CompressArgs),
     /// Turn an .rle file back into a 1-bit BMP.
@@ -30,6 +43,17 @@ enum Command {
 fn main() -> ExitCode {
     let args = Cli::parse();
     let result = match &args.command {
+        Command::Run { config } => {
+            // Signal handlers first: a SIGHUP before them would kill us.
+            match rlewatch::daemon::register_signals() {
+                Ok(signals) => rlewatch::daemon::run(config.as_deref(), signals).map(|()| true),
+                Err(e) => Err(anyhow::anyhow!("cannot install signal handlers: {e}")),
+            }
+        }
+        Command::CheckConfig { file } => rlewatch::daemon::check_config(file).map(|text| {
+            print!("{text}");
+            true
+        }),
         Command::Compress(a) => cli::compress_cmd(a).map(|failed| failed == 0),
         Command::Decompress(a) => cli::decompress_cmd(a).map(|()| true),
         Command::Verify(a) => cli::verify_cmd(a).map(|()| true),

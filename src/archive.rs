@@ -1,0 +1,299 @@
+//! Archiving one inbox file (SPEC §4.3–4.4): open it without following
+//! symlinks, stream it into a hidden temporary file in the archive, fsync,
+//! verify, publish under a name that overwrites nothing, then move, keep or
+//! delete the original. Bad input goes to the failed folder with a
+//! `NAME.error.txt`; trouble that may pass is reported for a retry with the
+//! original untouched. At no point is a file's only copy removed.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime};
+
+use crate::bilevel::Conversion;
+use crate::compress::{self, CompressError, Outcome, VerifyError};
+use crate::durable;
+
+/// Mode of the files the daemon writes (before the umask).
+pub const FILE_MODE: u32 = 0o640;
+
+/// What the worker needs to know; a snapshot of the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub inbox: PathBuf,
+    pub archive: PathBuf,
+    pub done: PathBuf,
+    pub failed: PathBuf,
+    pub conversion: Conversion,
+    pub verify: bool,
+    pub max_pixels: u64,
+    pub originals: crate::daemon::config::OriginalsAction,
+}
+
+/// What became of the original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Original {
+    Moved(PathBuf),
+    Kept,
+    Deleted,
+    /// `delete` was configured but the conversion was lossy.
+    MovedLossy(PathBuf),
+}
+
+/// The result of one attempt.
+#[derive(Debug)]
+pub enum Report {
+    Archived {
+        archive: PathBuf,
+        outcome: Outcome,
+        original: Original,
+        millis: u128,
+    },
+    /// An archive newer than the source already exists under its name.
+    AlreadyArchived {
+        archive: PathBuf,
+        original: Original,
+    },
+    /// The source is gone (someone else took it).
+    Gone,
+    /// The source changed while it was read; try again once it settles.
+    Changed,
+    /// Bad input, now in the failed folder.
+    Quarantined { reason: String, to: PathBuf },
+    /// Could not finish for a reason that may pass; the original is
+    /// untouched.
+    Transient { error: String },
+}
+
+fn shown(p: &Path) -> String {
+    crate::daemon::shown(p)
+}
+
+/// Archives `path` (inside `s.inbox`); `attempts` counts earlier tries.
+pub fn process(s: &Settings, path: &Path, attempts: u32) -> Report {
+    let started = Instant::now();
+    let rel = path.strip_prefix(&s.inbox).unwrap_or(path);
+    let rel_dir = rel.parent().unwrap_or(Path::new(""));
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Report::Gone,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return quarantine(
+                s,
+                path,
+                rel_dir,
+                "symbolic links are not followed",
+                attempts,
+            );
+        }
+        Err(e) => {
+            return Report::Transient {
+                error: format!("{}: open: {e}", shown(path)),
+            };
+        }
+    };
+    let before = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => {
+            return Report::Transient {
+                error: format!("{}: stat: {e}", shown(path)),
+            };
+        }
+    };
+    if !before.file_type().is_file() {
+        return quarantine(s, path, rel_dir, "not a regular file", attempts);
+    }
+
+    let stem = Path::new(rel.file_name().unwrap_or(rel.as_os_str()))
+        .file_stem()
+        .unwrap_or_default()
+        .to_os_string();
+    let archive_dir = s.archive.join(rel_dir);
+    let first_name = durable::numbered(&archive_dir, &stem, "rle", 0);
+    if let Ok(existing) = fs::metadata(&first_name)
+        && existing.modified().ok() > before.modified().ok()
+    {
+        return match dispose_original(s, path, rel_dir, true) {
+            Ok(original) => Report::AlreadyArchived {
+                archive: first_name,
+                original,
+            },
+            Err(e) => Report::Transient { error: e },
+        };
+    }
+
+    if let Err(e) = fs::create_dir_all(&archive_dir) {
+        return Report::Transient {
+            error: format!("{}: {e}", shown(&archive_dir)),
+        };
+    }
+    let temp = match durable::temp_in(&archive_dir, FILE_MODE) {
+        Ok(t) => t,
+        Err(e) => {
+            return Report::Transient {
+                error: format!("{}: {e}", shown(&archive_dir)),
+            };
+        }
+    };
+    let opts = compress::Options {
+        conversion: s.conversion,
+        max_pixels: s.max_pixels,
+    };
+    let mut out = BufWriter::with_capacity(256 * 1024, temp.as_file());
+    let result = compress::compress(&file, &mut out, opts);
+    let outcome = match result.and_then(|o| out.flush().map(|()| o).map_err(CompressError::Write)) {
+        Ok(o) => o,
+        Err(e) if e.is_bad_input() => {
+            if changed(&file, &before) {
+                return Report::Changed;
+            }
+            return quarantine(s, path, rel_dir, &e.to_string(), attempts);
+        }
+        Err(e) => {
+            return Report::Transient {
+                error: format!("{}: {e}", shown(path)),
+            };
+        }
+    };
+    drop(out);
+    if changed(&file, &before) {
+        return Report::Changed;
+    }
+    if let Err(e) = temp.as_file().sync_all() {
+        return Report::Transient {
+            error: format!("{}: fsync: {e}", shown(temp.path())),
+        };
+    }
+    if s.verify {
+        let check = File::open(temp.path())
+            .map_err(|e| e.to_string())
+            .and_then(|f| {
+                compress::verify_rle(f, &outcome).map_err(|e: VerifyError| e.to_string())
+            });
+        if let Err(e) = check {
+            return Report::Transient {
+                error: format!("{}: verification failed: {e}", shown(temp.path())),
+            };
+        }
+    }
+    let archive = match publish_numbered(temp, &archive_dir, &stem) {
+        Ok(p) => p,
+        Err(e) => return Report::Transient { error: e },
+    };
+    let lossless_and_verified = outcome.lossless && s.verify;
+    match dispose_original(s, path, rel_dir, lossless_and_verified) {
+        Ok(original) => Report::Archived {
+            archive,
+            outcome,
+            original,
+            millis: started.elapsed().as_millis(),
+        },
+        Err(e) => Report::Transient { error: e },
+    }
+}
+
+/// True when the file's size or mtime moved since `before`.
+fn changed(file: &File, before: &fs::Metadata) -> bool {
+    match file.metadata() {
+        Ok(now) => {
+            now.len() != before.len()
+                || now.mtime() != before.mtime()
+                || now.mtime_nsec() != before.mtime_nsec()
+        }
+        Err(_) => true,
+    }
+}
+
+/// Publishes the temporary file as `stem.rle`, or `stem-N.rle` when taken.
+fn publish_numbered(
+    mut temp: tempfile::NamedTempFile,
+    dir: &Path,
+    stem: &std::ffi::OsStr,
+) -> Result<PathBuf, String> {
+    for n in 0..durable::MAX_NUMBERED {
+        let dest = durable::numbered(dir, stem, "rle", n);
+        // The temporary file is already fsynced; persist_noclobber never
+        // replaces an existing file.
+        match temp.persist_noclobber(&dest) {
+            Ok(_) => {
+                return durable::sync_dir(dir)
+                    .map(|()| dest)
+                    .map_err(|e| format!("{}: fsync: {e}", shown(dir)));
+            }
+            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => temp = e.file,
+            Err(e) => return Err(format!("{}: {}", shown(&dest), e.error)),
+        }
+    }
+    Err(format!(
+        "{}: {} numbered names are taken",
+        shown(dir),
+        durable::MAX_NUMBERED
+    ))
+}
+
+/// Applies the originals policy once the archive is safe.
+fn dispose_original(
+    s: &Settings,
+    path: &Path,
+    rel_dir: &Path,
+    may_delete: bool,
+) -> Result<Original, String> {
+    use crate::daemon::config::OriginalsAction as A;
+    let move_to_done = || {
+        durable::move_into(path, &s.done.join(rel_dir), FILE_MODE)
+            .map_err(|e| format!("{}: moving to {}: {e}", shown(path), shown(&s.done)))
+    };
+    match s.originals {
+        A::Keep => Ok(Original::Kept),
+        A::Move => move_to_done().map(Original::Moved),
+        A::Delete if may_delete => {
+            fs::remove_file(path).map_err(|e| format!("{}: delete: {e}", shown(path)))?;
+            durable::sync_dir(path.parent().unwrap_or(Path::new(".")))
+                .map_err(|e| format!("{}: fsync: {e}", shown(path)))?;
+            Ok(Original::Deleted)
+        }
+        A::Delete => move_to_done().map(Original::MovedLossy),
+    }
+}
+
+/// Moves a bad file to the failed folder and writes `NAME.error.txt`
+/// beside it.
+fn quarantine(s: &Settings, path: &Path, rel_dir: &Path, reason: &str, attempts: u32) -> Report {
+    let dir = s.failed.join(rel_dir);
+    let to = match durable::move_into(path, &dir, FILE_MODE) {
+        Ok(to) => to,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Report::Gone,
+        Err(e) => {
+            return Report::Transient {
+                error: format!("{}: moving to {}: {e}", shown(path), shown(&dir)),
+            };
+        }
+    };
+    let mut note_name = to.file_name().unwrap_or_default().to_os_string();
+    note_name.push(".error.txt");
+    let note = format!(
+        "file: {}\nreason: {reason}\ntime: {}\nattempts: {}\n",
+        path.display(),
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+        attempts + 1
+    );
+    let written = durable::temp_in(&dir, FILE_MODE)
+        .and_then(|mut t| t.write_all(note.as_bytes()).map(|()| t))
+        .map_err(|e| e.to_string())
+        .and_then(|t| durable::publish(t, &dir.join(&note_name), true).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        tracing::warn!(
+            "{}: could not write the error note: {e}",
+            shown(&dir.join(&note_name))
+        );
+    }
+    Report::Quarantined {
+        reason: reason.to_string(),
+        to,
+    }
+}

@@ -1,0 +1,52 @@
+//! Logging for the daemon: `tracing-subscriber` to stderr, text or JSON,
+//! without timestamps and colours under systemd (`JOURNAL_STREAM` set: the
+//! journal adds its own), with a filter that a reload can replace.
+
+use std::io::IsTerminal;
+
+use tracing_subscriber::layer::{Layered, SubscriberExt};
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry, reload};
+
+use super::config::LogFormat;
+
+/// Replaces the level filter of the running subscriber.
+pub struct LevelHandle(reload::Handle<EnvFilter, Registry>);
+
+impl LevelHandle {
+    pub fn set(&self, level: &str) -> Result<(), String> {
+        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        self.0.reload(filter).map_err(|e| e.to_string())
+    }
+}
+
+/// Installs the global subscriber. Call once.
+pub fn init(level: &str, format: LogFormat) -> LevelHandle {
+    let journal = std::env::var_os("JOURNAL_STREAM").is_some();
+    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let (filter, handle) = reload::Layer::new(filter);
+    let ansi = !journal && std::io::stderr().is_terminal();
+    type Below = Layered<reload::Layer<EnvFilter, Registry>, Registry>;
+    let output: Box<dyn Layer<Below> + Send + Sync> = match (format, journal) {
+        (LogFormat::Json, _) => Box::new(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_writer(std::io::stderr),
+        ),
+        (LogFormat::Text, true) => Box::new(
+            tracing_subscriber::fmt::layer()
+                .without_time()
+                .with_ansi(false)
+                .with_writer(std::io::stderr),
+        ),
+        (LogFormat::Text, false) => Box::new(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(ansi)
+                .with_writer(std::io::stderr),
+        ),
+    };
+    // The filter sits right on the Registry, so its handle can reload it.
+    let subscriber = Registry::default().with(filter).with(output);
+    let _ = subscriber.try_init();
+    LevelHandle(handle)
+}

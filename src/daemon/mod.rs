@@ -1,0 +1,900 @@
+//! The daemon (`rlewatch run`, SPEC §4): watch the inbox, let files settle,
+//! hand them to a fixed thread pool that archives them, react to SIGHUP
+//! (reload) and SIGTERM/SIGINT (drain and exit).
+//!
+//! Threads: notify's thread runs the watcher callback ([`watch::Handler`]),
+//! which only does non-blocking sends onto the bounded channel; a signal
+//! thread turns signals into messages; the *coordinator* (the thread that
+//! called [`run`]) owns all state: files waiting to settle, timers, retries,
+//! what is in flight; the pool's workers run [`crate::archive::process`].
+//! The coordinator never hands the pool more jobs than it has threads, so
+//! the pool's own unbounded queue stays empty and backpressure stays on the
+//! disk: whatever is not in flight is still just a file in the inbox.
+
+pub mod config;
+pub mod filter;
+pub mod lock;
+pub mod logging;
+pub mod systemd;
+pub mod watch;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::fs;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use tracing::{debug, error, info, warn};
+
+use crate::archive::{self, Original, Report, Settings};
+use crate::bmp::{BmpError, BmpInfo};
+use config::Config;
+use filter::Filter;
+use watch::{Flags, Handler, Seen, Watch};
+
+/// A path made safe for a log line: control characters (newlines, ANSI
+/// escapes) and invalid UTF-8 are escaped.
+pub fn shown(path: &Path) -> String {
+    let lossy = path.to_string_lossy();
+    if lossy.chars().any(char::is_control) || matches!(lossy, std::borrow::Cow::Owned(_)) {
+        let bytes = path.as_os_str().as_encoded_bytes();
+        bytes.utf8_chunks().fold(String::new(), |mut s, chunk| {
+            s.extend(chunk.valid().chars().flat_map(char::escape_debug));
+            for b in chunk.invalid() {
+                s.push_str(&format!("\\x{b:02x}"));
+            }
+            s
+        })
+    } else {
+        lossy.into_owned()
+    }
+}
+
+/// Signals, as messages to the coordinator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Reload,
+    Shutdown,
+}
+
+/// Registers the signal handlers. Call first thing in `main`: a SIGHUP
+/// before this would kill the process.
+pub fn register_signals() -> std::io::Result<Signals> {
+    Signals::new([SIGHUP, SIGTERM, SIGINT])
+}
+
+/// A file waiting in the inbox.
+#[derive(Debug, Clone)]
+struct Pending {
+    size: u64,
+    mtime: (i64, i64),
+    due: Instant,
+    /// When size and mtime were first seen as they are now.
+    since: Instant,
+    attempts: u32,
+    /// Waiting out a backoff after a transient failure.
+    retry: bool,
+}
+
+/// A finished job.
+struct Done {
+    path: PathBuf,
+    key: (u64, u64),
+    attempts: u32,
+    report: Report,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    archived: u64,
+    failed: u64,
+    retries: u64,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// How long a settled file may stay shorter than its header says before it
+/// is processed anyway (and quarantined as truncated).
+fn truncation_grace(settle: Duration) -> Duration {
+    (settle * 20).max(Duration::from_secs(60))
+}
+
+/// Delay before retry number `attempts` (1 s doubling, at most 5 min).
+fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.saturating_sub(1).min(9)).min(Duration::from_secs(300))
+}
+
+/// A little jitter for periodic rescans, so that many daemons do not scan
+/// in step: ±10 %, from the clock.
+fn jittered(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let spread = d.as_millis() as u64 / 5;
+    if spread == 0 {
+        return d;
+    }
+    d - Duration::from_millis(spread / 2) + Duration::from_millis(u64::from(nanos) % spread)
+}
+
+fn settings_of(c: &Config) -> Settings {
+    Settings {
+        inbox: c.paths.inbox.clone(),
+        archive: c.paths.archive.clone(),
+        done: c.paths.done.clone(),
+        failed: c.paths.failed.clone(),
+        conversion: c.conversion,
+        verify: c.verify,
+        max_pixels: c.max_pixels,
+        originals: c.originals,
+    }
+}
+
+/// Creates the four folders if missing.
+fn make_folders(c: &Config) -> Result<()> {
+    for dir in [
+        &c.paths.inbox,
+        &c.paths.archive,
+        &c.paths.done,
+        &c.paths.failed,
+    ] {
+        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", shown(dir)))?;
+    }
+    Ok(())
+}
+
+/// Removes rlewatch's own temporary files left by a crash.
+fn remove_stale_temps(c: &Config) {
+    let mut removed = 0;
+    for dir in [&c.paths.archive, &c.paths.done, &c.paths.failed] {
+        for entry in walkdir::WalkDir::new(dir)
+            .follow_links(false)
+            .into_iter()
+            .flatten()
+        {
+            if entry.file_type().is_file() && crate::durable::is_temp_name(entry.file_name()) {
+                match fs::remove_file(entry.path()) {
+                    Ok(()) => removed += 1,
+                    Err(e) => warn!(
+                        "{}: cannot remove stale temporary file: {e}",
+                        shown(entry.path())
+                    ),
+                }
+            }
+        }
+    }
+    if removed > 0 {
+        info!("removed {removed} stale temporary file(s) from an earlier run");
+    }
+}
+
+struct Coordinator {
+    config_path: Option<PathBuf>,
+    config: Arc<Config>,
+    settings: Arc<Settings>,
+    filter: Arc<Filter>,
+    level: logging::LevelHandle,
+    systemd: systemd::Systemd,
+    _lock: lock::InboxLock,
+
+    events_tx: Sender<Seen>,
+    events: Receiver<Seen>,
+    wake_tx: Sender<()>,
+    wake: Receiver<()>,
+    done_tx: Sender<Done>,
+    done: Receiver<Done>,
+    control: Receiver<Control>,
+    flags: Arc<Flags>,
+    watch: Option<Watch>,
+
+    pool: threadpool::ThreadPool,
+    pending: HashMap<PathBuf, Pending>,
+    timers: BinaryHeap<Reverse<(Instant, PathBuf)>>,
+    in_flight: HashMap<(u64, u64), PathBuf>,
+    in_flight_paths: HashSet<PathBuf>,
+    /// More files were seen than `pending` may hold: rescan once drained.
+    overflowed: bool,
+    next_rescan: Option<Instant>,
+    next_watchdog: Option<Instant>,
+    next_status: Instant,
+    stopping: Option<Instant>,
+    stats: Stats,
+}
+
+impl Coordinator {
+    fn capacity(&self) -> usize {
+        (self.config.queue.max(1024)) * 4
+    }
+
+    fn handler(&self) -> Handler {
+        Handler {
+            tx: self.events_tx.clone(),
+            wake: self.wake_tx.clone(),
+            flags: self.flags.clone(),
+            filter: self.filter.clone(),
+            polling: false,
+        }
+    }
+
+    fn poll_interval(&self) -> Duration {
+        self.config
+            .settle
+            .clamp(Duration::from_millis(100), Duration::from_secs(1))
+    }
+
+    fn start_watch(&mut self) -> Result<()> {
+        // Drop the old watcher first: one inotify instance at a time.
+        self.watch = None;
+        let w = watch::start(
+            self.config.backend,
+            self.config.recursive,
+            self.poll_interval(),
+            &self.handler(),
+        )?;
+        info!(
+            "watching {} ({}{})",
+            shown(&self.config.paths.inbox),
+            if w.polling { "polling" } else { "inotify" },
+            if self.config.recursive {
+                ", with subfolders"
+            } else {
+                ""
+            }
+        );
+        self.watch = Some(w);
+        Ok(())
+    }
+
+    fn status(&self) -> String {
+        format!(
+            "archived {}, failed {}, waiting {}, in progress {}",
+            self.stats.archived,
+            self.stats.failed,
+            self.pending.len(),
+            self.in_flight.len()
+        )
+    }
+
+    fn schedule(&mut self, path: PathBuf, due: Instant) {
+        self.timers.push(Reverse((due, path)));
+    }
+
+    /// Takes note of a path that may be work.
+    fn observe(&mut self, path: &Path) {
+        if self.in_flight_paths.contains(path) {
+            return;
+        }
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(_) => {
+                self.pending.remove(path);
+                return;
+            }
+        };
+        let ft = meta.file_type();
+        if ft.is_dir() {
+            if self.filter.wants_dir(path) {
+                self.scan(path);
+            }
+            return;
+        }
+        if !self.filter.wants_file(path) {
+            return;
+        }
+        let now = Instant::now();
+        let mtime = (meta.mtime(), meta.mtime_nsec());
+        let settle = self.config.settle;
+        if let Some(p) = self.pending.get_mut(path) {
+            if (p.size, p.mtime) != (meta.len(), mtime) {
+                p.size = meta.len();
+                p.mtime = mtime;
+                p.since = now;
+                p.due = p.due.max(now + settle);
+                let due = p.due;
+                self.schedule(path.to_path_buf(), due);
+            }
+            return;
+        }
+        if self.pending.len() >= self.capacity() {
+            self.overflowed = true;
+            return;
+        }
+        // Symlinks and other non-files need no settling: they are refused.
+        let due = if ft.is_file() { now + settle } else { now };
+        self.pending.insert(
+            path.to_path_buf(),
+            Pending {
+                size: meta.len(),
+                mtime,
+                due,
+                since: now,
+                attempts: 0,
+                retry: false,
+            },
+        );
+        self.schedule(path.to_path_buf(), due);
+    }
+
+    /// Walks a folder of the inbox for work.
+    fn scan(&mut self, dir: &Path) {
+        let filter = self.filter.clone();
+        let walker = walkdir::WalkDir::new(dir)
+            .follow_links(false)
+            .max_depth(if self.config.recursive { usize::MAX } else { 1 })
+            .into_iter()
+            .filter_entry(|e| !e.file_type().is_dir() || filter.wants_dir(e.path()));
+        for entry in walker {
+            let entry = match entry {
+                Ok(e) => e,
+                Err(e) => {
+                    debug!("scan: {e}");
+                    continue;
+                }
+            };
+            if entry.file_type().is_dir() || !self.filter.wants_file(entry.path()) {
+                continue;
+            }
+            if self.pending.len() >= self.capacity() && !self.pending.contains_key(entry.path()) {
+                self.overflowed = true;
+                break;
+            }
+            self.observe(entry.path());
+        }
+    }
+
+    fn rescan(&mut self, why: &str) {
+        debug!("rescanning {} ({why})", shown(&self.config.paths.inbox));
+        self.overflowed = false;
+        let inbox = self.config.paths.inbox.clone();
+        if !inbox.is_dir() {
+            warn!(
+                "{}: the inbox is missing; waiting for it to come back",
+                shown(&inbox)
+            );
+            return;
+        }
+        self.scan(&inbox);
+    }
+
+    /// Starts due files while workers are free.
+    fn dispatch_due(&mut self) {
+        let now = Instant::now();
+        while self.in_flight.len() < self.config.threads {
+            let Some(Reverse((due, _))) = self.timers.peek() else {
+                break;
+            };
+            if *due > now {
+                break;
+            }
+            let Some(Reverse((due, path))) = self.timers.pop() else {
+                break;
+            };
+            let Some(p) = self.pending.get(&path) else {
+                continue;
+            };
+            if p.due != due {
+                continue; // superseded timer
+            }
+            self.consider(path, now);
+        }
+    }
+
+    /// A pending file's time has come: start it if it has settled.
+    fn consider(&mut self, path: PathBuf, now: Instant) {
+        let settle = self.config.settle;
+        let meta = match fs::symlink_metadata(&path) {
+            Ok(m) => m,
+            Err(_) => {
+                self.pending.remove(&path);
+                return;
+            }
+        };
+        let p = self
+            .pending
+            .get_mut(&path)
+            .expect("BUG: considered file is pending");
+        let mtime = (meta.mtime(), meta.mtime_nsec());
+        if meta.file_type().is_file() {
+            if (p.size, p.mtime) != (meta.len(), mtime) {
+                p.size = meta.len();
+                p.mtime = mtime;
+                p.since = now;
+                p.due = now + settle;
+                let due = p.due;
+                self.schedule(path, due);
+                return;
+            }
+            if !p.retry
+                && !header_complete(&path, self.config.max_pixels)
+                && now - p.since < truncation_grace(settle)
+            {
+                p.due = now + settle;
+                let due = p.due;
+                self.schedule(path, due);
+                return;
+            }
+        }
+        let key = (meta.dev(), meta.ino());
+        if self.in_flight.contains_key(&key) {
+            // The same file under another name is being archived.
+            p.due = now + settle;
+            let due = p.due;
+            self.schedule(path, due);
+            return;
+        }
+        let attempts = p.attempts;
+        self.pending.remove(&path);
+        self.in_flight.insert(key, path.clone());
+        self.in_flight_paths.insert(path.clone());
+        let settings = self.settings.clone();
+        let done = self.done_tx.clone();
+        self.pool.execute(move || {
+            let report = archive::process(&settings, &path, attempts);
+            let _ = done.send(Done {
+                path,
+                key,
+                attempts,
+                report,
+            });
+        });
+    }
+
+    fn finished(&mut self, d: Done) {
+        self.in_flight.remove(&d.key);
+        self.in_flight_paths.remove(&d.path);
+        let src = shown(&d.path);
+        match d.report {
+            Report::Archived {
+                archive,
+                outcome,
+                original,
+                millis,
+            } => {
+                self.stats.archived += 1;
+                self.stats.bytes_in += outcome.bytes_in;
+                self.stats.bytes_out += outcome.bytes_out;
+                let ratio = outcome.bytes_in as f64 / outcome.bytes_out.max(1) as f64;
+                let fate = match &original {
+                    Original::Moved(to) => format!("original moved to {}", shown(to)),
+                    Original::Kept => "original kept".to_string(),
+                    Original::Deleted => "original deleted".to_string(),
+                    Original::MovedLossy(to) => {
+                        format!("original moved to {} (lossy: not deleted)", shown(to))
+                    }
+                };
+                info!(
+                    "archived {src} -> {}: {} -> {} bytes, ratio {ratio:.1}, lossless {}, {millis} ms; {fate}",
+                    shown(&archive),
+                    outcome.bytes_in,
+                    outcome.bytes_out,
+                    outcome.lossless
+                );
+                if let Original::MovedLossy(_) = original {
+                    warn!(
+                        "{src}: conversion was lossy, so the original was moved to done instead of deleted"
+                    );
+                }
+            }
+            Report::AlreadyArchived { archive, original } => {
+                info!(
+                    "{src}: already archived as {} (archive newer than source); original {:?}",
+                    shown(&archive),
+                    original
+                );
+            }
+            Report::Gone => debug!("{src}: gone before it could be archived"),
+            Report::Changed => {
+                debug!("{src}: changed while being read; waiting for it to settle");
+                self.observe(&d.path);
+            }
+            Report::Quarantined { reason, to } => {
+                self.stats.failed += 1;
+                warn!("{src}: {reason}; moved to {}", shown(&to));
+            }
+            Report::Transient { error } => {
+                self.stats.retries += 1;
+                let attempts = d.attempts + 1;
+                let wait = backoff(attempts);
+                error!(
+                    "{error}; original left in place, retry {attempts} in {}s",
+                    wait.as_secs()
+                );
+                if let Ok(meta) = fs::symlink_metadata(&d.path) {
+                    let now = Instant::now();
+                    self.pending.insert(
+                        d.path.clone(),
+                        Pending {
+                            size: meta.len(),
+                            mtime: (meta.mtime(), meta.mtime_nsec()),
+                            due: now + wait,
+                            since: now,
+                            attempts,
+                            retry: true,
+                        },
+                    );
+                    self.schedule(d.path, now + wait);
+                }
+            }
+        }
+    }
+
+    fn reload(&mut self) {
+        let Some(path) = self.config_path.clone() else {
+            info!("SIGHUP: running on built-in defaults, no config file to reload");
+            return;
+        };
+        self.systemd.reloading();
+        match config::load(&path) {
+            Err(e) => error!("reload failed, keeping the running configuration: {e}"),
+            Ok(new) => {
+                if let Err(e) = self.apply(new) {
+                    error!("reload: {e:#}");
+                }
+            }
+        }
+        self.systemd.ready(&self.status());
+    }
+
+    fn apply(&mut self, new: Config) -> Result<()> {
+        let old = self.config.clone();
+        let mut changed = Vec::new();
+        let mut rewatch = false;
+        if new.log_level != old.log_level {
+            match self.level.set(&new.log_level) {
+                Ok(()) => changed.push(format!("log level {:?}", new.log_level)),
+                Err(e) => warn!("reload: log level {:?}: {e}", new.log_level),
+            }
+        }
+        if new.log_format != old.log_format {
+            warn!(
+                "reload: log.format changes need a restart; keeping {:?}",
+                old.log_format
+            );
+        }
+        if new.paths != old.paths {
+            make_folders(&new)?;
+            if new.paths.inbox != old.paths.inbox {
+                self._lock = lock::lock(&new.paths.inbox)?;
+                self.pending.clear();
+                self.timers.clear();
+            }
+            changed.push("folders".into());
+            rewatch = true;
+        }
+        if new.conversion != old.conversion {
+            changed.push(format!("conversion {}", new.conversion));
+        }
+        if (new.verify, new.max_pixels) != (old.verify, old.max_pixels) {
+            changed.push("compress settings".into());
+        }
+        if new.originals != old.originals {
+            changed.push(format!("originals {:?}", new.originals));
+        }
+        if new.ignore_patterns != old.ignore_patterns || new.recursive != old.recursive {
+            changed.push("ignore rules".into());
+            rewatch = true;
+        }
+        if new.backend != old.backend {
+            changed.push("watch backend".into());
+            rewatch = true;
+        }
+        if new.queue != old.queue {
+            let (tx, rx) = bounded(new.queue);
+            self.events_tx = tx;
+            self.events = rx;
+            changed.push(format!("queue {}", new.queue));
+            rewatch = true;
+        }
+        if new.threads != old.threads {
+            self.pool.set_num_threads(new.threads);
+            changed.push(format!("workers {}", new.threads));
+        }
+        if (new.settle, new.rescan, new.shutdown_timeout)
+            != (old.settle, old.rescan, old.shutdown_timeout)
+        {
+            changed.push("timing".into());
+        }
+        self.settings = Arc::new(settings_of(&new));
+        self.filter = Arc::new(Filter::new(&new));
+        self.next_rescan = new.rescan.map(|d| Instant::now() + jittered(d));
+        self.config = Arc::new(new);
+        if rewatch {
+            self.start_watch()?;
+            self.rescan("configuration reloaded");
+        }
+        if changed.is_empty() {
+            info!("configuration reloaded: nothing changed");
+        } else {
+            info!("configuration reloaded: {}", changed.join(", "));
+        }
+        Ok(())
+    }
+
+    fn begin_shutdown(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.systemd.stopping();
+        info!(
+            "shutting down: finishing {} file(s) in progress (at most {}s); {} waiting file(s) stay in the inbox",
+            self.in_flight.len(),
+            self.config.shutdown_timeout.as_secs(),
+            self.pending.len()
+        );
+        self.watch = None;
+        self.stopping = Some(Instant::now() + self.config.shutdown_timeout);
+    }
+
+    fn next_wakeup(&self, now: Instant) -> Duration {
+        let mut next = now + Duration::from_secs(1);
+        if self.stopping.is_none()
+            && self.in_flight.len() < self.config.threads
+            && let Some(Reverse((due, _))) = self.timers.peek()
+        {
+            next = next.min(*due);
+        }
+        for t in [self.next_rescan, self.next_watchdog, self.stopping]
+            .into_iter()
+            .flatten()
+        {
+            next = next.min(t);
+        }
+        next.saturating_duration_since(now)
+    }
+
+    fn run(&mut self) {
+        loop {
+            let now = Instant::now();
+            if let Some(deadline) = self.stopping {
+                if self.in_flight.is_empty() {
+                    break;
+                }
+                if now >= deadline {
+                    let left: Vec<String> = self.in_flight.values().map(|p| shown(p)).collect();
+                    warn!(
+                        "shutdown timeout: abandoning {} file(s) in progress (they stay in the inbox): {}",
+                        left.len(),
+                        left.join(", ")
+                    );
+                    break;
+                }
+            } else {
+                if self.flags.watch_limit.swap(false, Ordering::SeqCst)
+                    && !self.watch.as_ref().is_some_and(|w| w.polling)
+                {
+                    error!(
+                        "inotify watch limit reached: raise fs.inotify.max_user_watches \
+                         (sysctl fs.inotify.max_user_watches=524288); falling back to polling"
+                    );
+                    let mode = if self.config.recursive {
+                        notify::RecursiveMode::Recursive
+                    } else {
+                        notify::RecursiveMode::NonRecursive
+                    };
+                    self.watch = None;
+                    match watch::start_poll(mode, self.poll_interval(), &self.handler()) {
+                        Ok(w) => self.watch = Some(w),
+                        Err(e) => error!("{e}"),
+                    }
+                }
+                if let Some(e) = self.flags.error.lock().ok().and_then(|mut e| e.take()) {
+                    warn!("watcher: {e}; rescanning");
+                }
+                if self.flags.rescan.swap(false, Ordering::SeqCst) {
+                    self.rescan("events were dropped");
+                }
+                if self.overflowed && self.pending.len() < self.capacity() / 2 {
+                    self.rescan("backlog larger than the waiting list");
+                }
+                if let Some(t) = self.next_rescan
+                    && now >= t
+                {
+                    self.rescan("periodic");
+                    self.next_rescan = self.config.rescan.map(|d| now + jittered(d));
+                }
+                if self.watch.is_none() && self.config.paths.inbox.is_dir() {
+                    if let Err(e) = self.start_watch() {
+                        error!("{e:#}");
+                    } else {
+                        self.rescan("inbox is back");
+                    }
+                }
+                self.dispatch_due();
+            }
+            if let Some(t) = self.next_watchdog
+                && now >= t
+            {
+                self.systemd.watchdog();
+                self.next_watchdog = self.systemd.watchdog.map(|d| now + d);
+            }
+            if now >= self.next_status {
+                self.systemd.status(&self.status());
+                self.next_status = now + Duration::from_secs(5);
+            }
+            let timeout = self.next_wakeup(now);
+            let events = self.events.clone();
+            select! {
+                recv(events) -> seen => {
+                    if let Ok(seen) = seen {
+                        self.on_seen(seen);
+                        // Drain what is there without waiting.
+                        for _ in 0..4096 {
+                            match self.events.try_recv() {
+                                Ok(seen) => self.on_seen(seen),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                recv(self.done) -> done => {
+                    if let Ok(done) = done {
+                        self.finished(done);
+                    }
+                }
+                recv(self.control) -> msg => match msg {
+                    Ok(Control::Reload) if self.stopping.is_none() => self.reload(),
+                    Ok(Control::Reload) => {}
+                    Ok(Control::Shutdown) | Err(_) => self.begin_shutdown(),
+                },
+                recv(self.wake) -> _ => {}
+                default(timeout) => {}
+            }
+        }
+    }
+
+    fn on_seen(&mut self, seen: Seen) {
+        if self.stopping.is_some() {
+            return;
+        }
+        if seen.folder {
+            if self.filter.wants_dir(&seen.path) {
+                self.scan(&seen.path.clone());
+            }
+        } else {
+            self.observe(&seen.path);
+        }
+    }
+}
+
+/// False while an uncompressed BMP is shorter than its header says (still
+/// being written). Anything that cannot be judged counts as complete: the
+/// worker will report it.
+fn header_complete(path: &Path, max_pixels: u64) -> bool {
+    let Ok(file) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+    else {
+        return true;
+    };
+    match file.metadata() {
+        Ok(m) if m.file_type().is_file() && !m.file_type().is_fifo() => {}
+        _ => return true,
+    }
+    !matches!(
+        BmpInfo::parse(&file, max_pixels),
+        Err(BmpError::Truncated { .. })
+    )
+}
+
+/// Runs the daemon until SIGTERM/SIGINT; `signals` must have been
+/// registered first thing in `main` ([`register_signals`]).
+pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
+    let config = match config_path {
+        Some(p) => config::load(p)?,
+        None => {
+            Config::defaults(&std::env::current_dir().context("cannot read the working directory")?)
+        }
+    };
+    let level = logging::init(&config.log_level, config.log_format);
+    make_folders(&config)?;
+    let the_lock = lock::lock(&config.paths.inbox)?;
+    remove_stale_temps(&config);
+
+    let (control_tx, control) = unbounded();
+    let signal_handle = signals.handle();
+    let signal_thread = std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || signal_loop(signals, control_tx))
+        .context("cannot start the signal thread")?;
+
+    let (events_tx, events) = bounded(config.queue);
+    let (wake_tx, wake) = bounded(1);
+    let (done_tx, done) = unbounded();
+    let systemd = systemd::Systemd::new();
+    let config = Arc::new(config);
+    let mut c = Coordinator {
+        config_path: config_path.map(Path::to_path_buf),
+        settings: Arc::new(settings_of(&config)),
+        filter: Arc::new(Filter::new(&config)),
+        pool: threadpool::Builder::new()
+            .num_threads(config.threads)
+            .thread_name("worker".into())
+            .build(),
+        next_rescan: config.rescan.map(|d| Instant::now() + jittered(d)),
+        next_watchdog: systemd.watchdog.map(|d| Instant::now() + d),
+        config,
+        level,
+        systemd,
+        _lock: the_lock,
+        events_tx,
+        events,
+        wake_tx,
+        wake,
+        done_tx,
+        done,
+        control,
+        flags: Arc::default(),
+        watch: None,
+        pending: HashMap::new(),
+        timers: BinaryHeap::new(),
+        in_flight: HashMap::new(),
+        in_flight_paths: HashSet::new(),
+        overflowed: false,
+        next_status: Instant::now(),
+        stopping: None,
+        stats: Stats::default(),
+    };
+    // Watch first, then scan: a file arriving in between is seen twice at
+    // worst, never missed.
+    c.start_watch()?;
+    c.rescan("startup backlog");
+    info!(
+        "rlewatch {} started: {} -> {} ({} workers, conversion {}, originals {:?})",
+        env!("CARGO_PKG_VERSION"),
+        shown(&c.config.paths.inbox),
+        shown(&c.config.paths.archive),
+        c.config.threads,
+        c.config.conversion,
+        c.config.originals
+    );
+    c.systemd.ready(&c.status());
+    c.run();
+
+    signal_handle.close();
+    let _ = signal_thread.join();
+    let s = &c.stats;
+    info!(
+        "stopped: archived {} file(s), {} -> {} bytes, {} failed, {} retried attempt(s)",
+        s.archived, s.bytes_in, s.bytes_out, s.failed, s.retries
+    );
+    if c.in_flight.is_empty() {
+        c.pool.join();
+    }
+    Ok(())
+}
+
+fn signal_loop(mut signals: Signals, control: Sender<Control>) {
+    let mut terminating = false;
+    for sig in signals.forever() {
+        match sig {
+            SIGHUP => {
+                let _ = control.send(Control::Reload);
+            }
+            _ if terminating => {
+                eprintln!(
+                    "rlewatch: second termination signal: exiting now (files in progress stay in the inbox)"
+                );
+                std::process::exit(1);
+            }
+            _ => {
+                terminating = true;
+                let _ = control.send(Control::Shutdown);
+            }
+        }
+    }
+}
+
+/// `rlewatch check-config`: validates and returns the effective
+/// configuration as TOML.
+pub fn check_config(path: &Path) -> Result<String> {
+    Ok(config::load(path)?.to_string())
+}

@@ -1,0 +1,308 @@
+//! The inbox watcher (SPEC §4.2): a `notify` watcher whose callback, run on
+//! notify's own thread, only filters by name and does a non-blocking send
+//! onto the bounded channel. When the channel is full, or the kernel queue
+//! overflowed, or the watcher reported an error, it raises the rescan flag
+//! instead: the disk is the queue, so nothing is lost, only found later.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crossbeam_channel::{Sender, TrySendError};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+use notify::{Event, EventKind, RecursiveMode, Watcher};
+
+use super::config::Backend;
+use super::filter::Filter;
+
+/// A path the watcher saw appear or finish being written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Seen {
+    pub path: PathBuf,
+    /// A folder was created: scan it (files may have landed before its
+    /// watch existed).
+    pub folder: bool,
+}
+
+/// Flags the callback raises for the coordinator.
+#[derive(Debug, Default)]
+pub struct Flags {
+    pub rescan: AtomicBool,
+    /// The inotify watch limit was hit; switch to polling.
+    pub watch_limit: AtomicBool,
+    /// Something the coordinator should log (last watcher error).
+    pub error: std::sync::Mutex<Option<String>>,
+}
+
+/// Everything the callback needs; cheap to clone into notify's thread.
+#[derive(Clone)]
+pub struct Handler {
+    pub tx: Sender<Seen>,
+    /// Wakes the coordinator when a flag was raised (capacity 1; a full
+    /// wake channel means a wake-up is already pending).
+    pub wake: Sender<()>,
+    pub flags: Arc<Flags>,
+    pub filter: Arc<Filter>,
+    /// Set for the poll backend, which reports files as modified.
+    pub polling: bool,
+}
+
+impl Handler {
+    fn raise(&self, flag: &AtomicBool) {
+        flag.store(true, Ordering::SeqCst);
+        let _ = self.wake.try_send(());
+    }
+
+    /// The watcher callback. Never blocks.
+    pub fn handle(&self, result: notify::Result<Event>) {
+        let event = match result {
+            Ok(e) => e,
+            Err(e) => {
+                if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
+                    self.flags.watch_limit.store(true, Ordering::SeqCst);
+                }
+                if let Ok(mut slot) = self.flags.error.lock() {
+                    *slot = Some(e.to_string());
+                }
+                self.raise(&self.flags.rescan);
+                return;
+            }
+        };
+        if event.need_rescan() {
+            self.raise(&self.flags.rescan);
+        }
+        let (path, folder) = match event.kind {
+            EventKind::Create(CreateKind::Folder) => (event.paths.first(), true),
+            EventKind::Create(_) | EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                (event.paths.first(), false)
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any)) => {
+                (event.paths.first(), false)
+            }
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => (event.paths.get(1), false),
+            // The poll backend reports new and changed files this way.
+            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_) | ModifyKind::Any)
+                if self.polling =>
+            {
+                (event.paths.first(), false)
+            }
+            _ => return,
+        };
+        let Some(path) = path else { return };
+        // Folders renamed in come as Name events without a kind; let the
+        // coordinator find out what they are unless the name rules them out.
+        let wanted = if folder {
+            self.filter.wants_dir(path)
+        } else {
+            self.filter.wants_file(path) || self.filter.wants_dir(path)
+        };
+        if !wanted {
+            return;
+        }
+        match self.tx.try_send(Seen {
+            path: path.clone(),
+            folder,
+        }) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.raise(&self.flags.rescan),
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+}
+
+/// A running watcher of either kind.
+pub struct Watch {
+    _watcher: Box<dyn Watcher + Send>,
+    pub polling: bool,
+}
+
+/// Why the inbox cannot be watched.
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    #[error("cannot watch {}: {source}", .path.display())]
+    Watch {
+        path: PathBuf,
+        source: notify::Error,
+    },
+}
+
+/// True when `dir` is on a filesystem where inotify sees no remote writes.
+pub fn is_network_fs(dir: &Path) -> bool {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    const NFS: i64 = 0x6969;
+    const SMB: i64 = 0x517b;
+    const CIFS: i64 = 0xff53_4d42_u32 as i64;
+    const SMB2: i64 = 0xfe53_4d42_u32 as i64;
+    const FUSE: i64 = 0x6573_5546;
+    const AFS: i64 = 0x5346_414f;
+    const CEPH: i64 = 0x00c3_6400;
+    let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: statfs fills the zeroed struct for a valid path pointer.
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return false;
+    }
+    let magic = st.f_type as i64 & 0xffff_ffff;
+    [NFS, SMB, CIFS, SMB2, FUSE, AFS, CEPH].contains(&magic)
+}
+
+/// Starts watching the inbox with the configured backend. A native
+/// watcher that hits the inotify watch limit falls back to polling, with
+/// an error that says how to raise the limit.
+pub fn start(
+    backend: Backend,
+    recursive: bool,
+    poll_interval: Duration,
+    handler: &Handler,
+) -> Result<Watch, WatchError> {
+    let inbox = handler.filter.inbox().to_path_buf();
+    let mode = if recursive {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    };
+    let use_poll = match backend {
+        Backend::Poll => true,
+        Backend::Native => false,
+        Backend::Auto => is_network_fs(&inbox),
+    };
+    if !use_poll {
+        let h = handler.clone();
+        let native =
+            notify::RecommendedWatcher::new(move |r| h.handle(r), notify::Config::default());
+        let result = native.and_then(|mut w| w.watch(&inbox, mode).map(|()| w));
+        match result {
+            Ok(w) => {
+                return Ok(Watch {
+                    _watcher: Box::new(w),
+                    polling: false,
+                });
+            }
+            Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
+                tracing::error!(
+                    "inotify watch limit reached while watching {}: raise fs.inotify.max_user_watches \
+                     (sysctl fs.inotify.max_user_watches=524288); falling back to polling",
+                    super::shown(&inbox)
+                );
+            }
+            Err(source) => {
+                return Err(WatchError::Watch {
+                    path: inbox,
+                    source,
+                });
+            }
+        }
+    }
+    start_poll(mode, poll_interval, handler)
+}
+
+/// Starts a polling watcher.
+pub fn start_poll(
+    mode: RecursiveMode,
+    interval: Duration,
+    handler: &Handler,
+) -> Result<Watch, WatchError> {
+    let inbox = handler.filter.inbox().to_path_buf();
+    let mut h = handler.clone();
+    h.polling = true;
+    let config = notify::Config::default().with_poll_interval(interval);
+    let mut w = notify::PollWatcher::new(move |r| h.handle(r), config).map_err(|source| {
+        WatchError::Watch {
+            path: inbox.clone(),
+            source,
+        }
+    })?;
+    w.watch(&inbox, mode).map_err(|source| WatchError::Watch {
+        path: inbox.clone(),
+        source,
+    })?;
+    Ok(Watch {
+        _watcher: Box::new(w),
+        polling: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::daemon::config;
+    use std::time::Instant;
+
+    fn handler(
+        capacity: usize,
+    ) -> (
+        Handler,
+        crossbeam_channel::Receiver<Seen>,
+        crossbeam_channel::Receiver<()>,
+    ) {
+        let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let (wake, wake_rx) = crossbeam_channel::bounded(1);
+        let c = config::parse("", Path::new("/d")).unwrap();
+        let h = Handler {
+            tx,
+            wake,
+            flags: Arc::default(),
+            filter: Arc::new(Filter::new(&c)),
+            polling: false,
+        };
+        (h, rx, wake_rx)
+    }
+
+    fn created(path: &str) -> notify::Result<Event> {
+        Ok(Event::new(EventKind::Create(CreateKind::File)).add_path(PathBuf::from(path)))
+    }
+
+    #[test]
+    fn process_event_marks_rescan_when_channel_full() {
+        let (h, rx, wake) = handler(1);
+        h.handle(created("/d/inbox/a.bmp"));
+        assert!(!h.flags.rescan.load(Ordering::SeqCst));
+        let started = Instant::now();
+        for i in 0..1000 {
+            h.handle(created(&format!("/d/inbox/f{i}.bmp")));
+        }
+        // Returns at once (no blocking on the full channel) and flags it.
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(h.flags.rescan.load(Ordering::SeqCst));
+        assert_eq!(wake.try_recv(), Ok(()));
+        assert_eq!(rx.try_recv().unwrap().path, PathBuf::from("/d/inbox/a.bmp"));
+    }
+
+    #[test]
+    fn kernel_overflow_and_errors_mark_rescan() {
+        let (h, _rx, _wake) = handler(8);
+        h.handle(Ok(
+            Event::new(EventKind::Other).set_flag(notify::event::Flag::Rescan)
+        ));
+        assert!(h.flags.rescan.swap(false, Ordering::SeqCst));
+        h.handle(Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch)));
+        assert!(h.flags.rescan.load(Ordering::SeqCst));
+        assert!(h.flags.watch_limit.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn only_wanted_names_are_sent() {
+        let (h, rx, _wake) = handler(8);
+        h.handle(created("/d/inbox/.x.bmp"));
+        h.handle(created("/d/inbox/x.bmp.part"));
+        h.handle(Ok(Event::new(EventKind::Modify(ModifyKind::Data(
+            notify::event::DataChange::Any,
+        )))
+        .add_path(PathBuf::from("/d/inbox/x.bmp"))));
+        h.handle(Ok(Event::new(EventKind::Modify(ModifyKind::Name(
+            RenameMode::Both,
+        )))
+        .add_path(PathBuf::from("/tmp/x.bmp"))
+        .add_path(PathBuf::from("/d/inbox/moved.bmp"))));
+        assert_eq!(
+            rx.try_recv().unwrap().path,
+            PathBuf::from("/d/inbox/moved.bmp")
+        );
+        assert!(rx.try_recv().is_err());
+    }
+}
