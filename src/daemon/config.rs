@@ -169,6 +169,16 @@ pub enum OriginalsAction {
     Delete,
 }
 
+impl fmt::Display for OriginalsAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            OriginalsAction::Move => "move",
+            OriginalsAction::Keep => "keep",
+            OriginalsAction::Delete => "delete",
+        })
+    }
+}
+
 /// How the inbox is watched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

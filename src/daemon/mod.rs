@@ -576,7 +576,7 @@ impl Coordinator {
             changed.push("compress settings".into());
         }
         if new.originals != old.originals {
-            changed.push(format!("originals {:?}", new.originals));
+            changed.push(format!("originals {}", new.originals));
         }
         if new.ignore_patterns != old.ignore_patterns || new.recursive != old.recursive {
             changed.push("ignore rules".into());
@@ -848,7 +848,7 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
     c.start_watch()?;
     c.rescan("startup backlog");
     info!(
-        "rlewatch {} started: {} -> {} ({} workers, conversion {}, originals {:?})",
+        "rlewatch {} started: {} -> {} ({} workers, conversion {}, originals {})",
         env!("CARGO_PKG_VERSION"),
         shown(&c.config.paths.inbox),
         shown(&c.config.paths.archive),

@@ -72,30 +72,33 @@ impl Handler {
         if event.need_rescan() {
             self.raise(&self.flags.rescan);
         }
-        let (path, folder) = match event.kind {
-            EventKind::Create(CreateKind::Folder) => (event.paths.first(), true),
-            EventKind::Create(_) | EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-                (event.paths.first(), false)
-            }
-            EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any)) => {
-                (event.paths.first(), false)
-            }
-            EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => (event.paths.get(1), false),
-            // The poll backend reports new and changed files this way.
-            EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_) | ModifyKind::Any)
-                if self.polling =>
-            {
-                (event.paths.first(), false)
-            }
-            _ => return,
-        };
+        // (path, is a folder, may be a folder)
+        let (path, folder, maybe_folder) =
+            match event.kind {
+                EventKind::Create(CreateKind::Folder) => (event.paths.first(), true, true),
+                EventKind::Create(CreateKind::File)
+                | EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+                    (event.paths.first(), false, false)
+                }
+                EventKind::Create(_) => (event.paths.first(), false, true),
+                // A rename does not say what was renamed: folders come this way too.
+                EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Any)) => {
+                    (event.paths.first(), false, true)
+                }
+                EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+                    (event.paths.get(1), false, true)
+                }
+                // The poll backend reports new and changed files this way.
+                EventKind::Modify(
+                    ModifyKind::Data(_) | ModifyKind::Metadata(_) | ModifyKind::Any,
+                ) if self.polling => (event.paths.first(), false, false),
+                _ => return,
+            };
         let Some(path) = path else { return };
-        // Folders renamed in come as Name events without a kind; let the
-        // coordinator find out what they are unless the name rules them out.
         let wanted = if folder {
             self.filter.wants_dir(path)
         } else {
-            self.filter.wants_file(path) || self.filter.wants_dir(path)
+            self.filter.wants_file(path) || (maybe_folder && self.filter.wants_dir(path))
         };
         if !wanted {
             return;
