@@ -103,7 +103,7 @@ struct Stats {
 /// How long a settled file may stay shorter than its header says before it
 /// is processed anyway (and quarantined as truncated).
 fn truncation_grace(settle: Duration) -> Duration {
-    (settle * 20).max(Duration::from_secs(60))
+    (settle * 40).max(Duration::from_secs(5))
 }
 
 /// Delay before retry number `attempts` (1 s doubling, at most 5 min).

@@ -67,3 +67,124 @@ pub fn corpus() -> Option<PathBuf> {
     eprintln!("skipped: shared corpus not found at {}", dir.display());
     None
 }
+
+/// A running `rlewatch run` in its own temp folder (inbox, archive, done,
+/// failed beside `config.toml`), logging to `daemon.log`. Killed on drop.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+/// Config lines every test daemon gets unless it overrides the section.
+pub const FAST: &str = "[watch]\nsettle_ms = 50\n";
+
+impl Daemon {
+    /// Writes `config` to `config.toml` and starts the daemon on it, waiting
+    /// until it says it has started (watch set, backlog queued).
+    pub fn start(config: &str) -> Daemon {
+        let dir = tempdir();
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let mut d = Daemon { dir, child: None };
+        d.spawn();
+        d
+    }
+
+    /// (Re)starts the process on the same folder.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path("daemon.log"))
+            .unwrap();
+        let child = bin()
+            .args(["run", "--config", "config.toml"])
+            .current_dir(self.dir.path())
+            .env("RUST_BACKTRACE", "1")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(std::process::Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let starts = self.log().matches(" started: ").count();
+        assert!(
+            wait_until(Duration::from_secs(20), || self
+                .log()
+                .matches(" started: ")
+                .count()
+                > starts
+                || self.exited().is_some()),
+            "daemon did not start:\n{}",
+            self.log()
+        );
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+    pub fn inbox(&self) -> PathBuf {
+        self.path("inbox")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.path("daemon.log")).unwrap_or_default()
+    }
+
+    /// Waits for `needle` to appear in the log `count` times in all.
+    pub fn wait_log(&self, needle: &str, count: usize, timeout: Duration) -> bool {
+        wait_until(timeout, || self.log().matches(needle).count() >= count)
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0);
+    }
+
+    /// The exit status, if the process has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().unwrap())
+    }
+
+    /// Waits for the process to end; `None` if it is still running.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut status = None;
+        wait_until(timeout, || {
+            status = self.exited();
+            status.is_some()
+        });
+        status
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill();
+        if std::thread::panicking() {
+            eprintln!("--- daemon log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Every regular file below `dir`, relative, sorted.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| !e.file_type().is_dir())
+        .map(|e| e.path().strip_prefix(dir).unwrap().to_path_buf())
+        .collect();
+    out.sort();
+    out
+}

@@ -6,3 +6,4 @@ mod harness;
 mod cli;
 mod codec;
 mod corpus;
+mod daemon;
