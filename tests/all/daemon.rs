@@ -430,3 +430,100 @@ fn check_config_prints_the_effective_config_or_names_the_mistake() {
         "{err}"
     );
 }
+
+#[test]
+fn systemd_hears_ready_reloading_stopping_and_watchdog() {
+    use std::os::unix::net::UnixDatagram;
+    let sock_dir = tempdir();
+    let sock_path = sock_dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut d = Daemon::start_with_env(
+        FAST,
+        &[
+            ("NOTIFY_SOCKET", sock_path.to_str().unwrap()),
+            ("WATCHDOG_USEC", "400000"),
+        ],
+    );
+    let mut got = Vec::new();
+    let mut receive_until = |want: &dyn Fn(&str) -> bool| {
+        wait_until(LONG, || {
+            let mut buf = [0u8; 4096];
+            if let Ok(n) = sock.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            got.iter().any(|m| want(m))
+        })
+    };
+    assert!(receive_until(
+        &|m| m.lines().any(|l| l == "READY=1") && m.contains("STATUS=")
+    ));
+    assert!(receive_until(&|m| m.lines().any(|l| l == "WATCHDOG=1")));
+    d.signal(libc::SIGHUP);
+    assert!(receive_until(&|m| {
+        let lines: Vec<&str> = m.lines().collect();
+        // MONOTONIC_USEC must come in the same message as RELOADING=1.
+        lines.contains(&"RELOADING=1") && lines.iter().any(|l| l.starts_with("MONOTONIC_USEC="))
+    }));
+    d.signal(libc::SIGTERM);
+    assert!(receive_until(&|m| m.lines().any(|l| l == "STOPPING=1")));
+    assert!(d.wait_exit(LONG).is_some_and(|s| s.success()));
+    let ready = got
+        .iter()
+        .filter(|m| m.lines().any(|l| l == "READY=1"))
+        .count();
+    assert!(ready >= 2, "READY=1 again after the reload: {got:?}");
+}
+
+#[test]
+fn under_the_journal_log_lines_carry_no_timestamps_or_colours() {
+    let d = Daemon::start_with_env(FAST, &[("JOURNAL_STREAM", "8:12345")]);
+    let log = d.log();
+    let line = log.lines().find(|l| l.contains(" started: ")).unwrap();
+    assert!(line.trim_start().starts_with("INFO"), "{line}");
+    assert!(!log.contains('\u{1b}'));
+}
+
+#[test]
+fn json_logs_are_one_object_per_line() {
+    let d = Daemon::start(&format!("[log]\nformat = \"json\"\n{FAST}"));
+    fs::copy(data("pal1.bmp"), d.inbox().join("j.bmp")).unwrap();
+    assert!(wait_file(&d, "archive/j.rle"));
+    assert!(d.wait_log("archived ", 1, LONG));
+    for line in d.log().lines() {
+        assert!(line.starts_with('{') && line.ends_with('}'), "{line}");
+    }
+    assert!(d.log().contains("\"level\":\"INFO\""));
+}
+
+#[test]
+fn the_poll_backend_finds_files_too() {
+    let d = Daemon::start("[watch]\nbackend = \"poll\"\nsettle_ms = 50\n");
+    assert!(d.log().contains("(polling"));
+    fs::create_dir(d.inbox().join("sub")).unwrap();
+    fs::copy(data("pal8.bmp"), d.inbox().join("sub/p.bmp")).unwrap();
+    assert!(wait_file(&d, "archive/sub/p.rle"));
+    assert_eq!(
+        fs::read(d.path("archive/sub/p.rle")).unwrap(),
+        expected("pal8.dither.rle")
+    );
+}
+
+#[test]
+fn an_archive_newer_than_its_source_means_already_archived() {
+    // As after a crash between publishing the archive and moving the original.
+    let mut d = Daemon::start(FAST);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(LONG).is_some());
+    fs::copy(data("pal8.bmp"), d.inbox().join("again.bmp")).unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // distinct mtimes, not synchronisation
+    fs::write(d.path("archive/again.rle"), expected("pal8.dither.rle")).unwrap();
+    d.spawn();
+    assert!(wait_file(&d, "done/again.bmp"));
+    assert!(d.log().contains("already archived"));
+    assert_eq!(
+        files_below(&d.path("archive")),
+        vec![std::path::PathBuf::from("again.rle")]
+    );
+}

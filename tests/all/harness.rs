@@ -73,6 +73,7 @@ pub fn corpus() -> Option<PathBuf> {
 pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<std::process::Child>,
+    env: Vec<(String, String)>,
 }
 
 /// Config lines every test daemon gets unless it overrides the section.
@@ -82,9 +83,22 @@ impl Daemon {
     /// Writes `config` to `config.toml` and starts the daemon on it, waiting
     /// until it says it has started (watch set, backlog queued).
     pub fn start(config: &str) -> Daemon {
+        Daemon::start_with_env(config, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables.
+    pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
         let dir = tempdir();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
-        let mut d = Daemon { dir, child: None };
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let mut d = Daemon {
+            dir,
+            child: None,
+            env,
+        };
         d.spawn();
         d
     }
@@ -102,6 +116,7 @@ impl Daemon {
             .env("RUST_BACKTRACE", "1")
             .env_remove("JOURNAL_STREAM")
             .env_remove("NOTIFY_SOCKET")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(std::process::Stdio::null())
             .stderr(log)
             .spawn()
