@@ -274,6 +274,20 @@ impl<R: Read> Decoder<R> {
     /// bits past the width are cleared). Returns `Ok(false)` once all rows
     /// have been read and the input is checked to end there.
     pub fn next_row(&mut self, row: &mut [u64]) -> Result<bool, RleError> {
+        let words = &mut row[..words_for(usize::from(self.header.width))];
+        words.fill(0);
+        self.read_row(|pos, count| set_bits(words, pos, count))
+    }
+
+    /// Checks the next row's runs without producing its pixels (the same
+    /// strictness as [`Decoder::next_row`], much cheaper).
+    pub fn skip_row(&mut self) -> Result<bool, RleError> {
+        self.read_row(|_, _| {})
+    }
+
+    /// Reads one row's runs, calling `white(pos, count)` for white runs.
+    #[inline]
+    fn read_row(&mut self, mut white: impl FnMut(usize, usize)) -> Result<bool, RleError> {
         let width = usize::from(self.header.width);
         if self.row == usize::from(self.header.height) {
             if self.buf_pos < self.buf_len || self.fill()? {
@@ -283,8 +297,6 @@ impl<R: Read> Decoder<R> {
             }
             return Ok(false);
         }
-        let words = &mut row[..words_for(width)];
-        words.fill(0);
         let mut pos = 0;
         let mut chunk_end = CHUNK.min(width);
         while pos < width {
@@ -310,7 +322,7 @@ impl<R: Read> Decoder<R> {
                 });
             }
             if byte & 0x80 != 0 {
-                set_bits(words, pos, count);
+                white(pos, count);
             }
             self.buf_pos += 1;
             self.offset += 1;
