@@ -103,15 +103,21 @@ impl Daemon {
     }
 }
 
+/// Writes `n` copies of the page, then syncs: measuring starts with the
+/// sources on disk, as in steady operation, not with gigabytes of their
+/// dirty pages waiting to be flushed by the daemon's fsyncs.
 fn stage(dir: &Path, prefix: &str, bmp: &[u8], n: usize) -> Vec<PathBuf> {
     fs::create_dir_all(dir).unwrap();
-    (0..n)
+    let staged = (0..n)
         .map(|i| {
             let p = dir.join(format!("{prefix}{i:05}.bmp"));
             fs::write(&p, bmp).unwrap();
             p
         })
-        .collect()
+        .collect();
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    staged
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -70,8 +70,40 @@ fn shown(p: &Path) -> String {
     crate::daemon::shown(p)
 }
 
-/// Archives `path` (inside `s.inbox`); `attempts` counts earlier tries.
-pub fn process(s: &Settings, path: &Path, attempts: u32) -> Report {
+/// A file whose archive is written to a temporary file but not yet made
+/// durable, verified or published; see [`finish`].
+pub struct Encoded {
+    settings: std::sync::Arc<Settings>,
+    path: PathBuf,
+    rel_dir: PathBuf,
+    stem: std::ffi::OsString,
+    archive_dir: PathBuf,
+    temp: tempfile::NamedTempFile,
+    outcome: Outcome,
+    started: Instant,
+}
+
+/// The first half of an attempt.
+pub enum Step {
+    /// Over already (archived before, refused, gone, failed).
+    Done(Report),
+    /// Encoded; [`finish`] must follow.
+    Encoded(Box<Encoded>),
+}
+
+/// Archives `path` (inside the inbox); `attempts` counts earlier tries.
+pub fn process(s: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -> Report {
+    match encode(s, path, attempts) {
+        Step::Done(report) => report,
+        Step::Encoded(e) => finish(*e),
+    }
+}
+
+/// The CPU-bound half: reads and checks the source, writes the archive to
+/// a temporary file.
+pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -> Step {
+    use Step::Done;
+    let s = &**settings;
     let started = Instant::now();
     let rel = path.strip_prefix(&s.inbox).unwrap_or(path);
     let rel_dir = rel.parent().unwrap_or(Path::new(""));
@@ -81,32 +113,32 @@ pub fn process(s: &Settings, path: &Path, attempts: u32) -> Report {
         .open(path)
     {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Report::Gone,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Done(Report::Gone),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return quarantine(
+            return Done(quarantine(
                 s,
                 path,
                 rel_dir,
                 "symbolic links are not followed",
                 attempts,
-            );
+            ));
         }
         Err(e) => {
-            return Report::Transient {
+            return Done(Report::Transient {
                 error: format!("{}: open: {e}", shown(path)),
-            };
+            });
         }
     };
     let before = match file.metadata() {
         Ok(m) => m,
         Err(e) => {
-            return Report::Transient {
+            return Done(Report::Transient {
                 error: format!("{}: stat: {e}", shown(path)),
-            };
+            });
         }
     };
     if !before.file_type().is_file() {
-        return quarantine(s, path, rel_dir, "not a regular file", attempts);
+        return Done(quarantine(s, path, rel_dir, "not a regular file", attempts));
     }
 
     let stem = Path::new(rel.file_name().unwrap_or(rel.as_os_str()))
@@ -118,26 +150,26 @@ pub fn process(s: &Settings, path: &Path, attempts: u32) -> Report {
     if let Ok(existing) = fs::metadata(&first_name)
         && existing.modified().ok() > before.modified().ok()
     {
-        return match dispose_original(s, path, rel_dir, true) {
+        return Done(match dispose_original(s, path, rel_dir, true) {
             Ok(original) => Report::AlreadyArchived {
                 archive: first_name,
                 original,
             },
             Err(e) => Report::Transient { error: e },
-        };
+        });
     }
 
     if let Err(e) = fs::create_dir_all(&archive_dir) {
-        return Report::Transient {
+        return Done(Report::Transient {
             error: format!("{}: {e}", shown(&archive_dir)),
-        };
+        });
     }
     let temp = match durable::temp_in(&archive_dir, FILE_MODE) {
         Ok(t) => t,
         Err(e) => {
-            return Report::Transient {
+            return Done(Report::Transient {
                 error: format!("{}: {e}", shown(&archive_dir)),
-            };
+            });
         }
     };
     let opts = compress::Options {
@@ -150,20 +182,46 @@ pub fn process(s: &Settings, path: &Path, attempts: u32) -> Report {
         Ok(o) => o,
         Err(e) if e.is_bad_input() => {
             if changed(&file, &before) {
-                return Report::Changed;
+                return Done(Report::Changed);
             }
-            return quarantine(s, path, rel_dir, &e.to_string(), attempts);
+            return Done(quarantine(s, path, rel_dir, &e.to_string(), attempts));
         }
         Err(e) => {
-            return Report::Transient {
+            return Done(Report::Transient {
                 error: format!("{}: {e}", shown(path)),
-            };
+            });
         }
     };
     drop(out);
     if changed(&file, &before) {
-        return Report::Changed;
+        return Done(Report::Changed);
     }
+    Step::Encoded(Box::new(Encoded {
+        settings: settings.clone(),
+        path: path.to_path_buf(),
+        rel_dir: rel_dir.to_path_buf(),
+        stem,
+        archive_dir,
+        temp,
+        outcome,
+        started,
+    }))
+}
+
+/// The I/O-bound half: fsync, verify, publish under a free name, then the
+/// original.
+pub fn finish(e: Encoded) -> Report {
+    let Encoded {
+        settings,
+        path,
+        rel_dir,
+        stem,
+        archive_dir,
+        temp,
+        outcome,
+        started,
+    } = e;
+    let (s, path, rel_dir) = (&*settings, path.as_path(), rel_dir.as_path());
     if let Err(e) = temp.as_file().sync_all() {
         return Report::Transient {
             error: format!("{}: fsync: {e}", shown(temp.path())),

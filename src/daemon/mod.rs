@@ -6,10 +6,12 @@
 //! which only does non-blocking sends onto the bounded channel; a signal
 //! thread turns signals into messages; the *coordinator* (the thread that
 //! called [`run`]) owns all state: files waiting to settle, timers, retries,
-//! what is in flight; the pool's workers run [`crate::archive::process`].
-//! The coordinator never hands the pool more jobs than it has threads, so
-//! the pool's own unbounded queue stays empty and backpressure stays on the
-//! disk: whatever is not in flight is still just a file in the inbox.
+//! what is in flight. The pool runs exactly one long-lived worker loop per
+//! thread (its own unbounded queue stays empty); the loops take files from a
+//! small channel that the coordinator keeps at most one file per worker
+//! ahead, so a worker never waits for the coordinator and backpressure
+//! stays on the disk: whatever is not in flight is still just a file in the
+//! inbox.
 
 pub mod config;
 pub mod filter;
@@ -81,6 +83,89 @@ struct Pending {
     attempts: u32,
     /// Waiting out a backoff after a transient failure.
     retry: bool,
+}
+
+/// What a worker loop is handed.
+enum Job {
+    Archive {
+        path: PathBuf,
+        key: (u64, u64),
+        attempts: u32,
+        settings: Arc<Settings>,
+    },
+    /// Ends one worker loop (the pool is shrinking).
+    Stop,
+}
+
+/// An encoded file on its way to being made durable.
+struct Finish {
+    encoded: Box<archive::Encoded>,
+    path: PathBuf,
+    key: (u64, u64),
+    attempts: u32,
+}
+
+/// One worker loop (one per pool thread): encode files until told to stop
+/// or the channel closes, and pass them on to the finishers. The CPU work
+/// happens here; fsync waits happen in the finishers, so a worker is free
+/// for the next file while the disk catches up.
+fn worker_loop(jobs: Receiver<Job>, done: Sender<Done>, finish: Sender<Finish>) {
+    for job in jobs {
+        match job {
+            Job::Archive {
+                path,
+                key,
+                attempts,
+                settings,
+            } => match archive::encode(&settings, &path, attempts) {
+                archive::Step::Done(report) => {
+                    if done
+                        .send(Done {
+                            path,
+                            key,
+                            attempts,
+                            report,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                archive::Step::Encoded(encoded) => {
+                    if finish
+                        .send(Finish {
+                            encoded,
+                            path,
+                            key,
+                            attempts,
+                        })
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            },
+            Job::Stop => return,
+        }
+    }
+}
+
+/// One finisher: fsync, verify, publish, then the original.
+fn finisher_loop(finish: Receiver<Finish>, done: Sender<Done>) {
+    for f in finish {
+        let report = archive::finish(*f.encoded);
+        if done
+            .send(Done {
+                path: f.path,
+                key: f.key,
+                attempts: f.attempts,
+                report,
+            })
+            .is_err()
+        {
+            return;
+        }
+    }
 }
 
 /// A finished job.
@@ -196,6 +281,13 @@ struct Coordinator {
     watch: Option<Watch>,
 
     pool: threadpool::ThreadPool,
+    /// Feeds the worker loops; `None` once shutting down.
+    jobs_tx: Option<Sender<Job>>,
+    jobs: Receiver<Job>,
+    /// From workers to finishers; the coordinator's copy is for workers
+    /// started by a reload and is dropped at shutdown.
+    finish_tx: Option<Sender<Finish>>,
+    finishers: Vec<std::thread::JoinHandle<()>>,
     pending: HashMap<PathBuf, Pending>,
     timers: BinaryHeap<Reverse<(Instant, PathBuf)>>,
     in_flight: HashMap<(u64, u64), PathBuf>,
@@ -210,6 +302,22 @@ struct Coordinator {
 }
 
 impl Coordinator {
+    /// Files handed out at most: per worker, about one ready, one being
+    /// encoded and two with the finishers.
+    fn max_in_flight(&self) -> usize {
+        self.config.threads * 4
+    }
+
+    fn start_workers(&self, n: usize) {
+        let Some(finish) = &self.finish_tx else {
+            return;
+        };
+        for _ in 0..n {
+            let (jobs, done, finish) = (self.jobs.clone(), self.done_tx.clone(), finish.clone());
+            self.pool.execute(move || worker_loop(jobs, done, finish));
+        }
+    }
+
     fn capacity(&self) -> usize {
         (self.config.queue.max(1024)) * 4
     }
@@ -367,7 +475,7 @@ impl Coordinator {
     /// Starts due files while workers are free.
     fn dispatch_due(&mut self) {
         let now = Instant::now();
-        while self.in_flight.len() < self.config.threads {
+        while self.in_flight.len() < self.max_in_flight() {
             let Some(Reverse((due, _))) = self.timers.peek() else {
                 break;
             };
@@ -431,20 +539,21 @@ impl Coordinator {
             return;
         }
         let attempts = p.attempts;
+        let Some(tx) = &self.jobs_tx else { return };
         self.pending.remove(&path);
         self.in_flight.insert(key, path.clone());
         self.in_flight_paths.insert(path.clone());
-        let settings = self.settings.clone();
-        let done = self.done_tx.clone();
-        self.pool.execute(move || {
-            let report = archive::process(&settings, &path, attempts);
-            let _ = done.send(Done {
-                path,
-                key,
-                attempts,
-                report,
-            });
-        });
+        let job = Job::Archive {
+            path,
+            key,
+            attempts,
+            settings: self.settings.clone(),
+        };
+        // Never blocks and never grows past max_in_flight: the channel is
+        // unbounded only in type.
+        if tx.send(job).is_err() {
+            error!("BUG: the worker loops are gone");
+        }
     }
 
     fn finished(&mut self, d: Done) {
@@ -594,7 +703,15 @@ impl Coordinator {
             rewatch = true;
         }
         if new.threads != old.threads {
-            self.pool.set_num_threads(new.threads);
+            if new.threads > old.threads {
+                self.pool.set_num_threads(new.threads);
+                self.start_workers(new.threads - old.threads);
+            } else if let Some(tx) = &self.jobs_tx {
+                for _ in new.threads..old.threads {
+                    let _ = tx.send(Job::Stop);
+                }
+                self.pool.set_num_threads(new.threads);
+            }
             changed.push(format!("workers {}", new.threads));
         }
         if (new.settle, new.rescan, new.shutdown_timeout)
@@ -631,12 +748,22 @@ impl Coordinator {
         );
         self.watch = None;
         self.stopping = Some(Instant::now() + self.config.shutdown_timeout);
+        // Files handed out but not started stay in the inbox; closing the
+        // channel ends each worker loop after its current file.
+        self.jobs_tx = None;
+        self.finish_tx = None;
+        while let Ok(job) = self.jobs.try_recv() {
+            if let Job::Archive { path, key, .. } = job {
+                self.in_flight.remove(&key);
+                self.in_flight_paths.remove(&path);
+            }
+        }
     }
 
     fn next_wakeup(&self, now: Instant) -> Duration {
         let mut next = now + Duration::from_secs(1);
         if self.stopping.is_none()
-            && self.in_flight.len() < self.config.threads
+            && self.in_flight.len() < self.max_in_flight()
             && let Some(Reverse((due, _))) = self.timers.peek()
         {
             next = next.min(*due);
@@ -809,6 +936,20 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
     let (events_tx, events) = bounded(config.queue);
     let (wake_tx, wake) = bounded(1);
     let (done_tx, done) = unbounded();
+    let (jobs_tx, jobs) = unbounded();
+    // Finishers mostly wait on fsync: twice as many as workers keeps the
+    // disk busy; the channel to them is as deep as there are workers.
+    let (finish_tx, finish_rx) = bounded::<Finish>(config.threads);
+    let finishers = (0..(config.threads * 2).max(2))
+        .map(|i| {
+            let (rx, done) = (finish_rx.clone(), done_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("finisher-{i}"))
+                .spawn(move || finisher_loop(rx, done))
+        })
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("cannot start the finisher threads")?;
+    drop(finish_rx);
     let systemd = systemd::Systemd::new();
     let config = Arc::new(config);
     let mut c = Coordinator {
@@ -819,6 +960,10 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
             .num_threads(config.threads)
             .thread_name("worker".into())
             .build(),
+        jobs_tx: Some(jobs_tx),
+        jobs,
+        finish_tx: Some(finish_tx),
+        finishers,
         next_rescan: config.rescan.map(|d| Instant::now() + jittered(d)),
         next_watchdog: systemd.watchdog.map(|d| Instant::now() + d),
         config,
@@ -843,6 +988,7 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
         stopping: None,
         stats: Stats::default(),
     };
+    c.start_workers(c.config.threads);
     // Watch first, then scan: a file arriving in between is seen twice at
     // worst, never missed.
     c.start_watch()?;
@@ -868,6 +1014,9 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
     );
     if c.in_flight.is_empty() {
         c.pool.join();
+        for f in c.finishers.drain(..) {
+            let _ = f.join();
+        }
     }
     Ok(())
 }
