@@ -323,32 +323,65 @@ fn dispose_original(
 /// beside it.
 fn quarantine(s: &Settings, path: &Path, rel_dir: &Path, reason: &str, attempts: u32) -> Report {
     let dir = s.failed.join(rel_dir);
-    let to = match durable::move_into(path, &dir, FILE_MODE) {
-        Ok(to) => to,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Report::Gone,
-        Err(e) => {
-            return Report::Transient {
-                error: format!("{}: moving to {}: {e}", shown(path), shown(&dir)),
-            };
-        }
+    let note_for = |to: &Path| {
+        let mut name = to.file_name().unwrap_or_default().to_os_string();
+        name.push(".error.txt");
+        dir.join(name)
     };
-    let mut note_name = to.file_name().unwrap_or_default().to_os_string();
-    note_name.push(".error.txt");
     let note = format!(
         "file: {}\nreason: {reason}\ntime: {}\nattempts: {}\n",
         path.display(),
         humantime::format_rfc3339_seconds(SystemTime::now()),
         attempts + 1
     );
-    let written = durable::temp_in(&dir, FILE_MODE)
-        .and_then(|mut t| t.write_all(note.as_bytes()).map(|()| t))
-        .map_err(|e| e.to_string())
-        .and_then(|t| durable::publish(t, &dir.join(&note_name), true).map_err(|e| e.to_string()));
-    if let Err(e) = written {
-        tracing::warn!(
-            "{}: could not write the error note: {e}",
-            shown(&dir.join(&note_name))
-        );
+    // The note is written first, for the name the file will most likely
+    // get: a crash in between leaves a note without its file (the file is
+    // still in the inbox and will be quarantined again, note rewritten),
+    // never a quarantined file without its reason.
+    let name = path.file_name().unwrap_or_default();
+    let stem = Path::new(name).file_stem().unwrap_or(name);
+    let ext = Path::new(name)
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let expected = (0..durable::MAX_NUMBERED)
+        .map(|n| durable::numbered(&dir, stem, &ext, n))
+        .find(|p| fs::symlink_metadata(p).is_err())
+        .unwrap_or_else(|| dir.join(name));
+    let write_note = |at: &Path| -> Result<(), String> {
+        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        let mut t = durable::temp_in(&dir, FILE_MODE).map_err(|e| e.to_string())?;
+        t.write_all(note.as_bytes()).map_err(|e| e.to_string())?;
+        durable::publish(t, at, true).map_err(|e| e.to_string())
+    };
+    if let Err(e) = write_note(&note_for(&expected)) {
+        return Report::Transient {
+            error: format!(
+                "{}: writing the error note: {e}",
+                shown(&note_for(&expected))
+            ),
+        };
+    }
+    let to = match durable::move_into(path, &dir, FILE_MODE) {
+        Ok(to) => to,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let _ = fs::remove_file(note_for(&expected));
+            return Report::Gone;
+        }
+        Err(e) => {
+            return Report::Transient {
+                error: format!("{}: moving to {}: {e}", shown(path), shown(&dir)),
+            };
+        }
+    };
+    if to != expected {
+        // Someone took the expected name meanwhile: move the note along.
+        if let Err(e) = fs::rename(note_for(&expected), note_for(&to)) {
+            tracing::warn!(
+                "{}: could not move the error note: {e}",
+                shown(&note_for(&to))
+            );
+        }
     }
     Report::Quarantined {
         reason: reason.to_string(),

@@ -1,6 +1,6 @@
 //! BMP files: header parsing ([`BmpInfo::parse`]), a streaming row reader
 //! that hands out rows top row first ([`Rows`]), exact RGBA decoding of a
-//! row for inspection ([`BmpInfo::rgba_row`]), and the 1-bit writer used by
+//! row for inspection ([`crate::bilevel::rgba_row`]), and the 1-bit writer used by
 //! `decompress` ([`write_1bit`]).
 //!
 //! Written by hand rather than with the `image`/`bmp` crates because those

@@ -6,4 +6,5 @@ mod harness;
 mod cli;
 mod codec;
 mod corpus;
+mod crash;
 mod daemon;
