@@ -172,8 +172,8 @@ pub enum VerifyError {
 }
 
 /// Decodes `.rle` bytes strictly and checks they are exactly the bytes
-/// `expected` describes (size, length and digest). The format has one
-/// encoding per image, so equal bytes mean equal pixels.
+/// `expected` describes (size, length and digest): the bytes that were
+/// encoded, so the pixels they decode to are the pixels that were encoded.
 pub fn verify_rle(input: impl Read, expected: &Outcome) -> Result<(), VerifyError> {
     let reader = DigestingReader {
         inner: input,
@@ -190,8 +190,8 @@ pub fn verify_rle(input: impl Read, expected: &Outcome) -> Result<(), VerifyErro
             want_h: expected.height,
         });
     }
-    // Every run is checked; the pixels themselves need not be produced,
-    // since equal bytes (length and digest) mean equal pixels.
+    // Every run is checked; the pixels themselves need not be produced:
+    // the decoder is deterministic, so equal bytes decode to equal pixels.
     while dec.skip_row()? {}
     let read = dec.into_inner();
     if read.count != expected.bytes_out || read.hasher.digest() != expected.digest {

@@ -424,6 +424,15 @@ mod tests {
     }
 
     #[test]
+    fn adjacent_runs_of_one_colour_decode_and_reencode_merged() {
+        // Found by fuzzing: the spec does not call this corruption, so the
+        // decoder accepts it; the encoder writes the merged form.
+        let split = [3, 0, 1, 0, 0x81, 0x81, 0x01];
+        let (h, rows) = decode_image(&split).unwrap();
+        assert_eq!(encode_image(h, &rows), [3, 0, 1, 0, 0x82, 0x01]);
+    }
+
+    #[test]
     fn decoder_rejects_corruption_with_offsets() {
         let bad = |bytes: &[u8]| decode_image(bytes).unwrap_err().to_string();
         assert_eq!(bad(&[5, 0]), "truncated header: 2 of 4 bytes");

@@ -3,6 +3,8 @@
 
 mod harness;
 
+mod hostile;
+
 mod cli;
 mod codec;
 mod corpus;

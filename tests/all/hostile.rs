@@ -1,0 +1,94 @@
+//! Hostile input to the daemon: names that could break logs or paths,
+//! deep folders, headers that lie about their size. Archives and
+//! quarantined files stay inside their folders, logs stay one line per
+//! event, outputs are created 0640 or stricter.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::harness::{Daemon, FAST, data, files_below, wait_until};
+
+const LONG: Duration = Duration::from_secs(60);
+
+#[test]
+fn awkward_names_are_archived_and_logged_safely() {
+    let d = Daemon::start(FAST);
+    let long = format!("{}.bmp", "x".repeat(250));
+    let names: Vec<Vec<u8>> = vec![
+        b"with space.bmp".to_vec(),
+        b"new\nline.bmp".to_vec(),
+        b"-leading-dash.bmp".to_vec(),
+        b"ansi\x1b[31mred\x1b[0m.bmp".to_vec(),
+        b"invalid-\xff\xfe-utf8.bmp".to_vec(),
+        long.into_bytes(),
+    ];
+    for name in &names {
+        fs::copy(data("pal1.bmp"), d.inbox().join(OsStr::from_bytes(name))).unwrap();
+    }
+    for name in &names {
+        let stem = &name[..name.len() - 4];
+        let mut rle = stem.to_vec();
+        rle.extend_from_slice(b".rle");
+        let archived = d.path("archive").join(OsStr::from_bytes(&rle));
+        assert!(
+            wait_until(LONG, || archived.exists()),
+            "{:?} not archived",
+            String::from_utf8_lossy(name)
+        );
+        assert_eq!(
+            fs::read(&archived).unwrap(),
+            fs::read(data("pal1.dither.rle")).unwrap()
+        );
+        assert!(d.path("done").join(OsStr::from_bytes(name)).exists());
+    }
+    let log = d.log();
+    assert!(!log.contains('\u{1b}'), "raw escape sequence in the log");
+    assert!(log.contains("ansi\\u{1b}[31mred"), "{log}");
+    assert!(log.contains("new\\nline.bmp"), "{log}");
+    assert!(log.contains("invalid-\\xff\\xfe-utf8.bmp"), "{log}");
+    // One line per archived file: no name broke a line.
+    assert_eq!(
+        log.lines().filter(|l| l.contains(" archived ")).count(),
+        names.len()
+    );
+}
+
+#[test]
+fn deep_folders_are_mirrored_and_outputs_are_not_world_readable() {
+    let d = Daemon::start(FAST);
+    let deep: PathBuf = (0..40).map(|i| format!("d{i}")).collect();
+    fs::create_dir_all(d.inbox().join(&deep)).unwrap();
+    fs::copy(data("pal8.bmp"), d.inbox().join(&deep).join("deep.bmp")).unwrap();
+    let archived = d.path("archive").join(&deep).join("deep.rle");
+    assert!(wait_until(LONG, || archived.exists()));
+    fs::write(d.inbox().join("bad.bmp"), b"junk").unwrap();
+    assert!(wait_until(LONG, || d
+        .path("failed/bad.bmp.error.txt")
+        .exists()));
+    for file in [archived, d.path("failed/bad.bmp.error.txt")] {
+        let mode = fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode & 0o027, 0, "{}: mode {mode:o}", file.display());
+    }
+}
+
+#[test]
+fn a_header_claiming_65535_squared_in_a_tiny_file_is_refused_at_once() {
+    let d = Daemon::start(FAST);
+    let mut bmp = fs::read(data("rgb24.bmp")).unwrap();
+    bmp.truncate(200);
+    bmp[18..22].copy_from_slice(&65535i32.to_le_bytes());
+    bmp[22..26].copy_from_slice(&65535i32.to_le_bytes());
+    fs::write(d.inbox().join("liar.bmp"), &bmp).unwrap();
+    let note = d.path("failed/liar.bmp.error.txt");
+    assert!(wait_until(LONG, || note.exists()));
+    assert!(
+        fs::read_to_string(note)
+            .unwrap()
+            .contains("exceeds the configured limit")
+    );
+    assert!(files_below(&d.path("archive")).is_empty());
+}
