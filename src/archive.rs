@@ -39,6 +39,8 @@ pub enum Original {
     Deleted,
     /// `delete` was configured but the conversion was lossy.
     MovedLossy(PathBuf),
+    /// Someone removed it meanwhile.
+    Vanished,
 }
 
 /// The result of one attempt.
@@ -302,20 +304,34 @@ fn dispose_original(
     may_delete: bool,
 ) -> Result<Original, String> {
     use crate::daemon::config::OriginalsAction as A;
-    let move_to_done = || {
-        durable::move_into(path, &s.done.join(rel_dir), FILE_MODE)
-            .map_err(|e| format!("{}: moving to {}: {e}", shown(path), shown(&s.done)))
+    // An original removed by someone else meanwhile is not an error: its
+    // archive is safe.
+    let move_to_done = |fate: fn(PathBuf) -> Original| match durable::move_into(
+        path,
+        &s.done.join(rel_dir),
+        FILE_MODE,
+    ) {
+        Ok(to) => Ok(fate(to)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound && !path.exists() => Ok(Original::Vanished),
+        Err(e) => Err(format!(
+            "{}: moving to {}: {e}",
+            shown(path),
+            shown(&s.done)
+        )),
     };
     match s.originals {
         A::Keep => Ok(Original::Kept),
-        A::Move => move_to_done().map(Original::Moved),
+        A::Move => move_to_done(Original::Moved),
         A::Delete if may_delete => {
-            fs::remove_file(path).map_err(|e| format!("{}: delete: {e}", shown(path)))?;
+            match fs::remove_file(path) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
+                other => other.map_err(|e| format!("{}: delete: {e}", shown(path)))?,
+            }
             durable::sync_dir(path.parent().unwrap_or(Path::new(".")))
                 .map_err(|e| format!("{}: fsync: {e}", shown(path)))?;
             Ok(Original::Deleted)
         }
-        A::Delete => move_to_done().map(Original::MovedLossy),
+        A::Delete => move_to_done(Original::MovedLossy),
     }
 }
 

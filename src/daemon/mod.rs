@@ -578,6 +578,9 @@ impl Coordinator {
                     Original::MovedLossy(to) => {
                         format!("original moved to {} (lossy: not deleted)", shown(to))
                     }
+                    Original::Vanished => {
+                        "original was removed by someone else meanwhile".to_string()
+                    }
                 };
                 info!(
                     "archived {src} -> {}: {} -> {} bytes, ratio {ratio:.1}, lossless {}, {millis} ms; {fate}",
@@ -827,7 +830,27 @@ impl Coordinator {
                     self.rescan("periodic");
                     self.next_rescan = self.config.rescan.map(|d| now + jittered(d));
                 }
-                if self.watch.is_none() && self.config.paths.inbox.is_dir() {
+                let inbox_there = self.config.paths.inbox.is_dir();
+                if self.watch.is_some() && !inbox_there {
+                    // Its watch died with it; files cannot arrive meanwhile.
+                    warn!(
+                        "{}: the inbox disappeared; waiting for it to come back",
+                        shown(&self.config.paths.inbox)
+                    );
+                    self.watch = None;
+                    self.pending.clear();
+                    self.timers.clear();
+                }
+                if self.watch.is_none() && inbox_there {
+                    // The lock file went with the old folder: take it again.
+                    match lock::lock(&self.config.paths.inbox) {
+                        Ok(l) => self._lock = l,
+                        Err(e) => {
+                            error!("{e}; stopping");
+                            self.begin_shutdown();
+                            continue;
+                        }
+                    }
                     if let Err(e) = self.start_watch() {
                         error!("{e:#}");
                     } else {

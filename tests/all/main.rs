@@ -10,3 +10,4 @@ mod codec;
 mod corpus;
 mod crash;
 mod daemon;
+mod faults;

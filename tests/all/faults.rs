@@ -1,0 +1,189 @@
+//! Faults (SPEC §4.4): a full or read-only archive, a missing done folder,
+//! the inbox deleted and recreated, a source swapped for a symlink. Each
+//! time: nothing lost, a clear log line, the daemon alive, and recovery
+//! once the fault is gone. Tests that need to mount a small filesystem run
+//! only as root and say so when skipped.
+
+use std::fs;
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::harness::{Daemon, FAST, data, tempdir, wait_until};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A tmpfs mounted for the test, unmounted on drop.
+struct Mount(PathBuf);
+
+impl Mount {
+    fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            println!("skipped: mounting a small filesystem needs root");
+            return None;
+        }
+        fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
+            .arg(at)
+            .status();
+        if !ok.is_ok_and(|s| s.success()) {
+            println!("skipped: cannot mount a tmpfs here");
+            return None;
+        }
+        Some(Mount(at.to_path_buf()))
+    }
+
+    fn remount(&self, options: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "remount {options} failed");
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Stops the daemon, lets `prepare` change its folders, starts it again.
+fn restart_with(d: &mut Daemon, prepare: impl FnOnce(&Daemon)) {
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(LONG).is_some());
+    prepare(d);
+    d.spawn();
+}
+
+#[test]
+fn a_full_archive_is_retried_until_there_is_room() {
+    let mut d = Daemon::start(FAST);
+    let mut mount = None;
+    restart_with(&mut d, |d| mount = Mount::tmpfs(&d.path("archive"), "4k"));
+    let Some(mount) = mount else { return };
+    fs::copy(data("rgb24.bmp"), d.inbox().join("big.bmp")).unwrap();
+    assert!(
+        d.wait_log("No space left on device", 1, LONG),
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("original left in place, retry 1"));
+    assert!(
+        d.inbox().join("big.bmp").exists(),
+        "the original must stay while the archive is full"
+    );
+    mount.remount("size=4m");
+    assert!(
+        wait_until(LONG, || d.path("done/big.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        fs::read(d.path("archive/big.rle")).unwrap(),
+        fs::read(data("rgb24.dither.rle")).unwrap()
+    );
+    assert!(
+        fs::read_dir(d.path("archive")).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(".tmp"))
+    );
+}
+
+#[test]
+fn a_read_only_archive_is_retried_until_writable() {
+    let mut d = Daemon::start(FAST);
+    let mut mount = None;
+    restart_with(&mut d, |d| mount = Mount::tmpfs(&d.path("archive"), "4m"));
+    let Some(mount) = mount else { return };
+    mount.remount("ro");
+    fs::copy(data("pal8.bmp"), d.inbox().join("ro.bmp")).unwrap();
+    assert!(d.wait_log("Read-only file system", 1, LONG), "{}", d.log());
+    assert!(d.inbox().join("ro.bmp").exists());
+    mount.remount("rw");
+    assert!(
+        wait_until(LONG, || d.path("done/ro.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        fs::read(d.path("archive/ro.rle")).unwrap(),
+        fs::read(data("pal8.dither.rle")).unwrap()
+    );
+}
+
+#[test]
+fn a_missing_done_folder_is_recreated() {
+    let d = Daemon::start(FAST);
+    fs::remove_dir_all(d.path("done")).unwrap();
+    fs::copy(data("pal1.bmp"), d.inbox().join("a.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("done/a.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert!(d.path("archive/a.rle").exists());
+}
+
+#[test]
+fn an_inbox_deleted_and_recreated_is_watched_again() {
+    let d = Daemon::start(FAST);
+    fs::remove_dir_all(d.inbox()).unwrap();
+    assert!(d.wait_log("the inbox disappeared", 1, LONG), "{}", d.log());
+    fs::create_dir(d.inbox()).unwrap();
+    assert!(d.wait_log("watching ", 2, LONG), "{}", d.log());
+    fs::copy(data("pal8.bmp"), d.inbox().join("back.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("archive/back.rle").exists()),
+        "{}",
+        d.log()
+    );
+    // The lock was taken again on the new folder.
+    let out = crate::harness::run_in(d.dir.path(), &["run", "--config", "config.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_source_swapped_for_a_symlink_is_refused_without_touching_the_target() {
+    let d = Daemon::start("[watch]\nsettle_ms = 300\n");
+    let outside = tempdir();
+    let secret = outside.path().join("secret.bmp");
+    fs::copy(data("pal1.bmp"), &secret).unwrap();
+    fs::copy(data("pal8.bmp"), d.inbox().join("swap.bmp")).unwrap();
+    // Swap it (atomically) before it settles.
+    symlink(&secret, d.inbox().join(".swap-link")).unwrap();
+    fs::rename(d.inbox().join(".swap-link"), d.inbox().join("swap.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("failed/swap.bmp.error.txt").exists()),
+        "{}",
+        d.log()
+    );
+    assert!(
+        fs::read_to_string(d.path("failed/swap.bmp.error.txt"))
+            .unwrap()
+            .contains("symbolic links are not followed")
+    );
+    assert!(
+        fs::symlink_metadata(d.path("failed/swap.bmp"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        fs::read(&secret).unwrap(),
+        fs::read(data("pal1.bmp")).unwrap()
+    );
+    assert!(!d.path("archive/swap.rle").exists());
+}
