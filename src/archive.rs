@@ -5,9 +5,9 @@
 //! `NAME.error.txt`; trouble that may pass is reported for a retry with the
 //! original untouched. At no point is a file's only copy removed.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
@@ -29,6 +29,17 @@ pub struct Settings {
     pub verify: bool,
     pub max_pixels: u64,
     pub originals: crate::daemon::config::OriginalsAction,
+}
+
+/// The inbox file being worked on, held by its folder's handle: every
+/// later step (moving, deleting) acts on `name` inside `parent`, never
+/// re-resolving the path, so a folder swapped for a symlink meanwhile
+/// cannot redirect it outside the inbox.
+pub struct Entry {
+    pub path: PathBuf,
+    pub rel_dir: PathBuf,
+    parent: File,
+    name: std::ffi::OsString,
 }
 
 /// What became of the original.
@@ -63,6 +74,9 @@ pub enum Report {
     Changed,
     /// Bad input, now in the failed folder.
     Quarantined { reason: String, to: PathBuf },
+    /// Not safely reachable inside the inbox (a folder on its path is a
+    /// symlink, or it resolves outside); left alone.
+    Refused { reason: String },
     /// Could not finish for a reason that may pass; the original is
     /// untouched.
     Transient { error: String },
@@ -76,8 +90,7 @@ fn shown(p: &Path) -> String {
 /// durable, verified or published; see [`finish`].
 pub struct Encoded {
     settings: std::sync::Arc<Settings>,
-    path: PathBuf,
-    rel_dir: PathBuf,
+    entry: Entry,
     stem: std::ffi::OsString,
     archive_dir: PathBuf,
     temp: tempfile::NamedTempFile,
@@ -109,18 +122,51 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
     let started = Instant::now();
     let rel = path.strip_prefix(&s.inbox).unwrap_or(path);
     let rel_dir = rel.parent().unwrap_or(Path::new(""));
-    let file = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    {
+    let Some(name) = rel.file_name() else {
+        return Done(Report::Refused {
+            reason: "not a file name".into(),
+        });
+    };
+    let parent = match File::open(&s.inbox).and_then(|inbox| {
+        durable::open_beneath(&inbox, rel_dir, libc::O_RDONLY | libc::O_DIRECTORY)
+    }) {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Done(Report::Gone),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ELOOP) | Some(libc::EXDEV) | Some(libc::ENOTDIR)
+            ) =>
+        {
+            return Done(Report::Refused {
+                reason: format!(
+                    "a folder on its path is not a plain folder inside the inbox ({e})"
+                ),
+            });
+        }
+        Err(e) => {
+            return Done(Report::Transient {
+                error: format!("{}: open folder: {e}", shown(path)),
+            });
+        }
+    };
+    let entry = Entry {
+        path: path.to_path_buf(),
+        rel_dir: rel_dir.to_path_buf(),
+        parent,
+        name: name.to_os_string(),
+    };
+    let file = match durable::open_beneath(
+        &entry.parent,
+        Path::new(name),
+        libc::O_RDONLY | libc::O_NONBLOCK,
+    ) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Done(Report::Gone),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Done(quarantine(
                 s,
-                path,
-                rel_dir,
+                &entry,
                 "symbolic links are not followed",
                 attempts,
             ));
@@ -140,7 +186,7 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
         }
     };
     if !before.file_type().is_file() {
-        return Done(quarantine(s, path, rel_dir, "not a regular file", attempts));
+        return Done(quarantine(s, &entry, "not a regular file", attempts));
     }
 
     let stem = Path::new(rel.file_name().unwrap_or(rel.as_os_str()))
@@ -152,7 +198,7 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
     if let Ok(existing) = fs::metadata(&first_name)
         && existing.modified().ok() > before.modified().ok()
     {
-        return Done(match dispose_original(s, path, rel_dir, true) {
+        return Done(match dispose_original(s, &entry, true) {
             Ok(original) => Report::AlreadyArchived {
                 archive: first_name,
                 original,
@@ -186,7 +232,7 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
             if changed(&file, &before) {
                 return Done(Report::Changed);
             }
-            return Done(quarantine(s, path, rel_dir, &e.to_string(), attempts));
+            return Done(quarantine(s, &entry, &e.to_string(), attempts));
         }
         Err(e) => {
             return Done(Report::Transient {
@@ -200,8 +246,7 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
     }
     Step::Encoded(Box::new(Encoded {
         settings: settings.clone(),
-        path: path.to_path_buf(),
-        rel_dir: rel_dir.to_path_buf(),
+        entry,
         stem,
         archive_dir,
         temp,
@@ -215,15 +260,14 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
 pub fn finish(e: Encoded) -> Report {
     let Encoded {
         settings,
-        path,
-        rel_dir,
+        entry,
         stem,
         archive_dir,
         temp,
         outcome,
         started,
     } = e;
-    let (s, path, rel_dir) = (&*settings, path.as_path(), rel_dir.as_path());
+    let s = &*settings;
     if let Err(e) = temp.as_file().sync_all() {
         return Report::Transient {
             error: format!("{}: fsync: {e}", shown(temp.path())),
@@ -246,7 +290,7 @@ pub fn finish(e: Encoded) -> Report {
         Err(e) => return Report::Transient { error: e },
     };
     let lossless_and_verified = outcome.lossless && s.verify;
-    match dispose_original(s, path, rel_dir, lossless_and_verified) {
+    match dispose_original(s, &entry, lossless_and_verified) {
         Ok(original) => Report::Archived {
             archive,
             outcome,
@@ -297,22 +341,19 @@ fn publish_numbered(
 }
 
 /// Applies the originals policy once the archive is safe.
-fn dispose_original(
-    s: &Settings,
-    path: &Path,
-    rel_dir: &Path,
-    may_delete: bool,
-) -> Result<Original, String> {
+fn dispose_original(s: &Settings, entry: &Entry, may_delete: bool) -> Result<Original, String> {
     use crate::daemon::config::OriginalsAction as A;
+    let path = &entry.path;
     // An original removed by someone else meanwhile is not an error: its
     // archive is safe.
-    let move_to_done = |fate: fn(PathBuf) -> Original| match durable::move_into(
-        path,
-        &s.done.join(rel_dir),
+    let move_to_done = |fate: fn(PathBuf) -> Original| match durable::move_at(
+        &entry.parent,
+        &entry.name,
+        &s.done.join(&entry.rel_dir),
         FILE_MODE,
     ) {
         Ok(to) => Ok(fate(to)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !path.exists() => Ok(Original::Vanished),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Original::Vanished),
         Err(e) => Err(format!(
             "{}: moving to {}: {e}",
             shown(path),
@@ -323,11 +364,13 @@ fn dispose_original(
         A::Keep => Ok(Original::Kept),
         A::Move => move_to_done(Original::Moved),
         A::Delete if may_delete => {
-            match fs::remove_file(path) {
+            match durable::unlink_at(&entry.parent, &entry.name) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
                 other => other.map_err(|e| format!("{}: delete: {e}", shown(path)))?,
             }
-            durable::sync_dir(path.parent().unwrap_or(Path::new(".")))
+            entry
+                .parent
+                .sync_all()
                 .map_err(|e| format!("{}: fsync: {e}", shown(path)))?;
             Ok(Original::Deleted)
         }
@@ -337,8 +380,9 @@ fn dispose_original(
 
 /// Moves a bad file to the failed folder and writes `NAME.error.txt`
 /// beside it.
-fn quarantine(s: &Settings, path: &Path, rel_dir: &Path, reason: &str, attempts: u32) -> Report {
-    let dir = s.failed.join(rel_dir);
+fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Report {
+    let path = entry.path.as_path();
+    let dir = s.failed.join(&entry.rel_dir);
     let note_for = |to: &Path| {
         let mut name = to.file_name().unwrap_or_default().to_os_string();
         name.push(".error.txt");
@@ -378,7 +422,7 @@ fn quarantine(s: &Settings, path: &Path, rel_dir: &Path, reason: &str, attempts:
             ),
         };
     }
-    let to = match durable::move_into(path, &dir, FILE_MODE) {
+    let to = match durable::move_at(&entry.parent, &entry.name, &dir, FILE_MODE) {
         Ok(to) => to,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let _ = fs::remove_file(note_for(&expected));

@@ -83,40 +83,6 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-/// Renames `from` to `to` unless `to` exists (`renameat2` with
-/// `RENAME_NOREPLACE`; where the filesystem lacks it, a hard link and an
-/// unlink, which fail the same way on an existing name).
-pub fn rename_noclobber(from: &Path, to: &Path) -> io::Result<()> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let cstr = |p: &Path| {
-        CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
-    };
-    let (f, t) = (cstr(from)?, cstr(to)?);
-    // SAFETY: both are valid NUL-terminated paths; AT_FDCWD is a valid dirfd.
-    let rc = unsafe {
-        libc::renameat2(
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EINVAL) | Some(libc::ENOSYS) => {
-            fs::hard_link(from, to)?;
-            fs::remove_file(from)
-        }
-        _ => Err(err),
-    }
-}
-
 /// `dir/stem.ext`, then `dir/stem-1.ext`, `dir/stem-2.ext`, …: the `n`th
 /// candidate name for a file that must not overwrite another.
 pub fn numbered(dir: &Path, stem: &std::ffi::OsStr, ext: &str, n: u32) -> PathBuf {
@@ -134,14 +100,59 @@ pub fn numbered(dir: &Path, stem: &std::ffi::OsStr, ext: &str, n: u32) -> PathBu
 /// How many numbered names are tried before giving up.
 pub const MAX_NUMBERED: u32 = 10_000;
 
-/// Moves `from` into `dir` under its own name, or a numbered one if that is
-/// taken; never overwrites. Across filesystems the file is copied to a
-/// temporary file, fsynced and published (folder fsynced) before the source
-/// is removed. Returns the new path.
-pub fn move_into(from: &Path, dir: &Path, mode: u32) -> io::Result<PathBuf> {
-    let name = from
-        .file_name()
-        .ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
+fn c_path(p: &Path) -> io::Result<std::ffi::CString> {
+    use std::os::unix::ffi::OsStrExt;
+    std::ffi::CString::new(p.as_os_str().as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Opens `rel` below the folder `base` without following a symlink
+/// anywhere on the way and without ever resolving outside `base`
+/// (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`): a symlink gives
+/// `ELOOP`, an escape `EXDEV`. Checking and opening are one step, so a
+/// folder swapped for a symlink between a check and the use cannot redirect
+/// it. An empty `rel` opens `base` itself.
+pub fn open_beneath(base: &File, rel: &Path, flags: libc::c_int) -> io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let c = c_path(rel)?;
+    // SAFETY: open_how is plain data; all-zero is its documented default.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: valid fd, NUL-terminated path, open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            base.as_raw_fd(),
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: openat2 returned a new file descriptor that we now own.
+    Ok(unsafe { File::from_raw_fd(fd as libc::c_int) })
+}
+
+/// Moves the entry `name` of the open folder `from_dir` into `dir` under
+/// its own name, or a numbered one if that is taken; never overwrites, never
+/// follows a symlink (a symlink is moved as itself). Across filesystems a
+/// regular file is copied to a temporary file, fsynced and published before
+/// the source is unlinked. Returns the new path.
+pub fn move_at(
+    from_dir: &File,
+    name: &std::ffi::OsStr,
+    dir: &Path,
+    mode: u32,
+) -> io::Result<PathBuf> {
+    use std::os::fd::AsRawFd;
     let as_path = Path::new(name);
     let stem = as_path.file_stem().unwrap_or(name);
     let ext = as_path
@@ -149,21 +160,54 @@ pub fn move_into(from: &Path, dir: &Path, mode: u32) -> io::Result<PathBuf> {
         .map(|e| e.to_string_lossy().into_owned())
         .unwrap_or_default();
     fs::create_dir_all(dir)?;
+    let dest = File::open(dir)?;
+    let c_name = c_path(as_path)?;
     for n in 0..MAX_NUMBERED {
         let to = numbered(dir, stem, &ext, n);
-        match rename_noclobber(from, &to) {
-            Ok(()) => {
-                // No folder fsync: a rename is atomic, so a crash can only
-                // leave the file where it was or where it went, never lose
-                // it; a file found back in the inbox is recognised as
-                // already archived. (Copies across filesystems are synced.)
+        let c_to = c_path(Path::new(to.file_name().unwrap_or_default()))?;
+        // SAFETY: valid folder fds and NUL-terminated names.
+        let rc = unsafe {
+            libc::renameat2(
+                from_dir.as_raw_fd(),
+                c_name.as_ptr(),
+                dest.as_raw_fd(),
+                c_to.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            // No folder fsync: a rename is atomic, so a crash leaves the
+            // file where it was or where it went, never loses it; a file
+            // found back in the inbox is recognised as already archived.
+            return Ok(to);
+        }
+        let err = io::Error::last_os_error();
+        match err.raw_os_error() {
+            Some(libc::EEXIST) => continue,
+            Some(libc::EXDEV) => return copy_across_at(from_dir, name, dir, stem, &ext, mode),
+            Some(libc::EINVAL) | Some(libc::ENOSYS) => {
+                // No RENAME_NOREPLACE here: link + unlink fail the same way.
+                // SAFETY: as above.
+                let rc = unsafe {
+                    libc::linkat(
+                        from_dir.as_raw_fd(),
+                        c_name.as_ptr(),
+                        dest.as_raw_fd(),
+                        c_to.as_ptr(),
+                        0,
+                    )
+                };
+                if rc != 0 {
+                    let e = io::Error::last_os_error();
+                    if e.raw_os_error() == Some(libc::EEXIST) {
+                        continue;
+                    }
+                    return Err(e);
+                }
+                unlink_at(from_dir, name)?;
                 return Ok(to);
             }
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
-            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                return copy_across(from, dir, stem, &ext, mode);
-            }
-            Err(e) => return Err(e),
+            _ => return Err(err),
         }
     }
     Err(io::Error::new(
@@ -172,25 +216,36 @@ pub fn move_into(from: &Path, dir: &Path, mode: u32) -> io::Result<PathBuf> {
     ))
 }
 
-fn copy_across(
-    from: &Path,
+/// Removes the entry `name` of the open folder `dir`.
+pub fn unlink_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let c = c_path(Path::new(name))?;
+    // SAFETY: valid folder fd and NUL-terminated name.
+    if unsafe { libc::unlinkat(dir.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+fn copy_across_at(
+    from_dir: &File,
+    name: &std::ffi::OsStr,
     dir: &Path,
     stem: &std::ffi::OsStr,
     ext: &str,
     mode: u32,
 ) -> io::Result<PathBuf> {
-    let mut src = File::open(from)?;
+    let mut src = open_beneath(from_dir, Path::new(name), libc::O_RDONLY | libc::O_NONBLOCK)?;
     for n in 0..MAX_NUMBERED {
         let to = numbered(dir, stem, ext, n);
-        if to.exists() {
+        if fs::symlink_metadata(&to).is_ok() {
             continue;
         }
         let mut temp = temp_in(dir, mode)?;
         io::copy(&mut src, temp.as_file_mut())?;
         match publish(temp, &to, false) {
             Ok(()) => {
-                fs::remove_file(from)?;
-                sync_dir(from.parent().unwrap_or(Path::new(".")))?;
+                unlink_at(from_dir, name)?;
                 return Ok(to);
             }
             Err(PublishError::Exists(_)) => {

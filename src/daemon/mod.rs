@@ -603,6 +603,7 @@ impl Coordinator {
                 );
             }
             Report::Gone => debug!("{src}: gone before it could be archived"),
+            Report::Refused { reason } => warn!("{src}: left alone: {reason}"),
             Report::Changed => {
                 debug!("{src}: changed while being read; waiting for it to settle");
                 self.observe(&d.path);

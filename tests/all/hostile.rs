@@ -92,3 +92,57 @@ fn a_header_claiming_65535_squared_in_a_tiny_file_is_refused_at_once() {
     );
     assert!(files_below(&d.path("archive")).is_empty());
 }
+
+/// 100,000 empty files named `.bmp`: all quarantined with a reason, the
+/// daemon's memory bounded meanwhile. Slow (about a minute), so ignored in
+/// the default run; `.ci/run` runs it. `RLEWATCH_EMPTY_FILES` overrides the
+/// count.
+#[test]
+#[ignore]
+fn a_hundred_thousand_empty_bmps_are_all_quarantined() {
+    let n: usize = std::env::var("RLEWATCH_EMPTY_FILES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut d = Daemon::start(FAST);
+    // Create them while it is stopped, so they are one backlog at start.
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(LONG).is_some());
+    for i in 0..n {
+        let dir = d.inbox().join(format!("d{}", i % 100));
+        if i < 100 {
+            fs::create_dir(&dir).unwrap();
+        }
+        fs::File::create(dir.join(format!("{i}.bmp"))).unwrap();
+    }
+    let started = std::time::Instant::now();
+    d.spawn();
+    let mut peak_rss_kb = 0u64;
+    let pid = d.pid();
+    let all_done = wait_until(Duration::from_secs(1200), || {
+        let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+        {
+            peak_rss_kb = peak_rss_kb.max(kb.parse().unwrap_or(0));
+        }
+        files_below(&d.inbox()).len() <= 1 // the lock file
+    });
+    assert!(all_done, "{} files left", files_below(&d.inbox()).len());
+    let failed = files_below(&d.path("failed"));
+    assert_eq!(failed.len(), 2 * n, "every file and its note");
+    assert!(
+        fs::read_to_string(d.path("failed/d7/7.bmp.error.txt"))
+            .unwrap()
+            .contains("it is empty")
+    );
+    assert!(d.exited().is_none());
+    println!(
+        "{n} empty files quarantined in {:.1} s, daemon peak RSS {:.1} MB",
+        started.elapsed().as_secs_f64(),
+        peak_rss_kb as f64 / 1024.0
+    );
+    assert!(peak_rss_kb < 64 * 1024, "peak RSS {peak_rss_kb} kB");
+}
