@@ -207,3 +207,103 @@ fn a_folder_swapped_for_a_symlink_cannot_lead_outside_the_inbox() {
     assert!(!d.path("archive/sub/x.rle").exists());
     assert!(!d.path("done/sub/x.bmp").exists());
 }
+
+/// A 24-bit BMP big enough that compressing it takes a while.
+fn big_bmp(w: usize, h: usize) -> Vec<u8> {
+    let stride = (w * 3).div_ceil(4) * 4;
+    let mut out = Vec::with_capacity(54 + stride * h);
+    out.extend_from_slice(b"BM");
+    out.extend_from_slice(&((54 + stride * h) as u32).to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&54u32.to_le_bytes());
+    out.extend_from_slice(&40u32.to_le_bytes());
+    out.extend_from_slice(&(w as i32).to_le_bytes());
+    out.extend_from_slice(&(h as i32).to_le_bytes());
+    out.extend_from_slice(&[1, 0, 24, 0]);
+    out.extend_from_slice(&[0; 24]);
+    for y in 0..h {
+        for x in 0..stride {
+            out.push(((x * 7 + y * 13) % 256) as u8);
+        }
+    }
+    out
+}
+
+#[test]
+fn a_source_truncated_or_deleted_while_being_compressed_loses_nothing() {
+    let d = Daemon::start(FAST);
+    let bytes = big_bmp(3000, 3000);
+    for (name, action) in [("cut.bmp", "truncate"), ("gone.bmp", "delete")] {
+        let staging = d.path(name);
+        fs::write(&staging, &bytes).unwrap();
+        fs::rename(&staging, d.inbox().join(name)).unwrap();
+        // Strike while its temporary archive file exists.
+        let archive = d.path("archive");
+        assert!(wait_until(LONG, || fs::read_dir(&archive)
+            .map(|r| r
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(".rlewatch-")))
+            .unwrap_or(false)
+            || d.path(&format!("done/{name}")).exists()));
+        match action {
+            "truncate" => fs::OpenOptions::new()
+                .write(true)
+                .open(d.inbox().join(name))
+                .unwrap()
+                .set_len(1000)
+                .unwrap(),
+            _ => fs::remove_file(d.inbox().join(name)).unwrap(),
+        }
+    }
+    // Whatever the timing: no temporary file left, nothing half-written
+    // under a final name, the truncated file either archived whole before
+    // the cut or refused as truncated, and the daemon alive.
+    assert!(
+        wait_until(LONG, || {
+            let inbox_clear = !d.inbox().join("cut.bmp").exists();
+            let no_temps = fs::read_dir(d.path("archive"))
+                .unwrap()
+                .flatten()
+                .all(|e| !e.file_name().to_string_lossy().starts_with(".rlewatch-"));
+            inbox_clear && no_temps
+        }),
+        "{}",
+        d.log()
+    );
+    let cut_archived = d.path("archive/cut.rle").exists();
+    let cut_refused = d.path("failed/cut.bmp.error.txt").exists();
+    assert!(
+        cut_archived ^ cut_refused,
+        "cut.bmp: archived {cut_archived}, refused {cut_refused}\n{}",
+        d.log()
+    );
+    if cut_refused {
+        assert!(
+            fs::read_to_string(d.path("failed/cut.bmp.error.txt"))
+                .unwrap()
+                .contains("truncated")
+        );
+    }
+    for rle in ["cut.rle", "gone.rle"] {
+        let p = d.path(&format!("archive/{rle}"));
+        if p.exists() {
+            // Anything under a final name is a complete, valid archive.
+            let out = crate::harness::run_in(d.dir.path(), &["verify", p.to_str().unwrap()]);
+            assert!(
+                out.status.success(),
+                "{rle}: {}",
+                crate::harness::stderr(&out)
+            );
+        }
+    }
+    assert!(d.log().contains("cut.bmp"));
+    for line in d
+        .log()
+        .lines()
+        .filter(|l| l.contains("cut.") || l.contains("gone."))
+    {
+        println!("{line}");
+    }
+    fs::copy(data("pal1.bmp"), d.inbox().join("after.bmp")).unwrap();
+    assert!(wait_until(LONG, || d.path("archive/after.rle").exists()));
+}
