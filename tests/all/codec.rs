@@ -10,25 +10,9 @@ use rlewatch::bmp::{self, BmpInfo, PillowMode};
 use rlewatch::compress::{self, DEFAULT_MAX_PIXELS, Options};
 use rlewatch::rle::{self, Header};
 
-use crate::harness::{data, tempdir};
+use crate::harness::{compress_bytes, data, tempdir};
 
 const VECTORS: &[&str] = &["pal1", "pal1wb", "pal4rle", "pal8", "rgb24", "rgb16"];
-
-fn compress_bytes(
-    bytes: &[u8],
-    conversion: Conversion,
-) -> Result<Vec<u8>, compress::CompressError> {
-    let mut out = Vec::new();
-    compress::compress(
-        bytes,
-        &mut out,
-        Options {
-            conversion,
-            max_pixels: DEFAULT_MAX_PIXELS,
-        },
-    )?;
-    Ok(out)
-}
 
 #[test]
 fn bundled_vectors_match_the_reference_program() {

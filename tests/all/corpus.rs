@@ -9,9 +9,9 @@ use std::path::Path;
 
 use rlewatch::bilevel::{Conversion, rgba_row};
 use rlewatch::bmp::{BmpInfo, Compression, Rows};
-use rlewatch::compress::{self, CompressError, DEFAULT_MAX_PIXELS, Options};
+use rlewatch::compress::DEFAULT_MAX_PIXELS;
 
-use crate::harness::corpus;
+use crate::harness::{compress_bytes, corpus};
 
 type Rgba = Vec<[u8; 4]>;
 
@@ -120,19 +120,6 @@ fn manifest(corpus: &Path) -> Vec<(String, bool)> {
             )
         })
         .collect()
-}
-
-fn compress_bytes(bytes: &[u8], conversion: Conversion) -> Result<Vec<u8>, CompressError> {
-    let mut out = Vec::new();
-    compress::compress(
-        bytes,
-        &mut out,
-        Options {
-            conversion,
-            max_pixels: DEFAULT_MAX_PIXELS,
-        },
-    )?;
-    Ok(out)
 }
 
 #[test]

@@ -203,3 +203,17 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// Compresses BMP bytes in memory with the default pixel limit.
+pub fn compress_bytes(
+    bytes: &[u8],
+    conversion: rlewatch::bilevel::Conversion,
+) -> Result<Vec<u8>, rlewatch::compress::CompressError> {
+    let mut out = Vec::new();
+    let opts = rlewatch::compress::Options {
+        conversion,
+        max_pixels: rlewatch::compress::DEFAULT_MAX_PIXELS,
+    };
+    rlewatch::compress::compress(bytes, &mut out, opts)?;
+    Ok(out)
+}
