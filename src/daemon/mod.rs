@@ -7,11 +7,13 @@
 //! thread turns signals into messages; the *coordinator* (the thread that
 //! called [`run`]) owns all state: files waiting to settle, timers, retries,
 //! what is in flight. The pool runs exactly one long-lived worker loop per
-//! thread (its own unbounded queue stays empty); the loops take files from a
-//! small channel that the coordinator keeps at most one file per worker
-//! ahead, so a worker never waits for the coordinator and backpressure
-//! stays on the disk: whatever is not in flight is still just a file in the
-//! inbox.
+//! thread (its own unbounded queue stays empty); the loops take files from
+//! a channel the coordinator keeps a step ahead of them, encode each into a
+//! temporary file and pass it to finisher threads, which fsync, verify,
+//! publish and file the original while the worker encodes the next one.
+//! At most four files per worker are handed out at a time; backpressure
+//! stays on the disk: whatever is not in flight is still just a file in
+//! the inbox.
 
 pub mod config;
 pub mod filter;
