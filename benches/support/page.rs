@@ -37,7 +37,7 @@ pub fn ink(width: usize, height: usize) -> Vec<bool> {
                 let (gh, base) = (rng.range(40, 64), top + 64);
                 for _ in 0..rng.range(2, 5) {
                     // Vertical or horizontal strokes, 6 px thick.
-                    if rng.next() % 2 == 0 {
+                    if rng.next().is_multiple_of(2) {
                         let sx = x + rng.range(0, gw - 6);
                         for y in base - gh..base {
                             ink[y * width + sx..y * width + sx + 6].fill(true);
