@@ -528,3 +528,43 @@ fn an_archive_newer_than_its_source_means_already_archived() {
         vec![std::path::PathBuf::from("again.rle")]
     );
 }
+
+#[test]
+fn a_second_signal_exits_at_once_and_nothing_is_half_done() {
+    let mut d = Daemon::start("[workers]\nthreads = 1\n[watch]\nsettle_ms = 20\n");
+    let bmp = crate::faults::big_bmp(6000, 6000);
+    fs::write(d.path("big.bmp"), &bmp).unwrap();
+    fs::rename(d.path("big.bmp"), d.inbox().join("big.bmp")).unwrap();
+    // Strike while it is being compressed (its temporary file exists).
+    let archive = d.path("archive");
+    assert!(wait_until(LONG, || fs::read_dir(&archive)
+        .map(|r| r
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".rlewatch-")))
+        .unwrap_or(false)));
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_log("shutting down", 1, LONG));
+    d.signal(libc::SIGINT);
+    let status = d
+        .wait_exit(Duration::from_secs(5))
+        .expect("the second signal must end it at once");
+    assert_eq!(status.code(), Some(1), "{}", d.log());
+    assert!(d.log().contains("second termination signal"));
+    // Nothing half-done under a final name: the original is still there, or
+    // the archive is complete and the original filed.
+    let archived = d.path("archive/big.rle").exists();
+    assert!(archived || d.inbox().join("big.bmp").exists());
+    // The next start cleans up and finishes the job.
+    d.spawn();
+    assert!(
+        wait_until(LONG, || d.path("done/big.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    let out = crate::harness::run_in(
+        d.dir.path(),
+        &["verify", "archive/big.rle", "--source", "done/big.bmp"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(no_temp_files(&d.path("archive")));
+}

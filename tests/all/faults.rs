@@ -209,7 +209,7 @@ fn a_folder_swapped_for_a_symlink_cannot_lead_outside_the_inbox() {
 }
 
 /// A 24-bit BMP big enough that compressing it takes a while.
-fn big_bmp(w: usize, h: usize) -> Vec<u8> {
+pub fn big_bmp(w: usize, h: usize) -> Vec<u8> {
     let stride = (w * 3).div_ceil(4) * 4;
     let mut out = Vec::with_capacity(54 + stride * h);
     out.extend_from_slice(b"BM");
