@@ -48,7 +48,8 @@ pub enum Original {
     Moved(PathBuf),
     Kept,
     Deleted,
-    /// `delete` was configured but the conversion was lossy.
+    /// `delete` was configured but the conversion was lossy (or, for a
+    /// file found already archived, not known to be lossless).
     MovedLossy(PathBuf),
     /// Someone removed it meanwhile.
     Vanished,
@@ -198,7 +199,9 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
     if let Ok(existing) = fs::metadata(&first_name)
         && existing.modified().ok() > before.modified().ok()
     {
-        return Done(match dispose_original(s, &entry, true) {
+        // Whether that archive's conversion was lossless is not known here,
+        // so `delete` moves the original to done/ instead of deleting it.
+        return Done(match dispose_original(s, &entry, false) {
             Ok(original) => Report::AlreadyArchived {
                 archive: first_name,
                 original,

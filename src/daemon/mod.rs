@@ -578,7 +578,10 @@ impl Coordinator {
                     Original::Kept => "original kept".to_string(),
                     Original::Deleted => "original deleted".to_string(),
                     Original::MovedLossy(to) => {
-                        format!("original moved to {} (lossy: not deleted)", shown(to))
+                        format!(
+                            "original moved to {} (not known lossless: not deleted)",
+                            shown(to)
+                        )
                     }
                     Original::Vanished => {
                         "original was removed by someone else meanwhile".to_string()

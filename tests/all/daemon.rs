@@ -568,3 +568,21 @@ fn a_second_signal_exits_at_once_and_nothing_is_half_done() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(no_temp_files(&d.path("archive")));
 }
+
+#[test]
+fn with_delete_an_already_archived_original_is_moved_not_deleted() {
+    // Whether that archive was lossless is not known, so the original must
+    // survive (as after a crash between publishing and deleting).
+    let mut d = Daemon::start(&format!("[originals]\naction = \"delete\"\n{FAST}"));
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(LONG).is_some());
+    fs::copy(data("pal8.bmp"), d.inbox().join("lossy.bmp")).unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // distinct mtimes, not synchronisation
+    fs::write(d.path("archive/lossy.rle"), expected("pal8.dither.rle")).unwrap();
+    d.spawn();
+    assert!(wait_file(&d, "done/lossy.bmp"), "{}", d.log());
+    assert_eq!(
+        fs::read(d.path("done/lossy.bmp")).unwrap(),
+        fs::read(data("pal8.bmp")).unwrap()
+    );
+}
