@@ -206,13 +206,15 @@ impl Converter {
         let out = &mut out[..width.div_ceil(64)];
         match (&self.plan, row) {
             (&Plan::Words { keep, flip, pure }, RowData::Packed(bytes)) => {
+                // The row's bytes fill `full_words` words; a partial last
+                // word (stride not a multiple of 8) is padded with zeros.
                 let full = bytes.chunks_exact(8);
                 let rest = full.remainder();
-                let mut words = out.iter_mut();
-                for (w, chunk) in words.by_ref().zip(full) {
+                let full_words = (bytes.len() / 8).min(out.len());
+                for (w, chunk) in out[..full_words].iter_mut().zip(full) {
                     *w = u64::from_be_bytes(chunk.try_into().expect("BUG: chunks_exact(8)"));
                 }
-                if let Some(w) = words.next() {
+                if let Some(w) = out.get_mut(full_words) {
                     let mut be = [0u8; 8];
                     be[..rest.len()].copy_from_slice(rest);
                     *w = u64::from_be_bytes(be);
