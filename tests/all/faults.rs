@@ -190,11 +190,14 @@ fn a_source_swapped_for_a_symlink_is_refused_without_touching_the_target() {
 
 #[test]
 fn a_folder_swapped_for_a_symlink_cannot_lead_outside_the_inbox() {
-    let d = Daemon::start("[watch]\nsettle_ms = 300\n");
+    let mut d = Daemon::start("[watch]\nsettle_ms = 300\n");
     let outside = tempdir();
     fs::copy(data("pal1.bmp"), outside.path().join("x.bmp")).unwrap();
-    fs::create_dir(d.inbox().join("sub")).unwrap();
-    fs::copy(data("pal8.bmp"), d.inbox().join("sub/x.bmp")).unwrap();
+    // Part of the backlog, so the daemon has seen it before the swap.
+    restart_with(&mut d, |d| {
+        fs::create_dir(d.inbox().join("sub")).unwrap();
+        fs::copy(data("pal8.bmp"), d.inbox().join("sub/x.bmp")).unwrap();
+    });
     // Before it settles, the folder becomes a symlink to a folder outside
     // holding a file of the same name.
     fs::rename(d.inbox().join("sub"), d.inbox().join(".sub-away")).unwrap();

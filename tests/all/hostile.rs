@@ -43,7 +43,8 @@ fn awkward_names_are_archived_and_logged_safely() {
             fs::read(&archived).unwrap(),
             fs::read(data("pal1.dither.rle")).unwrap()
         );
-        assert!(d.path("done").join(OsStr::from_bytes(name)).exists());
+        let done = d.path("done").join(OsStr::from_bytes(name));
+        assert!(wait_until(LONG, || done.exists()), "original not in done/");
     }
     let log = d.log();
     assert!(!log.contains('\u{1b}'), "raw escape sequence in the log");
