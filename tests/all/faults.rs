@@ -310,3 +310,34 @@ fn a_source_truncated_or_deleted_while_being_compressed_loses_nothing() {
     fs::copy(data("pal1.bmp"), d.inbox().join("after.bmp")).unwrap();
     assert!(wait_until(LONG, || d.path("archive/after.rle").exists()));
 }
+
+#[test]
+fn originals_are_copied_across_filesystems_before_being_removed() {
+    let mut d = Daemon::start(FAST);
+    let mut mount = None;
+    restart_with(&mut d, |d| mount = Mount::tmpfs(&d.path("done"), "8m"));
+    let Some(_mount) = mount else { return };
+    fs::create_dir(d.inbox().join("sub")).unwrap();
+    fs::copy(data("rgb24.bmp"), d.inbox().join("sub/far.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("done/sub/far.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        fs::read(d.path("done/sub/far.bmp")).unwrap(),
+        fs::read(data("rgb24.bmp")).unwrap()
+    );
+    assert!(wait_until(LONG, || !d.inbox().join("sub/far.bmp").exists()));
+    assert_eq!(
+        fs::read(d.path("archive/sub/far.rle")).unwrap(),
+        fs::read(data("rgb24.dither.rle")).unwrap()
+    );
+    // No temporary file left on the other filesystem.
+    assert!(fs::read_dir(d.path("done/sub")).unwrap().all(|e| {
+        !e.unwrap()
+            .file_name()
+            .to_string_lossy()
+            .starts_with(".rlewatch-")
+    }));
+}
