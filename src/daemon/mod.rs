@@ -87,6 +87,27 @@ struct Pending {
     retry: bool,
 }
 
+impl Pending {
+    /// Takes note of the file's current size and mtime; when they changed,
+    /// the file must settle again: returns its new due time.
+    fn update(
+        &mut self,
+        size: u64,
+        mtime: (i64, i64),
+        now: Instant,
+        settle: Duration,
+    ) -> Option<Instant> {
+        if (self.size, self.mtime) == (size, mtime) {
+            return None;
+        }
+        self.size = size;
+        self.mtime = mtime;
+        self.since = now;
+        self.due = self.due.max(now + settle);
+        Some(self.due)
+    }
+}
+
 /// What a worker loop is handed.
 enum Job {
     Archive {
@@ -403,12 +424,7 @@ impl Coordinator {
         let mtime = (meta.mtime(), meta.mtime_nsec());
         let settle = self.config.settle;
         if let Some(p) = self.pending.get_mut(path) {
-            if (p.size, p.mtime) != (meta.len(), mtime) {
-                p.size = meta.len();
-                p.mtime = mtime;
-                p.since = now;
-                p.due = p.due.max(now + settle);
-                let due = p.due;
+            if let Some(due) = p.update(meta.len(), mtime, now, settle) {
                 self.schedule(path.to_path_buf(), due);
             }
             return;
@@ -513,12 +529,7 @@ impl Coordinator {
             .expect("BUG: considered file is pending");
         let mtime = (meta.mtime(), meta.mtime_nsec());
         if meta.file_type().is_file() {
-            if (p.size, p.mtime) != (meta.len(), mtime) {
-                p.size = meta.len();
-                p.mtime = mtime;
-                p.since = now;
-                p.due = now + settle;
-                let due = p.due;
+            if let Some(due) = p.update(meta.len(), mtime, now, settle) {
                 self.schedule(path, due);
                 return;
             }
