@@ -107,14 +107,6 @@ pub enum Step {
     Encoded(Box<Encoded>),
 }
 
-/// Archives `path` (inside the inbox); `attempts` counts earlier tries.
-pub fn process(s: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -> Report {
-    match encode(s, path, attempts) {
-        Step::Done(report) => report,
-        Step::Encoded(e) => finish(*e),
-    }
-}
-
 /// The CPU-bound half: reads and checks the source, writes the archive to
 /// a temporary file.
 pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -> Step {
@@ -190,10 +182,7 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
         return Done(quarantine(s, &entry, "not a regular file", attempts));
     }
 
-    let stem = Path::new(rel.file_name().unwrap_or(rel.as_os_str()))
-        .file_stem()
-        .unwrap_or_default()
-        .to_os_string();
+    let stem = durable::split_name(name).0.to_os_string();
     let archive_dir = s.archive.join(rel_dir);
     let first_name = durable::numbered(&archive_dir, &stem, "rle", 0);
     if let Ok(existing) = fs::metadata(&first_name)
@@ -318,29 +307,29 @@ fn changed(file: &File, before: &fs::Metadata) -> bool {
 
 /// Publishes the temporary file as `stem.rle`, or `stem-N.rle` when taken.
 fn publish_numbered(
-    mut temp: tempfile::NamedTempFile,
+    temp: tempfile::NamedTempFile,
     dir: &Path,
     stem: &std::ffi::OsStr,
 ) -> Result<PathBuf, String> {
-    for n in 0..durable::MAX_NUMBERED {
-        let dest = durable::numbered(dir, stem, "rle", n);
-        // The temporary file is already fsynced; persist_noclobber never
-        // replaces an existing file.
-        match temp.persist_noclobber(&dest) {
-            Ok(_) => {
-                return durable::sync_dir(dir)
-                    .map(|()| dest)
-                    .map_err(|e| format!("{}: fsync: {e}", shown(dir)));
+    let mut temp = Some(temp);
+    // The temporary file is already fsynced; persist_noclobber never
+    // replaces an existing file and hands the file back when it fails.
+    let dest = durable::with_numbered(dir, stem, "rle", |dest| {
+        let t = temp
+            .take()
+            .expect("BUG: the temporary file comes back after each failed attempt");
+        match t.persist_noclobber(dest) {
+            Ok(_) => Ok(dest.to_path_buf()),
+            Err(e) => {
+                temp = Some(e.file);
+                Err(e.error)
             }
-            Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => temp = e.file,
-            Err(e) => return Err(format!("{}: {}", shown(&dest), e.error)),
         }
-    }
-    Err(format!(
-        "{}: {} numbered names are taken",
-        shown(dir),
-        durable::MAX_NUMBERED
-    ))
+    })
+    .map_err(|e| format!("{}: {e}", shown(dir)))?;
+    durable::sync_dir(dir)
+        .map(|()| dest)
+        .map_err(|e| format!("{}: fsync: {e}", shown(dir)))
 }
 
 /// Applies the originals policy once the archive is safe.
@@ -402,15 +391,12 @@ fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Repor
     // still in the inbox and will be quarantined again, note rewritten),
     // never a quarantined file without its reason.
     let name = path.file_name().unwrap_or_default();
-    let stem = Path::new(name).file_stem().unwrap_or(name);
-    let ext = Path::new(name)
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let expected = (0..durable::MAX_NUMBERED)
-        .map(|n| durable::numbered(&dir, stem, &ext, n))
-        .find(|p| fs::symlink_metadata(p).is_err())
-        .unwrap_or_else(|| dir.join(name));
+    let (stem, ext) = durable::split_name(name);
+    let expected = durable::with_numbered(&dir, stem, &ext, |p| match fs::symlink_metadata(p) {
+        Ok(_) => Err(io::ErrorKind::AlreadyExists.into()),
+        Err(_) => Ok(p.to_path_buf()),
+    })
+    .unwrap_or_else(|_| dir.join(name));
     let write_note = |at: &Path| -> Result<(), String> {
         fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let mut t = durable::temp_in(&dir, FILE_MODE).map_err(|e| e.to_string())?;

@@ -75,14 +75,6 @@ pub fn publish(temp: NamedTempFile, dest: &Path, overwrite: bool) -> Result<(), 
     sync_dir(dir).map_err(io_err(dir))
 }
 
-/// Removes a file if it is there.
-pub fn remove_if_exists(path: &Path) -> io::Result<()> {
-    match fs::remove_file(path) {
-        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-        _ => Ok(()),
-    }
-}
-
 /// `dir/stem.ext`, then `dir/stem-1.ext`, `dir/stem-2.ext`, …: the `n`th
 /// candidate name for a file that must not overwrite another.
 pub fn numbered(dir: &Path, stem: &std::ffi::OsStr, ext: &str, n: u32) -> PathBuf {
@@ -99,6 +91,38 @@ pub fn numbered(dir: &Path, stem: &std::ffi::OsStr, ext: &str, n: u32) -> PathBu
 
 /// How many numbered names are tried before giving up.
 pub const MAX_NUMBERED: u32 = 10_000;
+
+/// Tries `attempt` on `dir/stem.ext`, `dir/stem-1.ext`, … in turn: an
+/// `AlreadyExists` error moves on to the next name, anything else ends the
+/// search. The one place numbered names are chosen.
+pub fn with_numbered<T>(
+    dir: &Path,
+    stem: &std::ffi::OsStr,
+    ext: &str,
+    mut attempt: impl FnMut(&Path) -> io::Result<T>,
+) -> io::Result<T> {
+    for n in 0..MAX_NUMBERED {
+        match attempt(&numbered(dir, stem, ext, n)) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            other => return other,
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{MAX_NUMBERED} numbered names taken"),
+    ))
+}
+
+/// A file name's stem and extension, for [`numbered`].
+pub fn split_name(name: &std::ffi::OsStr) -> (&std::ffi::OsStr, String) {
+    let as_path = Path::new(name);
+    let stem = as_path.file_stem().unwrap_or(name);
+    let ext = as_path
+        .extension()
+        .map(|e| e.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (stem, ext)
+}
 
 fn c_path(p: &Path) -> io::Result<std::ffi::CString> {
     use std::os::unix::ffi::OsStrExt;
@@ -153,17 +177,11 @@ pub fn move_at(
     mode: u32,
 ) -> io::Result<PathBuf> {
     use std::os::fd::AsRawFd;
-    let as_path = Path::new(name);
-    let stem = as_path.file_stem().unwrap_or(name);
-    let ext = as_path
-        .extension()
-        .map(|e| e.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let (stem, ext) = split_name(name);
     fs::create_dir_all(dir)?;
     let dest = File::open(dir)?;
-    let c_name = c_path(as_path)?;
-    for n in 0..MAX_NUMBERED {
-        let to = numbered(dir, stem, &ext, n);
+    let c_name = c_path(Path::new(name))?;
+    let moved = with_numbered(dir, stem, &ext, |to| {
         let c_to = c_path(Path::new(to.file_name().unwrap_or_default()))?;
         // SAFETY: valid folder fds and NUL-terminated names.
         let rc = unsafe {
@@ -179,41 +197,35 @@ pub fn move_at(
             // No folder fsync: a rename is atomic, so a crash leaves the
             // file where it was or where it went, never loses it; a file
             // found back in the inbox is recognised as already archived.
-            return Ok(to);
+            return Ok(to.to_path_buf());
         }
         let err = io::Error::last_os_error();
-        match err.raw_os_error() {
-            Some(libc::EEXIST) => continue,
-            Some(libc::EXDEV) => return copy_across_at(from_dir, name, dir, stem, &ext, mode),
-            Some(libc::EINVAL) | Some(libc::ENOSYS) => {
-                // No RENAME_NOREPLACE here: link + unlink fail the same way.
-                // SAFETY: as above.
-                let rc = unsafe {
-                    libc::linkat(
-                        from_dir.as_raw_fd(),
-                        c_name.as_ptr(),
-                        dest.as_raw_fd(),
-                        c_to.as_ptr(),
-                        0,
-                    )
-                };
-                if rc != 0 {
-                    let e = io::Error::last_os_error();
-                    if e.raw_os_error() == Some(libc::EEXIST) {
-                        continue;
-                    }
-                    return Err(e);
-                }
-                unlink_at(from_dir, name)?;
-                return Ok(to);
-            }
-            _ => return Err(err),
+        if !matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+            return Err(err); // EEXIST moves on to the next name
         }
+        // No RENAME_NOREPLACE here: link + unlink fail the same way.
+        // SAFETY: as above.
+        if unsafe {
+            libc::linkat(
+                from_dir.as_raw_fd(),
+                c_name.as_ptr(),
+                dest.as_raw_fd(),
+                c_to.as_ptr(),
+                0,
+            )
+        } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        unlink_at(from_dir, name)?;
+        Ok(to.to_path_buf())
+    });
+    match moved {
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            copy_across_at(from_dir, name, dir, stem, &ext, mode)
+        }
+        other => other,
     }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        format!("{MAX_NUMBERED} numbered names taken"),
-    ))
 }
 
 /// Removes the entry `name` of the open folder `dir`.
@@ -236,27 +248,20 @@ fn copy_across_at(
     mode: u32,
 ) -> io::Result<PathBuf> {
     let mut src = open_beneath(from_dir, Path::new(name), libc::O_RDONLY | libc::O_NONBLOCK)?;
-    for n in 0..MAX_NUMBERED {
-        let to = numbered(dir, stem, ext, n);
-        if fs::symlink_metadata(&to).is_ok() {
-            continue;
+    with_numbered(dir, stem, ext, |to| {
+        if fs::symlink_metadata(to).is_ok() {
+            return Err(io::ErrorKind::AlreadyExists.into());
         }
+        io::Seek::rewind(&mut src)?;
         let mut temp = temp_in(dir, mode)?;
         io::copy(&mut src, temp.as_file_mut())?;
-        match publish(temp, &to, false) {
+        match publish(temp, to, false) {
             Ok(()) => {
                 unlink_at(from_dir, name)?;
-                return Ok(to);
+                Ok(to.to_path_buf())
             }
-            Err(PublishError::Exists(_)) => {
-                io::Seek::rewind(&mut src)?;
-                continue;
-            }
-            Err(PublishError::Io { source, .. }) => return Err(source),
+            Err(PublishError::Exists(_)) => Err(io::ErrorKind::AlreadyExists.into()),
+            Err(PublishError::Io { source, .. }) => Err(source),
         }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        format!("{MAX_NUMBERED} numbered names taken"),
-    ))
+    })
 }
