@@ -177,8 +177,10 @@ fn source_swapped_for_a_symlink(confine: Confine) {
     // Swap it (atomically) before it settles.
     symlink(&secret, d.inbox().join(".swap-link")).unwrap();
     fs::rename(d.inbox().join(".swap-link"), d.inbox().join("swap.bmp")).unwrap();
+    // The note is written before the file is moved: wait for both.
     assert!(
-        wait_until(LONG, || d.path("failed/swap.bmp.error.txt").exists()),
+        wait_until(LONG, || d.path("failed/swap.bmp.error.txt").exists()
+            && fs::symlink_metadata(d.path("failed/swap.bmp")).is_ok()),
         "{}",
         d.log()
     );
