@@ -1,4 +1,4 @@
-//! The daemon's configuration (SPEC §4.6), in two stages: [`RawConfig`]
+//! The daemon's configuration (design §4.6), in two stages: [`RawConfig`]
 //! mirrors the TOML exactly (unknown keys rejected, every key optional),
 //! [`Config::from_raw`] validates it and resolves relative paths against the
 //! config file's folder. Never touches the filesystem beyond reading the

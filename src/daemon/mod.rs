@@ -1,4 +1,4 @@
-//! The daemon (`rlewatch run`, SPEC §4): watch the inbox, let files settle,
+//! The daemon (`rlewatch run`, design §4): watch the inbox, let files settle,
 //! hand them to a fixed thread pool that archives them, react to SIGHUP
 //! (reload) and SIGTERM/SIGINT (drain and exit).
 //!

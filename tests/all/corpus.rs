@@ -302,7 +302,7 @@ fn truncated_good_files_fail_cleanly() {
                     );
                 }
                 // An RLE stream that ends early is decoded with the missing
-                // pixels as index 0 (SPEC §2); only the headers must be whole.
+                // pixels as index 0 (design §2); only the headers must be whole.
                 Ok(_) => assert!(
                     info.compression != Compression::None && cut as u64 >= info.data_offset,
                     "{} cut at {cut} of {} was accepted",

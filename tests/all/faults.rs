@@ -1,4 +1,4 @@
-//! Faults (SPEC §4.4): a full or read-only archive, a missing done folder,
+//! Faults (design §4.4): a full or read-only archive, a missing done folder,
 //! the inbox deleted and recreated, a source swapped for a symlink. Each
 //! time: nothing lost, a clear log line, the daemon alive, and recovery
 //! once the fault is gone. Tests that need to mount a small filesystem run
