@@ -792,14 +792,20 @@ impl Coordinator {
             rewatch = true;
         }
         if new.threads != old.threads {
+            // Every pool thread runs exactly one worker loop for its whole
+            // life, so the pool never has an idle thread: growing spawns
+            // threads that each take one new loop; shrinking lowers the
+            // pool's limit *first*, so a thread whose loop was stopped sees
+            // it and exits instead of idling (an idle thread would be
+            // counted again at the next growth, and leak).
             if new.threads > old.threads {
                 self.pool.set_num_threads(new.threads);
                 self.start_workers(new.threads - old.threads);
             } else if let Some(tx) = &self.jobs_tx {
+                self.pool.set_num_threads(new.threads);
                 for _ in new.threads..old.threads {
                     let _ = tx.send(Job::Stop);
                 }
-                self.pool.set_num_threads(new.threads);
             }
             changed.push(format!("workers {}", new.threads));
         }
