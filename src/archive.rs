@@ -459,9 +459,10 @@ fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Repor
     let path = entry.path.as_path();
     let dir = s.failed.join(&entry.rel_dir);
     let note_for = |to: &Path| {
-        let mut name = to.file_name().unwrap_or_default().to_os_string();
-        name.push(".error.txt");
-        dir.join(name)
+        dir.join(durable::fit_name(
+            to.file_name().unwrap_or_default(),
+            ".error.txt",
+        ))
     };
     let note = format!(
         "file: {}\nreason: {reason}\ntime: {}\nattempts: {}\n",

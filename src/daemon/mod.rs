@@ -1034,7 +1034,11 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
     let config = match config_path {
         Some(p) => config::load(p)?,
         None => {
-            Config::defaults(&std::env::current_dir().context("cannot read the working directory")?)
+            let c = Config::defaults(
+                &std::env::current_dir().context("cannot read the working directory")?,
+            );
+            c.paths.check_on_disk().map_err(anyhow::Error::msg)?;
+            c
         }
     };
     let level = logging::init(&config.log_level, config.log_format);
