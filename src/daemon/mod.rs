@@ -428,11 +428,14 @@ impl Coordinator {
     }
 
     fn status(&self) -> String {
+        // Files being retried after a transient error are shown apart: a
+        // number that stays up is a stuck source someone must look at.
+        let retrying = self.pending.values().filter(|p| p.retry).count();
         format!(
-            "archived {}, failed {}, waiting {}, in progress {}",
+            "archived {}, failed {}, waiting {}, retrying {retrying}, in progress {}",
             self.stats.archived,
             self.stats.failed,
-            self.pending.len(),
+            self.pending.len() - retrying,
             self.in_flight.len()
         )
     }
