@@ -632,8 +632,9 @@ impl Coordinator {
         }
         let key = (meta.dev(), meta.ino());
         if self.in_flight.contains_key(&key) {
-            // The same file under another name is being archived.
-            p.due = now + settle;
+            // The same file under another name is being archived (never
+            // `now + settle`: with settle_ms = 0 that would spin).
+            p.due = now + recheck(settle);
             let due = p.due;
             self.schedule(path, due);
             return;
