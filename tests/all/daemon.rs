@@ -274,6 +274,25 @@ fn delete_removes_only_lossless_originals() {
     assert!(d.wait_log("grey.bmp: conversion was lossy", 1, LONG));
 }
 
+/// Deleting needs a *verified* lossless archive: with `verify = false` the
+/// lossless original is moved to done/ instead.
+#[test]
+fn delete_without_verification_keeps_originals() {
+    let d = Daemon::start(&format!(
+        "[originals]\naction = \"delete\"\n[compress]\nverify = false\n{FAST}"
+    ));
+    fs::copy(data("pal1.bmp"), d.inbox().join("bw.bmp")).unwrap();
+    assert!(wait_file(&d, "done/bw.bmp"), "{}", d.log());
+    assert_eq!(
+        fs::read(d.path("done/bw.bmp")).unwrap(),
+        expected("pal1.bmp")
+    );
+    assert_eq!(
+        fs::read(d.path("archive/bw.rle")).unwrap(),
+        expected("pal1.dither.rle")
+    );
+}
+
 #[test]
 fn an_existing_archive_is_never_overwritten() {
     let d = Daemon::start(FAST);
