@@ -440,10 +440,11 @@ impl Coordinator {
         )
     }
 
-    /// True when writers can be observed: the native backend (local
-    /// events; the lease probe then says per file whether it can answer).
+    /// True when writers can be observed: the native backend on a local
+    /// filesystem (the lease probe then says per file whether it can
+    /// answer).
     fn completion_observable(&self) -> bool {
-        self.watch.as_ref().is_some_and(|w| !w.polling)
+        self.watch.as_ref().is_some_and(|w| w.observes_writers)
     }
 
     fn schedule(&mut self, path: PathBuf, due: Instant) {
