@@ -196,7 +196,7 @@ pub fn start(
                 tracing::error!(
                     "inotify watch limit reached while watching {}: raise fs.inotify.max_user_watches \
                      (sysctl fs.inotify.max_user_watches=524288); falling back to polling",
-                    super::shown(&inbox)
+                    crate::display::shown(&inbox)
                 );
             }
             Err(source) => {
