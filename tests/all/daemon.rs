@@ -675,3 +675,44 @@ fn a_file_being_retried_shows_in_status_until_it_goes_through() {
         d.log()
     );
 }
+
+/// A reload that fails part-way (here: the new inbox is locked by another
+/// daemon) changes nothing, not even what it could have changed first
+/// (the log level).
+#[test]
+fn a_reload_that_fails_leaves_the_running_configuration_wholly_in_place() {
+    let d = Daemon::start(FAST);
+    let other = Daemon::start(FAST);
+    fs::write(
+        d.path("config.toml"),
+        format!(
+            "[paths]\ninbox = {:?}\n[log]\nlevel = \"debug\"\n{FAST}",
+            other.inbox()
+        ),
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        d.wait_log("another rlewatch is already running", 1, LONG),
+        "{}",
+        d.log()
+    );
+    // A valid reload that rescans: at the old level (info) its debug line
+    // "rescanning …" must not show.
+    fs::write(
+        d.path("config.toml"),
+        "[watch]\nignore = [\"*.x\"]\nsettle_ms = 50\n",
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        d.wait_log("configuration reloaded: ignore rules", 1, LONG),
+        "{}",
+        d.log()
+    );
+    assert!(!d.log().contains("rescanning"), "{}", d.log());
+    // Still archiving from its own inbox.
+    fs::copy(data("pal8.bmp"), d.inbox().join("after.bmp")).unwrap();
+    assert!(wait_file(&d, "archive/after.rle"), "{}", d.log());
+    assert!(!other.path("archive/after.rle").exists());
+}

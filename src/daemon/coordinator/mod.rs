@@ -209,9 +209,7 @@ impl Coordinator {
         }
     }
     fn poll_interval(&self) -> Duration {
-        self.config
-            .settle
-            .clamp(Duration::from_millis(100), Duration::from_secs(1))
+        poll_interval(&self.config)
     }
     fn start_watch(&mut self) -> Result<()> {
         // Drop the old watcher first: one inotify instance at a time.
@@ -222,16 +220,7 @@ impl Coordinator {
             self.poll_interval(),
             &self.handler(),
         )?;
-        info!(
-            "watching {} ({}{})",
-            shown(&self.config.paths.inbox),
-            if w.polling { "polling" } else { "inotify" },
-            if self.config.recursive {
-                ", with subfolders"
-            } else {
-                ""
-            }
-        );
+        log_watching(&self.config, &w);
         self.watch = Some(w);
         Ok(())
     }
@@ -427,6 +416,27 @@ impl Coordinator {
             }
         }
     }
+}
+
+/// The log line for a watch just started.
+fn log_watching(config: &Config, w: &Watch) {
+    info!(
+        "watching {} ({}{})",
+        shown(&config.paths.inbox),
+        if w.polling { "polling" } else { "inotify" },
+        if config.recursive {
+            ", with subfolders"
+        } else {
+            ""
+        }
+    );
+}
+
+/// How often the poll backend looks: settle_ms, within 0.1–1 s.
+fn poll_interval(config: &Config) -> Duration {
+    config
+        .settle
+        .clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
 /// How long after a new folder's first scan it is scanned again (see

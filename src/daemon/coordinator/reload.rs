@@ -9,13 +9,14 @@ use anyhow::Result;
 use crossbeam_channel::bounded;
 use tracing::{error, info, warn};
 
-use super::Coordinator;
+use super::{Coordinator, log_watching, poll_interval};
 use crate::daemon::config::{self, Config};
 use crate::daemon::filter::Filter;
 use crate::daemon::lock;
 use crate::daemon::pipeline::{Job, settings_of};
 use crate::daemon::settle::jittered;
 use crate::daemon::startup::make_folders;
+use crate::daemon::watch;
 
 impl Coordinator {
     pub(super) fn reload(&mut self) {
@@ -34,92 +35,171 @@ impl Coordinator {
         }
         self.systemd.ready(&self.status());
     }
+    /// Applies a valid configuration all or nothing: what can fail — the
+    /// folders, the new inbox's lock, the new watch — is done first, while
+    /// the running configuration is still wholly in place; only then is
+    /// anything switched.
     pub(super) fn apply(&mut self, new: Config) -> Result<()> {
         let old = self.config.clone();
-        let mut changed = Vec::new();
-        let mut rewatch = false;
-        if new.log_level != old.log_level {
-            match self.level.set(&new.log_level) {
-                Ok(()) => changed.push(format!("log level {:?}", new.log_level)),
-                Err(e) => warn!("reload: log level {:?}: {e}", new.log_level),
-            }
-        }
+        let d = diff(&old, &new);
         if new.log_format != old.log_format {
             warn!(
                 "reload: log.format changes need a restart; keeping {:?}",
                 old.log_format
             );
         }
+        // 1. What can fail, with nothing switched yet.
         if new.paths != old.paths {
             make_folders(&new)?;
-            if new.paths.inbox != old.paths.inbox {
-                self._lock = lock::lock(&new.paths.inbox)?;
-                self.pending.clear();
-                self.timers.clear();
+        }
+        let new_lock = if new.paths.inbox != old.paths.inbox {
+            Some(lock::lock(&new.paths.inbox)?)
+        } else {
+            None
+        };
+        let filter = Arc::new(Filter::new(&new));
+        let events = (new.queue != old.queue).then(|| bounded(new.queue));
+        if d.rewatch {
+            let mut handler = self.handler();
+            handler.filter = filter.clone();
+            if let Some((tx, _)) = &events {
+                handler.tx = tx.clone();
             }
-            changed.push("folders".into());
-            rewatch = true;
+            let started = watch::start(new.backend, new.recursive, poll_interval(&new), &handler);
+            // On failure the old watch still runs.
+            let w = started?;
+            log_watching(&new, &w);
+            self.watch = Some(w);
         }
-        if new.conversion != old.conversion {
-            changed.push(format!("conversion {}", new.conversion));
+        // 2. Switch.
+        if new.log_level != old.log_level
+            && let Err(e) = self.level.set(&new.log_level)
+        {
+            warn!("reload: log level {:?}: {e}", new.log_level);
         }
-        if (new.verify, new.max_pixels) != (old.verify, old.max_pixels) {
-            changed.push("compress settings".into());
+        if let Some(l) = new_lock {
+            self._lock = l;
+            self.pending.clear();
+            self.timers.clear();
         }
-        if new.originals != old.originals {
-            changed.push(format!("originals {}", new.originals));
-        }
-        if new.ignore_patterns != old.ignore_patterns || new.recursive != old.recursive {
-            changed.push("ignore rules".into());
-            rewatch = true;
-        }
-        if new.backend != old.backend {
-            changed.push("watch backend".into());
-            rewatch = true;
-        }
-        if new.queue != old.queue {
-            let (tx, rx) = bounded(new.queue);
+        if let Some((tx, rx)) = events {
             self.events_tx = tx;
             self.events = rx;
-            changed.push(format!("queue {}", new.queue));
-            rewatch = true;
         }
         if new.threads != old.threads {
-            // Every pool thread runs exactly one worker loop for its whole
-            // life, so the pool never has an idle thread: growing spawns
-            // threads that each take one new loop; shrinking lowers the
-            // pool's limit *first*, so a thread whose loop was stopped sees
-            // it and exits instead of idling (an idle thread would be
-            // counted again at the next growth, and leak).
-            if new.threads > old.threads {
-                self.pool.set_num_threads(new.threads);
-                self.start_workers(new.threads - old.threads);
-            } else if let Some(tx) = &self.jobs_tx {
-                self.pool.set_num_threads(new.threads);
-                for _ in new.threads..old.threads {
-                    let _ = tx.send(Job::Stop);
-                }
-            }
-            changed.push(format!("workers {}", new.threads));
-        }
-        if (new.settle, new.rescan, new.shutdown_timeout)
-            != (old.settle, old.rescan, old.shutdown_timeout)
-        {
-            changed.push("timing".into());
+            self.resize_workers(old.threads, new.threads);
         }
         self.settings = Arc::new(settings_of(&new));
-        self.filter = Arc::new(Filter::new(&new));
+        self.filter = filter;
         self.next_rescan = new.rescan.map(|d| Instant::now() + jittered(d));
         self.config = Arc::new(new);
-        if rewatch {
-            self.start_watch()?;
+        if d.rewatch {
             self.rescan("configuration reloaded");
         }
-        if changed.is_empty() {
+        if d.changed.is_empty() {
             info!("configuration reloaded: nothing changed");
         } else {
-            info!("configuration reloaded: {}", changed.join(", "));
+            info!("configuration reloaded: {}", d.changed.join(", "));
         }
         Ok(())
+    }
+
+    /// Every pool thread runs exactly one worker loop for its whole life,
+    /// so the pool never has an idle thread: growing spawns threads that
+    /// each take one new loop; shrinking lowers the pool's limit *first*,
+    /// so a thread whose loop was stopped sees it and exits instead of
+    /// idling (an idle thread would be counted again at the next growth,
+    /// and leak).
+    fn resize_workers(&mut self, old: usize, new: usize) {
+        if new > old {
+            self.pool.set_num_threads(new);
+            self.start_workers(new - old);
+        } else if let Some(tx) = &self.jobs_tx {
+            self.pool.set_num_threads(new);
+            for _ in new..old {
+                let _ = tx.send(Job::Stop);
+            }
+        }
+    }
+}
+
+/// What a reload changes, for the log line, and whether the inbox must be
+/// watched anew.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Diff {
+    changed: Vec<String>,
+    rewatch: bool,
+}
+
+/// Compares two configurations (pure).
+fn diff(old: &Config, new: &Config) -> Diff {
+    let mut d = Diff::default();
+    let mut change = |what: String, rewatch: bool| {
+        d.changed.push(what);
+        d.rewatch |= rewatch;
+    };
+    if new.log_level != old.log_level {
+        change(format!("log level {:?}", new.log_level), false);
+    }
+    if new.paths != old.paths {
+        change("folders".into(), true);
+    }
+    if new.conversion != old.conversion {
+        change(format!("conversion {}", new.conversion), false);
+    }
+    if (new.verify, new.max_pixels) != (old.verify, old.max_pixels) {
+        change("compress settings".into(), false);
+    }
+    if new.originals != old.originals {
+        change(format!("originals {}", new.originals), false);
+    }
+    if new.ignore_patterns != old.ignore_patterns || new.recursive != old.recursive {
+        change("ignore rules".into(), true);
+    }
+    if new.backend != old.backend {
+        change("watch backend".into(), true);
+    }
+    if new.queue != old.queue {
+        change(format!("queue {}", new.queue), true);
+    }
+    if new.threads != old.threads {
+        change(format!("workers {}", new.threads), false);
+    }
+    if (new.settle, new.rescan, new.shutdown_timeout)
+        != (old.settle, old.rescan, old.shutdown_timeout)
+    {
+        change("timing".into(), false);
+    }
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        config::parse(toml, std::path::Path::new("/srv")).unwrap()
+    }
+
+    #[test]
+    fn the_diff_names_what_changed_and_whether_to_watch_anew() {
+        let base = config("");
+        assert_eq!(diff(&base, &base), Diff::default());
+        let d = diff(
+            &base,
+            &config("[log]\nlevel = \"debug\"\n[workers]\nthreads = 3\n"),
+        );
+        assert_eq!(d.changed, ["log level \"debug\"", "workers 3"]);
+        assert!(!d.rewatch);
+        for (toml, what) in [
+            ("[paths]\ninbox = \"elsewhere\"\n", "folders"),
+            ("[watch]\nignore = [\"*.x\"]\n", "ignore rules"),
+            ("[watch]\nbackend = \"poll\"\n", "watch backend"),
+            ("[workers]\nqueue = 7\n", "queue 7"),
+        ] {
+            let d = diff(&base, &config(toml));
+            assert_eq!(d.changed, [what], "{toml}");
+            assert!(d.rewatch, "{toml}");
+        }
     }
 }
