@@ -5,6 +5,9 @@
 //! Run: `cargo bench --bench cli`; `RLEWATCH_BENCH_FOLDER=32 cargo bench
 //! --bench cli` adds `rlewatch compress DIR` on a folder of 32 pure
 //! black-and-white 24-bit pages beside `cat DIR/* >/dev/null`.
+//! `RLEWATCH_BENCH_BASELINE=/path/to/an/older/rlewatch` also times that
+//! binary on the same files, its runs interleaved with this one's, for a
+//! before/after comparison on a shared (noisy) machine.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -98,12 +101,13 @@ fn main() {
     println!(
         "rlewatch compress on {w}x{h} pages: text (1-bit, noisy 24-bit scan, pure black-and-white 24-bit) and a photo-like 24-bit page (best of 5, warm page cache)"
     );
+    let baseline = std::env::var("RLEWATCH_BENCH_BASELINE").ok();
     for (name, path) in &files {
         let len = std::fs::metadata(path).expect("page").len();
         let (cat, _) = best_of(5, || cat(&[path]));
         for mode in ["dither", "threshold"] {
             let out = dir.path().join(format!("out-{mode}.rle"));
-            let (t, rss) = best_of(5, || {
+            let compress = |bin: &str| {
                 let _ = std::fs::remove_file(&out);
                 let mut c = Command::new(bin);
                 c.args(["compress", "-o"]).arg(&out).arg(path);
@@ -111,10 +115,29 @@ fn main() {
                     c.arg("--threshold");
                 }
                 c
-            });
+            };
+            let mut before = None;
+            let (mut t, mut rss) = (Duration::MAX, 0);
+            for _ in 0..5 {
+                let (t1, rss1) = measure(&mut compress(bin));
+                if t1 < t {
+                    (t, rss) = (t1, rss1);
+                }
+                if let Some(old) = &baseline {
+                    let (t0, _) = measure(&mut compress(old));
+                    before = Some(before.map_or(t0, |b: Duration| b.min(t0)));
+                }
+            }
             let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            let before = before.map_or(String::new(), |b| {
+                format!(
+                    "; baseline: {:.1} ms ({:.2}x of it)",
+                    b.as_secs_f64() * 1e3,
+                    t.as_secs_f64() / b.as_secs_f64()
+                )
+            });
             println!(
-                "{name:>12} {mode:<9}: {:>7.1} ms, {:>6.0} MB/s, peak RSS {:>5.1} MB, {} → {} bytes; cat: {:.1} ms ({:.1}x)",
+                "{name:>12} {mode:<9}: {:>7.1} ms, {:>6.0} MB/s, peak RSS {:>5.1} MB, {} → {} bytes; cat: {:.1} ms ({:.1}x){before}",
                 t.as_secs_f64() * 1e3,
                 len as f64 / t.as_secs_f64() / 1e6,
                 rss as f64 / 1024.0,

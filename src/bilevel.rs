@@ -518,7 +518,7 @@ fn dither_row(grey: &[u8], errors: &mut [i32], out: &mut [u64]) {
 fn dither_row_fast(isa: Isa, grey: &[u8], errors: &mut [i32], out: &mut [u64]) {
     let width = grey.len();
     debug_assert_eq!(errors.len(), width + 1);
-    let (mut l, mut l0, mut l1) = (0i32, 0i32, 0i32);
+    let mut state = FsState::ZERO;
     for (wi, word) in out.iter_mut().enumerate() {
         let base = wi * 64;
         let n = (width - base).min(64);
@@ -540,7 +540,16 @@ fn dither_row_fast(isa: Isa, grey: &[u8], errors: &mut [i32], out: &mut [u64]) {
         let mut bits = 0u64;
         let mut i = 0;
         while i < n {
-            if (l | l0 | l1) == 0 {
+            if quiet >> i == 0 {
+                // Nothing left to skip in this word: the plain loop.
+                for j in i..n {
+                    let (white, below) = fs_step(g[j], e[j + 1], &mut state);
+                    bits |= u64::from(white) << j;
+                    e[j] = below;
+                }
+                break;
+            }
+            if state == FsState::ZERO {
                 let run = ((quiet >> i).trailing_ones() as usize).min(n - i);
                 if run > 0 {
                     let span = if run == 64 {
@@ -555,19 +564,50 @@ fn dither_row_fast(isa: Isa, grey: &[u8], errors: &mut [i32], out: &mut [u64]) {
                     continue;
                 }
             }
-            let v = (i32::from(g[i]) + (l + e[i + 1]) / 16).clamp(0, 255);
-            let is_white = v > 128;
+            let (is_white, below) = fs_step(g[i], e[i + 1], &mut state);
             bits |= u64::from(is_white) << i;
-            let err = v - if is_white { 255 } else { 0 };
-            e[i] = 3 * err + l0;
-            l0 = 5 * err + l1;
-            l1 = err;
-            l = 7 * err;
+            e[i] = below;
             i += 1;
         }
         *word = bits.reverse_bits();
     }
-    errors[width] = l0;
+    errors[width] = state.l0;
+}
+
+/// The serial state of [`dither_row`]: `l` the error flowing right (×16),
+/// `l0`, `l1` the pending sums for the row below.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FsState {
+    l: i32,
+    l0: i32,
+    l1: i32,
+}
+
+impl FsState {
+    const ZERO: FsState = FsState { l: 0, l0: 0, l1: 0 };
+}
+
+/// One pixel of [`dither_row`]: grey `g` and the error waiting from the row
+/// above; returns (white, the value to store for the row below) and
+/// advances the state. The same arithmetic, arranged for a shorter
+/// dependency chain from one pixel's error to the next: with s = g +
+/// (l + below) / 16, white is s > 128 (clamping to 0..=255 cannot cross
+/// 128), and the error is min(s − 255, 0) if white, else max(s, 0) — both
+/// computed while the comparison is made, then picked with a mask.
+#[inline(always)]
+fn fs_step(g: u8, below: i32, st: &mut FsState) -> (bool, i32) {
+    let s = i32::from(g) + (st.l + below) / 16;
+    let white = s > 128;
+    // A mask, not `if`: the compiler turns a select of two values into a
+    // branch here, which mispredicts on every other pixel of a photograph.
+    let mask = -i32::from(white);
+    let (if_white, if_black) = ((s - 255).min(0), s.max(0));
+    let err = if_black ^ ((if_white ^ if_black) & mask);
+    let store = 3 * err + st.l0;
+    st.l0 = 5 * err + st.l1;
+    st.l1 = err;
+    st.l = 7 * err;
+    (white, store)
 }
 
 /// The exact colour of each pixel of a row as RGBA (direct colour channels
