@@ -81,13 +81,16 @@ fn main() {
         return; // `cargo bench -- --list` asks every bench target for its names
     }
     let dir = tempfile::tempdir().expect("temp dir");
+    // RLEWATCH_BENCH_PAGES=DIR: write the pages there and stop (to profile).
+    let keep = std::env::var_os("RLEWATCH_BENCH_PAGES").map(std::path::PathBuf::from);
+    let pages = keep.as_deref().unwrap_or(dir.path());
     let ink = page::ink(page::WIDTH, page::HEIGHT);
     let (w, h) = (page::WIDTH, page::HEIGHT);
     let files = [
-        ("1-bit", dir.path().join("page1.bmp")),
-        ("24-bit", dir.path().join("page24.bmp")),
-        ("24-bit B/W", dir.path().join("page24bw.bmp")),
-        ("24-bit photo", dir.path().join("photo24.bmp")),
+        ("1-bit", pages.join("page1.bmp")),
+        ("24-bit", pages.join("page24.bmp")),
+        ("24-bit B/W", pages.join("page24bw.bmp")),
+        ("24-bit photo", pages.join("photo24.bmp")),
     ];
     let write =
         |path: &std::path::Path, bytes: Vec<u8>| std::fs::write(path, bytes).expect("write page");
@@ -95,6 +98,9 @@ fn main() {
     write(&files[1].1, page::bmp_24bit(&ink, w, h));
     write(&files[2].1, page::bmp_24bit_bw(&ink, w, h));
     write(&files[3].1, page::bmp_24bit_photo(w, h));
+    if keep.is_some() {
+        return;
+    }
     // Children's peak RSS includes what they inherit before exec: stay small.
     drop(ink);
     let bin = env!("CARGO_BIN_EXE_rlewatch");

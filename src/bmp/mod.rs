@@ -15,7 +15,7 @@ mod rows;
 mod writer;
 
 pub use header::{BmpInfo, Compression, Masks, PillowMode};
-pub use rows::{RowData, Rows};
+pub use rows::{Blocks, RowData, Rows};
 pub use writer::write_1bit;
 
 use std::fs::File;
@@ -23,8 +23,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 /// Something BMP bytes can be read from at arbitrary offsets, so rows can be
-/// read in display order without holding the whole image.
-pub trait Source {
+/// read in display order without holding the whole image. `Sync` so that
+/// large images can be read on one thread while another converts.
+pub trait Source: Sync {
     /// Total length in bytes.
     fn byte_len(&self) -> io::Result<u64>;
     /// Fills `buf` from `offset`, or fails with `UnexpectedEof`.

@@ -46,8 +46,7 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
     pub fn new(info: &'s BmpInfo, src: &'s S) -> Result<Self, BmpError> {
         let store = match info.compression {
             Compression::None => {
-                let rows_per_block =
-                    (BLOCK_BYTES / info.stride).clamp(1, u64::from(info.height)) as u32;
+                let rows_per_block = rows_per_block(info);
                 Store::Raw {
                     block: vec![0u8; (info.stride * u64::from(rows_per_block)) as usize],
                     rows_per_block,
@@ -90,29 +89,8 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
                 count,
             } => {
                 if !(*first..*first + *count).contains(&stored) {
-                    let n = if info.top_down {
-                        (*rows_per_block).min(info.height - stored)
-                    } else {
-                        (*rows_per_block).min(stored + 1)
-                    };
-                    *first = if info.top_down {
-                        stored
-                    } else {
-                        stored + 1 - n
-                    };
-                    *count = n;
-                    let bytes = (info.stride * u64::from(n)) as usize;
-                    let offset = info.data_offset + info.stride * u64::from(*first);
-                    self.src
-                        .read_exact_at(&mut block[..bytes], offset)
-                        .map_err(|e| match e.kind() {
-                            std::io::ErrorKind::UnexpectedEof => BmpError::Truncated {
-                                what: "the pixel data (the file shrank while being read)",
-                                needed: offset + bytes as u64,
-                                len: info.file_len,
-                            },
-                            _ => BmpError::Io(e),
-                        })?;
+                    (*first, *count) = block_of(info, stored, *rows_per_block);
+                    read_block(info, self.src, block, *first, *count)?;
                 }
                 let start = ((stored - *first) as u64 * info.stride) as usize;
                 Ok(Some(RowData::Packed(
@@ -131,6 +109,108 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
                 Ok(Some(RowData::Indices(row)))
             }
         }
+    }
+}
+
+/// Rows per positioned read of an uncompressed image.
+fn rows_per_block(info: &BmpInfo) -> u32 {
+    (BLOCK_BYTES / info.stride).clamp(1, u64::from(info.height)) as u32
+}
+
+/// The block of stored rows (first, count) read for stored row `stored`
+/// when it is the next row in display order.
+fn block_of(info: &BmpInfo, stored: u32, rows_per_block: u32) -> (u32, u32) {
+    if info.top_down {
+        (stored, rows_per_block.min(info.height - stored))
+    } else {
+        let n = rows_per_block.min(stored + 1);
+        (stored + 1 - n, n)
+    }
+}
+
+/// Reads stored rows `first..first + count` into the start of `block`.
+fn read_block<S: Source + ?Sized>(
+    info: &BmpInfo,
+    src: &S,
+    block: &mut [u8],
+    first: u32,
+    count: u32,
+) -> Result<(), BmpError> {
+    let bytes = (info.stride * u64::from(count)) as usize;
+    let offset = info.data_offset + info.stride * u64::from(first);
+    src.read_exact_at(&mut block[..bytes], offset)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => BmpError::Truncated {
+                what: "the pixel data (the file shrank while being read)",
+                needed: offset + bytes as u64,
+                len: info.file_len,
+            },
+            _ => BmpError::Io(e),
+        })
+}
+
+/// The rows of an uncompressed image as blocks that can be read on one
+/// thread and converted on another: the same positioned reads [`Rows`]
+/// makes, in the same order. See [`Blocks::read_next`] and
+/// [`Blocks::rows`].
+pub struct Blocks<'s> {
+    info: &'s BmpInfo,
+    rows_per_block: u32,
+    /// Next row in display order.
+    next: u32,
+}
+
+impl<'s> Blocks<'s> {
+    /// `None` for RLE images (they are decoded whole; use [`Rows`]).
+    pub fn new(info: &'s BmpInfo) -> Option<Blocks<'s>> {
+        (info.compression == Compression::None).then(|| Blocks {
+            info,
+            rows_per_block: rows_per_block(info),
+            next: 0,
+        })
+    }
+
+    /// Bytes a block buffer needs.
+    pub fn block_bytes(&self) -> usize {
+        (self.info.stride * u64::from(self.rows_per_block)) as usize
+    }
+
+    /// Reads the next block into `block` (at least [`Blocks::block_bytes`]
+    /// long); returns its row count, 0 after the last row.
+    pub fn read_next<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        block: &mut [u8],
+    ) -> Result<u32, BmpError> {
+        let info = self.info;
+        if self.next == info.height {
+            return Ok(0);
+        }
+        let y = self.next;
+        let stored = if info.top_down {
+            y
+        } else {
+            info.height - 1 - y
+        };
+        let (first, count) = block_of(info, stored, self.rows_per_block);
+        read_block(info, src, block, first, count)?;
+        self.next += count;
+        Ok(count)
+    }
+
+    /// The rows of a block of `count` rows read by [`Blocks::read_next`],
+    /// in display order.
+    pub fn rows<'b>(
+        info: &BmpInfo,
+        block: &'b [u8],
+        count: u32,
+    ) -> impl Iterator<Item = RowData<'b>> + 'b {
+        let stride = info.stride as usize;
+        let top_down = info.top_down;
+        (0..count as usize).map(move |k| {
+            let i = if top_down { k } else { count as usize - 1 - k };
+            RowData::Packed(&block[i * stride..(i + 1) * stride])
+        })
     }
 }
 
