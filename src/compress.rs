@@ -103,8 +103,8 @@ impl<R: Read> Read for DigestingReader<R> {
 }
 
 /// Parses the BMP header of `src` (cheap; no pixel data is read).
-/// Images with at least this many pixels are compressed by three threads
-/// (see [`pipelined`]); smaller ones are not worth a thread's start.
+/// Dithered images with at least this many pixels are compressed by three
+/// threads (see [`pipelined`]); smaller ones are not worth a thread's start.
 const PIPELINE_PIXELS: u64 = 1 << 22;
 /// Rows per batch handed to the encoding thread.
 const BATCH_ROWS: usize = 16;
@@ -265,8 +265,13 @@ pub fn compress_parsed(
     out: impl Write,
     conversion: Conversion,
 ) -> Result<Outcome, CompressError> {
+    // Only the dither has a serial loop long enough for the other threads'
+    // work to matter; thresholding runs near memory speed on one thread,
+    // and handing blocks across cores measured no faster.
     let large = u64::from(info.width) * u64::from(info.height) >= PIPELINE_PIXELS;
-    let pipeline = large && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let pipeline = large
+        && conversion == Conversion::Dither
+        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
     compress_with(info, src, out, conversion, pipeline)
 }
 

@@ -32,6 +32,10 @@ pub trait Source: Sync {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Reads as much as is there, up to `buf.len()`; returns the count.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Hints that `len` bytes at `offset` will be read soon, so that they
+    /// can be fetched ahead. Only speed depends on it; the default does
+    /// nothing.
+    fn will_need(&self, _offset: u64, _len: u64) {}
 }
 
 impl Source for File {
@@ -52,6 +56,18 @@ impl Source for File {
             }
         }
         Ok(got)
+    }
+    #[cfg(target_os = "linux")]
+    fn will_need(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: no pointers; the descriptor is this open file's. The
+        // result is ignored: a refused hint changes nothing but speed.
+        unsafe {
+            libc::posix_fadvise(self.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED);
+        }
     }
 }
 
@@ -85,6 +101,9 @@ impl<T: Source + ?Sized> Source for &T {
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         (**self).read_at(buf, offset)
+    }
+    fn will_need(&self, offset: u64, len: u64) {
+        (**self).will_need(offset, len)
     }
 }
 

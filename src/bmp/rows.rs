@@ -26,6 +26,7 @@ enum Store {
         rows_per_block: u32,
         first: u32,
         count: u32,
+        ahead: Ahead,
     },
     /// Decoded indices in storage order; may stop short of the full image
     /// (the rest is index 0). `row` holds a row that is only partly there.
@@ -52,6 +53,7 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
                     rows_per_block,
                     first: 0,
                     count: 0,
+                    ahead: Ahead::new(info),
                 }
             }
             Compression::Rle8 | Compression::Rle4 => Store::Rle {
@@ -87,10 +89,11 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
                 rows_per_block,
                 first,
                 count,
+                ahead,
             } => {
                 if !(*first..*first + *count).contains(&stored) {
                     (*first, *count) = block_of(info, stored, *rows_per_block);
-                    read_block(info, self.src, block, *first, *count)?;
+                    read_block(info, self.src, ahead, block, *first, *count)?;
                 }
                 let start = ((stored - *first) as u64 * info.stride) as usize;
                 Ok(Some(RowData::Packed(
@@ -107,6 +110,57 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
                 row.fill(0);
                 row[..end - start].copy_from_slice(&data[start..end]);
                 Ok(Some(RowData::Indices(row)))
+            }
+        }
+    }
+}
+
+/// Bytes advised at a time by [`Ahead`].
+const AHEAD_BYTES: u64 = 8 << 20;
+
+/// Read-ahead hints ([`Source::will_need`]) in the direction the pixel
+/// data is read. Bottom-up files (most BMPs) are read from the end
+/// backwards, which the kernel's own read-ahead does not follow, so on a
+/// cold cache every block would wait for the disk; with the hint the next
+/// [`AHEAD_BYTES`] are already on their way. A few calls per image, so
+/// warm-cache runs do not pay for it.
+struct Ahead {
+    forward: bool,
+    /// Edge of the data advised so far (its end reading forward, its start
+    /// reading backward).
+    edge: u64,
+    start: u64,
+    end: u64,
+}
+
+impl Ahead {
+    fn new(info: &BmpInfo) -> Ahead {
+        let start = info.data_offset;
+        let end = start + info.stride * u64::from(info.height);
+        Ahead {
+            forward: info.top_down,
+            edge: if info.top_down { start } else { end },
+            start,
+            end,
+        }
+    }
+
+    /// Called before reading `len` bytes at `offset`: keeps at least half
+    /// a window advised beyond them.
+    fn advise<S: Source + ?Sized>(&mut self, src: &S, offset: u64, len: u64) {
+        if self.forward {
+            let want = (offset + len + AHEAD_BYTES / 2).min(self.end);
+            while self.edge < want {
+                let n = AHEAD_BYTES.min(self.end - self.edge);
+                src.will_need(self.edge, n);
+                self.edge += n;
+            }
+        } else {
+            let want = offset.saturating_sub(AHEAD_BYTES / 2).max(self.start);
+            while self.edge > want {
+                let n = AHEAD_BYTES.min(self.edge - self.start);
+                self.edge -= n;
+                src.will_need(self.edge, n);
             }
         }
     }
@@ -132,12 +186,14 @@ fn block_of(info: &BmpInfo, stored: u32, rows_per_block: u32) -> (u32, u32) {
 fn read_block<S: Source + ?Sized>(
     info: &BmpInfo,
     src: &S,
+    ahead: &mut Ahead,
     block: &mut [u8],
     first: u32,
     count: u32,
 ) -> Result<(), BmpError> {
     let bytes = (info.stride * u64::from(count)) as usize;
     let offset = info.data_offset + info.stride * u64::from(first);
+    ahead.advise(src, offset, bytes as u64);
     src.read_exact_at(&mut block[..bytes], offset)
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::UnexpectedEof => BmpError::Truncated {
@@ -155,6 +211,7 @@ fn read_block<S: Source + ?Sized>(
 /// [`Blocks::rows`].
 pub struct Blocks<'s> {
     info: &'s BmpInfo,
+    ahead: Ahead,
     rows_per_block: u32,
     /// Next row in display order.
     next: u32,
@@ -165,6 +222,7 @@ impl<'s> Blocks<'s> {
     pub fn new(info: &'s BmpInfo) -> Option<Blocks<'s>> {
         (info.compression == Compression::None).then(|| Blocks {
             info,
+            ahead: Ahead::new(info),
             rows_per_block: rows_per_block(info),
             next: 0,
         })
@@ -193,7 +251,7 @@ impl<'s> Blocks<'s> {
             info.height - 1 - y
         };
         let (first, count) = block_of(info, stored, self.rows_per_block);
-        read_block(info, src, block, first, count)?;
+        read_block(info, src, &mut self.ahead, block, first, count)?;
         self.next += count;
         Ok(count)
     }
