@@ -245,6 +245,16 @@ impl Converter {
         }
     }
 
+    /// True when rows go through the serial Floyd–Steinberg loop (dither
+    /// mode, and a greyscale or direct-colour image).
+    pub fn dithers(&self) -> bool {
+        self.conversion == Conversion::Dither
+            && matches!(
+                self.plan,
+                Plan::Direct(_) | Plan::Indexed { via_grey: true, .. }
+            )
+    }
+
     /// True while every pixel converted so far was pure black or white and
     /// opaque.
     pub fn lossless(&self) -> bool {

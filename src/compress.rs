@@ -265,18 +265,16 @@ pub fn compress_parsed(
     out: impl Write,
     conversion: Conversion,
 ) -> Result<Outcome, CompressError> {
-    // Only the dither has a serial loop long enough for the other threads'
-    // work to matter; thresholding runs near memory speed on one thread,
-    // and handing blocks across cores measured no faster.
     let large = u64::from(info.width) * u64::from(info.height) >= PIPELINE_PIXELS;
-    let pipeline = large
-        && conversion == Conversion::Dither
-        && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    let pipeline = large && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
     compress_with(info, src, out, conversion, pipeline)
 }
 
-/// [`compress_parsed`], with the choice of [`pipelined`] made (it applies
-/// to uncompressed images only).
+/// [`compress_parsed`], with [`pipelined`] allowed or not. It is used for
+/// uncompressed images whose rows go through the dither's serial loop:
+/// only that loop is long enough for the other threads' work to matter;
+/// thresholding (and 1-bit images) run near memory speed on one thread,
+/// and handing blocks across cores measured no faster there.
 fn compress_with(
     info: &BmpInfo,
     src: &(impl Source + ?Sized),
@@ -296,7 +294,7 @@ fn compress_with(
         hasher: Xxh3::new(),
     };
     let mut enc = Encoder::new(sink, header).map_err(CompressError::Write)?;
-    match Blocks::new(info).filter(|_| pipeline) {
+    match Blocks::new(info).filter(|_| pipeline && converter.dithers()) {
         Some(blocks) => pipelined(info, src, blocks, &mut converter, &mut enc)?,
         None => {
             let mut rows = Rows::new(info, src)?;
