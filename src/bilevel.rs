@@ -207,6 +207,8 @@ pub struct Converter {
     grey: Vec<u8>,
     indices: Vec<u8>,
     lossless: bool,
+    /// Pixels that went through the dither's serial step (not skipped).
+    serial: u64,
     /// Instruction set for the kernels ([`Isa::Scalar`]: reference code only).
     isa: Isa,
     /// Set when the kernels can read this image's direct-colour pixels.
@@ -242,6 +244,7 @@ impl Converter {
             grey: vec![0; width],
             indices: vec![0; width],
             lossless: true,
+            serial: 0,
         }
     }
 
@@ -253,6 +256,13 @@ impl Converter {
                 self.plan,
                 Plan::Direct(_) | Plan::Indexed { via_grey: true, .. }
             )
+    }
+
+    /// Pixels converted so far that went through the dither's serial loop
+    /// (those of quiet spans, see `dither_row_fast`, are skipped): how
+    /// much of the image's work is serial.
+    pub fn serial_pixels(&self) -> u64 {
+        self.serial
     }
 
     /// True while every pixel converted so far was pure black or white and
@@ -326,7 +336,8 @@ impl Converter {
                     for (g, &i) in self.grey.iter_mut().zip(indices) {
                         *g = grey[usize::from(i)];
                     }
-                    bilevel(self.isa, &self.grey, self.conversion, &mut self.errors, out);
+                    self.serial +=
+                        bilevel(self.isa, &self.grey, self.conversion, &mut self.errors, out);
                 } else {
                     pack(indices, |i| bit[usize::from(i)] != 0, out);
                 }
@@ -353,14 +364,16 @@ impl Converter {
                         let rest = &mut self.grey[done..];
                         let rest_pure = direct_grey(&d, bytes, done, rest, self.lossless && pure);
                         self.lossless &= pure && rest_pure;
-                        bilevel(self.isa, &self.grey, self.conversion, &mut self.errors, out);
+                        self.serial +=
+                            bilevel(self.isa, &self.grey, self.conversion, &mut self.errors, out);
                     }
                     (None, _) => {
                         if self.lossless && !(0..width).all(|x| d.pure(d.pixel(bytes, x))) {
                             self.lossless = false;
                         }
                         direct_grey(&d, bytes, 0, &mut self.grey, false);
-                        bilevel(self.isa, &self.grey, self.conversion, &mut self.errors, out);
+                        self.serial +=
+                            bilevel(self.isa, &self.grey, self.conversion, &mut self.errors, out);
                     }
                 }
             }
@@ -476,14 +489,25 @@ fn pack_from(values: &[u8], start: usize, bit: impl Fn(u8) -> bool, out: &mut [u
     pack(values, bit, &mut out[start / 64..]);
 }
 
-/// Grey levels → packed bits, by Pillow's rules.
-fn bilevel(isa: Isa, grey: &[u8], conversion: Conversion, errors: &mut [i32], out: &mut [u64]) {
+/// Grey levels → packed bits, by Pillow's rules. Returns the number of
+/// pixels that went through the dither's serial step.
+fn bilevel(
+    isa: Isa,
+    grey: &[u8],
+    conversion: Conversion,
+    errors: &mut [i32],
+    out: &mut [u64],
+) -> u64 {
     match (conversion, isa) {
         (Conversion::Threshold, _) => {
             let done = simd::grey_threshold(isa, grey, out);
             pack_from(&grey[done..], done, |g| g >= 128, out);
+            0
         }
-        (Conversion::Dither, Isa::Scalar) => dither_row(grey, errors, out),
+        (Conversion::Dither, Isa::Scalar) => {
+            dither_row(grey, errors, out);
+            grey.len() as u64
+        }
         (Conversion::Dither, _) => dither_row_fast(isa, grey, errors, out),
     }
 }
@@ -525,10 +549,13 @@ fn dither_row(grey: &[u8], errors: &mut [i32], out: &mut [u64]) {
 /// x, so the mask holds for the whole word) and the loop jumps over them
 /// whenever its own state is zero. Pure black-and-white pages are quiet
 /// everywhere and run at threshold speed.
-fn dither_row_fast(isa: Isa, grey: &[u8], errors: &mut [i32], out: &mut [u64]) {
+///
+/// Returns the number of pixels that were not skipped.
+fn dither_row_fast(isa: Isa, grey: &[u8], errors: &mut [i32], out: &mut [u64]) -> u64 {
     let width = grey.len();
     debug_assert_eq!(errors.len(), width + 1);
     let mut state = FsState::ZERO;
+    let mut skipped = 0;
     for (wi, word) in out.iter_mut().enumerate() {
         let base = wi * 64;
         let n = (width - base).min(64);
@@ -571,6 +598,7 @@ fn dither_row_fast(isa: Isa, grey: &[u8], errors: &mut [i32], out: &mut [u64]) {
                     // 3e + l0 = 0; the rest of the span's entries are already 0.
                     e[i] = 0;
                     i += run;
+                    skipped += run;
                     continue;
                 }
             }
@@ -582,6 +610,7 @@ fn dither_row_fast(isa: Isa, grey: &[u8], errors: &mut [i32], out: &mut [u64]) {
         *word = bits.reverse_bits();
     }
     errors[width] = state.l0;
+    (width - skipped) as u64
 }
 
 /// The serial state of [`dither_row`]: `l` the error flowing right (×16),

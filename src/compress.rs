@@ -105,6 +105,8 @@ impl<R: Read> Read for DigestingReader<R> {
 /// Dithered images with at least this many pixels are compressed by three
 /// threads (see [`pipelined`]); smaller ones are not worth a thread's start.
 const PIPELINE_PIXELS: u64 = 1 << 22;
+/// Rows converted on one thread before deciding on [`pipelined`].
+const PROBE_ROWS: u32 = 64;
 /// Rows per batch handed to the encoding thread.
 const BATCH_ROWS: usize = 16;
 /// Buffers in flight between the threads (bounds the memory used).
@@ -274,7 +276,8 @@ pub fn compress_parsed(
 }
 
 /// [`compress_parsed`], with [`pipelined`] allowed or not. It is used for
-/// uncompressed images whose rows go through the dither's serial loop:
+/// uncompressed images whose rows go through the dither's serial loop, once
+/// the first [`PROBE_ROWS`] rows show that loop busy on most pixels:
 /// only that loop is long enough for the other threads' work to matter;
 /// thresholding (and 1-bit images) run near memory speed on one thread,
 /// and handing blocks across cores measured no faster there.
@@ -297,16 +300,30 @@ fn compress_with(
         hasher: Xxh3::new(),
     };
     let mut enc = Encoder::new(sink, header).map_err(CompressError::Write)?;
-    match Blocks::new(info).filter(|_| pipeline && converter.dithers()) {
-        Some(blocks) => pipelined(info, src, blocks, &mut converter, &mut enc)?,
-        None => {
-            let mut rows = Rows::new(info, src)?;
-            let mut bits = vec![0u64; rle::words_for(info.width as usize)];
-            while let Some(row) = rows.next_row()? {
-                converter.row(row, &mut bits);
-                enc.write_row(&bits).map_err(CompressError::Write)?;
+    // Probe the first rows on this thread; hand the rest to the pipeline
+    // only if the dither's serial loop has real work (not on a pure
+    // black-and-white page, whose quiet spans are skipped: there the
+    // pipeline's hand-offs cost more than they save).
+    let mut rows = Rows::new(info, src)?;
+    let mut bits = vec![0u64; rle::words_for(info.width as usize)];
+    let mut done = 0u32;
+    let mut switch = None;
+    while let Some(row) = rows.next_row()? {
+        converter.row(row, &mut bits);
+        enc.write_row(&bits).map_err(CompressError::Write)?;
+        done += 1;
+        if done == PROBE_ROWS && pipeline && converter.dithers() {
+            let busy = converter.serial_pixels() * 2 > u64::from(done) * u64::from(info.width);
+            switch = Blocks::new(info).filter(|_| busy);
+            if switch.is_some() {
+                break;
             }
         }
+    }
+    drop(rows);
+    if let Some(blocks) = switch {
+        let blocks = blocks.starting_at(done);
+        pipelined(info, src, blocks, &mut converter, &mut enc)?;
     }
     let mut counted = enc.finish().map_err(CompressError::Write)?;
     counted.flush().map_err(CompressError::Write)?;
@@ -394,7 +411,14 @@ mod tests {
             let start = out.len();
             for x in 0..width {
                 seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
-                let v = match (y / 40) % 3 {
+                // Noisy at both ends, so that either row order starts
+                // with work for the dither (and takes the pipeline).
+                let band = if y < 80 || y + 80 >= height {
+                    0
+                } else {
+                    (y / 40) % 3
+                };
+                let v = match band {
                     0 => ((x + y) % 256) as u8 ^ (seed >> 28) as u8,
                     1 => 255,
                     _ => {

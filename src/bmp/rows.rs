@@ -228,6 +228,12 @@ impl<'s> Blocks<'s> {
         })
     }
 
+    /// Starts at display row `row` (rows before it are not read).
+    pub fn starting_at(mut self, row: u32) -> Blocks<'s> {
+        self.next = row.min(self.info.height);
+        self
+    }
+
     /// Bytes a block buffer needs.
     pub fn block_bytes(&self) -> usize {
         (self.info.stride * u64::from(self.rows_per_block)) as usize
