@@ -134,6 +134,17 @@ impl Direct {
         }
     }
 
+    /// The grey level Pillow computes for a pixel (any layout).
+    #[inline]
+    fn grey(&self, px: u32) -> u8 {
+        let (r, g, b) = (
+            self.r.pillow(self.r.raw(px)),
+            self.g.pillow(self.g.raw(px)),
+            self.b.pillow(self.b.raw(px)),
+        );
+        (luma1000(r, g, b) / 1000) as u8
+    }
+
     /// True when the pixel is pure black or pure white and fully opaque.
     #[inline]
     fn pure(&self, px: u32) -> bool {
@@ -167,6 +178,33 @@ enum Plan {
         via_grey: bool,
     },
     Direct(Direct),
+}
+
+/// Every 16-bit pixel value's grey level and purity, tabulated with the
+/// scalar rules ([`Direct::grey`], [`Direct::pure`]).
+struct Table16 {
+    grey: Box<[u8]>,
+    /// Bit `v % 64` of word `v / 64`: value v is pure.
+    pure: Box<[u64]>,
+}
+
+impl Table16 {
+    fn new(d: &Direct) -> Table16 {
+        let mut grey = vec![0u8; 1 << 16].into_boxed_slice();
+        let mut pure = vec![0u64; 1 << 10].into_boxed_slice();
+        for (v, g) in grey.iter_mut().enumerate() {
+            *g = d.grey(v as u32);
+            pure[v / 64] |= u64::from(d.pure(v as u32)) << (v % 64);
+        }
+        Table16 { grey, pure }
+    }
+
+    /// (grey level, pure) of a pixel value.
+    #[inline]
+    fn lookup(&self, px: u16) -> (u8, bool) {
+        let v = usize::from(px);
+        (self.grey[v], self.pure[v / 64] >> (v % 64) & 1 == 1)
+    }
 }
 
 /// Direct colour the kernels handle: 8-bit B, G, R at offsets 0, 1, 2 of
@@ -213,6 +251,8 @@ pub struct Converter {
     isa: Isa,
     /// Set when the kernels can read this image's direct-colour pixels.
     fast: Option<FastDirect>,
+    /// Set for large 16-bit images: every pixel value's grey and purity.
+    table16: Option<Table16>,
 }
 
 impl Converter {
@@ -225,10 +265,18 @@ impl Converter {
     fn with_isa(info: &BmpInfo, conversion: Conversion, isa: Isa) -> Converter {
         let width = info.width as usize;
         let mut fast = None;
+        let mut table16 = None;
         let plan = match (info.mode, info.masks) {
             (PillowMode::Rgb, Some(m)) => {
                 let d = Direct::new(info.bits_per_pixel, m);
                 fast = FastDirect::of(&d, m);
+                // 65536 entries cost about as much as converting that many
+                // pixels one by one (channel scaling divides); unit tests
+                // build it for every size so that it is compared too.
+                let pixels = u64::from(info.width) * u64::from(info.height);
+                if d.bytes == 2 && isa != Isa::Scalar && (pixels >= 1 << 18 || cfg!(test)) {
+                    table16 = Some(Table16::new(&d));
+                }
                 Plan::Direct(d)
             }
             (mode, _) => indexed_plan(info, mode),
@@ -236,6 +284,7 @@ impl Converter {
         Converter {
             isa,
             fast: if isa == Isa::Scalar { None } else { fast },
+            table16,
             width,
             bits_per_pixel: info.bits_per_pixel,
             conversion,
@@ -367,6 +416,18 @@ impl Converter {
                         self.serial +=
                             bilevel(self.isa, &self.grey, self.conversion, &mut self.errors, out);
                     }
+                    (None, _) if self.table16.is_some() => {
+                        let t = self.table16.as_ref().expect("BUG: checked");
+                        let mut pure = true;
+                        for (g, p) in self.grey.iter_mut().zip(bytes.chunks_exact(2)) {
+                            let (grey, is_pure) = t.lookup(u16::from_le_bytes([p[0], p[1]]));
+                            *g = grey;
+                            pure &= is_pure;
+                        }
+                        self.lossless &= pure;
+                        self.serial +=
+                            bilevel(self.isa, &self.grey, self.conversion, &mut self.errors, out);
+                    }
                     (None, _) => {
                         if self.lossless && !(0..width).all(|x| d.pure(d.pixel(bytes, x))) {
                             self.lossless = false;
@@ -456,13 +517,7 @@ fn direct_grey(d: &Direct, bytes: &[u8], start: usize, grey: &mut [u8], check: b
         }
     } else {
         for (x, g) in (start..).zip(grey.iter_mut()) {
-            let px = d.pixel(bytes, x);
-            let (r, gg, b) = (
-                d.r.pillow(d.r.raw(px)),
-                d.g.pillow(d.g.raw(px)),
-                d.b.pillow(d.b.raw(px)),
-            );
-            *g = (luma1000(r, gg, b) / 1000) as u8;
+            *g = d.grey(d.pixel(bytes, x));
         }
     }
     pure
@@ -780,6 +835,18 @@ mod tests {
             },
             PillowMode::Rgb,
         ),
+        // 4-4-4-4 with alpha: not a layout Pillow reads itself (exact
+        // scaling, alpha in the lossless verdict).
+        (
+            16,
+            Masks {
+                red: 0x0f00,
+                green: 0x00f0,
+                blue: 0x000f,
+                alpha: 0xf000,
+            },
+            PillowMode::Rgb,
+        ),
         // Bytes are indices into a greyscale palette (Pillow's "L").
         (8, RGB8, PillowMode::L),
     ];
@@ -1002,6 +1069,18 @@ mod tests {
                     );
                 }
                 assert_eq!(c.lossless(), pure);
+            }
+        }
+    }
+
+    #[test]
+    fn the_16_bit_table_agrees_with_the_scalar_rules_for_every_value() {
+        for &(bits, masks, _) in FORMATS.iter().filter(|f| f.0 == 16) {
+            let d = Direct::new(bits, masks);
+            let t = Table16::new(&d);
+            for px in 0..=u16::MAX {
+                let want = (d.grey(u32::from(px)), d.pure(u32::from(px)));
+                assert_eq!(t.lookup(px), want, "pixel {px:#06x}");
             }
         }
     }
