@@ -247,6 +247,9 @@ pub struct Converter {
     lossless: bool,
     /// Pixels that went through the dither's serial step (not skipped).
     serial: u64,
+    /// Every entry of `errors` is zero (kept for direct colour under the
+    /// kernels only; false is always safe).
+    errors_zero: bool,
     /// Instruction set for the kernels ([`Isa::Scalar`]: reference code only).
     isa: Isa,
     /// Set when the kernels can read this image's direct-colour pixels.
@@ -294,6 +297,7 @@ impl Converter {
             indices: vec![0; width],
             lossless: true,
             serial: 0,
+            errors_zero: true,
         }
     }
 
@@ -407,14 +411,32 @@ impl Converter {
                         self.lossless &= pure;
                     }
                     (Some(f), Conversion::Dither) => {
+                        if self.errors_zero {
+                            // A row of pure pixels under zero errors is quiet
+                            // throughout (see `dither_row_fast`): its bits are
+                            // the threshold's and the errors stay zero. Try the
+                            // cheaper threshold pass; fall through if impure.
+                            let (done, pure) =
+                                simd::bgr8_threshold(self.isa, bytes, f.bpp, f.alpha, width, out);
+                            if pure {
+                                let rest = &mut self.grey[done..];
+                                if direct_grey(&d, bytes, done, rest, true) {
+                                    pack_from(rest, done, |g| g >= 128, out);
+                                    return;
+                                }
+                            }
+                        }
                         // One pass: pixels → grey and purity.
                         let (done, pure) =
                             simd::bgr8_grey(self.isa, bytes, f.bpp, f.alpha, &mut self.grey);
                         let rest = &mut self.grey[done..];
                         let rest_pure = direct_grey(&d, bytes, done, rest, self.lossless && pure);
                         self.lossless &= pure && rest_pure;
-                        self.serial +=
+                        let serial =
                             bilevel(self.isa, &self.grey, self.conversion, &mut self.errors, out);
+                        // Every pixel skipped: every error written was zero.
+                        self.errors_zero = serial == 0;
+                        self.serial += serial;
                     }
                     (None, _) if self.table16.is_some() => {
                         let t = self.table16.as_ref().expect("BUG: checked");
