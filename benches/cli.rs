@@ -1,7 +1,13 @@
-//! End-to-end figures for `rlewatch compress` on the 7200×5600 text page
-//! (1-bit and 24-bit BMP files on disk, page cache warm): wall time, peak
+//! End-to-end figures for `rlewatch compress` on 7200×5600 pages (the text
+//! page as 1-bit, noisy 24-bit and pure black-and-white 24-bit BMP, and a
+//! photo-like 24-bit page; files on disk, page cache warm): wall time, peak
 //! RSS, and `cat FILE >/dev/null` on the same file for scale.
-//! Run: `cargo bench --bench cli`.
+//! Run: `cargo bench --bench cli`; `RLEWATCH_BENCH_FOLDER=32 cargo bench
+//! --bench cli` adds `rlewatch compress DIR` on a folder of 32 pure
+//! black-and-white 24-bit pages beside `cat DIR/* >/dev/null`.
+//! `RLEWATCH_BENCH_BASELINE=/path/to/an/older/rlewatch` also times that
+//! binary on the same files, its runs interleaved with this one's, for a
+//! before/after comparison on a shared (noisy) machine.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -75,37 +81,39 @@ fn main() {
         return; // `cargo bench -- --list` asks every bench target for its names
     }
     let dir = tempfile::tempdir().expect("temp dir");
+    // RLEWATCH_BENCH_PAGES=DIR: write the pages there and stop (to profile).
+    let keep = std::env::var_os("RLEWATCH_BENCH_PAGES").map(std::path::PathBuf::from);
+    let pages = keep.as_deref().unwrap_or(dir.path());
     let ink = page::ink(page::WIDTH, page::HEIGHT);
+    let (w, h) = (page::WIDTH, page::HEIGHT);
     let files = [
-        ("1-bit", dir.path().join("page1.bmp")),
-        ("24-bit", dir.path().join("page24.bmp")),
+        ("1-bit", pages.join("page1.bmp")),
+        ("24-bit", pages.join("page24.bmp")),
+        ("24-bit B/W", pages.join("page24bw.bmp")),
+        ("24-bit photo", pages.join("photo24.bmp")),
     ];
-    std::fs::write(&files[0].1, page::bmp_1bit(&ink, page::WIDTH, page::HEIGHT))
-        .expect("write page");
-    std::fs::write(
-        &files[1].1,
-        page::bmp_24bit(&ink, page::WIDTH, page::HEIGHT),
-    )
-    .expect("write page");
+    let write =
+        |path: &std::path::Path, bytes: Vec<u8>| std::fs::write(path, bytes).expect("write page");
+    write(&files[0].1, page::bmp_1bit(&ink, w, h));
+    write(&files[1].1, page::bmp_24bit(&ink, w, h));
+    write(&files[2].1, page::bmp_24bit_bw(&ink, w, h));
+    write(&files[3].1, page::bmp_24bit_photo(w, h));
+    if keep.is_some() {
+        return;
+    }
     // Children's peak RSS includes what they inherit before exec: stay small.
     drop(ink);
     let bin = env!("CARGO_BIN_EXE_rlewatch");
     println!(
-        "rlewatch compress on a {}x{} text page (best of 5, warm page cache)",
-        page::WIDTH,
-        page::HEIGHT
+        "rlewatch compress on {w}x{h} pages: text (1-bit, noisy 24-bit scan, pure black-and-white 24-bit) and a photo-like 24-bit page (best of 5, warm page cache)"
     );
+    let baseline = std::env::var("RLEWATCH_BENCH_BASELINE").ok();
     for (name, path) in &files {
         let len = std::fs::metadata(path).expect("page").len();
-        let (cat, _) = best_of(5, || {
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg(format!("cat '{}' >/dev/null", path.display()));
-            c
-        });
+        let (cat, _) = best_of(5, || cat(&[path]));
         for mode in ["dither", "threshold"] {
             let out = dir.path().join(format!("out-{mode}.rle"));
-            let (t, rss) = best_of(5, || {
+            let compress = |bin: &str| {
                 let _ = std::fs::remove_file(&out);
                 let mut c = Command::new(bin);
                 c.args(["compress", "-o"]).arg(&out).arg(path);
@@ -113,10 +121,29 @@ fn main() {
                     c.arg("--threshold");
                 }
                 c
-            });
+            };
+            let mut before = None;
+            let (mut t, mut rss) = (Duration::MAX, 0);
+            for _ in 0..5 {
+                let (t1, rss1) = measure(&mut compress(bin));
+                if t1 < t {
+                    (t, rss) = (t1, rss1);
+                }
+                if let Some(old) = &baseline {
+                    let (t0, _) = measure(&mut compress(old));
+                    before = Some(before.map_or(t0, |b: Duration| b.min(t0)));
+                }
+            }
             let size = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            let before = before.map_or(String::new(), |b| {
+                format!(
+                    "; baseline: {:.1} ms ({:.2}x of it)",
+                    b.as_secs_f64() * 1e3,
+                    t.as_secs_f64() / b.as_secs_f64()
+                )
+            });
             println!(
-                "{name:>6} {mode:<9}: {:>7.1} ms, {:>6.0} MB/s, peak RSS {:>5.1} MB, {} → {} bytes; cat: {:.1} ms ({:.1}x)",
+                "{name:>12} {mode:<9}: {:>7.1} ms, {:>6.0} MB/s, peak RSS {:>5.1} MB, {} → {} bytes; cat: {:.1} ms ({:.1}x){before}",
                 t.as_secs_f64() * 1e3,
                 len as f64 / t.as_secs_f64() / 1e6,
                 rss as f64 / 1024.0,
@@ -127,4 +154,73 @@ fn main() {
             );
         }
     }
+    for path in files.iter().map(|(_, p)| p) {
+        let _ = std::fs::remove_file(path);
+    }
+    // The book's experiment: a folder of pure black-and-white 24-bit pages.
+    // Opt in (it writes pages × 121 MB): RLEWATCH_BENCH_FOLDER=32.
+    if let Some(n) = std::env::var("RLEWATCH_BENCH_FOLDER")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        folder(bin, dir.path(), n);
+    }
+}
+
+/// `cat PATHS... >/dev/null` through the shell.
+fn cat(paths: &[&std::path::Path]) -> Command {
+    let list: Vec<String> = paths.iter().map(|p| format!("'{}'", p.display())).collect();
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!("cat {} >/dev/null", list.join(" ")));
+    c
+}
+
+/// `rlewatch compress DIR` on `n` copies of the pure black-and-white 24-bit
+/// page, beside `cat DIR/* >/dev/null` (best of 3, warm page cache).
+fn folder(bin: &str, tmp: &std::path::Path, n: usize) {
+    let pages = tmp.join("pages");
+    let out = tmp.join("out");
+    std::fs::create_dir_all(&pages).expect("pages dir");
+    let ink = page::ink(page::WIDTH, page::HEIGHT);
+    let bmp = page::bmp_24bit_bw(&ink, page::WIDTH, page::HEIGHT);
+    drop(ink);
+    let paths: Vec<std::path::PathBuf> = (0..n)
+        .map(|i| {
+            let p = pages.join(format!("page{i:03}.bmp"));
+            std::fs::write(&p, &bmp).expect("write page");
+            p
+        })
+        .collect();
+    let total = bmp.len() as u64 * n as u64;
+    drop(bmp);
+    let refs: Vec<&std::path::Path> = paths.iter().map(|p| p.as_path()).collect();
+    let (cat_t, _) = best_of(3, || cat(&refs));
+    println!(
+        "folder of {n} pure black-and-white 24-bit pages ({:.2} GB, best of 3, warm page cache): cat: {:.2} s",
+        total as f64 / 1e9,
+        cat_t.as_secs_f64()
+    );
+    for mode in ["dither", "threshold"] {
+        let (t, rss) = best_of(3, || {
+            let _ = std::fs::remove_dir_all(&out);
+            let mut c = Command::new(bin);
+            c.args(["compress", "-o"]).arg(&out).arg(&pages);
+            if mode == "threshold" {
+                c.arg("--threshold");
+            }
+            c
+        });
+        println!(
+            "{:>12} {mode:<9}: {:>7.2} s, {:>6.0} MB/s, peak RSS {:>5.1} MB; cat: {:.2} s ({:.1}x)",
+            "folder",
+            t.as_secs_f64(),
+            total as f64 / t.as_secs_f64() / 1e6,
+            rss as f64 / 1024.0,
+            cat_t.as_secs_f64(),
+            t.as_secs_f64() / cat_t.as_secs_f64(),
+        );
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    let _ = std::fs::remove_dir_all(&pages);
 }

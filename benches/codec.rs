@@ -1,6 +1,8 @@
-//! Codec throughput on a 7200×5600 text page (see `support/page.rs`):
-//! compressing the 1-bit and 24-bit BMPs in both modes, from memory to
-//! memory, and decoding the `.rle`. Run: `cargo bench --bench codec`.
+//! Codec throughput on 7200×5600 pages (see `support/page.rs`): the text
+//! page as a 1-bit BMP, as a noisy 24-bit scan and as a pure black-and-white
+//! 24-bit BMP (every pixel 0 or 255, like the reference's samples), and a
+//! photo-like 24-bit page; each compressed in both modes from memory to
+//! memory; and decoding the `.rle`. Run: `cargo bench --bench codec`.
 
 use std::hint::black_box;
 
@@ -16,12 +18,19 @@ fn codec(c: &mut Criterion) {
     let ink = page::ink(page::WIDTH, page::HEIGHT);
     let one = page::bmp_1bit(&ink, page::WIDTH, page::HEIGHT);
     let rgb = page::bmp_24bit(&ink, page::WIDTH, page::HEIGHT);
+    let bw = page::bmp_24bit_bw(&ink, page::WIDTH, page::HEIGHT);
+    let photo = page::bmp_24bit_photo(page::WIDTH, page::HEIGHT);
     drop(ink);
     let mut out = Vec::with_capacity(64 << 20);
 
     let mut g = c.benchmark_group("compress");
     g.sample_size(20);
-    for (name, bmp) in [("1bit", &one), ("24bit", &rgb)] {
+    for (name, bmp) in [
+        ("1bit", &one),
+        ("24bit", &rgb),
+        ("24bit-bw", &bw),
+        ("24bit-photo", &photo),
+    ] {
         g.throughput(Throughput::Bytes(bmp.len() as u64));
         for conversion in [Conversion::Dither, Conversion::Threshold] {
             g.bench_function(format!("{name}/{conversion}"), |b| {

@@ -180,6 +180,17 @@ impl<W: Write> Encoder<W> {
         self.out.write_all(&self.buf[..n])
     }
 
+    /// Writes `rows` rows already encoded (by [`RowLayout::encode_into`]
+    /// with this image's width) as `bytes`.
+    pub fn write_encoded(&mut self, bytes: &[u8], rows: usize) -> io::Result<()> {
+        assert!(
+            rows <= self.rows_left,
+            "BUG: more rows than the header says"
+        );
+        self.rows_left -= rows;
+        self.out.write_all(bytes)
+    }
+
     /// Ends the image and returns the writer.
     pub fn finish(self) -> io::Result<W> {
         assert_eq!(self.rows_left, 0, "BUG: fewer rows than the header says");

@@ -141,3 +141,59 @@ pub fn bmp_24bit(ink: &[bool], width: usize, height: usize) -> Vec<u8> {
     }
     out
 }
+
+/// A 24-bit BMP, bottom-up, whose pixel (x, y) is `colour(x, y)` as
+/// [blue, green, red].
+pub fn bmp_24bit_with(
+    width: usize,
+    height: usize,
+    mut colour: impl FnMut(usize, usize) -> [u8; 3],
+) -> Vec<u8> {
+    let stride = (width * 3).div_ceil(4) * 4;
+    let offset = 14 + 40;
+    let mut out = Vec::with_capacity(offset + stride * height);
+    file_header(
+        &mut out,
+        offset as u32,
+        (offset + stride * height) as u32,
+        width,
+        height,
+        24,
+        0,
+    );
+    for y in (0..height).rev() {
+        let start = out.len();
+        for x in 0..width {
+            out.extend_from_slice(&colour(x, y));
+        }
+        out.resize(start + stride, 0);
+    }
+    out
+}
+
+/// 24-bit BMP of the ink mask with every pixel pure black (0, 0, 0) or
+/// pure white (255, 255, 255), like the reference program's own samples.
+pub fn bmp_24bit_bw(ink: &[bool], width: usize, height: usize) -> Vec<u8> {
+    bmp_24bit_with(width, height, |x, y| {
+        if ink[y * width + x] { [0; 3] } else { [255; 3] }
+    })
+}
+
+/// A photo-like 24-bit BMP: smooth colour gradients and soft shapes over
+/// the whole page plus sensor noise, so no pixel is pure and dithering
+/// works on continuous tone everywhere.
+pub fn bmp_24bit_photo(width: usize, height: usize) -> Vec<u8> {
+    let mut rng = Lcg(99);
+    let (w, h) = (width as f32, height as f32);
+    bmp_24bit_with(width, height, |x, y| {
+        let (u, v) = (x as f32 / w, y as f32 / h);
+        let wave = (u * 17.0).sin() * (v * 11.0).cos();
+        let blob = (-((u - 0.4).powi(2) + (v - 0.6).powi(2)) * 12.0).exp();
+        let base = 40.0 + 150.0 * u * (1.0 - v) + 40.0 * wave + 60.0 * blob;
+        let mut ch = |k: f32| {
+            let noise = rng.range(0, 13) as f32 - 6.0;
+            (base * k + noise).clamp(1.0, 254.0) as u8
+        };
+        [ch(0.8), ch(1.0), ch(1.15)]
+    })
+}

@@ -15,7 +15,7 @@ mod rows;
 mod writer;
 
 pub use header::{BmpInfo, Compression, Masks, PillowMode};
-pub use rows::{RowData, Rows};
+pub use rows::{Blocks, RowData, Rows};
 pub use writer::write_1bit;
 
 use std::fs::File;
@@ -23,14 +23,19 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 /// Something BMP bytes can be read from at arbitrary offsets, so rows can be
-/// read in display order without holding the whole image.
-pub trait Source {
+/// read in display order without holding the whole image. `Sync` so that
+/// large images can be read on one thread while another converts.
+pub trait Source: Sync {
     /// Total length in bytes.
     fn byte_len(&self) -> io::Result<u64>;
     /// Fills `buf` from `offset`, or fails with `UnexpectedEof`.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
     /// Reads as much as is there, up to `buf.len()`; returns the count.
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize>;
+    /// Hints that `len` bytes at `offset` will be read soon, so that they
+    /// can be fetched ahead. Only speed depends on it; the default does
+    /// nothing.
+    fn will_need(&self, _offset: u64, _len: u64) {}
 }
 
 impl Source for File {
@@ -51,6 +56,18 @@ impl Source for File {
             }
         }
         Ok(got)
+    }
+    #[cfg(target_os = "linux")]
+    fn will_need(&self, offset: u64, len: u64) {
+        use std::os::fd::AsRawFd;
+        let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
+            return;
+        };
+        // SAFETY: no pointers; the descriptor is this open file's. The
+        // result is ignored: a refused hint changes nothing but speed.
+        unsafe {
+            libc::posix_fadvise(self.as_raw_fd(), offset, len, libc::POSIX_FADV_WILLNEED);
+        }
     }
 }
 
@@ -84,6 +101,9 @@ impl<T: Source + ?Sized> Source for &T {
     }
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         (**self).read_at(buf, offset)
+    }
+    fn will_need(&self, offset: u64, len: u64) {
+        (**self).will_need(offset, len)
     }
 }
 

@@ -26,6 +26,7 @@ enum Store {
         rows_per_block: u32,
         first: u32,
         count: u32,
+        ahead: Ahead,
     },
     /// Decoded indices in storage order; may stop short of the full image
     /// (the rest is index 0). `row` holds a row that is only partly there.
@@ -46,13 +47,13 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
     pub fn new(info: &'s BmpInfo, src: &'s S) -> Result<Self, BmpError> {
         let store = match info.compression {
             Compression::None => {
-                let rows_per_block =
-                    (BLOCK_BYTES / info.stride).clamp(1, u64::from(info.height)) as u32;
+                let rows_per_block = rows_per_block(info);
                 Store::Raw {
                     block: vec![0u8; (info.stride * u64::from(rows_per_block)) as usize],
                     rows_per_block,
                     first: 0,
                     count: 0,
+                    ahead: Ahead::new(info),
                 }
             }
             Compression::Rle8 | Compression::Rle4 => Store::Rle {
@@ -88,31 +89,11 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
                 rows_per_block,
                 first,
                 count,
+                ahead,
             } => {
                 if !(*first..*first + *count).contains(&stored) {
-                    let n = if info.top_down {
-                        (*rows_per_block).min(info.height - stored)
-                    } else {
-                        (*rows_per_block).min(stored + 1)
-                    };
-                    *first = if info.top_down {
-                        stored
-                    } else {
-                        stored + 1 - n
-                    };
-                    *count = n;
-                    let bytes = (info.stride * u64::from(n)) as usize;
-                    let offset = info.data_offset + info.stride * u64::from(*first);
-                    self.src
-                        .read_exact_at(&mut block[..bytes], offset)
-                        .map_err(|e| match e.kind() {
-                            std::io::ErrorKind::UnexpectedEof => BmpError::Truncated {
-                                what: "the pixel data (the file shrank while being read)",
-                                needed: offset + bytes as u64,
-                                len: info.file_len,
-                            },
-                            _ => BmpError::Io(e),
-                        })?;
+                    (*first, *count) = block_of(info, stored, *rows_per_block);
+                    read_block(info, self.src, ahead, block, *first, *count)?;
                 }
                 let start = ((stored - *first) as u64 * info.stride) as usize;
                 Ok(Some(RowData::Packed(
@@ -131,6 +112,169 @@ impl<'s, S: Source + ?Sized> Rows<'s, S> {
                 Ok(Some(RowData::Indices(row)))
             }
         }
+    }
+}
+
+/// Bytes advised at a time by [`Ahead`].
+const AHEAD_BYTES: u64 = 8 << 20;
+
+/// Read-ahead hints ([`Source::will_need`]) in the direction the pixel
+/// data is read. Bottom-up files (most BMPs) are read from the end
+/// backwards, which the kernel's own read-ahead does not follow, so on a
+/// cold cache every block would wait for the disk; with the hint the next
+/// [`AHEAD_BYTES`] are already on their way. A few calls per image, so
+/// warm-cache runs do not pay for it.
+struct Ahead {
+    forward: bool,
+    /// Edge of the data advised so far (its end reading forward, its start
+    /// reading backward).
+    edge: u64,
+    start: u64,
+    end: u64,
+}
+
+impl Ahead {
+    fn new(info: &BmpInfo) -> Ahead {
+        let start = info.data_offset;
+        let end = start + info.stride * u64::from(info.height);
+        Ahead {
+            forward: info.top_down,
+            edge: if info.top_down { start } else { end },
+            start,
+            end,
+        }
+    }
+
+    /// Called before reading `len` bytes at `offset`: keeps at least half
+    /// a window advised beyond them.
+    fn advise<S: Source + ?Sized>(&mut self, src: &S, offset: u64, len: u64) {
+        if self.forward {
+            let want = (offset + len + AHEAD_BYTES / 2).min(self.end);
+            while self.edge < want {
+                let n = AHEAD_BYTES.min(self.end - self.edge);
+                src.will_need(self.edge, n);
+                self.edge += n;
+            }
+        } else {
+            let want = offset.saturating_sub(AHEAD_BYTES / 2).max(self.start);
+            while self.edge > want {
+                let n = AHEAD_BYTES.min(self.edge - self.start);
+                self.edge -= n;
+                src.will_need(self.edge, n);
+            }
+        }
+    }
+}
+
+/// Rows per positioned read of an uncompressed image.
+fn rows_per_block(info: &BmpInfo) -> u32 {
+    (BLOCK_BYTES / info.stride).clamp(1, u64::from(info.height)) as u32
+}
+
+/// The block of stored rows (first, count) read for stored row `stored`
+/// when it is the next row in display order.
+fn block_of(info: &BmpInfo, stored: u32, rows_per_block: u32) -> (u32, u32) {
+    if info.top_down {
+        (stored, rows_per_block.min(info.height - stored))
+    } else {
+        let n = rows_per_block.min(stored + 1);
+        (stored + 1 - n, n)
+    }
+}
+
+/// Reads stored rows `first..first + count` into the start of `block`.
+fn read_block<S: Source + ?Sized>(
+    info: &BmpInfo,
+    src: &S,
+    ahead: &mut Ahead,
+    block: &mut [u8],
+    first: u32,
+    count: u32,
+) -> Result<(), BmpError> {
+    let bytes = (info.stride * u64::from(count)) as usize;
+    let offset = info.data_offset + info.stride * u64::from(first);
+    ahead.advise(src, offset, bytes as u64);
+    src.read_exact_at(&mut block[..bytes], offset)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => BmpError::Truncated {
+                what: "the pixel data (the file shrank while being read)",
+                needed: offset + bytes as u64,
+                len: info.file_len,
+            },
+            _ => BmpError::Io(e),
+        })
+}
+
+/// The rows of an uncompressed image as blocks that can be read on one
+/// thread and converted on another: the same positioned reads [`Rows`]
+/// makes, in the same order. See [`Blocks::read_next`] and
+/// [`Blocks::rows`].
+pub struct Blocks<'s> {
+    info: &'s BmpInfo,
+    ahead: Ahead,
+    rows_per_block: u32,
+    /// Next row in display order.
+    next: u32,
+}
+
+impl<'s> Blocks<'s> {
+    /// `None` for RLE images (they are decoded whole; use [`Rows`]).
+    pub fn new(info: &'s BmpInfo) -> Option<Blocks<'s>> {
+        (info.compression == Compression::None).then(|| Blocks {
+            info,
+            ahead: Ahead::new(info),
+            rows_per_block: rows_per_block(info),
+            next: 0,
+        })
+    }
+
+    /// Starts at display row `row` (rows before it are not read).
+    pub fn starting_at(mut self, row: u32) -> Blocks<'s> {
+        self.next = row.min(self.info.height);
+        self
+    }
+
+    /// Bytes a block buffer needs.
+    pub fn block_bytes(&self) -> usize {
+        (self.info.stride * u64::from(self.rows_per_block)) as usize
+    }
+
+    /// Reads the next block into `block` (at least [`Blocks::block_bytes`]
+    /// long); returns its row count, 0 after the last row.
+    pub fn read_next<S: Source + ?Sized>(
+        &mut self,
+        src: &S,
+        block: &mut [u8],
+    ) -> Result<u32, BmpError> {
+        let info = self.info;
+        if self.next == info.height {
+            return Ok(0);
+        }
+        let y = self.next;
+        let stored = if info.top_down {
+            y
+        } else {
+            info.height - 1 - y
+        };
+        let (first, count) = block_of(info, stored, self.rows_per_block);
+        read_block(info, src, &mut self.ahead, block, first, count)?;
+        self.next += count;
+        Ok(count)
+    }
+
+    /// The rows of a block of `count` rows read by [`Blocks::read_next`],
+    /// in display order.
+    pub fn rows<'b>(
+        info: &BmpInfo,
+        block: &'b [u8],
+        count: u32,
+    ) -> impl Iterator<Item = RowData<'b>> + 'b {
+        let stride = info.stride as usize;
+        let top_down = info.top_down;
+        (0..count as usize).map(move |k| {
+            let i = if top_down { k } else { count as usize - 1 - k };
+            RowData::Packed(&block[i * stride..(i + 1) * stride])
+        })
     }
 }
 
