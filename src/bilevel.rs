@@ -1014,7 +1014,17 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+        // Failure seeds live with the integration tests' (tests/), not in a
+        // folder of their own at the top of the repository.
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 256,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(
+                    "tests/proptest-regressions/bilevel.txt",
+                ),
+            )),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
 
         #[test]
         fn kernels_match_the_scalar_code_on_random_rows(
