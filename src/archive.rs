@@ -55,6 +55,22 @@ pub enum Original {
     Vanished,
 }
 
+impl std::fmt::Display for Original {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Original::Moved(to) => write!(f, "original moved to {}", shown(to)),
+            Original::Kept => f.write_str("original kept"),
+            Original::Deleted => f.write_str("original deleted"),
+            Original::MovedLossy(to) => write!(
+                f,
+                "original moved to {} (not known lossless: not deleted)",
+                shown(to)
+            ),
+            Original::Vanished => f.write_str("original was removed by someone else meanwhile"),
+        }
+    }
+}
+
 /// The result of one attempt.
 #[derive(Debug)]
 pub enum Report {
@@ -347,9 +363,10 @@ fn dispose_original(s: &Settings, entry: &Entry, may_delete: bool) -> Result<Ori
         Ok(to) => Ok(fate(to)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Original::Vanished),
         Err(e) => Err(format!(
-            "{}: moving to {}: {e}",
+            "{}: moving to {}: {e}{}",
             shown(path),
-            shown(&s.done)
+            shown(&s.done),
+            removal_hint(&e, s, entry)
         )),
     };
     match s.originals {
@@ -358,7 +375,9 @@ fn dispose_original(s: &Settings, entry: &Entry, may_delete: bool) -> Result<Ori
         A::Delete if may_delete => {
             match durable::unlink_at(&entry.parent, &entry.name) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
-                other => other.map_err(|e| format!("{}: delete: {e}", shown(path)))?,
+                other => other.map_err(|e| {
+                    format!("{}: delete: {e}{}", shown(path), removal_hint(&e, s, entry))
+                })?,
             }
             entry
                 .parent
@@ -368,6 +387,24 @@ fn dispose_original(s: &Settings, entry: &Entry, may_delete: bool) -> Result<Ori
         }
         A::Delete => move_to_done(Original::MovedLossy),
     }
+}
+
+/// The fix for an original that cannot be taken out of its folder: folders
+/// that writers create must stay writable by the daemon's group. Empty for
+/// other errors.
+fn removal_hint(e: &io::Error, s: &Settings, entry: &Entry) -> String {
+    if !matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+    ) {
+        return String::new();
+    }
+    format!(
+        " (the folder {} is not writable by rlewatch: writers need umask 002 or a default ACL \
+         such as `setfacl -d -m g:GROUP:rwX {}`; see the README, \"Setting up writers\")",
+        shown(&s.inbox.join(&entry.rel_dir)),
+        shown(&s.inbox)
+    )
 }
 
 /// Moves a bad file to the failed folder and writes `NAME.error.txt`
@@ -419,7 +456,12 @@ fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Repor
         }
         Err(e) => {
             return Report::Transient {
-                error: format!("{}: moving to {}: {e}", shown(path), shown(&dir)),
+                error: format!(
+                    "{}: moving to {}: {e}{}",
+                    shown(path),
+                    shown(&dir),
+                    removal_hint(&e, s, entry)
+                ),
             };
         }
     };

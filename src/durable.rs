@@ -130,13 +130,40 @@ fn c_path(p: &Path) -> io::Result<std::ffi::CString> {
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
+/// Set once `openat2` has been refused (ENOSYS: an old kernel, or a
+/// seccomp filter such as the one systemd's `RestrictSUIDSGID=` installs,
+/// which cannot inspect `openat2`'s flags and so denies the call).
+static NO_OPENAT2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Opens `rel` below the folder `base` without following a symlink
-/// anywhere on the way and without ever resolving outside `base`
-/// (`openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`): a symlink gives
-/// `ELOOP`, an escape `EXDEV`. Checking and opening are one step, so a
-/// folder swapped for a symlink between a check and the use cannot redirect
-/// it. An empty `rel` opens `base` itself.
+/// anywhere on the way and without ever resolving outside `base`: a
+/// symlink gives `ELOOP` (or `ENOTDIR` for a folder), an escape `EXDEV`.
+/// Checking and opening are one step, so a folder swapped for a symlink
+/// between a check and the use cannot redirect it. An empty `rel` opens
+/// `base` itself.
+///
+/// Uses `openat2` with `RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS`; where that
+/// system call is refused (ENOSYS or EPERM, as under a seccomp filter) it
+/// walks the path one component at a time with `openat(O_NOFOLLOW)` from
+/// `base`'s descriptor instead, which gives the same guarantees
+/// (docs/design.md, "Opening sources").
 pub fn open_beneath(base: &File, rel: &Path, flags: libc::c_int) -> io::Result<File> {
+    use std::sync::atomic::Ordering;
+    if !NO_OPENAT2.load(Ordering::Relaxed) {
+        match openat2_beneath(base, rel, flags) {
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS) | Some(libc::EPERM)) => {
+                NO_OPENAT2.store(true, Ordering::Relaxed);
+                tracing::info!(
+                    "openat2 is not available ({e}); opening sources component by component"
+                );
+            }
+            other => return other,
+        }
+    }
+    open_beneath_walk(base, rel, flags)
+}
+
+fn openat2_beneath(base: &File, rel: &Path, flags: libc::c_int) -> io::Result<File> {
     use std::os::fd::{AsRawFd, FromRawFd};
     let rel = if rel.as_os_str().is_empty() {
         Path::new(".")
@@ -163,6 +190,48 @@ pub fn open_beneath(base: &File, rel: &Path, flags: libc::c_int) -> io::Result<F
     }
     // SAFETY: openat2 returned a new file descriptor that we now own.
     Ok(unsafe { File::from_raw_fd(fd as libc::c_int) })
+}
+
+/// The fallback of [`open_beneath`]: every folder on the way is opened
+/// with `openat(O_DIRECTORY | O_NOFOLLOW)` relative to the previous one, and
+/// the last component with `O_NOFOLLOW`. No component is ever resolved by
+/// the kernel as a path, so no symlink is followed at any depth; `..` is
+/// refused outright (`EXDEV`, as `RESOLVE_BENEATH` would for an escape).
+pub fn open_beneath_walk(base: &File, rel: &Path, flags: libc::c_int) -> io::Result<File> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::path::Component;
+    let openat = |dir: libc::c_int, name: &std::ffi::OsStr, flags: libc::c_int| {
+        let c = c_path(Path::new(name))?;
+        // SAFETY: valid folder fd and NUL-terminated single-component name.
+        let fd =
+            unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_NOFOLLOW | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: openat returned a new descriptor that we now own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let mut names = Vec::new();
+    for component in rel.components() {
+        match component {
+            Component::Normal(name) => names.push(name),
+            Component::CurDir => {}
+            Component::ParentDir | Component::RootDir | Component::Prefix(_) => {
+                return Err(io::Error::from_raw_os_error(libc::EXDEV));
+            }
+        }
+    }
+    let Some((last, folders)) = names.split_last() else {
+        // `base` itself: a fresh descriptor of the same folder.
+        return openat(base.as_raw_fd(), std::ffi::OsStr::new("."), flags).map(File::from);
+    };
+    let mut dir: Option<OwnedFd> = None;
+    for name in folders {
+        let at = dir.as_ref().map_or(base.as_raw_fd(), |d| d.as_raw_fd());
+        dir = Some(openat(at, name, libc::O_RDONLY | libc::O_DIRECTORY)?);
+    }
+    let at = dir.as_ref().map_or(base.as_raw_fd(), |d| d.as_raw_fd());
+    openat(at, last, flags).map(File::from)
 }
 
 /// Moves the entry `name` of the open folder `from_dir` into `dir` under
@@ -239,6 +308,61 @@ pub fn unlink_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether this process may remove the entry `name` from the open folder
+/// `dir`: write and search permission on the folder for the effective ids
+/// (`faccessat(AT_EACCESS)`, which also reports a read-only mount) and, in
+/// a sticky folder, ownership of the entry or of the folder. Checked before
+/// an original is copied across filesystems, so that a source that cannot
+/// be removed is never copied (a copy per retry would pile up).
+pub fn may_remove_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::MetadataExt;
+    let dot = c_path(Path::new("."))?;
+    // SAFETY: valid folder fd and NUL-terminated name.
+    if unsafe {
+        libc::faccessat(
+            dir.as_raw_fd(),
+            dot.as_ptr(),
+            libc::W_OK | libc::X_OK,
+            libc::AT_EACCESS,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    let folder = dir.metadata()?;
+    if folder.mode() & libc::S_ISVTX != 0 {
+        let entry = stat_at(dir, name)?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if me != 0 && me != entry.st_uid && me != folder.uid() {
+            return Err(io::Error::from_raw_os_error(libc::EPERM));
+        }
+    }
+    Ok(())
+}
+
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
+fn stat_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<libc::stat> {
+    use std::os::fd::AsRawFd;
+    let c = c_path(Path::new(name))?;
+    // SAFETY: stat is plain data, filled in by the kernel.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid folder fd, NUL-terminated name, a stat buffer.
+    if unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            c.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(st)
+}
+
 fn copy_across_at(
     from_dir: &File,
     name: &std::ffi::OsStr,
@@ -247,6 +371,7 @@ fn copy_across_at(
     ext: &str,
     mode: u32,
 ) -> io::Result<PathBuf> {
+    may_remove_at(from_dir, name)?;
     let mut src = open_beneath(from_dir, Path::new(name), libc::O_RDONLY | libc::O_NONBLOCK)?;
     with_numbered(dir, stem, ext, |to| {
         if fs::symlink_metadata(to).is_ok() {
@@ -257,11 +382,128 @@ fn copy_across_at(
         io::copy(&mut src, temp.as_file_mut())?;
         match publish(temp, to, false) {
             Ok(()) => {
-                unlink_at(from_dir, name)?;
+                match unlink_at(from_dir, name) {
+                    // Removed by someone else meanwhile: the copy is now
+                    // the only one, and it stays.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        // The source stays (it could not be removed after all,
+                        // say its folder's mode changed meanwhile), so the copy
+                        // is withdrawn: a retry must not leave a second one.
+                        if let Err(undo) = fs::remove_file(to).and_then(|()| sync_dir(dir)) {
+                            tracing::warn!("{}: cannot withdraw the copy: {undo}", to.display());
+                        }
+                        return Err(e);
+                    }
+                    Ok(()) => {}
+                }
                 Ok(to.to_path_buf())
             }
             Err(PublishError::Exists(_)) => Err(io::ErrorKind::AlreadyExists.into()),
             Err(PublishError::Io { source, .. }) => Err(source),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    /// inbox/a/b/f.bmp, inbox/link -> a, inbox/a/b/flink -> f.bmp, and an
+    /// outside folder the links may point at.
+    fn tree() -> (tempfile::TempDir, File) {
+        let t = tempfile::tempdir().unwrap();
+        let inbox = t.path().join("inbox");
+        fs::create_dir_all(inbox.join("a/b")).unwrap();
+        fs::write(inbox.join("a/b/f.bmp"), b"inside").unwrap();
+        fs::create_dir(t.path().join("outside")).unwrap();
+        fs::write(t.path().join("outside/f.bmp"), b"outside").unwrap();
+        symlink(inbox.join("a"), inbox.join("link")).unwrap();
+        symlink("f.bmp", inbox.join("a/b/flink")).unwrap();
+        symlink(t.path().join("outside"), inbox.join("a/out")).unwrap();
+        let base = File::open(&inbox).unwrap();
+        (t, base)
+    }
+
+    fn read(mut f: File) -> Vec<u8> {
+        let mut v = Vec::new();
+        io::Read::read_to_end(&mut f, &mut v).unwrap();
+        v
+    }
+
+    fn errno(r: io::Result<File>) -> i32 {
+        r.expect_err("must be refused").raw_os_error().unwrap()
+    }
+
+    #[test]
+    fn the_walk_opens_plain_paths_and_the_base_itself() {
+        let (_t, base) = tree();
+        let f = open_beneath_walk(&base, Path::new("a/b/f.bmp"), libc::O_RDONLY).unwrap();
+        assert_eq!(read(f), b"inside");
+        let f = open_beneath_walk(&base, Path::new("./a/./b/f.bmp"), libc::O_RDONLY).unwrap();
+        assert_eq!(read(f), b"inside");
+        let d = open_beneath_walk(&base, Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY);
+        assert!(d.unwrap().metadata().unwrap().is_dir());
+    }
+
+    #[test]
+    fn the_walk_follows_no_symlink_at_any_depth_and_never_climbs() {
+        let (_t, base) = tree();
+        let ro = libc::O_RDONLY;
+        // A symlinked folder on the way, a symlink as the last component,
+        // a symlink leading outside, and `..`.
+        for (rel, expected) in [
+            ("link/b/f.bmp", [libc::ELOOP, libc::ENOTDIR]),
+            ("a/b/flink", [libc::ELOOP, libc::ELOOP]),
+            ("a/out/f.bmp", [libc::ELOOP, libc::ENOTDIR]),
+            ("../outside/f.bmp", [libc::EXDEV, libc::EXDEV]),
+            ("a/../../outside/f.bmp", [libc::EXDEV, libc::EXDEV]),
+        ] {
+            let got = errno(open_beneath_walk(&base, Path::new(rel), ro));
+            assert!(expected.contains(&got), "{rel}: errno {got}");
+        }
+        let got = errno(open_beneath_walk(
+            &base,
+            Path::new("link"),
+            ro | libc::O_DIRECTORY,
+        ));
+        assert!([libc::ELOOP, libc::ENOTDIR].contains(&got), "errno {got}");
+    }
+
+    #[test]
+    fn the_walk_refuses_what_openat2_refuses() {
+        let (_t, base) = tree();
+        for rel in [
+            "link/b/f.bmp",
+            "a/b/flink",
+            "a/out/f.bmp",
+            "../outside/f.bmp",
+        ] {
+            let walk = open_beneath_walk(&base, Path::new(rel), libc::O_RDONLY);
+            let kernel = openat2_beneath(&base, Path::new(rel), libc::O_RDONLY);
+            if kernel
+                .as_ref()
+                .is_err_and(|e| e.raw_os_error() == Some(libc::ENOSYS))
+            {
+                return; // no openat2 to compare with here
+            }
+            assert!(walk.is_err() && kernel.is_err(), "{rel}");
+        }
+    }
+
+    #[test]
+    fn may_remove_at_follows_the_folders_write_permission() {
+        let t = tempfile::tempdir().unwrap();
+        fs::write(t.path().join("f"), b"x").unwrap();
+        let dir = File::open(t.path()).unwrap();
+        may_remove_at(&dir, std::ffi::OsStr::new("f")).unwrap();
+        fs::set_permissions(t.path(), fs::Permissions::from_mode(0o500)).unwrap();
+        // Root may write anyway (the daemon's own tests as `nobody` cover
+        // the refusal: tests/all/deployed.rs).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            assert!(may_remove_at(&dir, std::ffi::OsStr::new("f")).is_err());
+        }
+    }
 }

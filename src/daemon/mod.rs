@@ -256,7 +256,30 @@ fn make_folders(c: &Config) -> Result<()> {
     ] {
         fs::create_dir_all(dir).with_context(|| format!("cannot create {}", shown(dir)))?;
     }
+    warn_cross_filesystem(c);
     Ok(())
+}
+
+/// Warns when done/ or failed/ lies on another filesystem than the inbox:
+/// filing an original there is a copy, an fsync and an unlink instead of a
+/// rename.
+fn warn_cross_filesystem(c: &Config) {
+    use std::os::unix::fs::MetadataExt;
+    let device = |dir: &Path| fs::metadata(dir).map(|m| m.dev()).ok();
+    let Some(inbox) = device(&c.paths.inbox) else {
+        return;
+    };
+    for (what, dir) in [("done", &c.paths.done), ("failed", &c.paths.failed)] {
+        if device(dir).is_some_and(|d| d != inbox) {
+            warn!(
+                "the {what} folder {} is on another filesystem than the inbox {}: each original \
+                 filed there is copied, synced and then removed instead of renamed (twice the \
+                 I/O); keep them on one filesystem",
+                shown(dir),
+                shown(&c.paths.inbox)
+            );
+        }
+    }
 }
 
 /// Removes rlewatch's own temporary files left by a crash.
@@ -584,22 +607,8 @@ impl Coordinator {
                 self.stats.bytes_in += outcome.bytes_in;
                 self.stats.bytes_out += outcome.bytes_out;
                 let ratio = outcome.bytes_in as f64 / outcome.bytes_out.max(1) as f64;
-                let fate = match &original {
-                    Original::Moved(to) => format!("original moved to {}", shown(to)),
-                    Original::Kept => "original kept".to_string(),
-                    Original::Deleted => "original deleted".to_string(),
-                    Original::MovedLossy(to) => {
-                        format!(
-                            "original moved to {} (not known lossless: not deleted)",
-                            shown(to)
-                        )
-                    }
-                    Original::Vanished => {
-                        "original was removed by someone else meanwhile".to_string()
-                    }
-                };
                 info!(
-                    "archived {src} -> {}: {} -> {} bytes, ratio {ratio:.1}, lossless {}, {millis} ms; {fate}",
+                    "archived {src} -> {}: {} -> {} bytes, ratio {ratio:.1}, lossless {}, {millis} ms; {original}",
                     shown(&archive),
                     outcome.bytes_in,
                     outcome.bytes_out,
@@ -613,9 +622,8 @@ impl Coordinator {
             }
             Report::AlreadyArchived { archive, original } => {
                 info!(
-                    "{src}: already archived as {} (archive newer than source); original {:?}",
-                    shown(&archive),
-                    original
+                    "{src}: already archived as {} (archive newer than source); {original}",
+                    shown(&archive)
                 );
             }
             Report::Gone => debug!("{src}: gone before it could be archived"),

@@ -10,15 +10,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{Daemon, FAST, data, tempdir, wait_until};
+use crate::harness::{Confine, Daemon, FAST, data, tempdir, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
 
 /// A tmpfs mounted for the test, unmounted on drop.
-struct Mount(PathBuf);
+pub struct Mount(PathBuf);
 
 impl Mount {
-    fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
+    pub fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             println!("skipped: mounting a small filesystem needs root");
@@ -59,7 +59,7 @@ impl Drop for Mount {
 }
 
 /// Stops the daemon, lets `prepare` change its folders, starts it again.
-fn restart_with(d: &mut Daemon, prepare: impl FnOnce(&Daemon)) {
+pub fn restart_with(d: &mut Daemon, prepare: impl FnOnce(&Daemon)) {
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(LONG).is_some());
     prepare(d);
@@ -157,7 +157,19 @@ fn an_inbox_deleted_and_recreated_is_watched_again() {
 
 #[test]
 fn a_source_swapped_for_a_symlink_is_refused_without_touching_the_target() {
-    let d = Daemon::start("[watch]\nsettle_ms = 300\n");
+    source_swapped_for_a_symlink(Confine::default());
+}
+
+#[test]
+fn without_openat2_a_source_swapped_for_a_symlink_is_still_refused() {
+    source_swapped_for_a_symlink(Confine {
+        deny_openat2: Some(libc::ENOSYS),
+        ..Confine::default()
+    });
+}
+
+fn source_swapped_for_a_symlink(confine: Confine) {
+    let d = Daemon::start_confined("[watch]\nsettle_ms = 300\n", &[], confine);
     let outside = tempdir();
     let secret = outside.path().join("secret.bmp");
     fs::copy(data("pal1.bmp"), &secret).unwrap();
@@ -186,11 +198,26 @@ fn a_source_swapped_for_a_symlink_is_refused_without_touching_the_target() {
         fs::read(data("pal1.bmp")).unwrap()
     );
     assert!(!d.path("archive/swap.rle").exists());
+    if confine.deny_openat2.is_some() {
+        assert!(d.log().contains("openat2 is not available"), "{}", d.log());
+    }
 }
 
 #[test]
 fn a_folder_swapped_for_a_symlink_cannot_lead_outside_the_inbox() {
-    let mut d = Daemon::start("[watch]\nsettle_ms = 300\n");
+    folder_swapped_for_a_symlink(Confine::default());
+}
+
+#[test]
+fn without_openat2_a_folder_swapped_for_a_symlink_cannot_lead_outside_the_inbox() {
+    folder_swapped_for_a_symlink(Confine {
+        deny_openat2: Some(libc::EPERM),
+        ..Confine::default()
+    });
+}
+
+fn folder_swapped_for_a_symlink(confine: Confine) {
+    let mut d = Daemon::start_confined("[watch]\nsettle_ms = 300\n", &[], confine);
     let outside = tempdir();
     fs::copy(data("pal1.bmp"), outside.path().join("x.bmp")).unwrap();
     // Part of the backlog, so the daemon has seen it before the swap.
@@ -209,6 +236,9 @@ fn a_folder_swapped_for_a_symlink_cannot_lead_outside_the_inbox() {
     );
     assert!(!d.path("archive/sub/x.rle").exists());
     assert!(!d.path("done/sub/x.bmp").exists());
+    if confine.deny_openat2.is_some() {
+        assert!(d.log().contains("openat2 is not available"), "{}", d.log());
+    }
 }
 
 /// A 24-bit BMP big enough that compressing it takes a while.

@@ -74,6 +74,80 @@ pub struct Daemon {
     pub dir: tempfile::TempDir,
     child: Option<std::process::Child>,
     env: Vec<(String, String)>,
+    confine: Confine,
+}
+
+/// How the daemon process is confined, to reproduce where it is deployed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Confine {
+    /// A seccomp filter answers `openat2` with this errno (as systemd's
+    /// `RestrictSUIDSGID=` does with ENOSYS).
+    pub deny_openat2: Option<i32>,
+    /// Run as this (uid, gid) instead of the test's user (needs root); the
+    /// daemon's folder is handed to it.
+    pub user: Option<(u32, u32)>,
+}
+
+/// The uid and gid of `nobody`, an unprivileged user every Linux has.
+pub const NOBODY: (u32, u32) = (65534, 65534);
+
+/// True when the tests run as root (needed to switch users or mount).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Installs, in the child about to exec, a seccomp filter that fails
+/// `openat2` with `errno` and allows everything else.
+fn deny_openat2(cmd: &mut Command, errno: i32) {
+    use std::os::unix::process::CommandExt;
+    let filter = [
+        // A = seccomp_data.nr
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::SYS_openat2 as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA),
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    // SAFETY: runs in the forked child before exec; prctl with a filter
+    // that lives until exec (the kernel copies it).
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Config lines every test daemon gets unless it overrides the section.
@@ -88,16 +162,27 @@ impl Daemon {
 
     /// [`Daemon::start`] with extra environment variables.
     pub fn start_with_env(config: &str, env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_confined(config, env, Confine::default())
+    }
+
+    /// [`Daemon::start_with_env`], confined as `confine` says.
+    pub fn start_confined(config: &str, env: &[(&str, &str)], confine: Confine) -> Daemon {
         let dir = tempdir();
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let env = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
+        if let Some((uid, gid)) = confine.user {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
+        }
         let mut d = Daemon {
             dir,
             child: None,
             env,
+            confine,
         };
         d.spawn();
         d
@@ -110,7 +195,15 @@ impl Daemon {
             .append(true)
             .open(self.path("daemon.log"))
             .unwrap();
-        let child = bin()
+        let mut cmd = bin();
+        if let Some(errno) = self.confine.deny_openat2 {
+            deny_openat2(&mut cmd, errno);
+        }
+        if let Some((uid, gid)) = self.confine.user {
+            use std::os::unix::process::CommandExt;
+            cmd.uid(uid).gid(gid);
+        }
+        let child = cmd
             .args(["run", "--config", "config.toml"])
             .current_dir(self.dir.path())
             .env("RUST_BACKTRACE", "1")

@@ -10,4 +10,5 @@ mod codec;
 mod corpus;
 mod crash;
 mod daemon;
+mod deployed;
 mod faults;

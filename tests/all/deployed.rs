@@ -1,0 +1,140 @@
+//! Conditions of the shipped service that a test run by root in a temp
+//! folder would otherwise never meet: a seccomp filter that refuses
+//! `openat2` (systemd's `RestrictSUIDSGID=` does), a daemon that is not
+//! root, and writers whose folders it cannot write to (umask 022). Tests
+//! that need root to set this up say "skipped" when run without it.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use crate::faults::{Mount, restart_with};
+use crate::harness::{Confine, Daemon, FAST, NOBODY, data, files_below, is_root, wait_until};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn archives_without_openat2(errno: i32) {
+    let d = Daemon::start_confined(
+        FAST,
+        &[],
+        Confine {
+            deny_openat2: Some(errno),
+            ..Confine::default()
+        },
+    );
+    fs::create_dir(d.inbox().join("sub")).unwrap();
+    fs::copy(data("pal1.bmp"), d.inbox().join("top.bmp")).unwrap();
+    fs::copy(data("rgb24.bmp"), d.inbox().join("sub/deep.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("done/top.bmp").exists()
+            && d.path("done/sub/deep.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        fs::read(d.path("archive/top.rle")).unwrap(),
+        fs::read(data("pal1.dither.rle")).unwrap()
+    );
+    assert_eq!(
+        fs::read(d.path("archive/sub/deep.rle")).unwrap(),
+        fs::read(data("rgb24.dither.rle")).unwrap()
+    );
+    // The filter really was in force, and nothing was retried.
+    assert!(d.log().contains("openat2 is not available"), "{}", d.log());
+    assert!(!d.log().contains("retry"), "{}", d.log());
+}
+
+#[test]
+fn openat2_refused_with_enosys_by_a_seccomp_filter_still_archives() {
+    archives_without_openat2(libc::ENOSYS);
+}
+
+#[test]
+fn openat2_refused_with_eperm_by_a_seccomp_filter_still_archives() {
+    archives_without_openat2(libc::EPERM);
+}
+
+/// A writer's subfolder made with umask 022 (mode 0755, not the daemon's):
+/// the daemon, running as `nobody`, archives the file once but cannot take
+/// the original out; it must say how to fix it and never pile up copies.
+/// Once the folder is made writable, the original is filed, still with one
+/// archive.
+fn unremovable_original_is_never_duplicated(other_filesystem: bool) {
+    if !is_root() {
+        println!("skipped: running the daemon as another user needs root");
+        return;
+    }
+    let confine = Confine {
+        user: Some(NOBODY),
+        ..Confine::default()
+    };
+    let mut d = Daemon::start_confined(FAST, &[], confine);
+    let mut mount = None;
+    if other_filesystem {
+        restart_with(&mut d, |d| {
+            mount = Mount::tmpfs(&d.path("done"), "8m");
+            std::os::unix::fs::chown(d.path("done"), Some(NOBODY.0), Some(NOBODY.1)).unwrap();
+        });
+        let Some(_) = mount else {
+            panic!("cannot mount a tmpfs although root");
+        };
+        assert!(d.log().contains("on another filesystem"), "{}", d.log());
+    }
+    let sub = d.inbox().join("sub");
+    fs::create_dir(&sub).unwrap();
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::copy(data("pal8.bmp"), sub.join("pal8.bmp")).unwrap();
+
+    // Let it fail three times (1 s, 2 s backoff in between).
+    assert!(d.wait_log("retry 3 in", 1, LONG), "{}", d.log());
+    let log = d.log();
+    assert!(log.contains("writers need umask 002"), "{log}");
+    assert!(
+        log.contains("Permission denied") || log.contains("Operation not permitted"),
+        "{log}"
+    );
+    assert!(sub.join("pal8.bmp").exists());
+    assert_eq!(
+        files_below(&d.path("done")),
+        Vec::<std::path::PathBuf>::new()
+    );
+    assert_eq!(
+        files_below(&d.path("archive")),
+        vec![std::path::PathBuf::from("sub/pal8.rle")]
+    );
+
+    // The fix the message names: the folder writable by the daemon.
+    fs::set_permissions(&sub, fs::Permissions::from_mode(0o777)).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("done/sub/pal8.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert!(wait_until(LONG, || !sub.join("pal8.bmp").exists()));
+    assert_eq!(
+        files_below(&d.path("done")),
+        vec![std::path::PathBuf::from("sub/pal8.bmp")]
+    );
+    assert_eq!(
+        fs::read(d.path("done/sub/pal8.bmp")).unwrap(),
+        fs::read(data("pal8.bmp")).unwrap()
+    );
+    assert_eq!(
+        files_below(&d.path("archive")),
+        vec![std::path::PathBuf::from("sub/pal8.rle")]
+    );
+    assert_eq!(
+        fs::read(d.path("archive/sub/pal8.rle")).unwrap(),
+        fs::read(data("pal8.dither.rle")).unwrap()
+    );
+}
+
+#[test]
+fn an_original_in_a_folder_made_with_umask_022_is_never_duplicated() {
+    unremovable_original_is_never_duplicated(false);
+}
+
+#[test]
+fn an_original_in_a_folder_made_with_umask_022_is_never_copied_across_filesystems() {
+    unremovable_original_is_never_duplicated(true);
+}
