@@ -1,4 +1,4 @@
-//! Archiving one inbox file (SPEC §4.3–4.4): open it without following
+//! Archiving one inbox file (design §4.3–4.4): open it without following
 //! symlinks, stream it into a hidden temporary file in the archive, fsync,
 //! verify, publish under a name that overwrites nothing, then move, keep or
 //! delete the original. Bad input goes to the failed folder with a

@@ -1,4 +1,4 @@
-//! Pixels → bits, exactly as Pillow's `convert('1')` does it (SPEC §2),
+//! Pixels → bits, exactly as Pillow's `convert('1')` does it (design §2),
 //! row by row, plus the "lossless" verdict (every pixel pure black or pure
 //! white and fully opaque).
 //!
@@ -449,7 +449,7 @@ pub fn rgba_row(info: &BmpInfo, row: RowData<'_>) -> Vec<[u8; 4]> {
 mod tests {
     use super::*;
 
-    /// An independent, literal transcription of the rule in SPEC §2
+    /// An independent, literal transcription of the rule in design §2
     /// (errors kept per target pixel, not in Pillow's rolling form).
     fn dither_reference(grey: &[Vec<u8>]) -> Vec<Vec<bool>> {
         let w = grey[0].len();

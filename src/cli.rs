@@ -74,10 +74,32 @@ pub struct VerifyArgs {
     pub max_pixels: u64,
 }
 
+/// An error and its causes on one line, each cause once. The library's
+/// errors show their cause in their own message (the daemon logs them
+/// whole) and also expose it as `source()`, so a plain `{:#}` would print
+/// it twice; a cause already contained in the text so far is skipped.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// One file to compress.
 struct Job {
     input: PathBuf,
     output: PathBuf,
+    /// Folder mode mirrors subfolders below the output folder, creating
+    /// them; a single output file's folder must already exist.
+    create_dir: bool,
 }
 
 fn is_bmp_name(path: &Path) -> bool {
@@ -87,7 +109,10 @@ fn is_bmp_name(path: &Path) -> bool {
 
 /// Works out input → output pairs.
 fn plan_jobs(args: &CompressArgs) -> Result<Vec<Job>> {
-    let single_file = args.inputs.len() == 1 && !args.inputs[0].is_dir();
+    // `-o DIR` with one input file puts its .rle into that existing folder.
+    let single_file = args.inputs.len() == 1
+        && !args.inputs[0].is_dir()
+        && !args.output.as_deref().is_some_and(Path::is_dir);
     let mut jobs = Vec::new();
     for input in &args.inputs {
         let meta = std::fs::metadata(input).with_context(|| format!("{}", input.display()))?;
@@ -113,6 +138,7 @@ fn plan_jobs(args: &CompressArgs) -> Result<Vec<Job>> {
                 jobs.push(Job {
                     input: file,
                     output,
+                    create_dir: true,
                 });
             }
         } else {
@@ -126,39 +152,90 @@ fn plan_jobs(args: &CompressArgs) -> Result<Vec<Job>> {
             jobs.push(Job {
                 input: input.clone(),
                 output,
+                create_dir: false,
             });
         }
     }
     Ok(jobs)
 }
 
-/// Compresses one file to its output through a temporary file.
-pub fn compress_file(input: &Path, output: &Path, opts: Options, force: bool) -> Result<Outcome> {
-    let file = File::open(input).with_context(|| format!("{}", input.display()))?;
-    let dir = output
+/// True when both paths name one existing file.
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// The folder an output file goes into (`.` for a bare name).
+fn parent_of(output: &Path) -> &Path {
+    output
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    if !force && output.exists() {
-        bail!(
+        .unwrap_or(Path::new("."))
+}
+
+/// Refuses an output that exists, unless `force` and it is a file that may
+/// be replaced; the one place the `--force` advice is given.
+fn check_output(output: &Path, force: bool) -> Result<()> {
+    match std::fs::symlink_metadata(output) {
+        Err(_) => Ok(()),
+        Ok(m) if m.is_dir() => bail!("{}: is a folder, not a file", output.display()),
+        Ok(_) if force => Ok(()),
+        Ok(_) => bail!(
             "{}: already exists (use --force to overwrite)",
             output.display()
-        );
+        ),
     }
-    std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-    let temp = durable::temp_in(dir, OUTPUT_MODE).with_context(|| format!("{}", dir.display()))?;
+}
+
+/// A hidden temporary file beside `output`; the folder must exist unless
+/// `create_dir`.
+fn temp_beside(output: &Path, create_dir: bool) -> Result<tempfile::NamedTempFile> {
+    let dir = parent_of(output);
+    if create_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
+    } else if !dir.is_dir() {
+        bail!("{}: the output folder does not exist", dir.display());
+    }
+    durable::temp_in(dir, OUTPUT_MODE).with_context(|| format!("{}", dir.display()))
+}
+
+/// Renames the finished temporary file to `output`.
+fn publish_output(temp: tempfile::NamedTempFile, output: &Path, force: bool) -> Result<()> {
+    durable::publish(temp, output, force).map_err(|e| match e {
+        durable::PublishError::Exists(p) => {
+            anyhow!("{}: already exists (use --force to overwrite)", p.display())
+        }
+        other => anyhow!(other),
+    })
+}
+
+/// Compresses one file to its output through a temporary file. The input
+/// is checked to be a BMP before anything about the output is decided, so
+/// a wrong input is reported as such.
+pub fn compress_file(
+    input: &Path,
+    output: &Path,
+    opts: Options,
+    force: bool,
+    create_dir: bool,
+) -> Result<Outcome> {
+    let file = File::open(input).with_context(|| format!("{}", input.display()))?;
+    bmp::BmpInfo::parse(&file, opts.max_pixels).map_err(|e| anyhow!("{}: {e}", input.display()))?;
+    if same_file(input, output) {
+        bail!("{}: the output would overwrite the input", input.display());
+    }
+    check_output(output, force)?;
+    let temp = temp_beside(output, create_dir)?;
     let outcome = compress::compress(
         &file,
         BufWriter::with_capacity(256 * 1024, temp.as_file()),
         opts,
     )
     .map_err(|e| anyhow!("{}: {e}", input.display()))?;
-    durable::publish(temp, output, force).map_err(|e| match e {
-        durable::PublishError::Exists(p) => {
-            anyhow!("{}: already exists (use --force to overwrite)", p.display())
-        }
-        other => anyhow!(other),
-    })?;
+    publish_output(temp, output, force)?;
     Ok(outcome)
 }
 
@@ -205,7 +282,8 @@ pub fn compress_cmd(args: &CompressArgs) -> Result<usize> {
         for _ in 0..threads {
             s.spawn(|| {
                 while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let result = compress_file(&job.input, &job.output, opts, args.force);
+                    let result =
+                        compress_file(&job.input, &job.output, opts, args.force, job.create_dir);
                     let mut t = totals.lock().unwrap_or_else(|p| p.into_inner());
                     match result {
                         Ok(o) => {
@@ -215,7 +293,7 @@ pub fn compress_cmd(args: &CompressArgs) -> Result<usize> {
                         }
                         Err(e) => {
                             t.1 += 1;
-                            bar.suspend(|| eprintln!("rlewatch: {e:#}"));
+                            bar.suspend(|| eprintln!("rlewatch: {}", error_line(&e)));
                         }
                     }
                     bar.inc(1);
@@ -242,18 +320,17 @@ pub fn decompress_cmd(args: &DecompressArgs) -> Result<()> {
         .unwrap_or_else(|| input.with_extension("bmp"));
     let file = File::open(input).with_context(|| format!("{}", input.display()))?;
     let mut dec = rle::Decoder::new(BufReader::with_capacity(64 * 1024, file))
-        .map_err(|e| anyhow!("{}: {e}", input.display()))?;
-    if !args.force && output.exists() {
-        bail!(
-            "{}: already exists (use --force to overwrite)",
-            output.display()
-        );
+        .map_err(|e| rle_error(input, e))?;
+    if same_file(input, &output) {
+        // Say first what is wrong with the input, if anything (a BMP given
+        // by mistake has the very name its output would get).
+        let h = dec.header();
+        let mut row = vec![0u64; rle::words_for(usize::from(h.width))];
+        while dec.next_row(&mut row).map_err(|e| rle_error(input, e))? {}
+        bail!("{}: the output would overwrite the input", input.display());
     }
-    let dir = output
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let temp = durable::temp_in(dir, OUTPUT_MODE).with_context(|| format!("{}", dir.display()))?;
+    check_output(&output, args.force)?;
+    let temp = temp_beside(&output, false)?;
     let h = dec.header();
     // Decoder errors travel through io::Error; keep the original to report.
     let mut failure: Option<rle::RleError> = None;
@@ -269,15 +346,32 @@ pub fn decompress_cmd(args: &DecompressArgs) -> Result<()> {
         },
     );
     if let Some(e) = failure {
-        bail!("{}: {e}", input.display());
+        return Err(rle_error(input, e));
     }
     written.with_context(|| format!("{}", output.display()))?;
     // The decoder also checks that nothing follows the last row.
     let mut spare = vec![0u64; rle::words_for(usize::from(h.width))];
-    dec.next_row(&mut spare)
-        .map_err(|e| anyhow!("{}: {e}", input.display()))?;
-    durable::publish(temp, &output, args.force).map_err(|e| anyhow!(e))?;
-    Ok(())
+    dec.next_row(&mut spare).map_err(|e| rle_error(input, e))?;
+    publish_output(temp, &output, args.force)
+}
+
+/// An .rle decoding error for `input`; a file that starts like a BMP gets
+/// the hint that it is one (the .rle format has no magic number, so its
+/// header alone cannot tell).
+fn rle_error(input: &Path, e: rle::RleError) -> anyhow::Error {
+    let mut head = [0u8; 2];
+    let is_bmp = File::open(input)
+        .and_then(|mut f| io::Read::read_exact(&mut f, &mut head))
+        .is_ok()
+        && &head == b"BM";
+    if is_bmp {
+        anyhow!(
+            "{}: {e} (this is a BMP file, not an .rle; `rlewatch compress` makes one)",
+            input.display()
+        )
+    } else {
+        anyhow!("{}: {e}", input.display())
+    }
 }
 
 /// `rlewatch verify`: prints what it found; errors when the check fails.
@@ -286,13 +380,10 @@ pub fn verify_cmd(args: &VerifyArgs) -> Result<()> {
     let open = || File::open(input).with_context(|| format!("{}", input.display()));
     let Some(source) = &args.source else {
         let mut dec = rle::Decoder::new(BufReader::with_capacity(64 * 1024, open()?))
-            .map_err(|e| anyhow!("{}: {e}", input.display()))?;
+            .map_err(|e| rle_error(input, e))?;
         let h = dec.header();
         let mut row = vec![0u64; rle::words_for(usize::from(h.width))];
-        while dec
-            .next_row(&mut row)
-            .map_err(|e| anyhow!("{}: {e}", input.display()))?
-        {}
+        while dec.next_row(&mut row).map_err(|e| rle_error(input, e))? {}
         println!("{}: ok, {}x{}", input.display(), h.width, h.height);
         return Ok(());
     };
@@ -322,7 +413,7 @@ pub fn verify_cmd(args: &VerifyArgs) -> Result<()> {
                 );
                 return Ok(());
             }
-            Err(compress::VerifyError::Corrupt(e)) => bail!("{}: {e}", input.display()),
+            Err(compress::VerifyError::Corrupt(e)) => return Err(rle_error(input, e)),
             Err(e) => last = Some(e),
         }
     }

@@ -146,7 +146,7 @@ static NO_OPENAT2: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 /// system call is refused (ENOSYS or EPERM, as under a seccomp filter) it
 /// walks the path one component at a time with `openat(O_NOFOLLOW)` from
 /// `base`'s descriptor instead, which gives the same guarantees
-/// (docs/design.md, "Opening sources").
+/// (design §4.3, docs/design.md).
 pub fn open_beneath(base: &File, rel: &Path, flags: libc::c_int) -> io::Result<File> {
     use std::sync::atomic::Ordering;
     if !NO_OPENAT2.load(Ordering::Relaxed) {

@@ -1,5 +1,7 @@
 //! rlewatch: unattended archival of black-and-white BMP images as `.rle`
-//! files.
+//! files. The design — format, pixel rules, the life of a file, threads and
+//! channels, which code enforces which guarantee — is `docs/design.md`;
+//! comments cite its sections as "design §N".
 //!
 //! Crate map (arrows point from user to used; the codec knows nothing of
 //! files' names or of the daemon):

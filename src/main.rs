@@ -77,7 +77,7 @@ fn main() -> ExitCode {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
-            eprintln!("rlewatch: {e:#}");
+            eprintln!("rlewatch: {}", cli::error_line(&e));
             ExitCode::FAILURE
         }
     }

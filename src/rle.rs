@@ -1,4 +1,4 @@
-//! The `.rle` format (SPEC §1): a 4-byte header (width, height as u16 LE)
+//! The `.rle` format (design §1): a 4-byte header (width, height as u16 LE)
 //! followed by the runs of every row, top row first, each row cut into
 //! chunks of 127 pixels and each chunk written as its runs,
 //! `(bit << 7) | count`.
@@ -398,7 +398,7 @@ mod tests {
 
     #[test]
     fn spec_worked_example() {
-        // SPEC §1: white white black white white → 05 00 01 00 82 01 82
+        // design §1: white white black white white → 05 00 01 00 82 01 82
         let header = Header {
             width: 5,
             height: 1,

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Differential check of `rlewatch compress` against the reference program's
 method: Pillow's `Image.open(path).convert('1')` (dither and threshold)
-followed by a straightforward run-length coder written from SPEC §1.
+followed by a straightforward run-length coder written from design §1.
 
 Random BMPs are written with Pillow in every mode it saves (1, L, P with 4
 and 8 bits, RGB) at many widths (every width up to 69 and the chunk and word

@@ -1,7 +1,7 @@
 //! BMP header parsing and validation: file header, the info header in all
 //! its sizes (OS/2 v1 and v2, INFO, V2–V5), bitfield masks and palette.
 //! Also decides the mode Pillow would open the file as, since the
-//! pixel→bit rule depends on it (SPEC §2).
+//! pixel→bit rule depends on it (design §2).
 
 use super::{BmpError, Source};
 
@@ -25,7 +25,7 @@ pub struct Masks {
 }
 
 /// The image mode Pillow's BMP plugin would pick, which decides the
-/// conversion rule (SPEC §2).
+/// conversion rule (design §2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PillowMode {
     /// Bilevel: the palette index is the bit.
@@ -341,7 +341,7 @@ impl BmpInfo {
 /// Pillow's choice for palette images: greyscale palettes (entry i is
 /// (i, i, i); for two colours exactly black, white) open as "1" (≤ 2
 /// colours) or "L"; everything else as "P". 2-bit files, which Pillow
-/// refuses, are "P" (SPEC §2).
+/// refuses, are "P" (design §2).
 fn pillow_palette_mode(palette: &[[u8; 3]], declared: u64, bits: u16) -> PillowMode {
     if bits == 2 || declared as usize > palette.len() {
         return PillowMode::P;

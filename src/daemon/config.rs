@@ -1,4 +1,4 @@
-//! The daemon's configuration (SPEC §4.6), in two stages: [`RawConfig`]
+//! The daemon's configuration (design §4.6), in two stages: [`RawConfig`]
 //! mirrors the TOML exactly (unknown keys rejected, every key optional),
 //! [`Config::from_raw`] validates it and resolves relative paths against the
 //! config file's folder. Never touches the filesystem beyond reading the
@@ -382,9 +382,27 @@ impl Config {
 
 /// Parses TOML text; relative paths resolve against `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
-    let raw: RawConfig =
-        toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().replace('\n', " ")))?;
+    let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(toml_message(text, &e)))?;
     Config::from_raw(raw, base)
+}
+
+/// A TOML error as `line L, column C: message`, followed by the offending
+/// line with a caret under the spot: the reason stays on the first line
+/// (for logs), the picture below it (for people).
+fn toml_message(text: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return message.to_string();
+    };
+    let start = span.start.min(text.len());
+    let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+    let line_no = text[..start].matches('\n').count() + 1;
+    let column = text[line_start..start].chars().count() + 1;
+    let line = text[line_start..].lines().next().unwrap_or("");
+    format!(
+        "line {line_no}, column {column}: {message}\n    {line}\n    {:>column$}",
+        "^"
+    )
 }
 
 /// Reads and validates a config file.

@@ -1,4 +1,4 @@
-//! Which paths in the inbox are work (SPEC §4.2): `.bmp` files (any case)
+//! Which paths in the inbox are work (design §4.2): `.bmp` files (any case)
 //! that are not hidden, not partial downloads or editor leftovers, not in
 //! the daemon's own folders and not matched by a configured ignore glob.
 //! Pure path logic: never touches the filesystem.

@@ -1,4 +1,4 @@
-//! One daemon per inbox (SPEC §4.5): an exclusive `flock` on
+//! One daemon per inbox (design §4.5): an exclusive `flock` on
 //! `INBOX/.rlewatch.lock`, held for the daemon's life. The lock file holds
 //! the owner's pid for the error message; the lock, not the file, is what
 //! counts, so a stale file after a crash is harmless.

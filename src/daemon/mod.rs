@@ -1,4 +1,4 @@
-//! The daemon (`rlewatch run`, SPEC §4): watch the inbox, let files settle,
+//! The daemon (`rlewatch run`, design §4): watch the inbox, let files settle,
 //! hand them to a fixed thread pool that archives them, react to SIGHUP
 //! (reload) and SIGTERM/SIGINT (drain and exit).
 //!
@@ -23,7 +23,7 @@ pub mod systemd;
 pub mod watch;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -335,6 +335,11 @@ struct Coordinator {
     finish_tx: Option<Sender<Finish>>,
     finishers: Vec<std::thread::JoinHandle<()>>,
     pending: HashMap<PathBuf, Pending>,
+    /// Folders that appeared, to be scanned once more when due: notify
+    /// adds the watch on a new folder (and its subfolders) only after
+    /// reporting it, so a file created in between has no event and may
+    /// not be there yet at the first scan.
+    new_folders: VecDeque<(Instant, PathBuf)>,
     timers: BinaryHeap<Reverse<(Instant, PathBuf)>>,
     in_flight: HashMap<(u64, u64), PathBuf>,
     in_flight_paths: HashSet<PathBuf>,
@@ -796,9 +801,15 @@ impl Coordinator {
         {
             next = next.min(*due);
         }
-        for t in [self.next_rescan, self.next_watchdog, self.stopping]
-            .into_iter()
-            .flatten()
+        let new_folder = self.new_folders.front().map(|(due, _)| *due);
+        for t in [
+            self.next_rescan,
+            self.next_watchdog,
+            self.stopping,
+            new_folder,
+        ]
+        .into_iter()
+        .flatten()
         {
             next = next.min(t);
         }
@@ -848,6 +859,15 @@ impl Coordinator {
                 }
                 if self.overflowed && self.pending.len() < self.capacity() / 2 {
                     self.rescan("backlog larger than the waiting list");
+                }
+                while let Some((due, _)) = self.new_folders.front()
+                    && *due <= now
+                {
+                    if let Some((_, dir)) = self.new_folders.pop_front()
+                        && dir.is_dir()
+                    {
+                        self.scan(&dir);
+                    }
                 }
                 if let Some(t) = self.next_rescan
                     && now >= t
@@ -932,12 +952,19 @@ impl Coordinator {
         if seen.folder {
             if self.filter.wants_dir(&seen.path) {
                 self.scan(&seen.path.clone());
+                self.new_folders
+                    .push_back((Instant::now() + NEW_FOLDER_RESCAN, seen.path));
             }
         } else {
             self.observe(&seen.path);
         }
     }
 }
+
+/// How long after a new folder's first scan it is scanned again (see
+/// `Coordinator::new_folders`): notify adds its watch within microseconds
+/// of reporting it; half a second covers a heavily loaded machine.
+const NEW_FOLDER_RESCAN: Duration = Duration::from_millis(500);
 
 /// False while an uncompressed BMP is shorter than its header says (still
 /// being written). Anything that cannot be judged counts as complete: the
@@ -1028,6 +1055,7 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
         flags: Arc::default(),
         watch: None,
         pending: HashMap::new(),
+        new_folders: VecDeque::new(),
         timers: BinaryHeap::new(),
         in_flight: HashMap::new(),
         in_flight_paths: HashSet::new(),

@@ -1,4 +1,4 @@
-//! systemd integration (SPEC §4.5): `READY=1`, `RELOADING=1` with
+//! systemd integration (design §4.5): `READY=1`, `RELOADING=1` with
 //! `MONOTONIC_USEC`, `STOPPING=1`, `STATUS=` and watchdog pings. Outside
 //! systemd (no `NOTIFY_SOCKET`) every call is a no-op.
 

@@ -1,4 +1,4 @@
-//! The inbox watcher (SPEC §4.2): a `notify` watcher whose callback, run on
+//! The inbox watcher (design §4.2): a `notify` watcher whose callback, run on
 //! notify's own thread, only filters by name and does a non-blocking send
 //! onto the bounded channel. When the channel is full, or the kernel queue
 //! overflowed, or the watcher reported an error, it raises the rescan flag

@@ -354,3 +354,124 @@ fn generate_assets_writes_man_pages_and_completions_from_the_clap_definitions() 
         assert!(text.contains(needle) && text.contains("reload"), "{file}");
     }
 }
+
+/// Each cause once: `missing.toml: No such file or directory (os error 2)`,
+/// not the OS error twice.
+#[test]
+fn errors_name_the_file_and_the_os_error_once() {
+    let dir = tempdir();
+    fs::create_dir(dir.path().join("folder")).unwrap();
+    fs::write(dir.path().join("latin1.toml"), b"[log]\nlevel = \"\xe9\"\n").unwrap();
+    for (args, expected) in [
+        (
+            vec!["check-config", "missing.toml"],
+            "missing.toml: No such file or directory (os error 2)",
+        ),
+        (
+            vec!["check-config", "folder"],
+            "folder: Is a directory (os error 21)",
+        ),
+        (vec!["check-config", "latin1.toml"], "latin1.toml: "),
+        (
+            vec!["compress", "nothere.bmp"],
+            "nothere.bmp: No such file or directory (os error 2)",
+        ),
+    ] {
+        let out = run_in(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(err.matches("(os error").count() <= 1, "{err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn toml_errors_keep_their_line_and_a_caret_under_the_spot() {
+    let dir = tempdir();
+    fs::write(dir.path().join("c.toml"), "[paths]\ninbox = 3\n").unwrap();
+    let out = run_in(dir.path(), &["check-config", "c.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines[0].contains("c.toml: line 2, column 9: invalid type: integer `3`"),
+        "{err}"
+    );
+    assert_eq!(lines[1].trim(), "inbox = 3", "{err}");
+    // The caret stands under the `3`.
+    assert_eq!(lines[2].find('^'), lines[1].find('3'), "{err}");
+}
+
+#[test]
+fn compress_into_an_existing_folder_puts_the_file_there() {
+    let dir = tempdir();
+    copy_vector(dir.path(), "pal8.bmp", "x.bmp");
+    fs::create_dir(dir.path().join("out")).unwrap();
+    let out = run_in(dir.path(), &["compress", "x.bmp", "-o", "out"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(dir.path().join("out/x.rle")).unwrap(),
+        fs::read(data("pal8.dither.rle")).unwrap()
+    );
+    // Again: the advice to use --force, and --force then works.
+    let out = run_in(dir.path(), &["compress", "x.bmp", "-o", "out"]);
+    assert!(stderr(&out).contains("out/x.rle: already exists (use --force"));
+    let out = run_in(dir.path(), &["compress", "--force", "x.bmp", "-o", "out"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn compress_of_a_non_bmp_says_so_before_anything_about_its_output() {
+    let dir = tempdir();
+    fs::copy(data("pal8.dither.rle"), dir.path().join("out.rle")).unwrap();
+    let out = run_in(dir.path(), &["compress", "out.rle"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("out.rle: not a BMP file"), "{err}");
+    assert_eq!(
+        fs::read(dir.path().join("out.rle")).unwrap(),
+        fs::read(data("pal8.dither.rle")).unwrap()
+    );
+}
+
+#[test]
+fn an_output_in_a_missing_folder_is_refused_not_created() {
+    let dir = tempdir();
+    copy_vector(dir.path(), "pal8.bmp", "x.bmp");
+    let out = run_in(dir.path(), &["compress", "x.bmp", "-o", "nowhere/y.rle"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("nowhere: the output folder does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!dir.path().join("nowhere").exists());
+    let out = run_in(dir.path(), &["decompress", "x.bmp", "-o", "nowhere/y.bmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!dir.path().join("nowhere").exists());
+}
+
+#[test]
+fn decompress_of_a_bmp_says_it_is_a_bmp() {
+    let dir = tempdir();
+    copy_vector(dir.path(), "pal8.bmp", "some.bmp");
+    for args in [
+        vec!["decompress", "some.bmp"],
+        vec!["decompress", "some.bmp", "-o", "other.bmp"],
+        vec!["verify", "some.bmp"],
+    ] {
+        let out = run_in(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains("some.bmp: ") && err.contains("this is a BMP file, not an .rle"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(
+        fs::read(dir.path().join("some.bmp")).unwrap(),
+        fs::read(data("pal8.bmp")).unwrap()
+    );
+    assert!(!dir.path().join("other.bmp").exists());
+}

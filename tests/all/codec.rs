@@ -200,7 +200,7 @@ fn image() -> impl Strategy<Value = (usize, Vec<bool>)> {
     })
 }
 
-/// Literal encoder from the SPEC §1 text, bit by bit.
+/// Literal encoder from the design §1 text, bit by bit.
 fn reference_encode(bits: &[bool], width: usize) -> Vec<u8> {
     let height = bits.len() / width;
     let mut out = vec![

@@ -123,8 +123,12 @@ fn manifest(corpus: &Path) -> Vec<(String, bool)> {
 }
 
 #[test]
+#[cfg_attr(
+    no_corpus,
+    ignore = "needs the shared corpus at ../shared/corpus, which is not there"
+)]
 fn good_and_questionable_files_decode_to_their_reference_png() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let refused: HashMap<_, _> = REFUSED.iter().copied().collect();
     let mut checked = 0;
     let mut failures = Vec::new();
@@ -166,8 +170,12 @@ fn good_and_questionable_files_decode_to_their_reference_png() {
 }
 
 #[test]
+#[cfg_attr(
+    no_corpus,
+    ignore = "needs the shared corpus at ../shared/corpus, which is not there"
+)]
 fn every_file_pillow_reads_compresses_byte_identical_in_both_modes() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let mut checked = 0;
     let mut failures = Vec::new();
     for (file, pillow_ok) in manifest(&corpus) {
@@ -203,8 +211,12 @@ fn every_file_pillow_reads_compresses_byte_identical_in_both_modes() {
 }
 
 #[test]
+#[cfg_attr(
+    no_corpus,
+    ignore = "needs the shared corpus at ../shared/corpus, which is not there"
+)]
 fn unsupported_variants_are_refused_by_name() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     for (file, what) in REFUSED {
         let bytes = fs::read(corpus.join("bmpsuite").join(file)).unwrap();
         let err = compress_bytes(&bytes, Conversion::Dither)
@@ -219,8 +231,12 @@ fn unsupported_variants_are_refused_by_name() {
 }
 
 #[test]
+#[cfg_attr(
+    no_corpus,
+    ignore = "needs the shared corpus at ../shared/corpus, which is not there"
+)]
 fn bad_files_fail_cleanly_or_match_pillow() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let pillow: HashMap<String, bool> = manifest(&corpus).into_iter().collect();
     let mut errors = 0;
     for entry in fs::read_dir(corpus.join("bmpsuite/b")).unwrap() {
@@ -261,8 +277,12 @@ fn bad_files_fail_cleanly_or_match_pillow() {
 }
 
 #[test]
+#[cfg_attr(
+    no_corpus,
+    ignore = "needs the shared corpus at ../shared/corpus, which is not there"
+)]
 fn truncated_good_files_fail_cleanly() {
-    let Some(corpus) = corpus() else { return };
+    let corpus = corpus();
     let mut cuts = 0;
     for entry in fs::read_dir(corpus.join("bmpsuite/g")).unwrap() {
         let path = entry.unwrap().path();
@@ -282,7 +302,7 @@ fn truncated_good_files_fail_cleanly() {
                     );
                 }
                 // An RLE stream that ends early is decoded with the missing
-                // pixels as index 0 (SPEC §2); only the headers must be whole.
+                // pixels as index 0 (design §2); only the headers must be whole.
                 Ok(_) => assert!(
                     info.compression != Compression::None && cut as u64 >= info.data_offset,
                     "{} cut at {cut} of {} was accepted",

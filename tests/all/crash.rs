@@ -1,4 +1,4 @@
-//! Crash consistency (SPEC §4.4): SIGKILL the daemon at random moments
+//! Crash consistency (design §4.4): SIGKILL the daemon at random moments
 //! while files keep arriving, restart it each time, then check that every
 //! dropped file is accounted for exactly once: archived (and equal to the
 //! reference output) with its original in done/, or quarantined with its

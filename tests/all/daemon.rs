@@ -205,17 +205,15 @@ fn bad_inputs_are_quarantined_or_ignored_and_good_files_still_flow() {
     let outside = tempdir();
     fs::copy(data("pal1.bmp"), outside.path().join("secret.bmp")).unwrap();
     symlink(outside.path().join("secret.bmp"), inbox.join("link.bmp")).unwrap();
-    if let Some(corpus) = crate::harness::corpus() {
-        for name in [
-            "badbitcount.bmp",
-            "badheadersize.bmp",
-            "badpalettesize.bmp",
-            "badwidth.bmp",
-            "reallybig.bmp",
-        ] {
-            fs::copy(corpus.join("bmpsuite/b").join(name), inbox.join(name)).unwrap();
-            bad.push(name);
-        }
+    for name in [
+        "badbitcount.bmp",
+        "badheadersize.bmp",
+        "badpalettesize.bmp",
+        "badwidth.bmp",
+        "reallybig.bmp",
+    ] {
+        fs::copy(data(&format!("bad/{name}")), inbox.join(name)).unwrap();
+        bad.push(name);
     }
     fs::write(inbox.join("notes.txt"), "ignored").unwrap();
     fs::copy(data("pal8.bmp"), inbox.join("good.bmp")).unwrap();

@@ -1,4 +1,4 @@
-//! Faults (SPEC §4.4): a full or read-only archive, a missing done folder,
+//! Faults (design §4.4): a full or read-only archive, a missing done folder,
 //! the inbox deleted and recreated, a source swapped for a symlink. Each
 //! time: nothing lost, a clear log line, the daemon alive, and recovery
 //! once the fault is gone. Tests that need to mount a small filesystem run
@@ -177,8 +177,10 @@ fn source_swapped_for_a_symlink(confine: Confine) {
     // Swap it (atomically) before it settles.
     symlink(&secret, d.inbox().join(".swap-link")).unwrap();
     fs::rename(d.inbox().join(".swap-link"), d.inbox().join("swap.bmp")).unwrap();
+    // The note is written before the file is moved: wait for both.
     assert!(
-        wait_until(LONG, || d.path("failed/swap.bmp.error.txt").exists()),
+        wait_until(LONG, || d.path("failed/swap.bmp.error.txt").exists()
+            && fs::symlink_metadata(d.path("failed/swap.bmp")).is_ok()),
         "{}",
         d.log()
     );
