@@ -173,7 +173,13 @@ wait_for() {
 }
 prop() { in_ct systemctl show -p "$1" --value rlewatch; }
 journal() { in_ct journalctl -u rlewatch -o cat --no-pager "$@"; }
-journal_has() { journal | grep -qF -- "$1"; }
+# Output is captured before grep -q looks at it: with pipefail, grep -q
+# quitting at the first match would fail the pipeline with SIGPIPE.
+journal_has() {
+  local j
+  j=$(journal) || return 1
+  grep -qF -- "$1" <<<"$j"
+}
 # Negative checks fail, rather than pass, when the container cannot be asked.
 journal_lacks() {
   local j
@@ -189,7 +195,11 @@ count_below() {
   grep -c . <<<"$out" || true
 }
 active_running() { [ "$(prop ActiveState) $(prop SubState)" = "active running" ]; }
-status_text_matches() { prop StatusText | grep -qE "$1"; }
+status_text_matches() {
+  local t
+  t=$(prop StatusText) || return 1
+  grep -qE -- "$1" <<<"$t"
+}
 
 echo "== install: apt-get install ./rlewatch.deb (offline, local file)"
 in_ct cp /e2e/rlewatch.deb /tmp/rlewatch.deb
@@ -234,7 +244,9 @@ w=/home/writer
 # are fine, the daemon owns that folder).
 as_writer "umask 022; cp $w/data/pal1.bmp $spool/inbox/pal1.bmp"
 # mv: a rename into the inbox from the same filesystem.
-as_writer "umask 022; cp $w/data/rgb24.bmp $w/rgb24.bmp; mv $w/rgb24.bmp $spool/inbox/rgb24.bmp"
+# Its inode number, taken before the mv, must be the one in done/: inbox to
+# done/ was a rename, not a copy (one filesystem, one mount in the unit).
+as_writer "umask 022; cp $w/data/rgb24.bmp $w/rgb24.bmp; stat -c %i $w/rgb24.bmp >$w/rgb24.inode; mv $w/rgb24.bmp $spool/inbox/rgb24.bmp"
 # A subfolder made with umask 002: group-writable, so the daemon may file
 # the original away.
 as_writer "umask 002; mkdir $spool/inbox/u002; cp $w/data/pal8.bmp $spool/inbox/u002/pal8.bmp"
@@ -258,6 +270,8 @@ check "cp: archive/pal1.rle == pal1.dither.rle" wait_for 20 same $spool/archive/
 check "cp: original in done/ unchanged" wait_for 20 same $spool/done/pal1.bmp /e2e/data/pal1.bmp
 check "mv: archive/rgb24.rle == rgb24.dither.rle" wait_for 20 same $spool/archive/rgb24.rle /e2e/data/rgb24.dither.rle
 check "mv: original in done/" wait_for 20 same $spool/done/rgb24.bmp /e2e/data/rgb24.bmp
+check "mv: done/rgb24.bmp is the very file dropped (same inode: renamed, not copied)" \
+  test "$(in_ct stat -c %i $spool/done/rgb24.bmp)" = "$(in_ct cat $w/rgb24.inode)"
 check "umask 002 subfolder: archive/u002/pal8.rle == pal8.dither.rle" wait_for 20 same $spool/archive/u002/pal8.rle /e2e/data/pal8.dither.rle
 check "umask 002 subfolder: original in done/u002" wait_for 20 same $spool/done/u002/pal8.bmp /e2e/data/pal8.bmp
 check "umask 002 subfolder: nothing left in the inbox" wait_for 20 absent $spool/inbox/u002/pal8.bmp
@@ -295,8 +309,8 @@ check "journal: readable and shows the daemon started" grep -q 'rlewatch [0-9.]*
 check "journal: the openat2 fallback is announced at most once" \
   test "$(grep -c 'openat2 is not available' <<<"$log")" -le 1
 bad=$(grep -v "u022" <<<"$log" | grep -v 'openat2 is not available.*opening sources component by component' |
-  grep -E 'EPERM|EACCES|ENOSYS|EROFS|Operation not permitted|Permission denied|Function not implemented|Read-only file system|[Rr]etry' || true)
-check "journal: no EPERM/EACCES/ENOSYS/EROFS or retry lines (outside u022)" test -n "$log" -a -z "$bad"
+  grep -E 'EPERM|EACCES|ENOSYS|EROFS|Operation not permitted|Permission denied|Function not implemented|Read-only file system|[Rr]etry|another filesystem' || true)
+check "journal: no EPERM/EACCES/ENOSYS/EROFS, retry or other-filesystem lines (outside u022)" test -n "$log" -a -z "$bad"
 [ -z "$bad" ] || printf '%s\n' "$bad" | head -n 20 | sed 's/^/     | /'
 
 echo "== reload"
@@ -306,8 +320,12 @@ in_ct sed -i 's/^conversion = "dither"/conversion = "threshold"/' "$conf"
 check "valid change: systemctl reload exits 0" in_ct systemctl reload rlewatch
 check "valid change: journal says 'configuration reloaded: conversion threshold'" \
   wait_for 10 journal_has "configuration reloaded: conversion threshold"
-as_writer "cp $w/data/pal1.bmp $spool/inbox/pal1-t.bmp"
-check "valid change applied: pal1-t.rle == pal1.threshold.rle" wait_for 20 same $spool/archive/pal1-t.rle /e2e/data/pal1.threshold.rle
+# rgb16 and rgb24: vectors whose dither and threshold archives differ (the
+# palette ones are pure black and white, where both modes agree).
+check "test vectors: rgb16/rgb24 dither and threshold archives differ" \
+  sh -c '! cmp -s tests/data/rgb16.dither.rle tests/data/rgb16.threshold.rle && ! cmp -s tests/data/rgb24.dither.rle tests/data/rgb24.threshold.rle'
+as_writer "cp $w/data/rgb16.bmp $spool/inbox/rgb16-t.bmp"
+check "valid change applied: rgb16-t.rle == rgb16.threshold.rle" wait_for 20 same $spool/archive/rgb16-t.rle /e2e/data/rgb16.threshold.rle
 
 in_ct sh -c "printf '[compress]\nconversion = \"sharpen\"\n' >$conf"
 out=$(in_ct systemctl reload rlewatch 2>&1) && rc=0 || rc=$?
@@ -318,8 +336,8 @@ check "broken file: systemctl status shows why" grep -q "not reloaded, the daemo
 check "broken file: still active (running), same process" \
   test "$(prop ActiveState) $(prop SubState) $(prop MainPID)" = "active running $main_pid"
 check "broken file: no SIGHUP sent (the daemon logged no 'reload failed')" journal_lacks 'reload failed, keeping the running configuration'
-as_writer "cp $w/data/pal8.bmp $spool/inbox/pal8-t.bmp"
-check "broken file: the running config (threshold) keeps working" wait_for 20 same $spool/archive/pal8-t.rle /e2e/data/pal8.threshold.rle
+as_writer "cp $w/data/rgb24.bmp $spool/inbox/rgb24-t.bmp"
+check "broken file: the running config (threshold) keeps working" wait_for 20 same $spool/archive/rgb24-t.rle /e2e/data/rgb24.threshold.rle
 in_ct cp /root/rlewatch.toml.orig "$conf"
 check "restored file: systemctl reload exits 0" in_ct systemctl reload rlewatch
 
@@ -335,8 +353,8 @@ check "journal: no watchdog timeout" journal_lacks '[Ww]atchdog timeout'
 echo "== stop"
 check "systemctl stop exits 0" in_ct systemctl stop rlewatch
 check "stopped cleanly (Result=success, exit status 0)" test "$(prop Result) $(prop ExecMainStatus)" = "success 0"
-# The last summary line: six archived and filed (the four above, pal1-t,
-# pal8-t), bad.bmp failed, u022's original still waiting in the inbox.
+# The last summary line: six archived and filed (the four above, rgb16-t,
+# rgb24-t), bad.bmp failed, u022's original still waiting in the inbox.
 summary=$(journal | grep 'stopped: archived' | tail -n 1)
 check "journal: the daemon's summary line (archived 6, 1 failed)" \
   grep -qE 'stopped: archived 6 file\(s\), [0-9]+ -> [0-9]+ bytes, 1 failed, ' <<<"$summary"
