@@ -360,8 +360,16 @@ check "journal: the daemon's summary line (archived 6, 1 failed)" \
   grep -qE 'stopped: archived 6 file\(s\), [0-9]+ -> [0-9]+ bytes, 1 failed, ' <<<"$summary"
 [ -n "$summary" ] && echo "     | $summary"
 
+echo "== reinstall (as an upgrade does)"
+# A local edit to the conffile survives; postinst restarts the service.
+in_ct sh -c "printf '# edited by the operator\n' >>$conf"
+check "apt-get install --reinstall" in_ct_slow apt-get install -y --reinstall /tmp/rlewatch.deb
+check "reinstalled: the operator's edit to the conffile is kept" in_ct grep -qx '# edited by the operator' "$conf"
+check "reinstalled: active (running) again" wait_for 20 active_running
+
 echo "== remove and purge"
 check "apt-get remove rlewatch" in_ct_slow apt-get remove -y rlewatch
+check "removed: the service was stopped" test "$(prop ActiveState)" = inactive
 check "removed: binary and unit gone, conffile kept" in_ct sh -ec '
   ! test -e /usr/bin/rlewatch; ! test -e /usr/lib/systemd/system/rlewatch.service
   test -f /etc/rlewatch/rlewatch.toml'
