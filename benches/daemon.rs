@@ -4,9 +4,11 @@
 //! 1. Throughput: N 2550×3300 1-bit text pages renamed into the inbox at
 //!    once; files/s and MB/s from the first rename to the last original in
 //!    done/.
-//! 2. Latency: pages dropped one at a time at a moderate rate; time from the
-//!    rename into the inbox to the archive appearing (seen by inotify),
-//!    minus settle_ms; p50 and p99.
+//! 2. Latency, default configuration (settle_ms = 250): pages dropped one
+//!    at a time at a moderate rate; time from the rename into the inbox,
+//!    and from the close after writing the page in place, to the archive
+//!    appearing (seen by inotify); p50 and p99. Completion is observed
+//!    (design §4.2), so no settle wait is expected in either.
 //! 3. Backlog: a fresh daemon started on a backlog of B pages; peak RSS
 //!    (VmHWM) once it is through.
 //! 4. The durable-write floor: write + fsync + rename + folder fsync of the
@@ -30,6 +32,8 @@ mod page;
 const W: usize = 2550;
 const H: usize = 3300;
 const SETTLE_MS: u64 = 20;
+/// The configuration's default, for the latency figures.
+const DEFAULT_SETTLE_MS: u64 = 250;
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -60,9 +64,13 @@ struct Daemon {
 
 impl Daemon {
     fn start(dir: &Path, threads: usize) -> Daemon {
+        Daemon::start_settling(dir, threads, SETTLE_MS)
+    }
+
+    fn start_settling(dir: &Path, threads: usize, settle_ms: u64) -> Daemon {
         fs::write(
             dir.join("config.toml"),
-            format!("[workers]\nthreads = {threads}\n[watch]\nsettle_ms = {SETTLE_MS}\nrescan_secs = 0\n[log]\nlevel = \"warn\"\n"),
+            format!("[workers]\nthreads = {threads}\n[watch]\nsettle_ms = {settle_ms}\nrescan_secs = 0\n[log]\nlevel = \"warn\"\n"),
         )
         .unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_rlewatch"))
@@ -196,7 +204,13 @@ fn main() {
         100.0 * (files as f64 / secs) / floor
     );
 
-    // 2. Latency, at a rate well below capacity.
+    println!("peak RSS after the run above: {:.1} MB", d.peak_rss_mb());
+    d.stop();
+
+    // 2. Latency, at a rate well below capacity, default settle_ms.
+    let dir = root.path().join("latency");
+    fs::create_dir_all(&dir).unwrap();
+    let d = Daemon::start_settling(&dir, threads, DEFAULT_SETTLE_MS);
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |r: notify::Result<notify::Event>| {
         if let Ok(e) = r
@@ -217,31 +231,45 @@ fn main() {
         .watch(&dir.join("archive"), RecursiveMode::NonRecursive)
         .unwrap();
     let samples = 200.min(files);
-    let staged = stage(&root.path().join("staging2"), "single", &bmp, samples);
-    let mut latencies = Vec::new();
+    let staged = stage(&root.path().join("staging2"), "renamed", &bmp, samples);
+    let wait_for = |name: &std::ffi::OsStr, since: Instant| loop {
+        let (path, at) = rx
+            .recv_timeout(Duration::from_secs(30))
+            .expect("archive event");
+        if path.file_stem() == Some(name) {
+            return (at - since).as_secs_f64() * 1e3;
+        }
+    };
+    let mut renamed = Vec::new();
     for p in &staged {
         let name = p.file_stem().unwrap().to_owned();
         let dropped = Instant::now();
         fs::rename(p, dir.join("inbox").join(p.file_name().unwrap())).unwrap();
-        loop {
-            let (path, at) = rx
-                .recv_timeout(Duration::from_secs(30))
-                .expect("archive event");
-            if path.file_stem() == Some(&name) {
-                latencies.push((at - dropped).as_secs_f64() * 1e3 - SETTLE_MS as f64);
-                break;
-            }
-        }
+        renamed.push(wait_for(&name, dropped));
+        std::thread::sleep(Duration::from_millis(10)); // pacing the load, not synchronisation
+    }
+    let mut closed = Vec::new();
+    for i in 0..samples {
+        let name = format!("written-{i:05}");
+        let mut f = fs::File::create(dir.join("inbox").join(format!("{name}.bmp"))).unwrap();
+        f.write_all(&bmp).unwrap();
+        drop(f);
+        let closed_at = Instant::now();
+        closed.push(wait_for(std::ffi::OsStr::new(&name), closed_at));
         std::thread::sleep(Duration::from_millis(10)); // pacing the load, not synchronisation
     }
     drop(watcher);
-    latencies.sort_by(f64::total_cmp);
-    println!(
-        "latency beyond settle_ms ({SETTLE_MS} ms), {samples} files one at a time: p50 {:.1} ms, p99 {:.1} ms",
-        percentile(&latencies, 0.5),
-        percentile(&latencies, 0.99)
-    );
-    println!("peak RSS after the runs above: {:.1} MB", d.peak_rss_mb());
+    for (how, mut latencies) in [
+        ("rename into the inbox", renamed),
+        ("close after writing", closed),
+    ] {
+        latencies.sort_by(f64::total_cmp);
+        println!(
+            "latency from {how} to the archive, settle_ms = {DEFAULT_SETTLE_MS}, {samples} files one at a time: p50 {:.1} ms, p99 {:.1} ms",
+            percentile(&latencies, 0.5),
+            percentile(&latencies, 0.99)
+        );
+    }
     d.stop();
 
     // 3. Backlog.

@@ -51,6 +51,9 @@ pub enum Original {
     /// `delete` was configured but the conversion was lossy (or, for a
     /// file found already archived, not known to be lossless).
     MovedLossy(PathBuf),
+    /// `delete` was configured but a process may still hold the original
+    /// open for writing (or the lease probe cannot tell): moved instead.
+    MovedOpen(PathBuf),
     /// Someone removed it meanwhile.
     Vanished,
 }
@@ -64,6 +67,11 @@ impl std::fmt::Display for Original {
             Original::MovedLossy(to) => write!(
                 f,
                 "original moved to {} (not known lossless: not deleted)",
+                shown(to)
+            ),
+            Original::MovedOpen(to) => write!(
+                f,
+                "original moved to {} (not deleted: it may still be open for writing)",
                 shown(to)
             ),
             Original::Vanished => f.write_str("original was removed by someone else meanwhile"),
@@ -113,6 +121,10 @@ pub struct Encoded {
     temp: tempfile::NamedTempFile,
     outcome: Outcome,
     started: Instant,
+    /// The source as it was read, to notice a later write before its
+    /// archive is published or the original filed away.
+    source: File,
+    before: fs::Metadata,
 }
 
 /// The first half of an attempt.
@@ -260,6 +272,8 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
         temp,
         outcome,
         started,
+        source: file,
+        before,
     }))
 }
 
@@ -274,6 +288,8 @@ pub fn finish(e: Encoded) -> Report {
         temp,
         outcome,
         started,
+        source,
+        before,
     } = e;
     let s = &*settings;
     if let Err(e) = temp.as_file().sync_all() {
@@ -293,10 +309,20 @@ pub fn finish(e: Encoded) -> Report {
             };
         }
     }
+    // Written to since it was read (a second write session): this archive
+    // is of an old state. Dropped; the file is taken again once complete.
+    if changed(&source, &before) {
+        return Report::Changed;
+    }
     let archive = match publish_numbered(temp, &archive_dir, &stem) {
         Ok(p) => p,
         Err(e) => return Report::Transient { error: e },
     };
+    if changed(&source, &before) {
+        // Too late to withdraw a published archive safely; the original
+        // stays and is archived again in its new state (nothing is lost).
+        return Report::Changed;
+    }
     let lossless_and_verified = outcome.lossless && s.verify;
     match dispose_original(s, &entry, lossless_and_verified) {
         Ok(original) => Report::Archived {
@@ -372,6 +398,7 @@ fn dispose_original(s: &Settings, entry: &Entry, may_delete: bool) -> Result<Ori
     match s.originals {
         A::Keep => Ok(Original::Kept),
         A::Move => move_to_done(Original::Moved),
+        A::Delete if may_delete && still_written(entry) => move_to_done(Original::MovedOpen),
         A::Delete if may_delete => {
             match durable::unlink_at(&entry.parent, &entry.name) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
@@ -386,6 +413,25 @@ fn dispose_original(s: &Settings, entry: &Entry, may_delete: bool) -> Result<Ori
             Ok(Original::Deleted)
         }
         A::Delete => move_to_done(Original::MovedLossy),
+    }
+}
+
+/// Right before deleting: false only when the kernel says no process on
+/// this host holds the original open for writing (a lease probe). Open for
+/// writing, or no answer (no `CAP_LEASE`, a filesystem without leases):
+/// the original is filed to done/ instead, so nothing its writer adds later
+/// is lost (design §4.4).
+fn still_written(entry: &Entry) -> bool {
+    let file = durable::open_beneath(
+        &entry.parent,
+        Path::new(&entry.name),
+        libc::O_RDONLY | libc::O_NONBLOCK,
+    );
+    match file {
+        Ok(f) => durable::has_writers(&f) != Some(false),
+        // Gone meanwhile: the unlink will say so.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(_) => true,
     }
 }
 
@@ -413,9 +459,10 @@ fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Repor
     let path = entry.path.as_path();
     let dir = s.failed.join(&entry.rel_dir);
     let note_for = |to: &Path| {
-        let mut name = to.file_name().unwrap_or_default().to_os_string();
-        name.push(".error.txt");
-        dir.join(name)
+        dir.join(durable::fit_name(
+            to.file_name().unwrap_or_default(),
+            ".error.txt",
+        ))
     };
     let note = format!(
         "file: {}\nreason: {reason}\ntime: {}\nattempts: {}\n",

@@ -78,15 +78,47 @@ pub fn publish(temp: NamedTempFile, dest: &Path, overwrite: bool) -> Result<(), 
 /// `dir/stem.ext`, then `dir/stem-1.ext`, `dir/stem-2.ext`, …: the `n`th
 /// candidate name for a file that must not overwrite another.
 pub fn numbered(dir: &Path, stem: &std::ffi::OsStr, ext: &str, n: u32) -> PathBuf {
-    let mut name = stem.to_os_string();
-    if n > 0 {
-        name.push(format!("-{n}"));
-    }
+    let mut suffix = if n > 0 {
+        format!("-{n}")
+    } else {
+        String::new()
+    };
     if !ext.is_empty() {
-        name.push(".");
-        name.push(ext);
+        suffix.push('.');
+        suffix.push_str(ext);
     }
-    dir.join(name)
+    dir.join(fit_name(stem, &suffix))
+}
+
+/// The longest file name Linux filesystems take (NAME_MAX), in bytes.
+pub const NAME_MAX: usize = 255;
+
+/// `stem` + `suffix`, shortened to fit NAME_MAX when it would not: the stem
+/// is cut on a UTF-8 boundary and followed by `~` and 16 hex digits of a
+/// hash of the whole stem, so different long names stay different and the
+/// same name always gives the same result (design §4.3).
+pub fn fit_name(stem: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bytes = stem.as_bytes();
+    if bytes.len() + suffix.len() <= NAME_MAX {
+        let mut name = stem.to_os_string();
+        name.push(suffix);
+        return name;
+    }
+    let mut cut = NAME_MAX.saturating_sub(suffix.len() + 17).min(bytes.len());
+    // Back off to a character boundary (at most 3 bytes for UTF-8; a stem
+    // that is not UTF-8 is cut where it is).
+    if let Err(e) = std::str::from_utf8(&bytes[..cut])
+        && cut - e.valid_up_to() <= 3
+        && std::str::from_utf8(&bytes[..e.valid_up_to()]).is_ok()
+    {
+        cut = e.valid_up_to();
+    }
+    let mut name = bytes[..cut].to_vec();
+    name.extend_from_slice(
+        format!("~{:016x}{suffix}", xxhash_rust::xxh3::xxh3_64(bytes)).as_bytes(),
+    );
+    std::ffi::OsString::from_vec(name)
 }
 
 /// How many numbered names are tried before giving up.
@@ -342,6 +374,30 @@ pub fn may_remove_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<()> {
     Ok(())
 }
 
+/// Whether any process on this host holds `file` open for writing, as the
+/// kernel tells through a lease probe: a read lease (`F_SETLEASE,
+/// F_RDLCK`) is refused with EAGAIN while the file is open for writing
+/// anywhere, and granted otherwise, then released at once. `None` when the
+/// probe cannot answer: not the file's owner without `CAP_LEASE` (EACCES),
+/// a filesystem without leases (EINVAL, as on NFS), leases disabled.
+///
+/// `file` must be open read-only. A writer opening the file during the
+/// microseconds the lease is held makes the kernel signal the lease
+/// holder with SIGIO, which the daemon ignores (`daemon::register_signals`).
+pub fn has_writers(file: &File) -> Option<bool> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a descriptor we own.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) } == 0 {
+        // SAFETY: as above; releasing the lease just taken.
+        unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+        return Some(false);
+    }
+    match io::Error::last_os_error().raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EBUSY) => Some(true),
+        _ => None,
+    }
+}
+
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
 fn stat_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<libc::stat> {
     use std::os::fd::AsRawFd;
@@ -489,6 +545,26 @@ mod tests {
                 return; // no openat2 to compare with here
             }
             assert!(walk.is_err() && kernel.is_err(), "{rel}");
+        }
+    }
+
+    #[test]
+    fn derived_names_never_exceed_name_max() {
+        use std::os::unix::ffi::OsStrExt;
+        let short = fit_name(std::ffi::OsStr::new("page"), "-1.rle");
+        assert_eq!(short, "page-1.rle");
+        // 250 bytes of 'é' (2 bytes each) cut on a character boundary.
+        let long = "é".repeat(125);
+        for suffix in [".rle", "-1.rle", "-9999.bmp", ".bmp.error.txt"] {
+            let fitted = fit_name(std::ffi::OsStr::new(&long), suffix);
+            let b = fitted.as_bytes();
+            assert!(b.len() <= NAME_MAX, "{} bytes", b.len());
+            assert!(std::str::from_utf8(b).is_ok());
+            assert!(b.ends_with(suffix.as_bytes()));
+            // Deterministic, and distinct for distinct stems.
+            assert_eq!(fitted, fit_name(std::ffi::OsStr::new(&long), suffix));
+            let other = format!("{long}x");
+            assert_ne!(fitted, fit_name(std::ffi::OsStr::new(&other), suffix));
         }
     }
 

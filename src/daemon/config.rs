@@ -422,13 +422,96 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             .join(path)
     };
     let base = abs.parent().unwrap_or(Path::new("/"));
-    parse(&text, base).map_err(|e| match e {
-        ConfigError::Invalid { message, .. } => ConfigError::Invalid {
-            path: Some(path.to_path_buf()),
-            message,
-        },
-        other => other,
-    })
+    parse(&text, base)
+        .map_err(|e| match e {
+            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
+                path: Some(path.to_path_buf()),
+                message,
+            },
+            other => other,
+        })
+        .and_then(|c| {
+            c.paths
+                .check_on_disk()
+                .map_err(|message| ConfigError::Invalid {
+                    path: Some(path.to_path_buf()),
+                    message,
+                })?;
+            Ok(c)
+        })
+}
+
+impl Paths {
+    /// The folders as they are on disk (design §4.6): an inbox that exists
+    /// but is not a folder, and any two folders that are one (through a
+    /// symlink or `..`), or an output folder that lies inside the inbox
+    /// only through an alias (the watcher would archive its own outputs,
+    /// since it leaves alone only what is lexically below the inbox), are
+    /// errors. Folders not created yet are judged by their nearest
+    /// existing ancestor. The one check here that reads the filesystem;
+    /// run at start, at reload and by `check-config`.
+    pub fn check_on_disk(&self) -> Result<(), String> {
+        if self.inbox.exists() && !self.inbox.is_dir() {
+            return Err(format!(
+                "paths.inbox ({}) is not a folder",
+                self.inbox.display()
+            ));
+        }
+        let named = [
+            ("inbox", &self.inbox),
+            ("archive", &self.archive),
+            ("done", &self.done),
+            ("failed", &self.failed),
+        ];
+        let real: Vec<PathBuf> = named.iter().map(|(_, p)| resolved(p)).collect();
+        for (i, (a, pa)) in named.iter().enumerate() {
+            for (j, (b, pb)) in named.iter().enumerate().skip(i + 1) {
+                if real[i] == real[j] {
+                    return Err(format!(
+                        "paths.{a} ({}) and paths.{b} ({}) are the same folder ({})",
+                        pa.display(),
+                        pb.display(),
+                        real[i].display()
+                    ));
+                }
+            }
+            if i > 0 && real[i].starts_with(&real[0]) && !pa.starts_with(&self.inbox) {
+                return Err(format!(
+                    "paths.{a} ({}) is inside the inbox through a symlink ({}): \
+                     the daemon would archive its own outputs",
+                    pa.display(),
+                    real[i].display()
+                ));
+            }
+            if i > 0 && real[0].starts_with(&real[i]) {
+                return Err(format!(
+                    "paths.inbox ({}) is inside paths.{a} ({})",
+                    self.inbox.display(),
+                    real[i].display()
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `path` with symlinks resolved: its nearest existing ancestor
+/// canonicalized, the rest appended.
+fn resolved(path: &Path) -> PathBuf {
+    let mut rest = Vec::new();
+    let mut at = path;
+    loop {
+        if let Ok(real) = std::fs::canonicalize(at) {
+            return rest.iter().rev().fold(real, |p, c| p.join(c));
+        }
+        match (at.parent(), at.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                at = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
 }
 
 /// Removes `.` and `..` components lexically (no symlink resolution: the

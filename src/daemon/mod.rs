@@ -15,6 +15,7 @@
 //! stays on the disk: whatever is not in flight is still just a file in
 //! the inbox.
 
+pub mod completion;
 pub mod config;
 pub mod filter;
 pub mod lock;
@@ -25,7 +26,7 @@ pub mod watch;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::fs;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -38,7 +39,7 @@ use signal_hook::iterator::Signals;
 use tracing::{debug, error, info, warn};
 
 use crate::archive::{self, Original, Report, Settings};
-use crate::bmp::{BmpError, BmpInfo};
+use completion::Declared;
 use config::Config;
 use filter::Filter;
 use watch::{Flags, Handler, Seen, Watch};
@@ -71,6 +72,12 @@ enum Control {
 /// Registers the signal handlers. Call first thing in `main`: a SIGHUP
 /// before this would kill the process.
 pub fn register_signals() -> std::io::Result<Signals> {
+    // The lease probe (design §4.2) holds a read lease for microseconds; a
+    // writer opening the file then makes the kernel send the holder SIGIO,
+    // whose default action would end the process.
+    // SAFETY: setting a signal's disposition to "ignore" has no
+    // preconditions and installs no handler.
+    unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
     Signals::new([SIGHUP, SIGTERM, SIGINT])
 }
 
@@ -208,8 +215,16 @@ struct Stats {
     bytes_out: u64,
 }
 
-/// How long a settled file may stay shorter than its header says before it
-/// is processed anyway (and quarantined as truncated).
+/// How often a file found incomplete is looked at again when no event
+/// comes: settle_ms, but never a busy loop (settle_ms may be 0).
+fn recheck(settle: Duration) -> Duration {
+    settle.max(Duration::from_millis(100))
+}
+
+/// How long a file that may still be written (empty, no header yet,
+/// shorter than declared, no RLE end marker) is waited for, with no change
+/// and no writer, before it is processed anyway (and most likely
+/// quarantined).
 fn truncation_grace(settle: Duration) -> Duration {
     (settle * 40).max(Duration::from_secs(5))
 }
@@ -422,6 +437,12 @@ impl Coordinator {
         )
     }
 
+    /// True when writers can be observed: the native backend (local
+    /// events; the lease probe then says per file whether it can answer).
+    fn completion_observable(&self) -> bool {
+        self.watch.as_ref().is_some_and(|w| !w.polling)
+    }
+
     fn schedule(&mut self, path: PathBuf, due: Instant) {
         self.timers.push(Reverse((due, path)));
     }
@@ -451,8 +472,14 @@ impl Coordinator {
         let now = Instant::now();
         let mtime = (meta.mtime(), meta.mtime_nsec());
         let settle = self.config.settle;
+        // Where writers can be observed, every event is a moment to look
+        // (a close after writing, a rename in): no settle wait up front.
+        let observable = self.completion_observable();
         if let Some(p) = self.pending.get_mut(path) {
-            if let Some(due) = p.update(meta.len(), mtime, now, settle) {
+            if observable && !p.retry {
+                p.due = now;
+                self.schedule(path.to_path_buf(), now);
+            } else if let Some(due) = p.update(meta.len(), mtime, now, settle) {
                 self.schedule(path.to_path_buf(), due);
             }
             return;
@@ -462,7 +489,11 @@ impl Coordinator {
             return;
         }
         // Symlinks and other non-files need no settling: they are refused.
-        let due = if ft.is_file() { now + settle } else { now };
+        let due = if ft.is_file() && !observable {
+            now + settle
+        } else {
+            now
+        };
         self.pending.insert(
             path.to_path_buf(),
             Pending {
@@ -551,22 +582,47 @@ impl Coordinator {
                 return;
             }
         };
+        let c = meta.file_type().is_file().then(|| {
+            completion::check(
+                &self.config.paths.inbox,
+                &path,
+                self.config.max_pixels,
+                self.completion_observable(),
+            )
+        });
         let p = self
             .pending
             .get_mut(&path)
             .expect("BUG: considered file is pending");
         let mtime = (meta.mtime(), meta.mtime_nsec());
-        if meta.file_type().is_file() {
-            if let Some(due) = p.update(meta.len(), mtime, now, settle) {
-                self.schedule(path, due);
-                return;
+        if let Some(c) = c {
+            p.update(meta.len(), mtime, now, settle);
+            let grace_ends = p.since + truncation_grace(settle);
+            let wait_until = match c.writers {
+                // Being written: wait, however long the writer pauses. Its
+                // close brings an event; the timer is only a safety net.
+                Some(true) => {
+                    p.since = now;
+                    Some(now + recheck(settle).max(Duration::from_secs(1)))
+                }
+                // Observed: nobody writes it; no settle wait.
+                Some(false) => None,
+                // Cannot be observed: size and mtime stable for settle_ms.
+                None => Some(p.since + settle).filter(|&t| t > now),
             }
-            if !p.retry
-                && !header_complete(&path, self.config.max_pixels)
-                && now - p.since < truncation_grace(settle)
-            {
-                p.due = now + settle;
-                let due = p.due;
+            .or_else(|| match c.declared {
+                // It may still be written (or its writer crashed): it gets
+                // the grace, counted from its last change, before the
+                // worker sees it (and likely quarantines it). Observed, a
+                // new write brings an event; otherwise it is polled.
+                Declared::NotYet(_) if !p.retry && now < grace_ends => Some(match c.writers {
+                    Some(false) => grace_ends,
+                    _ => now + recheck(settle),
+                }),
+                _ => None,
+            });
+            if let Some(due) = wait_until {
+                p.due = due;
                 self.schedule(path, due);
                 return;
             }
@@ -736,14 +792,20 @@ impl Coordinator {
             rewatch = true;
         }
         if new.threads != old.threads {
+            // Every pool thread runs exactly one worker loop for its whole
+            // life, so the pool never has an idle thread: growing spawns
+            // threads that each take one new loop; shrinking lowers the
+            // pool's limit *first*, so a thread whose loop was stopped sees
+            // it and exits instead of idling (an idle thread would be
+            // counted again at the next growth, and leak).
             if new.threads > old.threads {
                 self.pool.set_num_threads(new.threads);
                 self.start_workers(new.threads - old.threads);
             } else if let Some(tx) = &self.jobs_tx {
+                self.pool.set_num_threads(new.threads);
                 for _ in new.threads..old.threads {
                     let _ = tx.send(Job::Stop);
                 }
-                self.pool.set_num_threads(new.threads);
             }
             changed.push(format!("workers {}", new.threads));
         }
@@ -966,34 +1028,17 @@ impl Coordinator {
 /// of reporting it; half a second covers a heavily loaded machine.
 const NEW_FOLDER_RESCAN: Duration = Duration::from_millis(500);
 
-/// False while an uncompressed BMP is shorter than its header says (still
-/// being written). Anything that cannot be judged counts as complete: the
-/// worker will report it.
-fn header_complete(path: &Path, max_pixels: u64) -> bool {
-    let Ok(file) = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(path)
-    else {
-        return true;
-    };
-    match file.metadata() {
-        Ok(m) if m.file_type().is_file() && !m.file_type().is_fifo() => {}
-        _ => return true,
-    }
-    !matches!(
-        BmpInfo::parse(&file, max_pixels),
-        Err(BmpError::Truncated { .. })
-    )
-}
-
 /// Runs the daemon until SIGTERM/SIGINT; `signals` must have been
 /// registered first thing in `main` ([`register_signals`]).
 pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
     let config = match config_path {
         Some(p) => config::load(p)?,
         None => {
-            Config::defaults(&std::env::current_dir().context("cannot read the working directory")?)
+            let c = Config::defaults(
+                &std::env::current_dir().context("cannot read the working directory")?,
+            );
+            c.paths.check_on_disk().map_err(anyhow::Error::msg)?;
+            c
         }
     };
     let level = logging::init(&config.log_level, config.log_format);

@@ -475,3 +475,44 @@ fn decompress_of_a_bmp_says_it_is_a_bmp() {
     );
     assert!(!dir.path().join("other.bmp").exists());
 }
+
+#[test]
+fn check_config_resolves_folders_before_comparing_them() {
+    let dir = tempdir();
+    let p = dir.path();
+    fs::create_dir(p.join("inbox")).unwrap();
+    symlink(p.join("inbox"), p.join("alias")).unwrap();
+    fs::write(p.join("plainfile"), b"").unwrap();
+    for (paths, expected) in [
+        // done/ through a symlink alias of the inbox: its own outputs
+        // would come back as inbox files (done/done/done/…).
+        ("inbox = \"inbox\"\ndone = \"alias/done\"", "paths.done ("),
+        (
+            "inbox = \"inbox\"\narchive = \"alias\"",
+            "are the same folder",
+        ),
+        (
+            "inbox = \"alias\"\narchive = \"inbox\"",
+            "are the same folder",
+        ),
+        ("inbox = \"plainfile\"", "is not a folder"),
+    ] {
+        fs::write(p.join("c.toml"), format!("[paths]\n{paths}\n")).unwrap();
+        let out = run_in(p, &["check-config", "c.toml"]);
+        assert_eq!(out.status.code(), Some(1), "{paths}");
+        let err = stderr(&out);
+        assert!(err.contains(expected), "{paths}: {err}");
+        // The daemon refuses to start on it too.
+        let out = run_in(p, &["run", "--config", "c.toml"]);
+        assert_eq!(out.status.code(), Some(1), "{paths}");
+        assert!(stderr(&out).contains(expected), "{paths}: {}", stderr(&out));
+    }
+    // Outputs lexically inside the inbox are its own folders: allowed.
+    fs::write(
+        p.join("c.toml"),
+        "[paths]\ninbox = \"inbox\"\ndone = \"inbox/done\"\n",
+    )
+    .unwrap();
+    let out = run_in(p, &["check-config", "c.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -584,3 +584,42 @@ fn with_delete_an_already_archived_original_is_moved_not_deleted() {
         fs::read(data("pal8.bmp")).unwrap()
     );
 }
+
+/// The daemon's thread count, from /proc.
+fn threads_of(pid: i32) -> usize {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn reloads_that_resize_the_pool_leak_no_threads() {
+    let config = |n: usize| format!("[workers]\nthreads = {n}\n{FAST}");
+    let d = Daemon::start(&config(2));
+    let at_start = threads_of(d.pid());
+    for i in 1..=200 {
+        let n = if i % 2 == 1 { 8 } else { 2 };
+        fs::write(d.path("config.toml"), config(n)).unwrap();
+        d.signal(libc::SIGHUP);
+        assert!(
+            d.wait_log("configuration reloaded: ", i, LONG),
+            "reload {i}: {}",
+            d.log()
+        );
+    }
+    // Back at 2 workers: the threads of the loops that stopped exit soon.
+    let mut now = 0;
+    assert!(
+        wait_until(LONG, || {
+            now = threads_of(d.pid());
+            now == at_start
+        }),
+        "{now} threads after 200 reloads, {at_start} at start"
+    );
+    // And the pool still works.
+    fs::copy(data("pal8.bmp"), d.inbox().join("after.bmp")).unwrap();
+    assert!(wait_file(&d, "archive/after.rle"));
+}

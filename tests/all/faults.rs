@@ -173,10 +173,12 @@ fn source_swapped_for_a_symlink(confine: Confine) {
     let outside = tempdir();
     let secret = outside.path().join("secret.bmp");
     fs::copy(data("pal1.bmp"), &secret).unwrap();
-    fs::copy(data("pal8.bmp"), d.inbox().join("swap.bmp")).unwrap();
-    // Swap it (atomically) before it settles.
+    // Written in full but still open: the daemon sees it and waits for its
+    // writer, and meanwhile the name is swapped (atomically) for a link.
+    let writer = write_and_hold(&d.inbox().join("swap.bmp"), "pal8.bmp");
     symlink(&secret, d.inbox().join(".swap-link")).unwrap();
     fs::rename(d.inbox().join(".swap-link"), d.inbox().join("swap.bmp")).unwrap();
+    drop(writer);
     // The note is written before the file is moved: wait for both.
     assert!(
         wait_until(LONG, || d.path("failed/swap.bmp.error.txt").exists()
@@ -222,13 +224,15 @@ fn folder_swapped_for_a_symlink(confine: Confine) {
     let mut d = Daemon::start_confined("[watch]\nsettle_ms = 300\n", &[], confine);
     let outside = tempdir();
     fs::copy(data("pal1.bmp"), outside.path().join("x.bmp")).unwrap();
-    // Part of the backlog, so the daemon has seen it before the swap.
+    // Part of the backlog, so the daemon has seen it before the swap, and
+    // held open by its writer, so the daemon waits.
+    let mut writer = None;
     restart_with(&mut d, |d| {
         fs::create_dir(d.inbox().join("sub")).unwrap();
-        fs::copy(data("pal8.bmp"), d.inbox().join("sub/x.bmp")).unwrap();
+        writer = Some(write_and_hold(&d.inbox().join("sub/x.bmp"), "pal8.bmp"));
     });
-    // Before it settles, the folder becomes a symlink to a folder outside
-    // holding a file of the same name.
+    // Meanwhile the folder becomes a symlink to a folder outside holding a
+    // file of the same name (closed: no writer there).
     fs::rename(d.inbox().join("sub"), d.inbox().join(".sub-away")).unwrap();
     symlink(outside.path(), d.inbox().join("sub")).unwrap();
     assert!(d.wait_log("left alone", 1, LONG), "{}", d.log());
@@ -241,6 +245,14 @@ fn folder_swapped_for_a_symlink(confine: Confine) {
     if confine.deny_openat2.is_some() {
         assert!(d.log().contains("openat2 is not available"), "{}", d.log());
     }
+}
+
+/// Writes the bundled vector `name` to `path` and keeps it open for
+/// writing (a writer that has not closed yet).
+fn write_and_hold(path: &Path, name: &str) -> fs::File {
+    let mut f = fs::File::create(path).unwrap();
+    std::io::Write::write_all(&mut f, &fs::read(data(name)).unwrap()).unwrap();
+    f
 }
 
 /// A 24-bit BMP big enough that compressing it takes a while.

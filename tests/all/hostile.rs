@@ -147,3 +147,53 @@ fn a_hundred_thousand_empty_bmps_are_all_quarantined() {
     );
     assert!(peak_rss_kb < 64 * 1024, "peak RSS {peak_rss_kb} kB");
 }
+
+#[test]
+fn names_of_255_bytes_get_derived_names_that_fit() {
+    let d = Daemon::start(FAST);
+    // 251 bytes of stem + ".bmp" = 255, the most a name may have.
+    let stem = "é".repeat(125) + "x";
+    let name = format!("{stem}.bmp");
+    assert_eq!(name.len(), 255);
+    fs::create_dir(d.inbox().join("bad")).unwrap();
+    fs::write(d.inbox().join("bad").join(&name), b"not a bmp at all").unwrap();
+    fs::copy(data("pal8.bmp"), d.inbox().join(&name)).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("done").join(&name).exists()),
+        "{}",
+        d.log()
+    );
+    // The same name again: its archive and its original both need a
+    // numbered name, which must be shortened to fit.
+    fs::copy(data("pal1.bmp"), d.inbox().join(&name)).unwrap();
+    assert!(
+        wait_until(LONG, || files_below(&d.path("done")).len() == 2),
+        "{}",
+        d.log()
+    );
+    let archives = files_below(&d.path("archive"));
+    assert_eq!(archives.len(), 2, "{archives:?}");
+    let mut contents: Vec<Vec<u8>> = archives
+        .iter()
+        .map(|a| fs::read(d.path("archive").join(a)).unwrap())
+        .collect();
+    contents.sort();
+    let mut expected = vec![
+        fs::read(data("pal8.dither.rle")).unwrap(),
+        fs::read(data("pal1.dither.rle")).unwrap(),
+    ];
+    expected.sort();
+    assert_eq!(contents, expected);
+    for a in &archives {
+        let n = a.file_name().unwrap().len();
+        assert!(n <= 255, "{a:?}");
+        assert!(a.to_str().is_some(), "cut on a character boundary: {a:?}");
+    }
+    // The bad one is quarantined with its note, not retried forever.
+    assert!(
+        wait_until(LONG, || files_below(&d.path("failed/bad")).len() == 2),
+        "{}",
+        d.log()
+    );
+    assert!(!d.log().contains("retry"), "{}", d.log());
+}

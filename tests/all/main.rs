@@ -7,6 +7,7 @@ mod hostile;
 
 mod cli;
 mod codec;
+mod completion;
 mod corpus;
 mod crash;
 mod daemon;

@@ -1,0 +1,249 @@
+//! Knowing when a file is complete (design §4.2): what the kernel says
+//! about writers (a lease probe, [`durable::has_writers`]) and what the file
+//! says about its own length: uncompressed, the rows its header declares;
+//! RLE4/RLE8, `bfOffBits + biSizeImage` (or `bfSize`) when set, and the
+//! end-of-bitmap marker. Only reads; never holds a lease past the probe.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::bmp::{BmpError, BmpInfo, Compression};
+use crate::durable;
+
+/// What the file itself says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    /// As long as declared (and, for RLE, its end marker is there), or so
+    /// plainly not a valid BMP that waiting cannot help (the worker will
+    /// say why).
+    Complete,
+    /// It may still be being written: empty, too short to identify, no
+    /// signature yet (a header written last), shorter than declared, an
+    /// RLE stream without its end marker.
+    NotYet(&'static str),
+}
+
+/// What is known of a file's completion right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Completion {
+    /// `Some(true)` while a process on this host holds it open for
+    /// writing; `None` when the lease probe cannot tell.
+    pub writers: Option<bool>,
+    pub declared: Declared,
+}
+
+/// Opens `path` beneath `inbox` (no symlink followed anywhere on the way,
+/// no blocking on a FIFO: `durable::open_beneath`) and looks. `probe` asks
+/// the kernel about writers (local filesystems with the native backend);
+/// without it `writers` is `None`. A file that cannot be opened counts as
+/// complete: the worker will report why.
+pub fn check(inbox: &Path, path: &Path, max_pixels: u64, probe: bool) -> Completion {
+    let rel = path.strip_prefix(inbox).unwrap_or(path);
+    let file = File::open(inbox)
+        .and_then(|base| durable::open_beneath(&base, rel, libc::O_RDONLY | libc::O_NONBLOCK));
+    let Ok(file) = file else {
+        return Completion {
+            writers: None,
+            declared: Declared::Complete,
+        };
+    };
+    match file.metadata() {
+        Ok(m) if m.file_type().is_file() => {}
+        _ => {
+            return Completion {
+                writers: None,
+                declared: Declared::Complete,
+            };
+        }
+    }
+    Completion {
+        writers: if probe {
+            durable::has_writers(&file)
+        } else {
+            None
+        },
+        declared: declared(&file, max_pixels),
+    }
+}
+
+/// Whether `file` is as long as it says it is.
+pub fn declared(file: &File, max_pixels: u64) -> Declared {
+    let len = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(_) => return Declared::Complete,
+    };
+    if len == 0 {
+        return Declared::NotYet("it is empty");
+    }
+    let info = match BmpInfo::parse(&file, max_pixels) {
+        Ok(info) => info,
+        Err(BmpError::NotBmp(_)) => return Declared::NotYet("no BMP signature (yet)"),
+        Err(BmpError::Truncated { .. }) => return Declared::NotYet("its header is incomplete"),
+        Err(BmpError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            return Declared::NotYet("its header is incomplete");
+        }
+        Err(_) => return Declared::Complete,
+    };
+    match info.compression {
+        Compression::None => {
+            if len < info.data_offset + info.stride * u64::from(info.height) {
+                Declared::NotYet("shorter than its header says")
+            } else {
+                Declared::Complete
+            }
+        }
+        Compression::Rle4 | Compression::Rle8 => {
+            let end = declared_end(file, info.data_offset);
+            if end.is_some_and(|end| len < end) {
+                return Declared::NotYet("shorter than its header says");
+            }
+            let limit = end.unwrap_or(len).min(len);
+            match has_end_marker(file, info.data_offset, limit, info.compression) {
+                Ok(true) => Declared::Complete,
+                Ok(false) => Declared::NotYet("no end-of-bitmap marker (yet)"),
+                Err(_) => Declared::Complete,
+            }
+        }
+    }
+}
+
+/// `bfOffBits + biSizeImage` when `biSizeImage` is set (INFO headers and
+/// later), else `bfSize` when set: where the pixel data should end.
+fn declared_end(file: &File, data_offset: u64) -> Option<u64> {
+    let mut head = [0u8; 38];
+    file.read_exact_at(&mut head, 0).ok()?;
+    let u32_at = |i: usize| u32::from_le_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+    let (bf_size, header_size, size_image) = (u32_at(2), u32_at(14), u32_at(34));
+    if header_size >= 40 && size_image > 0 {
+        Some(data_offset + u64::from(size_image))
+    } else if bf_size > 0 {
+        Some(u64::from(bf_size))
+    } else {
+        None
+    }
+}
+
+/// Walks the RLE opcodes from `offset` up to `limit` (without decoding
+/// pixels) and says whether an end-of-bitmap marker (00 01) comes before
+/// the data runs out. Written by hand: it is the opcode grammar of the
+/// BMP RLE formats, a dozen lines, and no crate exposes it.
+fn has_end_marker(file: &File, offset: u64, limit: u64, kind: Compression) -> io::Result<bool> {
+    let mut f = file.try_clone()?;
+    f.seek(SeekFrom::Start(offset))?;
+    let mut r = BufReader::with_capacity(64 * 1024, f.take(limit.saturating_sub(offset)));
+    let mut op = [0u8; 2];
+    loop {
+        if r.read_exact(&mut op).is_err() {
+            return Ok(false);
+        }
+        match op {
+            [0, 1] => return Ok(true),
+            [0, 0] => {}
+            // A delta: two more bytes.
+            [0, 2] if r.read_exact(&mut [0u8; 2]).is_err() => return Ok(false),
+            [0, 2] => {}
+            [0, n] => {
+                // Absolute mode: n pixels, padded to a 2-byte boundary.
+                let bytes = match kind {
+                    Compression::Rle4 => u64::from(n).div_ceil(2),
+                    _ => u64::from(n),
+                };
+                let padded = bytes + (bytes & 1);
+                if io::copy(&mut (&mut r).take(padded), &mut io::sink())? < padded {
+                    return Ok(false);
+                }
+            }
+            _ => {} // an encoded run
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn declared_of(bytes: &[u8]) -> Declared {
+        let mut t = tempfile::tempfile().unwrap();
+        t.write_all(bytes).unwrap();
+        declared(&t, crate::compress::DEFAULT_MAX_PIXELS)
+    }
+
+    fn vector(name: &str) -> Vec<u8> {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/data")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn every_proper_prefix_of_a_bmp_is_not_yet_complete_and_the_whole_is() {
+        for name in [
+            "pal1.bmp",
+            "pal8.bmp",
+            "rgb24.bmp",
+            "rgb16.bmp",
+            "pal4rle.bmp",
+            "pal8rle.bmp",
+        ] {
+            let bytes = vector(name);
+            assert_eq!(declared_of(&bytes), Declared::Complete, "{name}");
+            for cut in 0..bytes.len() {
+                assert!(
+                    matches!(declared_of(&bytes[..cut]), Declared::NotYet(_)),
+                    "{name} cut at {cut} of {}",
+                    bytes.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_rle_stream_without_its_end_marker_is_not_yet_complete() {
+        let mut bytes = vector("pal8rle.bmp");
+        let n = bytes.len();
+        assert_eq!(&bytes[n - 2..], [0, 1]);
+        // Same length (say, preallocated), marker not written yet.
+        bytes[n - 2..].copy_from_slice(&[0, 0]);
+        assert_eq!(
+            declared_of(&bytes),
+            Declared::NotYet("no end-of-bitmap marker (yet)")
+        );
+    }
+
+    #[test]
+    fn a_header_of_zeros_is_not_yet_complete_and_a_png_is_not_waited_for_forever() {
+        let bytes = vector("pal8.bmp");
+        let mut zeros = bytes.clone();
+        zeros[..54].fill(0);
+        assert!(matches!(declared_of(&zeros), Declared::NotYet(_)));
+        // A file that is plainly something else also waits (it may be a
+        // header not written yet); the coordinator's grace bounds it.
+        assert!(matches!(
+            declared_of(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
+            Declared::NotYet(_)
+        ));
+    }
+
+    #[test]
+    fn the_lease_probe_sees_a_writer_on_this_host() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bmp");
+        let writer = std::fs::File::create(&path).unwrap();
+        let probe =
+            |p: &Path| check(dir.path(), p, crate::compress::DEFAULT_MAX_PIXELS, true).writers;
+        // Some(true), or None where leases cannot be had here at all.
+        let while_open = probe(&path);
+        assert_ne!(while_open, Some(false));
+        drop(writer);
+        let after = probe(&path);
+        assert_ne!(after, Some(true));
+        if while_open.is_some() {
+            assert_eq!(after, Some(false));
+        }
+    }
+}
