@@ -293,10 +293,15 @@ check "umask 022 subfolder: archived exactly once (no pal4rle-N.rle)" test "$(co
 check "umask 022 subfolder: no copy of the original in done/" test "$(count_below $spool/done 'pal4rle*')" = 0
 check "umask 022 subfolder: the original stays in the inbox, intact" same $spool/inbox/u022/pal4rle.bmp /e2e/data/pal4rle.bmp
 
-status=$(in_ct systemctl status rlewatch --no-pager -n 0 2>&1 || true)
 # Archived and filed: pal1, rgb24, u002/pal8, acl022/pal1wb (u022's original
-# is not filed yet, so it is not counted); quarantined: bad.bmp.
-check "systemctl status shows the counts (archived 4, failed 1)" grep -qF 'Status: "archived 4, failed 1, ' <<<"$status"
+# is not filed yet, so it is not counted); quarantined: bad.bmp. The daemon
+# refreshes STATUS= every 5 s: poll for it.
+check "STATUS= shows the counts (archived 4, failed 1)" wait_for 12 status_text_matches '^archived 4, failed 1, '
+status=$(in_ct systemctl status rlewatch --no-pager -n 0 2>&1 || true)
+status_shows() {
+  grep -qF -- "$1" <<<"$status" || { grep -F 'Status:' <<<"$status" || echo "(no Status: line)"; return 1; }
+}
+check "systemctl status shows them" status_shows 'Status: "archived 4, failed 1, '
 
 # Nothing in the journal that says the sandbox is in the way (the umask-022
 # subfolder's own lines are expected and checked above). One line is
