@@ -13,10 +13,29 @@ use std::time::{Instant, SystemTime};
 
 use crate::bilevel::Conversion;
 use crate::compress::{self, CompressError, Outcome, VerifyError};
+use crate::display::shown;
 use crate::durable;
 
 /// Mode of the files the daemon writes (before the umask).
 pub const FILE_MODE: u32 = 0o640;
+
+/// What happens to an original once its archive is safely written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginalsAction {
+    Move,
+    Keep,
+    Delete,
+}
+
+impl std::fmt::Display for OriginalsAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OriginalsAction::Move => "move",
+            OriginalsAction::Keep => "keep",
+            OriginalsAction::Delete => "delete",
+        })
+    }
+}
 
 /// What the worker needs to know; a snapshot of the configuration.
 #[derive(Debug, Clone)]
@@ -28,7 +47,7 @@ pub struct Settings {
     pub conversion: Conversion,
     pub verify: bool,
     pub max_pixels: u64,
-    pub originals: crate::daemon::config::OriginalsAction,
+    pub originals: OriginalsAction,
 }
 
 /// The inbox file being worked on, held by its folder's handle: every
@@ -105,10 +124,6 @@ pub enum Report {
     /// Could not finish for a reason that may pass; the original is
     /// untouched.
     Transient { error: String },
-}
-
-fn shown(p: &Path) -> String {
-    crate::daemon::shown(p)
 }
 
 /// A file whose archive is written to a temporary file but not yet made
@@ -252,6 +267,10 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
             if changed(&file, &before) {
                 return Done(Report::Changed);
             }
+            // The temporary archive goes before the quarantine is visible:
+            // whoever sees the error note sees no stray file.
+            drop(out);
+            drop(temp);
             return Done(quarantine(s, &entry, &e.to_string(), attempts));
         }
         Err(e) => {
@@ -376,7 +395,7 @@ fn publish_numbered(
 
 /// Applies the originals policy once the archive is safe.
 fn dispose_original(s: &Settings, entry: &Entry, may_delete: bool) -> Result<Original, String> {
-    use crate::daemon::config::OriginalsAction as A;
+    use OriginalsAction as A;
     let path = &entry.path;
     // An original removed by someone else meanwhile is not an error: its
     // archive is safe.

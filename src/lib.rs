@@ -15,6 +15,7 @@
 //!   then the original (move/keep/delete) or quarantine.
 //! - [`daemon`]: `rlewatch run`: config, watcher, coordinator, pool,
 //!   signals, systemd, lock, logging.
+//! - [`display`]: how paths appear in log lines (a leaf).
 //! - [`cli`]: the one-shot commands (`compress`, `decompress`, `verify`).
 
 pub mod archive;
@@ -23,5 +24,6 @@ pub mod bmp;
 pub mod cli;
 pub mod compress;
 pub mod daemon;
+pub mod display;
 pub mod durable;
 pub mod rle;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::{Deserialize, Serialize};
 
+use crate::archive::OriginalsAction;
 use crate::bilevel::Conversion;
 use crate::compress::DEFAULT_MAX_PIXELS;
 
@@ -158,24 +159,6 @@ impl Default for RawLog {
             level: "info".into(),
             format: "text".into(),
         }
-    }
-}
-
-/// What happens to an original once its archive is safely written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OriginalsAction {
-    Move,
-    Keep,
-    Delete,
-}
-
-impl fmt::Display for OriginalsAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            OriginalsAction::Move => "move",
-            OriginalsAction::Keep => "keep",
-            OriginalsAction::Delete => "delete",
-        })
     }
 }
 

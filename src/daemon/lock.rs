@@ -33,7 +33,7 @@ pub enum LockError {
 /// Takes the lock for `inbox`, or says who holds it.
 pub fn lock(inbox: &Path) -> Result<InboxLock, LockError> {
     let path = inbox.join(LOCK_NAME);
-    let shown = super::shown(&path);
+    let shown = crate::display::shown(&path);
     let io_err = |source| LockError::Io {
         path: shown.clone(),
         source,
@@ -54,7 +54,7 @@ pub fn lock(inbox: &Path) -> Result<InboxLock, LockError> {
             let _ = file.read_to_string(&mut text);
             let pid = text.trim();
             return Err(LockError::Held {
-                inbox: super::shown(inbox),
+                inbox: crate::display::shown(inbox),
                 lock: shown,
                 pid: if pid.is_empty() {
                     String::new()

@@ -118,6 +118,11 @@ impl Handler {
 pub struct Watch {
     _watcher: Box<dyn Watcher + Send>,
     pub polling: bool,
+    /// Native events on a local filesystem: writers on this host are all
+    /// the writers there are, so observing them says when a file is
+    /// complete (design §4.2). Never on a network filesystem, where other
+    /// hosts write unseen, even with `backend = "native"`.
+    pub observes_writers: bool,
 }
 
 /// Why the inbox cannot be watched.
@@ -184,13 +189,14 @@ pub fn start(
                 return Ok(Watch {
                     _watcher: Box::new(w),
                     polling: false,
+                    observes_writers: !is_network_fs(&inbox),
                 });
             }
             Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
                 tracing::error!(
                     "inotify watch limit reached while watching {}: raise fs.inotify.max_user_watches \
                      (sysctl fs.inotify.max_user_watches=524288); falling back to polling",
-                    super::shown(&inbox)
+                    crate::display::shown(&inbox)
                 );
             }
             Err(source) => {
@@ -227,6 +233,7 @@ pub fn start_poll(
     Ok(Watch {
         _watcher: Box::new(w),
         polling: true,
+        observes_writers: false,
     })
 }
 

@@ -274,6 +274,25 @@ fn delete_removes_only_lossless_originals() {
     assert!(d.wait_log("grey.bmp: conversion was lossy", 1, LONG));
 }
 
+/// Deleting needs a *verified* lossless archive: with `verify = false` the
+/// lossless original is moved to done/ instead.
+#[test]
+fn delete_without_verification_keeps_originals() {
+    let d = Daemon::start(&format!(
+        "[originals]\naction = \"delete\"\n[compress]\nverify = false\n{FAST}"
+    ));
+    fs::copy(data("pal1.bmp"), d.inbox().join("bw.bmp")).unwrap();
+    assert!(wait_file(&d, "done/bw.bmp"), "{}", d.log());
+    assert_eq!(
+        fs::read(d.path("done/bw.bmp")).unwrap(),
+        expected("pal1.bmp")
+    );
+    assert_eq!(
+        fs::read(d.path("archive/bw.rle")).unwrap(),
+        expected("pal1.dither.rle")
+    );
+}
+
 #[test]
 fn an_existing_archive_is_never_overwritten() {
     let d = Daemon::start(FAST);
@@ -622,4 +641,37 @@ fn reloads_that_resize_the_pool_leak_no_threads() {
     // And the pool still works.
     fs::copy(data("pal8.bmp"), d.inbox().join("after.bmp")).unwrap();
     assert!(wait_file(&d, "archive/after.rle"));
+}
+
+#[test]
+fn a_file_being_retried_shows_in_status_until_it_goes_through() {
+    use std::os::unix::net::UnixDatagram;
+    let sock_dir = tempdir();
+    let sock_path = sock_dir.path().join("notify.sock");
+    let sock = UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let d = Daemon::start_with_env(FAST, &[("NOTIFY_SOCKET", sock_path.to_str().unwrap())]);
+    let status_until = |want: &str| {
+        wait_until(LONG, || {
+            let mut buf = [0u8; 4096];
+            sock.recv(&mut buf).is_ok_and(|n| {
+                String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l.starts_with("STATUS=") && l.contains(want))
+            })
+        })
+    };
+    // The archive cannot get its subfolder: a file stands in its way.
+    fs::write(d.path("archive/sub"), b"in the way").unwrap();
+    fs::create_dir(d.inbox().join("sub")).unwrap();
+    fs::copy(data("pal8.bmp"), d.inbox().join("sub/x.bmp")).unwrap();
+    assert!(status_until("retrying 1,"), "{}", d.log());
+    fs::remove_file(d.path("archive/sub")).unwrap();
+    assert!(wait_file(&d, "archive/sub/x.rle"), "{}", d.log());
+    assert!(
+        status_until("archived 1, failed 0, waiting 0, retrying 0"),
+        "{}",
+        d.log()
+    );
 }

@@ -193,6 +193,8 @@ impl Daemon {
             .append(true)
             .open(self.path("daemon.log"))
             .unwrap();
+        // Counted before the spawn: a fast start must not be missed.
+        let starts = self.log().matches(" started: ").count();
         let mut cmd = bin();
         if let Some(errno) = self.confine.deny_openat2 {
             deny_openat2(&mut cmd, errno);
@@ -213,7 +215,6 @@ impl Daemon {
             .spawn()
             .unwrap();
         self.child = Some(child);
-        let starts = self.log().matches(" started: ").count();
         assert!(
             wait_until(Duration::from_secs(20), || self
                 .log()

@@ -1,0 +1,435 @@
+//! The coordinator (design §4.1): one thread owning every piece of daemon
+//! state — files waiting, timers, retries, what is in flight — fed by the
+//! watcher, the workers and the signal thread through channels. This file
+//! holds the state and the event loop; `intake` decides when files go,
+//! `report` tells what happened, `reload` applies a new configuration.
+
+mod intake;
+mod reload;
+mod report;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
+use tracing::{error, info, warn};
+
+use super::config::Config;
+use super::filter::Filter;
+use super::pipeline::{Done, Finish, Job, finisher_loop, settings_of, worker_loop};
+use super::settle::{Pending, jittered};
+use super::signals::Control;
+use super::watch::{self, Flags, Handler, Seen, Watch};
+use super::{lock, logging, systemd};
+use crate::archive::Settings;
+use crate::display::shown;
+use report::Stats;
+
+/// The daemon's state, owned by one thread (the one that called
+/// [`crate::daemon::run`]); everything else talks to it through channels.
+pub(super) struct Coordinator {
+    config_path: Option<PathBuf>,
+    config: Arc<Config>,
+    settings: Arc<Settings>,
+    filter: Arc<Filter>,
+    level: logging::LevelHandle,
+    systemd: systemd::Systemd,
+    _lock: lock::InboxLock,
+
+    events_tx: Sender<Seen>,
+    events: Receiver<Seen>,
+    wake_tx: Sender<()>,
+    wake: Receiver<()>,
+    done_tx: Sender<Done>,
+    done: Receiver<Done>,
+    control: Receiver<Control>,
+    flags: Arc<Flags>,
+    watch: Option<Watch>,
+
+    pool: threadpool::ThreadPool,
+    /// Feeds the worker loops; `None` once shutting down.
+    jobs_tx: Option<Sender<Job>>,
+    jobs: Receiver<Job>,
+    /// From workers to finishers; the coordinator's copy is for workers
+    /// started by a reload and is dropped at shutdown.
+    finish_tx: Option<Sender<Finish>>,
+    finishers: Vec<std::thread::JoinHandle<()>>,
+    pending: HashMap<PathBuf, Pending>,
+    /// Folders that appeared, to be scanned once more when due: notify
+    /// adds the watch on a new folder (and its subfolders) only after
+    /// reporting it, so a file created in between has no event and may
+    /// not be there yet at the first scan.
+    new_folders: VecDeque<(Instant, PathBuf)>,
+    timers: BinaryHeap<Reverse<(Instant, PathBuf)>>,
+    in_flight: HashMap<(u64, u64), PathBuf>,
+    in_flight_paths: HashSet<PathBuf>,
+    /// More files were seen than `pending` may hold: rescan once drained.
+    overflowed: bool,
+    next_rescan: Option<Instant>,
+    next_watchdog: Option<Instant>,
+    next_status: Instant,
+    stopping: Option<Instant>,
+    stats: Stats,
+}
+
+impl Coordinator {
+    /// Sets up channels, the finisher threads and the pool; nothing runs
+    /// until [`Coordinator::start`].
+    pub(super) fn new(
+        config_path: Option<&Path>,
+        config: Config,
+        level: logging::LevelHandle,
+        the_lock: lock::InboxLock,
+        control: Receiver<Control>,
+    ) -> Result<Coordinator> {
+        let (events_tx, events) = bounded(config.queue);
+        let (wake_tx, wake) = bounded(1);
+        let (done_tx, done) = unbounded();
+        let (jobs_tx, jobs) = unbounded();
+        // Finishers mostly wait on fsync: twice as many as workers keeps the
+        // disk busy; the channel to them is as deep as there are workers.
+        let (finish_tx, finish_rx) = bounded::<Finish>(config.threads);
+        let finishers = (0..(config.threads * 2).max(2))
+            .map(|i| {
+                let (rx, done) = (finish_rx.clone(), done_tx.clone());
+                std::thread::Builder::new()
+                    .name(format!("finisher-{i}"))
+                    .spawn(move || finisher_loop(rx, done))
+            })
+            .collect::<std::io::Result<Vec<_>>>()
+            .context("cannot start the finisher threads")?;
+        drop(finish_rx);
+        let systemd = systemd::Systemd::new();
+        let config = Arc::new(config);
+        Ok(Coordinator {
+            config_path: config_path.map(Path::to_path_buf),
+            settings: Arc::new(settings_of(&config)),
+            filter: Arc::new(Filter::new(&config)),
+            pool: threadpool::Builder::new()
+                .num_threads(config.threads)
+                .thread_name("worker".into())
+                .build(),
+            jobs_tx: Some(jobs_tx),
+            jobs,
+            finish_tx: Some(finish_tx),
+            finishers,
+            next_rescan: config.rescan.map(|d| Instant::now() + jittered(d)),
+            next_watchdog: systemd.watchdog.map(|d| Instant::now() + d),
+            config,
+            level,
+            systemd,
+            _lock: the_lock,
+            events_tx,
+            events,
+            wake_tx,
+            wake,
+            done_tx,
+            done,
+            control,
+            flags: Arc::default(),
+            watch: None,
+            pending: HashMap::new(),
+            new_folders: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            in_flight: HashMap::new(),
+            in_flight_paths: HashSet::new(),
+            overflowed: false,
+            next_status: Instant::now(),
+            stopping: None,
+            stats: Stats::default(),
+        })
+    }
+
+    /// Starts the worker loops and the watch, queues the backlog and tells
+    /// systemd it is ready.
+    pub(super) fn start(&mut self) -> Result<()> {
+        self.start_workers(self.config.threads);
+        // Watch first, then scan: a file arriving in between is seen twice at
+        // worst, never missed.
+        self.start_watch()?;
+        self.rescan("startup backlog");
+        info!(
+            "rlewatch {} started: {} -> {} ({} workers, conversion {}, originals {})",
+            env!("CARGO_PKG_VERSION"),
+            shown(&self.config.paths.inbox),
+            shown(&self.config.paths.archive),
+            self.config.threads,
+            self.config.conversion,
+            self.config.originals
+        );
+        self.systemd.ready(&self.status());
+        Ok(())
+    }
+
+    /// After the event loop: the summary line, and the threads joined when
+    /// nothing was abandoned.
+    pub(super) fn stop(&mut self) {
+        let s = &self.stats;
+        info!(
+            "stopped: archived {} file(s), {} -> {} bytes, {} failed, {} retried attempt(s)",
+            s.archived, s.bytes_in, s.bytes_out, s.failed, s.retries
+        );
+        if self.in_flight.is_empty() {
+            self.pool.join();
+            for f in self.finishers.drain(..) {
+                let _ = f.join();
+            }
+        }
+    }
+
+    /// Files handed out at most: per worker, about one ready, one being
+    /// encoded and two with the finishers.
+    fn max_in_flight(&self) -> usize {
+        self.config.threads * 4
+    }
+    fn start_workers(&self, n: usize) {
+        let Some(finish) = &self.finish_tx else {
+            return;
+        };
+        for _ in 0..n {
+            let (jobs, done, finish) = (self.jobs.clone(), self.done_tx.clone(), finish.clone());
+            self.pool.execute(move || worker_loop(jobs, done, finish));
+        }
+    }
+    fn capacity(&self) -> usize {
+        (self.config.queue.max(1024)) * 4
+    }
+    fn handler(&self) -> Handler {
+        Handler {
+            tx: self.events_tx.clone(),
+            wake: self.wake_tx.clone(),
+            flags: self.flags.clone(),
+            filter: self.filter.clone(),
+            polling: false,
+        }
+    }
+    fn poll_interval(&self) -> Duration {
+        self.config
+            .settle
+            .clamp(Duration::from_millis(100), Duration::from_secs(1))
+    }
+    fn start_watch(&mut self) -> Result<()> {
+        // Drop the old watcher first: one inotify instance at a time.
+        self.watch = None;
+        let w = watch::start(
+            self.config.backend,
+            self.config.recursive,
+            self.poll_interval(),
+            &self.handler(),
+        )?;
+        info!(
+            "watching {} ({}{})",
+            shown(&self.config.paths.inbox),
+            if w.polling { "polling" } else { "inotify" },
+            if self.config.recursive {
+                ", with subfolders"
+            } else {
+                ""
+            }
+        );
+        self.watch = Some(w);
+        Ok(())
+    }
+    /// True when writers can be observed: the native backend on a local
+    /// filesystem (the lease probe then says per file whether it can
+    /// answer).
+    fn completion_observable(&self) -> bool {
+        self.watch.as_ref().is_some_and(|w| w.observes_writers)
+    }
+    fn schedule(&mut self, path: PathBuf, due: Instant) {
+        self.timers.push(Reverse((due, path)));
+    }
+    fn begin_shutdown(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
+        self.systemd.stopping();
+        info!(
+            "shutting down: finishing {} file(s) in progress (at most {}s); {} waiting file(s) stay in the inbox",
+            self.in_flight.len(),
+            self.config.shutdown_timeout.as_secs(),
+            self.pending.len()
+        );
+        self.watch = None;
+        self.stopping = Some(Instant::now() + self.config.shutdown_timeout);
+        // Files handed out but not started stay in the inbox; closing the
+        // channel ends each worker loop after its current file.
+        self.jobs_tx = None;
+        self.finish_tx = None;
+        while let Ok(job) = self.jobs.try_recv() {
+            if let Job::Archive { path, key, .. } = job {
+                self.in_flight.remove(&key);
+                self.in_flight_paths.remove(&path);
+            }
+        }
+    }
+    fn next_wakeup(&self, now: Instant) -> Duration {
+        let mut next = now + Duration::from_secs(1);
+        if self.stopping.is_none()
+            && self.in_flight.len() < self.max_in_flight()
+            && let Some(Reverse((due, _))) = self.timers.peek()
+        {
+            next = next.min(*due);
+        }
+        let new_folder = self.new_folders.front().map(|(due, _)| *due);
+        for t in [
+            self.next_rescan,
+            self.next_watchdog,
+            self.stopping,
+            new_folder,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            next = next.min(t);
+        }
+        next.saturating_duration_since(now)
+    }
+    /// Between events: the watcher's flags (watch limit, errors, dropped
+    /// events), rescans that are due, the inbox gone or back, and files
+    /// whose time has come. False when it began a shutdown.
+    fn tend(&mut self, now: Instant) -> bool {
+        if self.flags.watch_limit.swap(false, Ordering::SeqCst)
+            && !self.watch.as_ref().is_some_and(|w| w.polling)
+        {
+            error!(
+                "inotify watch limit reached: raise fs.inotify.max_user_watches \
+                 (sysctl fs.inotify.max_user_watches=524288); falling back to polling"
+            );
+            let mode = if self.config.recursive {
+                notify::RecursiveMode::Recursive
+            } else {
+                notify::RecursiveMode::NonRecursive
+            };
+            self.watch = None;
+            match watch::start_poll(mode, self.poll_interval(), &self.handler()) {
+                Ok(w) => self.watch = Some(w),
+                Err(e) => error!("{e}"),
+            }
+        }
+        if let Some(e) = self.flags.error.lock().ok().and_then(|mut e| e.take()) {
+            warn!("watcher: {e}; rescanning");
+        }
+        if self.flags.rescan.swap(false, Ordering::SeqCst) {
+            self.rescan("events were dropped");
+        }
+        if self.overflowed && self.pending.len() < self.capacity() / 2 {
+            self.rescan("backlog larger than the waiting list");
+        }
+        while let Some((due, _)) = self.new_folders.front()
+            && *due <= now
+        {
+            if let Some((_, dir)) = self.new_folders.pop_front()
+                && dir.is_dir()
+            {
+                self.scan(&dir);
+            }
+        }
+        if let Some(t) = self.next_rescan
+            && now >= t
+        {
+            self.rescan("periodic");
+            self.next_rescan = self.config.rescan.map(|d| now + jittered(d));
+        }
+        let inbox_there = self.config.paths.inbox.is_dir();
+        if self.watch.is_some() && !inbox_there {
+            // Its watch died with it; files cannot arrive meanwhile.
+            warn!(
+                "{}: the inbox disappeared; waiting for it to come back",
+                shown(&self.config.paths.inbox)
+            );
+            self.watch = None;
+            self.pending.clear();
+            self.timers.clear();
+        }
+        if self.watch.is_none() && inbox_there {
+            // The lock file went with the old folder: take it again.
+            match lock::lock(&self.config.paths.inbox) {
+                Ok(l) => self._lock = l,
+                Err(e) => {
+                    error!("{e}; stopping");
+                    self.begin_shutdown();
+                    return false;
+                }
+            }
+            if let Err(e) = self.start_watch() {
+                error!("{e:#}");
+            } else {
+                self.rescan("inbox is back");
+            }
+        }
+        self.dispatch_due();
+        true
+    }
+
+    /// The event loop, until shutdown is complete.
+    pub(super) fn run(&mut self) {
+        loop {
+            let now = Instant::now();
+            if let Some(deadline) = self.stopping {
+                if self.in_flight.is_empty() {
+                    break;
+                }
+                if now >= deadline {
+                    let left: Vec<String> = self.in_flight.values().map(|p| shown(p)).collect();
+                    warn!(
+                        "shutdown timeout: abandoning {} file(s) in progress (they stay in the inbox): {}",
+                        left.len(),
+                        left.join(", ")
+                    );
+                    break;
+                }
+            } else if !self.tend(now) {
+                continue;
+            }
+            if let Some(t) = self.next_watchdog
+                && now >= t
+            {
+                self.systemd.watchdog();
+                self.next_watchdog = self.systemd.watchdog.map(|d| now + d);
+            }
+            if now >= self.next_status {
+                self.systemd.status(&self.status());
+                self.next_status = now + Duration::from_secs(5);
+            }
+            let timeout = self.next_wakeup(now);
+            let events = self.events.clone();
+            select! {
+                recv(events) -> seen => {
+                    if let Ok(seen) = seen {
+                        self.on_seen(seen);
+                        // Drain what is there without waiting.
+                        for _ in 0..4096 {
+                            match self.events.try_recv() {
+                                Ok(seen) => self.on_seen(seen),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                recv(self.done) -> done => {
+                    if let Ok(done) = done {
+                        self.finished(done);
+                    }
+                }
+                recv(self.control) -> msg => match msg {
+                    Ok(Control::Reload) if self.stopping.is_none() => self.reload(),
+                    Ok(Control::Reload) => {}
+                    Ok(Control::Shutdown) | Err(_) => self.begin_shutdown(),
+                },
+                recv(self.wake) -> _ => {}
+                default(timeout) => {}
+            }
+        }
+    }
+}
+
+/// How long after a new folder's first scan it is scanned again (see
+/// `Coordinator::new_folders`): notify adds its watch within microseconds
+/// of reporting it; half a second covers a heavily loaded machine.
+const NEW_FOLDER_RESCAN: Duration = Duration::from_millis(500);

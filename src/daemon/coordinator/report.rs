@@ -1,0 +1,109 @@
+//! What the coordinator tells (design §4.3, §4.5): counters, the `STATUS=`
+//! line, and one log line per finished file (and what happens next to a
+//! file that must be retried or looked at again).
+
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::time::Instant;
+
+use tracing::{debug, error, info, warn};
+
+use super::Coordinator;
+use crate::archive::{Original, Report};
+use crate::daemon::pipeline::Done;
+use crate::daemon::settle::{Pending, backoff};
+use crate::display::shown;
+
+#[derive(Debug, Default)]
+pub(super) struct Stats {
+    pub(super) archived: u64,
+    pub(super) failed: u64,
+    pub(super) retries: u64,
+    pub(super) bytes_in: u64,
+    pub(super) bytes_out: u64,
+}
+
+impl Coordinator {
+    pub(super) fn status(&self) -> String {
+        // Files being retried after a transient error are shown apart: a
+        // number that stays up is a stuck source someone must look at.
+        let retrying = self.pending.values().filter(|p| p.retry).count();
+        format!(
+            "archived {}, failed {}, waiting {}, retrying {retrying}, in progress {}",
+            self.stats.archived,
+            self.stats.failed,
+            self.pending.len() - retrying,
+            self.in_flight.len()
+        )
+    }
+    pub(super) fn finished(&mut self, d: Done) {
+        self.in_flight.remove(&d.key);
+        self.in_flight_paths.remove(&d.path);
+        let src = shown(&d.path);
+        match d.report {
+            Report::Archived {
+                archive,
+                outcome,
+                original,
+                millis,
+            } => {
+                self.stats.archived += 1;
+                self.stats.bytes_in += outcome.bytes_in;
+                self.stats.bytes_out += outcome.bytes_out;
+                let ratio = outcome.bytes_in as f64 / outcome.bytes_out.max(1) as f64;
+                info!(
+                    "archived {src} -> {}: {} -> {} bytes, ratio {ratio:.1}, lossless {}, {millis} ms; {original}",
+                    shown(&archive),
+                    outcome.bytes_in,
+                    outcome.bytes_out,
+                    outcome.lossless
+                );
+                if let Original::MovedLossy(_) = original {
+                    warn!(
+                        "{src}: conversion was lossy, so the original was moved to done instead of deleted"
+                    );
+                }
+            }
+            Report::AlreadyArchived { archive, original } => {
+                info!(
+                    "{src}: already archived as {} (archive newer than source); {original}",
+                    shown(&archive)
+                );
+            }
+            Report::Gone => debug!("{src}: gone before it could be archived"),
+            Report::Refused { reason } => warn!("{src}: left alone: {reason}"),
+            Report::Changed => {
+                debug!("{src}: changed while being read; waiting for it to settle");
+                self.observe(&d.path);
+            }
+            Report::Quarantined { reason, to } => {
+                self.stats.failed += 1;
+                warn!("{src}: {reason}; moved to {}", shown(&to));
+            }
+            Report::Transient { error } => {
+                self.stats.retries += 1;
+                let attempts = d.attempts + 1;
+                let wait = backoff(attempts);
+                error!(
+                    "{error}; original left in place, retry {attempts} in {}s",
+                    wait.as_secs()
+                );
+                if let Ok(meta) = fs::symlink_metadata(&d.path) {
+                    let now = Instant::now();
+                    self.pending.insert(
+                        d.path.clone(),
+                        Pending {
+                            size: meta.len(),
+                            mtime: (meta.mtime(), meta.mtime_nsec()),
+                            due: now + wait,
+                            since: now,
+                            attempts,
+                            retry: true,
+                        },
+                    );
+                    self.schedule(d.path, now + wait);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! Settling and retrying (design §4.2, §4.4): a file waiting in the inbox,
+//! and the durations that decide when it is looked at again. Pure: no I/O,
+//! time is passed in.
+
+use std::time::{Duration, Instant};
+
+/// A file waiting in the inbox.
+#[derive(Debug, Clone)]
+pub(super) struct Pending {
+    pub(super) size: u64,
+    pub(super) mtime: (i64, i64),
+    pub(super) due: Instant,
+    /// When size and mtime were first seen as they are now.
+    pub(super) since: Instant,
+    pub(super) attempts: u32,
+    /// Waiting out a backoff after a transient failure.
+    pub(super) retry: bool,
+}
+
+impl Pending {
+    /// Takes note of the file's current size and mtime; when they changed,
+    /// the file must settle again: returns its new due time.
+    pub(super) fn update(
+        &mut self,
+        size: u64,
+        mtime: (i64, i64),
+        now: Instant,
+        settle: Duration,
+    ) -> Option<Instant> {
+        if (self.size, self.mtime) == (size, mtime) {
+            return None;
+        }
+        self.size = size;
+        self.mtime = mtime;
+        self.since = now;
+        self.due = self.due.max(now + settle);
+        Some(self.due)
+    }
+}
+
+/// How often a file found incomplete is looked at again when no event
+/// comes: settle_ms, but never a busy loop (settle_ms may be 0).
+pub(super) fn recheck(settle: Duration) -> Duration {
+    settle.max(Duration::from_millis(100))
+}
+
+/// How long a file that may still be written (empty, no header yet,
+/// shorter than declared, no RLE end marker) is waited for, with no change
+/// and no writer, before it is processed anyway (and most likely
+/// quarantined).
+pub(super) fn truncation_grace(settle: Duration) -> Duration {
+    (settle * 40).max(Duration::from_secs(5))
+}
+
+/// Delay before retry number `attempts` (1 s doubling, at most 5 min).
+pub(super) fn backoff(attempts: u32) -> Duration {
+    Duration::from_secs(1u64 << attempts.saturating_sub(1).min(9)).min(Duration::from_secs(300))
+}
+
+/// A little jitter for periodic rescans, so that many daemons do not scan
+/// in step: ±10 %, from the clock.
+pub(super) fn jittered(d: Duration) -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let spread = d.as_millis() as u64 / 5;
+    if spread == 0 {
+        return d;
+    }
+    d - Duration::from_millis(spread / 2) + Duration::from_millis(u64::from(nanos) % spread)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// First seen at `since`, due at `due`.
+    fn pending(since: Instant, due: Instant) -> Pending {
+        Pending {
+            size: 10,
+            mtime: (1, 0),
+            due,
+            since,
+            attempts: 0,
+            retry: false,
+        }
+    }
+
+    #[test]
+    fn a_change_restarts_settling_and_no_change_keeps_it() {
+        let t0 = Instant::now();
+        let settle = Duration::from_millis(250);
+        let mut p = pending(t0, t0 + settle);
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(p.update(10, (1, 0), t1, settle), None);
+        assert_eq!(p.since, t0);
+        // Size or mtime moved: stable from now, due a full settle later.
+        assert_eq!(p.update(11, (1, 0), t1, settle), Some(t1 + settle));
+        assert_eq!(p.since, t1);
+        let t2 = t1 + Duration::from_millis(10);
+        assert_eq!(p.update(11, (1, 5), t2, settle), Some(t2 + settle));
+        // A due time already later (a backoff) is never brought forward.
+        let mut q = pending(t0, t0 + Duration::from_secs(60));
+        assert_eq!(
+            q.update(12, (1, 0), t1, settle),
+            Some(t0 + Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn backoff_doubles_from_one_second_to_five_minutes() {
+        let secs: Vec<u64> = (1..=12).map(|n| backoff(n).as_secs()).collect();
+        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
+        assert_eq!(backoff(u32::MAX).as_secs(), 300);
+    }
+
+    #[test]
+    fn the_grace_is_forty_settles_but_at_least_five_seconds() {
+        assert_eq!(truncation_grace(Duration::ZERO), Duration::from_secs(5));
+        assert_eq!(
+            truncation_grace(Duration::from_millis(50)),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            truncation_grace(Duration::from_millis(250)),
+            Duration::from_secs(10)
+        );
+        // Rechecks never spin, even with settle_ms = 0.
+        assert_eq!(recheck(Duration::ZERO), Duration::from_millis(100));
+        assert_eq!(
+            recheck(Duration::from_millis(250)),
+            Duration::from_millis(250)
+        );
+    }
+
+    #[test]
+    fn jitter_stays_within_ten_percent() {
+        let d = Duration::from_secs(300);
+        for _ in 0..100 {
+            let j = jittered(d);
+            assert!(
+                j >= Duration::from_secs(270) && j <= Duration::from_secs(330),
+                "{j:?}"
+            );
+        }
+        assert_eq!(jittered(Duration::from_millis(3)), Duration::from_millis(3));
+    }
+}
