@@ -424,3 +424,61 @@ pub fn verify_cmd(args: &VerifyArgs) -> Result<()> {
         source.display()
     )
 }
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// The configuration file the daemon runs on.
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// The daemon's process id (in the unit: $MAINPID).
+    #[arg(value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
+    pub pid: i32,
+}
+
+/// `rlewatch reload`: validates the file exactly as `check-config` does and
+/// only then sends SIGHUP, so the unit's `ExecReload=` fails, with the reason
+/// in `systemctl status` and the journal, when the file is broken. The daemon
+/// re-reads and re-validates the file itself on SIGHUP; this check exists to
+/// make the failure visible to `systemctl reload`, and it needs no `kill`
+/// binary (procps is missing on minimal Debian).
+pub fn reload_cmd(args: &ReloadArgs) -> Result<()> {
+    crate::daemon::check_config(&args.config)
+        .context("not reloaded, the daemon keeps its running configuration")?;
+    // SAFETY: kill has no memory effects; the pid range excludes 0 and
+    // negative values, which would signal whole process groups.
+    if unsafe { libc::kill(args.pid, libc::SIGHUP) } != 0 {
+        bail!(
+            "cannot signal process {}: {}",
+            args.pid,
+            io::Error::last_os_error()
+        );
+    }
+    println!(
+        "{}: valid; asked process {} to reload it",
+        args.config.display(),
+        args.pid
+    );
+    Ok(())
+}
+
+/// Writes the man pages (`rlewatch.1`, and `rlewatch-SUBCOMMAND.1`, which
+/// it refers to) and the bash, zsh and fish completions (`rlewatch.bash`,
+/// `_rlewatch`, `rlewatch.fish`) for `cmd` into `dir`, for the Debian package
+/// (`debian/build-deb.sh`). Generated from the real clap definitions, so they
+/// never drift from the binary; hidden subcommands are left out.
+pub fn write_assets(cmd: clap::Command, dir: &Path) -> Result<()> {
+    // Subcommand pages carry the version in their footer, as the main page.
+    let mut cmd = cmd.propagate_version(true);
+    std::fs::create_dir_all(dir).with_context(|| dir.display().to_string())?;
+    clap_mangen::generate_to(cmd.clone(), dir)
+        .with_context(|| format!("{}: man pages", dir.display()))?;
+    for shell in [
+        clap_complete::Shell::Bash,
+        clap_complete::Shell::Zsh,
+        clap_complete::Shell::Fish,
+    ] {
+        clap_complete::generate_to(shell, &mut cmd, "rlewatch", dir)
+            .with_context(|| format!("{}: {shell} completions", dir.display()))?;
+    }
+    Ok(())
+}

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use rlewatch::cli;
 
 #[derive(Debug, Parser)]
@@ -38,6 +38,19 @@ enum Command {
     Decompress(cli::DecompressArgs),
     /// Check an .rle file's structure, or that it equals a BMP's compression.
     Verify(cli::VerifyArgs),
+    /// Validate a configuration file, then tell the daemon to reload it.
+    ///
+    /// Checks FILE exactly as check-config does; if it is invalid, prints the
+    /// reason and exits 1 without signalling. Otherwise sends SIGHUP to PID.
+    /// Used by the systemd unit's ExecReload=, so that `systemctl reload`
+    /// fails visibly on a broken file.
+    Reload(cli::ReloadArgs),
+    /// Write the man page and shell completions into DIR (for packaging).
+    #[command(hide = true)]
+    GenerateAssets {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -57,6 +70,8 @@ fn main() -> ExitCode {
         Command::Compress(a) => cli::compress_cmd(a).map(|failed| failed == 0),
         Command::Decompress(a) => cli::decompress_cmd(a).map(|()| true),
         Command::Verify(a) => cli::verify_cmd(a).map(|()| true),
+        Command::Reload(a) => cli::reload_cmd(a).map(|()| true),
+        Command::GenerateAssets { dir } => cli::write_assets(Cli::command(), dir).map(|()| true),
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::os::unix::fs::symlink;
+use std::time::Duration;
 
 use crate::harness::{data, run_in, stderr, tempdir};
 
@@ -252,6 +253,106 @@ fn folder_walk_does_not_follow_symlinks() {
     assert!(scans.join("real.rle").exists());
     assert!(!outside.join("secret.rle").exists());
     assert!(!scans.join("file.rle").exists());
+}
+
+/// `rlewatch reload` is the unit's `ExecReload=`: a valid file is applied, a
+/// broken one fails with the reason and sends no signal (the daemon would
+/// otherwise log "reload failed"), so `systemctl reload` fails visibly.
+#[test]
+fn reload_validates_first_and_signals_only_a_valid_config() {
+    use crate::harness::{Daemon, FAST};
+    let d = Daemon::start(FAST);
+    let pid = d.pid().to_string();
+    let reload = |config: &str| {
+        std::fs::write(d.path("config.toml"), config).unwrap();
+        run_in(d.dir.path(), &["reload", "--config", "config.toml", &pid])
+    };
+
+    let broken = reload(&format!("[compress]\nconversion = \"sharpen\"\n{FAST}"));
+    assert_eq!(broken.status.code(), Some(1), "{}", stderr(&broken));
+    let msg = stderr(&broken);
+    assert!(
+        msg.starts_with("rlewatch: not reloaded, the daemon keeps its running configuration: ")
+            && msg.contains("config.toml")
+            && msg.contains("sharpen"),
+        "{msg}"
+    );
+
+    let valid = reload(&format!("[compress]\nconversion = \"threshold\"\n{FAST}"));
+    assert_eq!(valid.status.code(), Some(0), "{}", stderr(&valid));
+    assert!(d.wait_log(
+        "configuration reloaded: conversion threshold",
+        1,
+        Duration::from_secs(20)
+    ));
+    // Signals are handled in order: had the broken file been signalled, its
+    // failure would be logged before the valid reload's line.
+    assert!(!d.log().contains("reload failed"), "{}", d.log());
+}
+
+#[test]
+fn reload_refuses_pid_0_which_would_signal_the_process_group() {
+    let dir = tempdir();
+    fs::write(dir.path().join("c.toml"), "").unwrap();
+    let out = run_in(dir.path(), &["reload", "-c", "c.toml", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn reload_names_a_process_that_does_not_exist() {
+    let dir = tempdir();
+    fs::write(dir.path().join("c.toml"), "").unwrap();
+    // Above the kernel's pid_max limit (4194304), so never a live process.
+    let out = run_in(dir.path(), &["reload", "-c", "c.toml", "2000000000"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stderr(&out).trim(),
+        "rlewatch: cannot signal process 2000000000: No such process (os error 3)"
+    );
+}
+
+/// The Debian package ships what `generate-assets` writes: man pages for the
+/// command and each visible subcommand, and completions that know the
+/// subcommands.
+#[test]
+fn generate_assets_writes_man_pages_and_completions_from_the_clap_definitions() {
+    let dir = tempdir();
+    let out = run_in(dir.path(), &["generate-assets", "out"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let o = dir.path().join("out");
+    let man = fs::read_to_string(o.join("rlewatch.1")).unwrap();
+    assert!(man.contains(".TH rlewatch 1"), "{man}");
+    for sub in [
+        "run",
+        "check-config",
+        "compress",
+        "decompress",
+        "verify",
+        "reload",
+    ] {
+        // roff writes every hyphen as `\-`.
+        let name = format!("rlewatch-{sub}(1)").replace('-', "\\-");
+        assert!(man.contains(&name), "{name} in {man}");
+        let page = fs::read_to_string(o.join(format!("rlewatch-{sub}.1"))).unwrap();
+        assert!(
+            page.contains(&format!(
+                ".TH rlewatch-{sub} 1  \"{sub} {}\"",
+                env!("CARGO_PKG_VERSION")
+            )),
+            "{sub}: {page}"
+        );
+    }
+    // Hidden: not a documented command (clap_complete still completes it).
+    assert!(!man.contains("generate"), "{man}");
+    assert!(!o.join("rlewatch-generate-assets.1").exists());
+    for (file, needle) in [
+        ("rlewatch.bash", "check-config"),
+        ("_rlewatch", "check-config"),
+        ("rlewatch.fish", "check-config"),
+    ] {
+        let text = fs::read_to_string(o.join(file)).unwrap();
+        assert!(text.contains(needle) && text.contains("reload"), "{file}");
+    }
 }
 
 /// Each cause once: `missing.toml: No such file or directory (os error 2)`,
