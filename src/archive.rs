@@ -98,6 +98,24 @@ impl std::fmt::Display for Original {
     }
 }
 
+/// Which file a source was, to recognise it again: (device, inode, size,
+/// mtime seconds, mtime nanoseconds). A file rewritten or replaced under
+/// its name has another identity.
+pub type SourceId = (u64, u64, u64, i64, i64);
+
+fn source_id(m: &fs::Metadata) -> SourceId {
+    (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())
+}
+
+/// An archive published for a source whose original could not be filed
+/// away yet; handed back with the retry so the same file is filed, not
+/// archived again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub archive: PathBuf,
+    pub source: SourceId,
+}
+
 /// The result of one attempt.
 #[derive(Debug)]
 pub enum Report {
@@ -124,6 +142,9 @@ pub enum Report {
     /// Could not finish for a reason that may pass; the original is
     /// untouched.
     Transient { error: String },
+    /// Archived (or found archived), but the original could not be filed
+    /// away for a reason that may pass; retried with `published`.
+    Unfiled { published: Published, error: String },
 }
 
 /// A file whose archive is written to a temporary file but not yet made
@@ -152,7 +173,14 @@ pub enum Step {
 
 /// The CPU-bound half: reads and checks the source, writes the archive to
 /// a temporary file.
-pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -> Step {
+/// `published`: what an earlier attempt of this same file archived before
+/// its original could not be filed (then only the original is filed).
+pub fn encode(
+    settings: &std::sync::Arc<Settings>,
+    path: &Path,
+    attempts: u32,
+    published: Option<&Published>,
+) -> Step {
     use Step::Done;
     let s = &**settings;
     let started = Instant::now();
@@ -227,18 +255,30 @@ pub fn encode(settings: &std::sync::Arc<Settings>, path: &Path, attempts: u32) -
 
     let stem = durable::split_name(name).0.to_os_string();
     let archive_dir = s.archive.join(rel_dir);
+    // This very file (same inode, size and mtime) was archived by an
+    // earlier attempt whose original could not be filed: file it now.
+    let known = published
+        .filter(|p| p.source == source_id(&before) && p.archive.exists())
+        .map(|p| p.archive.clone());
     let first_name = durable::numbered(&archive_dir, &stem, "rle", 0);
-    if let Ok(existing) = fs::metadata(&first_name)
-        && existing.modified().ok() > before.modified().ok()
-    {
+    let archive = known.or_else(|| {
+        fs::metadata(&first_name)
+            .ok()
+            .filter(|existing| existing.modified().ok() > before.modified().ok())
+            .map(|_| first_name)
+    });
+    if let Some(archive) = archive {
         // Whether that archive's conversion was lossless is not known here,
         // so `delete` moves the original to done/ instead of deleting it.
         return Done(match dispose_original(s, &entry, false) {
-            Ok(original) => Report::AlreadyArchived {
-                archive: first_name,
-                original,
+            Ok(original) => Report::AlreadyArchived { archive, original },
+            Err(error) => Report::Unfiled {
+                published: Published {
+                    archive,
+                    source: source_id(&before),
+                },
+                error,
             },
-            Err(e) => Report::Transient { error: e },
         });
     }
 
@@ -350,7 +390,13 @@ pub fn finish(e: Encoded) -> Report {
             original,
             millis: started.elapsed().as_millis(),
         },
-        Err(e) => Report::Transient { error: e },
+        Err(error) => Report::Unfiled {
+            published: Published {
+                archive,
+                source: source_id(&before),
+            },
+            error,
+        },
     }
 }
 
@@ -447,7 +493,7 @@ fn still_written(entry: &Entry) -> bool {
         libc::O_RDONLY | libc::O_NONBLOCK,
     );
     match file {
-        Ok(f) => durable::has_writers(&f) != Some(false),
+        Ok(f) => !matches!(durable::has_writers(&f), Ok(false)),
         // Gone meanwhile: the unlink will say so.
         Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(_) => true,

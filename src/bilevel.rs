@@ -1047,7 +1047,7 @@ mod tests {
         }
     }
 
-    /// The scalar reference against a literal reading of SPEC §2 for
+    /// The scalar reference against a literal reading of design §2 for
     /// 24- and 32-bit rows: g = (299 R + 587 G + 114 B) / 1000, then
     /// g ≥ 128 or the spec's Floyd–Steinberg; lossless iff every pixel is
     /// (0,0,0) or (255,255,255).

@@ -377,24 +377,25 @@ pub fn may_remove_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<()> {
 /// Whether any process on this host holds `file` open for writing, as the
 /// kernel tells through a lease probe: a read lease (`F_SETLEASE,
 /// F_RDLCK`) is refused with EAGAIN while the file is open for writing
-/// anywhere, and granted otherwise, then released at once. `None` when the
-/// probe cannot answer: not the file's owner without `CAP_LEASE` (EACCES),
-/// a filesystem without leases (EINVAL, as on NFS), leases disabled.
+/// anywhere, and granted otherwise, then released at once. An error when
+/// the probe cannot answer: not the file's owner without `CAP_LEASE`
+/// (EACCES), a filesystem without leases (EINVAL), leases disabled.
 ///
 /// `file` must be open read-only. A writer opening the file during the
 /// microseconds the lease is held makes the kernel signal the lease
 /// holder with SIGIO, which the daemon ignores (`daemon::register_signals`).
-pub fn has_writers(file: &File) -> Option<bool> {
+pub fn has_writers(file: &File) -> io::Result<bool> {
     use std::os::fd::AsRawFd;
     // SAFETY: fcntl on a descriptor we own.
     if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_RDLCK) } == 0 {
         // SAFETY: as above; releasing the lease just taken.
         unsafe { libc::fcntl(file.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
-        return Some(false);
+        return Ok(false);
     }
-    match io::Error::last_os_error().raw_os_error() {
-        Some(libc::EAGAIN) | Some(libc::EBUSY) => Some(true),
-        _ => None,
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN) | Some(libc::EBUSY) => Ok(true),
+        _ => Err(e),
     }
 }
 

@@ -263,6 +263,13 @@ if in_ct setfacl -d -m g:rlewatch:rwX "$spool/inbox" 2>"$work/acl.err"; then
 else
   acl="setfacl failed: $(cat "$work/acl.err")"
 fi
+# A writer that pauses with the file still open, longer than settle_ms
+# (250 ms): the daemon sees it through the lease probe (CAP_LEASE in the
+# unit) and must not take it until it is closed. The writer itself looks
+# at the archive just before closing.
+as_writer "umask 022; exec 3>$spool/inbox/held.bmp; cat $w/data/rgb16.bmp >&3; sleep 2;
+  if test -e $spool/archive/held.rle; then echo taken >$w/held.verdict; else echo waited >$w/held.verdict; fi
+  exec 3>&-"
 # Bad input: a .bmp that is not a BMP.
 as_writer "printf 'this is a text file, not a bitmap; it must be quarantined with its reason\n' >$spool/inbox/bad.bmp"
 
@@ -281,6 +288,8 @@ if [ "$acl" = ok ]; then
 else
   fail "default ACL recipe (setfacl -d -m g:rlewatch:rwX inbox)" "$acl"
 fi
+check "a writer pausing 2 s with the file open: not taken while open" test "$(in_ct cat $w/held.verdict)" = waited
+check "... and archived once closed: archive/held.rle == rgb16.dither.rle" wait_for 20 same $spool/archive/held.rle /e2e/data/rgb16.dither.rle
 check "bad input quarantined: failed/bad.bmp" wait_for 20 exists $spool/failed/bad.bmp
 check "bad input: failed/bad.bmp.error.txt gives the reason" wait_for 5 in_ct grep -qi 'not a BMP' $spool/failed/bad.bmp.error.txt
 check "bad input: nothing archived for it" absent $spool/archive/bad.rle
@@ -289,19 +298,20 @@ check "umask 022 subfolder: archive/u022/pal4rle.rle == pal4rle.dither.rle" wait
 # Let the backoff run through several retries (1 s, 2 s, 4 s ...).
 while [ $((SECONDS - u022_at)) -lt 10 ]; do sleep 0.5; done
 check "umask 022 subfolder: the fix is named in the journal" journal_has "writers need umask 002 or a default ACL"
+echo "     | $(in_ct find $spool/archive $spool/done $spool/inbox -name 'pal4rle*' -printf '%p %s bytes, ')"
 check "umask 022 subfolder: archived exactly once (no pal4rle-N.rle)" test "$(count_below $spool/archive 'pal4rle*')" = 1
 check "umask 022 subfolder: no copy of the original in done/" test "$(count_below $spool/done 'pal4rle*')" = 0
 check "umask 022 subfolder: the original stays in the inbox, intact" same $spool/inbox/u022/pal4rle.bmp /e2e/data/pal4rle.bmp
 
-# Archived and filed: pal1, rgb24, u002/pal8, acl022/pal1wb (u022's original
+# Archived and filed: pal1, rgb24, held, u002/pal8, acl022/pal1wb (u022's original
 # is not filed yet, so it is not counted); quarantined: bad.bmp. The daemon
 # refreshes STATUS= every 5 s: poll for it.
-check "STATUS= shows the counts (archived 4, failed 1)" wait_for 12 status_text_matches '^archived 4, failed 1, '
+check "STATUS= shows the counts (archived 5, failed 1)" wait_for 12 status_text_matches '^archived 5, failed 1, '
 status=$(in_ct systemctl status rlewatch --no-pager -n 0 2>&1 || true)
 status_shows() {
   grep -qF -- "$1" <<<"$status" || { grep -F 'Status:' <<<"$status" || echo "(no Status: line)"; return 1; }
 }
-check "systemctl status shows them" status_shows 'Status: "archived 4, failed 1, '
+check "systemctl status shows them" status_shows 'Status: "archived 5, failed 1, '
 
 # Nothing in the journal that says the sandbox is in the way (the umask-022
 # subfolder's own lines are expected and checked above). One line is
@@ -316,6 +326,7 @@ check "journal: the openat2 fallback is announced at most once" \
 bad=$(grep -v "u022" <<<"$log" | grep -v 'openat2 is not available.*opening sources component by component' |
   grep -E 'EPERM|EACCES|ENOSYS|EROFS|Operation not permitted|Permission denied|Function not implemented|Read-only file system|[Rr]etry|another filesystem' || true)
 check "journal: no EPERM/EACCES/ENOSYS/EROFS, retry or other-filesystem lines (outside u022)" test -n "$log" -a -z "$bad"
+check "journal: writers are observed (no 'cannot observe writers' line)" test -n "$log" -a -z "$(grep 'cannot observe writers' <<<"$log" || true)"
 [ -z "$bad" ] || printf '%s\n' "$bad" | head -n 20 | sed 's/^/     | /'
 
 echo "== reload"
@@ -358,11 +369,11 @@ check "journal: no watchdog timeout" journal_lacks '[Ww]atchdog timeout'
 echo "== stop"
 check "systemctl stop exits 0" in_ct systemctl stop rlewatch
 check "stopped cleanly (Result=success, exit status 0)" test "$(prop Result) $(prop ExecMainStatus)" = "success 0"
-# The last summary line: six archived and filed (the four above, rgb16-t,
+# The last summary line: seven archived and filed (the five above, rgb16-t,
 # rgb24-t), bad.bmp failed, u022's original still waiting in the inbox.
 summary=$(journal | grep 'stopped: archived' | tail -n 1)
-check "journal: the daemon's summary line (archived 6, 1 failed)" \
-  grep -qE 'stopped: archived 6 file\(s\), [0-9]+ -> [0-9]+ bytes, 1 failed, ' <<<"$summary"
+check "journal: the daemon's summary line (archived 7, 1 failed)" \
+  grep -qE 'stopped: archived 7 file\(s\), [0-9]+ -> [0-9]+ bytes, 1 failed, ' <<<"$summary"
 [ -n "$summary" ] && echo "     | $summary"
 
 echo "== reinstall (as an upgrade does)"

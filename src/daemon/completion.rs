@@ -12,6 +12,9 @@ use std::path::Path;
 use crate::bmp::{BmpError, BmpInfo, Compression};
 use crate::durable;
 
+/// Set once the lease probe has been refused, so that is logged once.
+static PROBE_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// What the file itself says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Declared {
@@ -60,7 +63,20 @@ pub fn check(inbox: &Path, path: &Path, max_pixels: u64, probe: bool) -> Complet
     }
     Completion {
         writers: if probe {
-            durable::has_writers(&file)
+            match durable::has_writers(&file) {
+                Ok(open) => Some(open),
+                Err(e) => {
+                    if !PROBE_REFUSED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                        tracing::warn!(
+                            "cannot observe writers ({}: lease probe: {e}); such files are taken \
+                             once unchanged for settle_ms. Run with CAP_LEASE (the shipped \
+                             unit grants it) or as the files' owner",
+                            crate::display::shown(path)
+                        );
+                    }
+                    None
+                }
+            }
         } else {
             None
         },

@@ -18,6 +18,9 @@ pub(super) enum Job {
         key: (u64, u64),
         attempts: u32,
         settings: Arc<Settings>,
+        /// What an earlier attempt archived before its original could not
+        /// be filed.
+        published: Option<archive::Published>,
     },
     /// Ends one worker loop (the pool is shrinking).
     Stop,
@@ -43,7 +46,8 @@ pub(super) fn worker_loop(jobs: Receiver<Job>, done: Sender<Done>, finish: Sende
                 key,
                 attempts,
                 settings,
-            } => match archive::encode(&settings, &path, attempts) {
+                published,
+            } => match archive::encode(&settings, &path, attempts, published.as_ref()) {
                 archive::Step::Done(report) => {
                     if done
                         .send(Done {

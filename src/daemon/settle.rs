@@ -15,6 +15,9 @@ pub(super) struct Pending {
     pub(super) attempts: u32,
     /// Waiting out a backoff after a transient failure.
     pub(super) retry: bool,
+    /// Archived already by an earlier attempt whose original could not be
+    /// filed away: the retry only files it.
+    pub(super) published: Option<crate::archive::Published>,
 }
 
 impl Pending {
@@ -84,6 +87,7 @@ mod tests {
             since,
             attempts: 0,
             retry: false,
+            published: None,
         }
     }
 

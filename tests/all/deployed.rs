@@ -84,6 +84,16 @@ fn unremovable_original_is_never_duplicated(other_filesystem: bool) {
     fs::create_dir(&sub).unwrap();
     fs::set_permissions(&sub, fs::Permissions::from_mode(0o755)).unwrap();
     fs::copy(data("pal8.bmp"), sub.join("pal8.bmp")).unwrap();
+    // A modification time in the future (clock skew, `touch`, an archive
+    // tool): "is the archive newer than the source?" cannot recognise the
+    // retries as the same file; they must still archive it only once.
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    fs::File::options()
+        .write(true)
+        .open(sub.join("pal8.bmp"))
+        .unwrap()
+        .set_modified(later)
+        .unwrap();
 
     // Let it fail three times (1 s, 2 s backoff in between).
     assert!(d.wait_log("retry 3 in", 1, LONG), "{}", d.log());

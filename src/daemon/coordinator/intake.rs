@@ -75,6 +75,7 @@ impl Coordinator {
                 since: now,
                 attempts: 0,
                 retry: false,
+                published: None,
             },
         );
         self.schedule(path.to_path_buf(), due);
@@ -206,7 +207,7 @@ impl Coordinator {
         }
         let attempts = p.attempts;
         let Some(tx) = &self.jobs_tx else { return };
-        self.pending.remove(&path);
+        let published = self.pending.remove(&path).and_then(|p| p.published);
         self.in_flight.insert(key, path.clone());
         self.in_flight_paths.insert(path.clone());
         let job = Job::Archive {
@@ -214,6 +215,7 @@ impl Coordinator {
             key,
             attempts,
             settings: self.settings.clone(),
+            published,
         };
         // Never blocks and never grows past max_in_flight: the channel is
         // unbounded only in type.

@@ -4,12 +4,13 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use tracing::{debug, error, info, warn};
 
 use super::Coordinator;
-use crate::archive::{Original, Report};
+use crate::archive::{Original, Published, Report};
 use crate::daemon::pipeline::Done;
 use crate::daemon::settle::{Pending, backoff};
 use crate::display::shown;
@@ -66,7 +67,7 @@ impl Coordinator {
             }
             Report::AlreadyArchived { archive, original } => {
                 info!(
-                    "{src}: already archived as {} (archive newer than source); {original}",
+                    "{src}: already archived as {}; {original}",
                     shown(&archive)
                 );
             }
@@ -80,30 +81,45 @@ impl Coordinator {
                 self.stats.failed += 1;
                 warn!("{src}: {reason}; moved to {}", shown(&to));
             }
-            Report::Transient { error } => {
-                self.stats.retries += 1;
-                let attempts = d.attempts + 1;
-                let wait = backoff(attempts);
-                error!(
-                    "{error}; original left in place, retry {attempts} in {}s",
-                    wait.as_secs()
-                );
-                if let Ok(meta) = fs::symlink_metadata(&d.path) {
-                    let now = Instant::now();
-                    self.pending.insert(
-                        d.path.clone(),
-                        Pending {
-                            size: meta.len(),
-                            mtime: (meta.mtime(), meta.mtime_nsec()),
-                            due: now + wait,
-                            since: now,
-                            attempts,
-                            retry: true,
-                        },
-                    );
-                    self.schedule(d.path, now + wait);
-                }
+            Report::Transient { error } => self.retry_later(d.path, d.attempts, &error, None),
+            Report::Unfiled { published, error } => {
+                self.retry_later(d.path, d.attempts, &error, Some(published));
             }
+        }
+    }
+
+    /// A transient failure: back off and try the file again; what it was
+    /// archived as, if it was, goes along so that it is filed, not
+    /// archived twice.
+    fn retry_later(
+        &mut self,
+        path: PathBuf,
+        attempts: u32,
+        error: &str,
+        published: Option<Published>,
+    ) {
+        self.stats.retries += 1;
+        let attempts = attempts + 1;
+        let wait = backoff(attempts);
+        error!(
+            "{error}; original left in place, retry {attempts} in {}s",
+            wait.as_secs()
+        );
+        if let Ok(meta) = fs::symlink_metadata(&path) {
+            let now = Instant::now();
+            self.pending.insert(
+                path.clone(),
+                Pending {
+                    size: meta.len(),
+                    mtime: (meta.mtime(), meta.mtime_nsec()),
+                    due: now + wait,
+                    since: now,
+                    attempts,
+                    retry: true,
+                    published,
+                },
+            );
+            self.schedule(path, now + wait);
         }
     }
 }
