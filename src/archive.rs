@@ -264,7 +264,10 @@ pub fn encode(
     let archive = known.or_else(|| {
         fs::metadata(&first_name)
             .ok()
-            .filter(|existing| existing.modified().ok() > before.modified().ok())
+            // Not older: file timestamps come from a coarse clock, so an
+            // archive written right after its source's last write often
+            // carries the very same time.
+            .filter(|existing| existing.modified().ok() >= before.modified().ok())
             .map(|_| first_name)
     });
     if let Some(archive) = archive {

@@ -716,3 +716,39 @@ fn a_reload_that_fails_leaves_the_running_configuration_wholly_in_place() {
     assert!(wait_file(&d, "archive/after.rle"), "{}", d.log());
     assert!(!other.path("archive/after.rle").exists());
 }
+
+/// With `keep` the original stays in the inbox: restarts and rescans find
+/// it again and must recognise it as archived (its archive may carry the
+/// very same coarse timestamp as the source when it is taken at once).
+#[test]
+fn kept_originals_are_archived_once_across_rescans_and_restarts() {
+    let mut d =
+        Daemon::start("[originals]\naction = \"keep\"\n[watch]\nsettle_ms = 0\nrescan_secs = 1\n");
+    for name in ["a", "b", "c", "d"] {
+        // Plain cp, as people do (write(2) in a loop, then close).
+        let ok = std::process::Command::new("cp")
+            .arg(data("pal8.bmp"))
+            .arg(d.inbox().join(format!("{name}.bmp")))
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+    assert!(wait_until(LONG, || files_below(&d.path("archive")).len() >= 4));
+    // Three periodic rescans, then a restart.
+    let rescans = d.log().matches("already archived").count();
+    assert!(
+        wait_until(LONG, || d.log().matches("already archived").count()
+            >= rescans + 12),
+        "{}",
+        d.log()
+    );
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(LONG).is_some());
+    d.spawn();
+    assert!(
+        d.wait_log("already archived", rescans + 16, LONG),
+        "{}",
+        d.log()
+    );
+    assert_eq!(files_below(&d.path("archive")).len(), 4, "{}", d.log());
+}

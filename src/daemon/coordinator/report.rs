@@ -66,10 +66,7 @@ impl Coordinator {
                 }
             }
             Report::AlreadyArchived { archive, original } => {
-                info!(
-                    "{src}: already archived as {}; {original}",
-                    shown(&archive)
-                );
+                info!("{src}: already archived as {}; {original}", shown(&archive));
             }
             Report::Gone => debug!("{src}: gone before it could be archived"),
             Report::Refused { reason } => warn!("{src}: left alone: {reason}"),
