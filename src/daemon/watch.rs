@@ -123,6 +123,18 @@ pub struct Watch {
     /// complete (design §4.2). Never on a network filesystem, where other
     /// hosts write unseen, even with `backend = "native"`.
     pub observes_writers: bool,
+    /// The watched inbox folder's (device, inode): a folder swapped in
+    /// under its name is another folder, which this watch does not see.
+    pub inbox_id: Option<(u64, u64)>,
+}
+
+/// A folder's (device, inode), if it is a folder.
+pub fn folder_id(dir: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir)
+        .ok()
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
 }
 
 /// Why the inbox cannot be watched.
@@ -190,6 +202,7 @@ pub fn start(
                     _watcher: Box::new(w),
                     polling: false,
                     observes_writers: !is_network_fs(&inbox),
+                    inbox_id: folder_id(&inbox),
                 });
             }
             Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
@@ -234,6 +247,7 @@ pub fn start_poll(
         _watcher: Box::new(w),
         polling: true,
         observes_writers: false,
+        inbox_id: folder_id(&inbox),
     })
 }
 

@@ -155,6 +155,34 @@ fn an_inbox_deleted_and_recreated_is_watched_again() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+/// The inbox swapped for a new folder at once (`mv inbox inbox.old; mkdir
+/// inbox`), with no moment for the daemon to see it missing: the new
+/// folder is watched and locked within about a second.
+#[test]
+fn an_inbox_replaced_at_once_is_watched_and_locked_again() {
+    let d = Daemon::start(FAST);
+    fs::rename(d.inbox(), d.path("inbox.old")).unwrap();
+    fs::create_dir(d.inbox()).unwrap();
+    let swapped = std::time::Instant::now();
+    assert!(
+        d.wait_log("was replaced by another folder", 1, LONG),
+        "{}",
+        d.log()
+    );
+    assert!(d.wait_log("watching ", 2, LONG), "{}", d.log());
+    let took = swapped.elapsed();
+    assert!(took < Duration::from_secs(2), "{took:?}");
+    fs::copy(data("pal8.bmp"), d.inbox().join("new.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("archive/new.rle").exists()),
+        "{}",
+        d.log()
+    );
+    // The lock was taken again on the new folder.
+    let out = crate::harness::run_in(d.dir.path(), &["run", "--config", "config.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
 #[test]
 fn a_source_swapped_for_a_symlink_is_refused_without_touching_the_target() {
     source_swapped_for_a_symlink(Confine::default());

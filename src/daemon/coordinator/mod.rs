@@ -325,12 +325,21 @@ impl Coordinator {
             self.rescan("periodic");
             self.next_rescan = self.config.rescan.map(|d| now + jittered(d));
         }
-        let inbox_there = self.config.paths.inbox.is_dir();
-        if self.watch.is_some() && !inbox_there {
-            // Its watch died with it; files cannot arrive meanwhile.
+        let inbox_id = watch::folder_id(&self.config.paths.inbox);
+        let inbox_there = inbox_id.is_some();
+        if let Some(w) = &self.watch
+            && w.inbox_id != inbox_id
+        {
+            // Its watch died with it (or watches the old folder, moved
+            // away): files arriving in the folder there now go unseen.
             warn!(
-                "{}: the inbox disappeared; waiting for it to come back",
-                shown(&self.config.paths.inbox)
+                "{}: the inbox {}",
+                shown(&self.config.paths.inbox),
+                if inbox_there {
+                    "was replaced by another folder; watching that one"
+                } else {
+                    "disappeared; waiting for it to come back"
+                }
             );
             self.watch = None;
             self.pending.clear();
