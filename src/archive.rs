@@ -85,7 +85,7 @@ impl std::fmt::Display for Original {
             Original::Deleted => f.write_str("original deleted"),
             Original::MovedLossy(to) => write!(
                 f,
-                "original moved to {} (not known lossless: not deleted)",
+                "original moved to {} (not deleted: not a verified lossless archive)",
                 shown(to)
             ),
             Original::MovedOpen(to) => write!(
@@ -235,6 +235,10 @@ pub fn encode(
                 attempts,
             ));
         }
+        // A socket cannot be opened at all (ENXIO); it will never be a BMP.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Done(quarantine(s, &entry, "not a regular file", attempts));
+        }
         Err(e) => {
             return Done(Report::Transient {
                 error: format!("{}: open: {e}", shown(path)),
@@ -287,14 +291,22 @@ pub fn encode(
 
     if let Err(e) = fs::create_dir_all(&archive_dir) {
         return Done(Report::Transient {
-            error: format!("{}: {e}", shown(&archive_dir)),
+            error: format!(
+                "{}: archive folder {}: {e}",
+                shown(path),
+                shown(&archive_dir)
+            ),
         });
     }
     let temp = match durable::temp_in(&archive_dir, FILE_MODE) {
         Ok(t) => t,
         Err(e) => {
             return Done(Report::Transient {
-                error: format!("{}: {e}", shown(&archive_dir)),
+                error: format!(
+                    "{}: archive folder {}: {e}",
+                    shown(path),
+                    shown(&archive_dir)
+                ),
             });
         }
     };
@@ -512,6 +524,13 @@ fn removal_hint(e: &io::Error, s: &Settings, entry: &Entry) -> String {
         Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
     ) {
         return String::new();
+    }
+    // Whose folder is in the way: the source's (a writer's umask) or the
+    // destination (done/ or failed/, the daemon's own)?
+    if durable::may_remove_at(&entry.parent, &entry.name).is_ok() {
+        return " (the destination folder is not writable by rlewatch: check its owner and \
+                 mode, and that it is in the unit's ReadWritePaths=)"
+            .to_string();
     }
     format!(
         " (the folder {} is not writable by rlewatch: writers need umask 002 or a default ACL \

@@ -152,11 +152,40 @@ fn plan_jobs(args: &CompressArgs) -> Result<Vec<Job>> {
             jobs.push(Job {
                 input: input.clone(),
                 output,
-                create_dir: false,
+                // `-o` names a folder here (several inputs): made if missing.
+                create_dir: args.output.is_some() && !single_file,
             });
         }
     }
+    // Two inputs that would write one output (x.bmp and x.BMP, or the same
+    // name from two folders): refuse before writing anything, instead of
+    // one silently replacing the other.
+    let mut seen = std::collections::HashMap::new();
+    for job in &jobs {
+        if let Some(first) = seen.insert(job.output.clone(), &job.input) {
+            bail!(
+                "{} and {} would both be written to {}",
+                first.display(),
+                job.input.display(),
+                job.output.display()
+            );
+        }
+    }
     Ok(jobs)
+}
+
+/// Opens an input that must be a regular file, without blocking on a FIFO.
+fn open_regular(input: &Path) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(input)
+        .with_context(|| format!("{}", input.display()))?;
+    if !file.metadata()?.is_file() {
+        bail!("{}: not a regular file", input.display());
+    }
+    Ok(file)
 }
 
 /// True when both paths name one existing file.
@@ -222,7 +251,7 @@ pub fn compress_file(
     force: bool,
     create_dir: bool,
 ) -> Result<Outcome> {
-    let file = File::open(input).with_context(|| format!("{}", input.display()))?;
+    let file = open_regular(input)?;
     bmp::BmpInfo::parse(&file, opts.max_pixels).map_err(|e| anyhow!("{}: {e}", input.display()))?;
     if same_file(input, output) {
         bail!("{}: the output would overwrite the input", input.display());

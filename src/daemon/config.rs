@@ -317,8 +317,7 @@ impl Config {
                 "daemon.shutdown_timeout_secs must be at least 1".into(),
             ));
         }
-        tracing_subscriber::EnvFilter::try_new(&raw.log.level)
-            .map_err(|e| invalid(format!("log.level {:?}: {e}", raw.log.level)))?;
+        check_log_level(&raw.log.level)?;
         let log_format = match raw.log.format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -497,6 +496,27 @@ fn resolved(path: &Path) -> PathBuf {
     }
 }
 
+/// A log level, or EnvFilter directives. A directive without `=` that is
+/// not a level names a target to log at every level and nothing else, so
+/// a typo such as `"inof"` would silently switch off all of the daemon's
+/// logging: such a directive must name rlewatch itself to be accepted.
+fn check_log_level(level: &str) -> Result<(), ConfigError> {
+    tracing_subscriber::EnvFilter::try_new(level)
+        .map_err(|e| invalid(format!("log.level {level:?}: {e}")))?;
+    const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+    for directive in level.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains('=') && !directive.contains('[');
+        let is_level = LEVELS.iter().any(|l| l.eq_ignore_ascii_case(directive));
+        if bare && !is_level && !directive.starts_with("rlewatch") {
+            return Err(invalid(format!(
+                "log.level {level:?}: {directive:?} is neither a level (error, warn, info, \
+                 debug, trace, off) nor a target=level directive"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Removes `.` and `..` components lexically (no symlink resolution: the
 /// folders may not exist yet).
 fn normalize(path: &Path) -> PathBuf {
@@ -596,5 +616,18 @@ mod tests {
                 .contains("paths.inbox and paths.archive are the same folder")
         );
         assert!(err("[paths]\ninbox = \"archive/in\"").contains("is inside paths.archive"));
+        // A typo that EnvFilter would take as a target (logging nothing).
+        assert!(err("[log]\nlevel = \"bogus!!\"").contains("neither a level"));
+        assert!(err("[log]\nlevel = \"inof\"").contains("neither a level"));
+        for ok in [
+            "debug",
+            "WARN",
+            "info,notify=warn",
+            "rlewatch=debug",
+            "rlewatch::daemon",
+        ] {
+            let text = format!("[log]\nlevel = {ok:?}");
+            assert!(parse(&text, Path::new("/srv")).is_ok(), "{ok}");
+        }
     }
 }

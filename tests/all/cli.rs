@@ -516,3 +516,49 @@ fn check_config_resolves_folders_before_comparing_them() {
     let out = run_in(p, &["check-config", "c.toml"]);
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[test]
+fn compress_refuses_two_inputs_for_one_output_and_makes_a_missing_output_folder() {
+    let dir = tempdir();
+    let p = dir.path();
+    fs::create_dir(p.join("d")).unwrap();
+    copy_vector(&p.join("d"), "pal8.bmp", "y.bmp");
+    copy_vector(&p.join("d"), "pal1.bmp", "y.BMP");
+    let out = run_in(p, &["compress", "-f", "-o", "o", "d"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("would both be written to o/y.rle"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!p.join("o/y.rle").exists());
+    // Several files and a folder that does not exist yet: it is made.
+    copy_vector(p, "pal8.bmp", "a.bmp");
+    copy_vector(p, "pal1.bmp", "b.bmp");
+    let out = run_in(p, &["compress", "-o", "new", "a.bmp", "b.bmp"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(p.join("new/a.rle")).unwrap(),
+        fs::read(data("pal8.dither.rle")).unwrap()
+    );
+    assert_eq!(
+        fs::read(p.join("new/b.rle")).unwrap(),
+        fs::read(data("pal1.dither.rle")).unwrap()
+    );
+}
+
+#[test]
+fn compress_of_a_fifo_says_so_instead_of_hanging() {
+    let dir = tempdir();
+    let fifo = dir.path().join("f.bmp");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    let out = run_in(dir.path(), &["compress", "f.bmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("f.bmp: not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+}

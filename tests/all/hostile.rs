@@ -197,3 +197,20 @@ fn names_of_255_bytes_get_derived_names_that_fit() {
     );
     assert!(!d.log().contains("retry"), "{}", d.log());
 }
+
+#[test]
+fn a_socket_named_bmp_is_quarantined_not_retried() {
+    let d = Daemon::start(FAST);
+    let _listener = std::os::unix::net::UnixListener::bind(d.inbox().join("sock.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("failed/sock.bmp.error.txt").exists()),
+        "{}",
+        d.log()
+    );
+    assert!(
+        fs::read_to_string(d.path("failed/sock.bmp.error.txt"))
+            .unwrap()
+            .contains("not a regular file")
+    );
+    assert!(!d.log().contains("retry"), "{}", d.log());
+}

@@ -60,9 +60,16 @@ impl Coordinator {
                     outcome.lossless
                 );
                 if let Original::MovedLossy(_) = original {
-                    warn!(
-                        "{src}: conversion was lossy, so the original was moved to done instead of deleted"
-                    );
+                    if outcome.lossless {
+                        warn!(
+                            "{src}: the archive was not verified (verify = false), so the original \
+                             was moved to done instead of deleted"
+                        );
+                    } else {
+                        warn!(
+                            "{src}: conversion was lossy, so the original was moved to done instead of deleted"
+                        );
+                    }
                 }
             }
             Report::AlreadyArchived { archive, original } => {
