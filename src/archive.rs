@@ -134,6 +134,9 @@ pub enum Report {
     Gone,
     /// The source changed while it was read; try again once it settles.
     Changed,
+    /// The source changed after its archive was published: that archive
+    /// holds an earlier state; the original stays to be archived again.
+    Superseded { archive: PathBuf },
     /// Bad input, now in the failed folder.
     Quarantined { reason: String, to: PathBuf },
     /// Not safely reachable inside the inbox (a folder on its path is a
@@ -395,7 +398,7 @@ pub fn finish(e: Encoded) -> Report {
     if changed(&source, &before) {
         // Too late to withdraw a published archive safely; the original
         // stays and is archived again in its new state (nothing is lost).
-        return Report::Changed;
+        return Report::Superseded { archive };
     }
     let lossless_and_verified = outcome.lossless && s.verify;
     match dispose_original(s, &entry, lossless_and_verified) {

@@ -77,6 +77,14 @@ impl Coordinator {
             }
             Report::Gone => debug!("{src}: gone before it could be archived"),
             Report::Refused { reason } => warn!("{src}: left alone: {reason}"),
+            Report::Superseded { archive } => {
+                warn!(
+                    "{src}: changed after {} was written, which holds its earlier state; \
+                     the original stays and is archived again",
+                    shown(&archive)
+                );
+                self.observe(&d.path);
+            }
             Report::Changed => {
                 debug!("{src}: changed while being read; waiting for it to settle");
                 self.observe(&d.path);
