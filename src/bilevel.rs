@@ -9,7 +9,7 @@
 //! (Floyd–Steinberg, Pillow's integer arithmetic) or thresholded at 128.
 //! This module knows nothing of files.
 //!
-//! The scalar code here is the definition; [`simd`] speeds up the hot
+//! The scalar code here is the definition; `simd` speeds up the hot
 //! loops (direct colour → bits or grey with the lossless check in the same
 //! pass, grey → bits, and the dither's skip over spans where it provably
 //! has nothing to do) and must agree with it bit for bit.

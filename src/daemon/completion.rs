@@ -104,8 +104,11 @@ pub fn declared(file: &File, max_pixels: u64) -> Declared {
     };
     match info.compression {
         Compression::None => {
-            if len < info.data_offset + info.stride * u64::from(info.height) {
+            let end = info.data_offset + info.stride * u64::from(info.height);
+            if len < end {
                 Declared::NotYet("shorter than its header says")
+            } else if has_hole(file, 0, end) {
+                Declared::NotYet("parts of it are not written yet (preallocated)")
             } else {
                 Declared::Complete
             }
@@ -116,6 +119,9 @@ pub fn declared(file: &File, max_pixels: u64) -> Declared {
                 return Declared::NotYet("shorter than its header says");
             }
             let limit = end.unwrap_or(len).min(len);
+            if has_hole(file, 0, limit) {
+                return Declared::NotYet("parts of it are not written yet (preallocated)");
+            }
             match has_end_marker(file, info.data_offset, limit, info.compression) {
                 Ok(true) => Declared::Complete,
                 Ok(false) => Declared::NotYet("no end-of-bitmap marker (yet)"),
@@ -123,6 +129,20 @@ pub fn declared(file: &File, max_pixels: u64) -> Declared {
             }
         }
     }
+}
+
+/// True when the filesystem reports a hole between `from` and `to`: space
+/// preallocated (`ftruncate`, and `fallocate` on filesystems that report
+/// unwritten extents as holes) and not written yet. A file a writer has
+/// filled has none; where `SEEK_HOLE` is unsupported this says no.
+fn has_hole(file: &File, from: u64, to: u64) -> bool {
+    use std::os::fd::AsRawFd;
+    let Ok(from) = libc::off_t::try_from(from) else {
+        return false;
+    };
+    // SAFETY: lseek on a descriptor we own; it only moves its offset.
+    let hole = unsafe { libc::lseek(file.as_raw_fd(), from, libc::SEEK_HOLE) };
+    hole >= 0 && (hole as u64) < to
 }
 
 /// `bfOffBits + biSizeImage` when `biSizeImage` is set (INFO headers and
@@ -216,6 +236,32 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn a_preallocated_file_not_yet_filled_is_not_yet_complete() {
+        let bytes = vector("rgb24.bmp");
+        let dir = tempfile::tempdir().unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(dir.path().join("p.bmp"))
+            .unwrap();
+        // Header and first rows written, the rest only reserved.
+        f.set_len(bytes.len() as u64).unwrap();
+        f.write_all(&bytes[..4096]).unwrap();
+        let d = declared(&f, crate::compress::DEFAULT_MAX_PIXELS);
+        // Only where the filesystem reports holes (ext4, tmpfs, xfs do).
+        if has_hole(&f, 0, bytes.len() as u64) {
+            assert!(matches!(d, Declared::NotYet(_)), "{d:?}");
+        }
+        f.write_all(&bytes[4096..]).unwrap();
+        assert_eq!(
+            declared(&f, crate::compress::DEFAULT_MAX_PIXELS),
+            Declared::Complete
+        );
     }
 
     #[test]

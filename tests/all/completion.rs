@@ -112,6 +112,42 @@ fn a_file_preallocated_then_filled_slowly_is_waited_for() {
     check(&d, &allocated);
 }
 
+/// Preallocated by one program and filled by another in several write
+/// sessions, each closing the file, with pauses between: at every pause it
+/// has its whole length and no writer, but parts are not written yet (the
+/// filesystem reports them as holes). A page big enough to span many
+/// blocks: a file that fits in one block cannot show a hole.
+#[test]
+fn a_preallocated_file_filled_in_several_sessions_is_waited_for() {
+    let d = Daemon::start(&config(""));
+    let bytes = crate::faults::big_bmp(600, 400);
+    let path = d.inbox().join("prealloc.bmp");
+    let f = File::create(&path).unwrap();
+    // SAFETY: fallocate on a file we own.
+    let rc = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, bytes.len() as libc::off_t) };
+    if rc != 0 {
+        f.set_len(bytes.len() as u64).unwrap();
+    }
+    drop(f);
+    let third = bytes.len().div_ceil(3);
+    for (i, chunk) in bytes.chunks(third).enumerate() {
+        std::thread::sleep(PAUSE);
+        let mut f = OpenOptions::new().write(true).open(&path).unwrap();
+        f.seek(SeekFrom::Start((i * third) as u64)).unwrap();
+        f.write_all(chunk).unwrap();
+    }
+    assert!(
+        wait_until(LONG, || d.path("done/prealloc.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    let expected =
+        crate::harness::compress_bytes(&bytes, rlewatch::bilevel::Conversion::Dither).unwrap();
+    assert_eq!(fs::read(d.path("archive/prealloc.rle")).unwrap(), expected);
+    assert_eq!(fs::read(d.path("done/prealloc.bmp")).unwrap(), bytes);
+    assert_eq!(files_below(&d.path("failed")), Vec::<PathBuf>::new());
+}
+
 #[test]
 fn a_file_created_empty_and_written_after_a_pause_is_not_quarantined() {
     let d = Daemon::start(&config(""));
