@@ -75,6 +75,9 @@ pub enum Original {
     MovedOpen(PathBuf),
     /// Someone removed it meanwhile.
     Vanished,
+    /// Another file was put under its name meanwhile: left alone, to be
+    /// archived as a new arrival.
+    Replaced,
 }
 
 impl std::fmt::Display for Original {
@@ -94,6 +97,9 @@ impl std::fmt::Display for Original {
                 shown(to)
             ),
             Original::Vanished => f.write_str("original was removed by someone else meanwhile"),
+            Original::Replaced => f.write_str(
+                "original was replaced by another file meanwhile, which is left to be archived",
+            ),
         }
     }
 }
@@ -103,7 +109,8 @@ impl std::fmt::Display for Original {
 /// its name has another identity.
 pub type SourceId = (u64, u64, u64, i64, i64);
 
-fn source_id(m: &fs::Metadata) -> SourceId {
+/// The identity of the file `m` describes.
+pub fn source_id(m: &fs::Metadata) -> SourceId {
     (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())
 }
 
@@ -264,23 +271,14 @@ pub fn encode(
     let archive_dir = s.archive.join(rel_dir);
     // This very file (same inode, size and mtime) was archived by an
     // earlier attempt whose original could not be filed: file it now.
-    let known = published
+    // (Any other "already archived?" is decided by content, in `finish`.)
+    let archive = published
         .filter(|p| p.source == source_id(&before) && p.archive.exists())
         .map(|p| p.archive.clone());
-    let first_name = durable::numbered(&archive_dir, &stem, "rle", 0);
-    let archive = known.or_else(|| {
-        fs::metadata(&first_name)
-            .ok()
-            // Not older: file timestamps come from a coarse clock, so an
-            // archive written right after its source's last write often
-            // carries the very same time.
-            .filter(|existing| existing.modified().ok() >= before.modified().ok())
-            .map(|_| first_name)
-    });
     if let Some(archive) = archive {
         // Whether that archive's conversion was lossless is not known here,
         // so `delete` moves the original to done/ instead of deleting it.
-        return Done(match dispose_original(s, &entry, false) {
+        return Done(match dispose_original(s, &entry, &before, false) {
             Ok(original) => Report::AlreadyArchived { archive, original },
             Err(error) => Report::Unfiled {
                 published: Published {
@@ -391,6 +389,23 @@ pub fn finish(e: Encoded) -> Report {
     if changed(&source, &before) {
         return Report::Changed;
     }
+    let lossless_and_verified = outcome.lossless && s.verify;
+    // Already archived (a crash between publishing and filing, a kept
+    // original seen again): an archive under its name, or a numbered one,
+    // with exactly these bytes. Decided by content, never by timestamps.
+    if let Some(archive) = same_archive(&archive_dir, &stem, &outcome) {
+        drop(temp);
+        return match dispose_original(s, &entry, &before, lossless_and_verified) {
+            Ok(original) => Report::AlreadyArchived { archive, original },
+            Err(error) => Report::Unfiled {
+                published: Published {
+                    archive,
+                    source: source_id(&before),
+                },
+                error,
+            },
+        };
+    }
     let archive = match publish_numbered(temp, &archive_dir, &stem) {
         Ok(p) => p,
         Err(e) => return Report::Transient { error: e },
@@ -400,8 +415,7 @@ pub fn finish(e: Encoded) -> Report {
         // stays and is archived again in its new state (nothing is lost).
         return Report::Superseded { archive };
     }
-    let lossless_and_verified = outcome.lossless && s.verify;
-    match dispose_original(s, &entry, lossless_and_verified) {
+    match dispose_original(s, &entry, &before, lossless_and_verified) {
         Ok(original) => Report::Archived {
             archive,
             outcome,
@@ -419,15 +433,36 @@ pub fn finish(e: Encoded) -> Report {
 }
 
 /// True when the file's size or mtime moved since `before`.
+/// The ctime too: a rewrite that puts the old mtime back (`touch -d`,
+/// `rsync -t`, `utime`) still moves the ctime, which no one can set.
 fn changed(file: &File, before: &fs::Metadata) -> bool {
     match file.metadata() {
         Ok(now) => {
             now.len() != before.len()
-                || now.mtime() != before.mtime()
-                || now.mtime_nsec() != before.mtime_nsec()
+                || (now.mtime(), now.mtime_nsec()) != (before.mtime(), before.mtime_nsec())
+                || (now.ctime(), now.ctime_nsec()) != (before.ctime(), before.ctime_nsec())
         }
         Err(_) => true,
     }
+}
+
+/// The existing archive among `stem.rle`, `stem-1.rle`, … (up to the first
+/// free name) whose bytes are exactly `outcome`'s (size and digest, then
+/// the strict decoder), if any.
+fn same_archive(dir: &Path, stem: &std::ffi::OsStr, outcome: &Outcome) -> Option<PathBuf> {
+    for n in 0..durable::MAX_NUMBERED {
+        let candidate = durable::numbered(dir, stem, "rle", n);
+        let meta = fs::symlink_metadata(&candidate).ok()?;
+        if meta.is_file()
+            && meta.len() == outcome.bytes_out
+            && File::open(&candidate)
+                .ok()
+                .is_some_and(|f| compress::verify_rle(f, outcome).is_ok())
+        {
+            return Some(candidate);
+        }
+    }
+    None
 }
 
 /// Publishes the temporary file as `stem.rle`, or `stem-N.rle` when taken.
@@ -458,9 +493,25 @@ fn publish_numbered(
 }
 
 /// Applies the originals policy once the archive is safe.
-fn dispose_original(s: &Settings, entry: &Entry, may_delete: bool) -> Result<Original, String> {
+fn dispose_original(
+    s: &Settings,
+    entry: &Entry,
+    source: &fs::Metadata,
+    may_delete: bool,
+) -> Result<Original, String> {
     use OriginalsAction as A;
     let path = &entry.path;
+    // The name may hold another file by now (one renamed over it while it
+    // was read): that one is a new arrival, not this archive's original,
+    // and is left alone. (Claiming files by rename first would close the
+    // remaining window between this check and the move.)
+    match durable::stat_at(&entry.parent, &entry.name) {
+        Ok(st) if (st.st_dev, st.st_ino) != (source.dev(), source.ino()) => {
+            return Ok(Original::Replaced);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
+        _ => {}
+    }
     // An original removed by someone else meanwhile is not an error: its
     // archive is safe.
     let move_to_done = |fate: fn(PathBuf) -> Original| match durable::move_at(

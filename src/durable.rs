@@ -400,7 +400,7 @@ pub fn has_writers(file: &File) -> io::Result<bool> {
 }
 
 /// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
-fn stat_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<libc::stat> {
+pub fn stat_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<libc::stat> {
     use std::os::fd::AsRawFd;
     let c = c_path(Path::new(name))?;
     // SAFETY: stat is plain data, filled in by the kernel.

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{Confine, Daemon, FAST, data, tempdir, wait_until};
+use crate::harness::{Confine, Daemon, FAST, data, files_below, tempdir, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -412,4 +412,70 @@ fn originals_are_copied_across_filesystems_before_being_removed() {
             .to_string_lossy()
             .starts_with(".rlewatch-")
     }));
+}
+
+/// A 24-bit page of pure black and white (a lossless conversion, so
+/// `delete` applies), in a pattern that depends on `seed`.
+fn bw_page(w: usize, h: usize, seed: usize) -> Vec<u8> {
+    let mut bmp = big_bmp(w, h);
+    for (i, b) in bmp[54..].iter_mut().enumerate() {
+        let (y, x) = (
+            i / ((w * 3).div_ceil(4) * 4),
+            i % ((w * 3).div_ceil(4) * 4) / 3,
+        );
+        *b = if (x / (7 + seed) + y / (5 + seed)).is_multiple_of(2) {
+            0
+        } else {
+            255
+        };
+    }
+    bmp
+}
+
+/// A file renamed over one being archived (`mv new X.bmp` while X.bmp is
+/// being encoded): the archive is of the file that was read, and the new
+/// one is a new arrival, archived in turn; with `delete`, neither is
+/// deleted without its own archive. (Found by a hostile test run: 8 times
+/// in 10 the new file was deleted unarchived.)
+#[test]
+fn a_file_renamed_over_one_being_archived_is_archived_too() {
+    let d = Daemon::start("[originals]\naction = \"delete\"\n");
+    let (a, b) = (bw_page(2500, 2000, 0), bw_page(2500, 2000, 3));
+    let staging = d.path("staging");
+    fs::create_dir(&staging).unwrap();
+    fs::write(staging.join("a.bmp"), &a).unwrap();
+    fs::write(staging.join("b.bmp"), &b).unwrap();
+    fs::rename(staging.join("a.bmp"), d.inbox().join("X.bmp")).unwrap();
+    // As soon as its encoding has begun (a temporary file in archive/),
+    // the other page is renamed over it.
+    let temp_seen = wait_until(Duration::from_secs(10), || {
+        fs::read_dir(d.path("archive"))
+            .map(|r| {
+                r.flatten()
+                    .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            })
+            .unwrap_or(false)
+    });
+    fs::rename(staging.join("b.bmp"), d.inbox().join("X.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || fs::read_dir(d.inbox())
+            .unwrap()
+            .flatten()
+            .all(|e| e.file_name().to_string_lossy().starts_with('.'))
+            && files_below(&d.path("archive")).len() >= 2),
+        "{}",
+        d.log()
+    );
+    let mut got: Vec<Vec<u8>> = files_below(&d.path("archive"))
+        .iter()
+        .map(|p| fs::read(d.path("archive").join(p)).unwrap())
+        .collect();
+    got.sort();
+    let conv = rlewatch::bilevel::Conversion::Dither;
+    let mut want = vec![
+        crate::harness::compress_bytes(&a, conv).unwrap(),
+        crate::harness::compress_bytes(&b, conv).unwrap(),
+    ];
+    want.sort();
+    assert_eq!(got, want, "race hit: {temp_seen}\n{}", d.log());
 }

@@ -107,6 +107,7 @@ impl Coordinator {
         }
     }
     pub(super) fn rescan(&mut self, why: &str) {
+        self.kept.retain(|p, _| p.exists());
         debug!("rescanning {} ({why})", shown(&self.config.paths.inbox));
         self.overflowed = false;
         let inbox = self.config.paths.inbox.clone();
@@ -195,6 +196,11 @@ impl Coordinator {
                 self.schedule(path, due);
                 return;
             }
+        }
+        if self.kept.get(&path) == Some(&crate::archive::source_id(&meta)) {
+            // Archived and kept, unchanged since: nothing to do.
+            self.pending.remove(&path);
+            return;
         }
         let key = (meta.dev(), meta.ino());
         if self.in_flight.contains_key(&key) {

@@ -65,6 +65,10 @@ pub(super) struct Coordinator {
     /// reporting it, so a file created in between has no event and may
     /// not be there yet at the first scan.
     new_folders: VecDeque<(Instant, PathBuf)>,
+    /// Originals archived and kept in the inbox (`keep`), with their
+    /// identity then: not taken again while they are unchanged, so a
+    /// rescan does not encode them again just to find them archived.
+    kept: HashMap<PathBuf, crate::archive::SourceId>,
     timers: BinaryHeap<Reverse<(Instant, PathBuf)>>,
     in_flight: HashMap<(u64, u64), PathBuf>,
     in_flight_paths: HashSet<PathBuf>,
@@ -135,6 +139,7 @@ impl Coordinator {
             watch: None,
             pending: HashMap::new(),
             new_folders: VecDeque::new(),
+            kept: HashMap::new(),
             timers: BinaryHeap::new(),
             in_flight: HashMap::new(),
             in_flight_paths: HashSet::new(),

@@ -59,6 +59,7 @@ impl Coordinator {
                     outcome.bytes_out,
                     outcome.lossless
                 );
+                self.after_filing(&d.path, &original);
                 if let Original::MovedLossy(_) = original {
                     if outcome.lossless {
                         warn!(
@@ -74,6 +75,7 @@ impl Coordinator {
             }
             Report::AlreadyArchived { archive, original } => {
                 info!("{src}: already archived as {}; {original}", shown(&archive));
+                self.after_filing(&d.path, &original);
             }
             Report::Gone => debug!("{src}: gone before it could be archived"),
             Report::Refused { reason } => warn!("{src}: left alone: {reason}"),
@@ -97,6 +99,21 @@ impl Coordinator {
             Report::Unfiled { published, error } => {
                 self.retry_later(d.path, d.attempts, &error, Some(published));
             }
+        }
+    }
+
+    /// A kept original is remembered as archived; a replaced one is looked
+    /// at again (its events came while its path was in flight).
+    fn after_filing(&mut self, path: &std::path::Path, original: &Original) {
+        match original {
+            Original::Kept => {
+                if let Ok(meta) = fs::symlink_metadata(path) {
+                    self.kept
+                        .insert(path.to_path_buf(), crate::archive::source_id(&meta));
+                }
+            }
+            Original::Replaced => self.observe(path),
+            _ => {}
         }
     }
 
