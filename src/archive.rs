@@ -278,16 +278,7 @@ pub fn encode(
     if let Some(archive) = archive {
         // Whether that archive's conversion was lossless is not known here,
         // so `delete` moves the original to done/ instead of deleting it.
-        return Done(match dispose_original(s, &entry, &before, false) {
-            Ok(original) => Report::AlreadyArchived { archive, original },
-            Err(error) => Report::Unfiled {
-                published: Published {
-                    archive,
-                    source: source_id(&before),
-                },
-                error,
-            },
-        });
+        return Done(file_away_archived(s, &entry, &before, archive, false));
     }
 
     if let Err(e) = fs::create_dir_all(&archive_dir) {
@@ -395,16 +386,7 @@ pub fn finish(e: Encoded) -> Report {
     // with exactly these bytes. Decided by content, never by timestamps.
     if let Some(archive) = same_archive(&archive_dir, &stem, &outcome) {
         drop(temp);
-        return match dispose_original(s, &entry, &before, lossless_and_verified) {
-            Ok(original) => Report::AlreadyArchived { archive, original },
-            Err(error) => Report::Unfiled {
-                published: Published {
-                    archive,
-                    source: source_id(&before),
-                },
-                error,
-            },
-        };
+        return file_away_archived(s, &entry, &before, archive, lossless_and_verified);
     }
     let archive = match publish_numbered(temp, &archive_dir, &stem) {
         Ok(p) => p,
@@ -422,13 +404,34 @@ pub fn finish(e: Encoded) -> Report {
             original,
             millis: started.elapsed().as_millis(),
         },
-        Err(error) => Report::Unfiled {
-            published: Published {
-                archive,
-                source: source_id(&before),
-            },
-            error,
+        Err(error) => unfiled(archive, &before, error),
+    }
+}
+
+/// Files away the original of a source found already archived as
+/// `archive`.
+fn file_away_archived(
+    s: &Settings,
+    entry: &Entry,
+    before: &fs::Metadata,
+    archive: PathBuf,
+    may_delete: bool,
+) -> Report {
+    match dispose_original(s, entry, before, may_delete) {
+        Ok(original) => Report::AlreadyArchived { archive, original },
+        Err(error) => unfiled(archive, before, error),
+    }
+}
+
+/// Archived, but the original could not be filed: the retry carries the
+/// archive and the source's identity.
+fn unfiled(archive: PathBuf, before: &fs::Metadata, error: String) -> Report {
+    Report::Unfiled {
+        published: Published {
+            archive,
+            source: source_id(before),
         },
+        error,
     }
 }
 
