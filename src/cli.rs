@@ -206,17 +206,22 @@ fn parent_of(output: &Path) -> &Path {
 }
 
 /// Refuses an output that exists, unless `force` and it is a file that may
-/// be replaced; the one place the `--force` advice is given.
+/// be replaced.
 fn check_output(output: &Path, force: bool) -> Result<()> {
     match std::fs::symlink_metadata(output) {
         Err(_) => Ok(()),
         Ok(m) if m.is_dir() => bail!("{}: is a folder, not a file", output.display()),
         Ok(_) if force => Ok(()),
-        Ok(_) => bail!(
-            "{}: already exists (use --force to overwrite)",
-            output.display()
-        ),
+        Ok(_) => Err(exists(output)),
     }
+}
+
+/// The one place the `--force` advice is given.
+fn exists(output: &Path) -> anyhow::Error {
+    anyhow!(
+        "{}: already exists (use --force to overwrite)",
+        output.display()
+    )
 }
 
 /// A hidden temporary file beside `output`; the folder must exist unless
@@ -234,9 +239,7 @@ fn temp_beside(output: &Path, create_dir: bool) -> Result<tempfile::NamedTempFil
 /// Renames the finished temporary file to `output`.
 fn publish_output(temp: tempfile::NamedTempFile, output: &Path, force: bool) -> Result<()> {
     durable::publish(temp, output, force).map_err(|e| match e {
-        durable::PublishError::Exists(p) => {
-            anyhow!("{}: already exists (use --force to overwrite)", p.display())
-        }
+        durable::PublishError::Exists(p) => exists(&p),
         other => anyhow!(other),
     })
 }

@@ -247,11 +247,6 @@ fn pipelined<S: Source + ?Sized, W: Write>(
     })
 }
 
-/// Parses the BMP header of `src` (cheap; no pixel data is read).
-pub fn inspect(src: &(impl Source + ?Sized), max_pixels: u64) -> Result<BmpInfo, BmpError> {
-    BmpInfo::parse(&src, max_pixels)
-}
-
 /// Compresses the BMP in `src` into `out` (header + runs). `out` should be
 /// buffered; it is flushed at the end.
 pub fn compress(

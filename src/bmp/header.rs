@@ -327,15 +327,6 @@ impl BmpInfo {
             file_len: len,
         })
     }
-
-    /// Bytes the file must have for its pixel data to be complete
-    /// (uncompressed files; for RLE files the data offset).
-    pub fn required_len(&self) -> u64 {
-        match self.compression {
-            Compression::None => self.data_offset + self.stride * u64::from(self.height),
-            _ => self.data_offset,
-        }
-    }
 }
 
 /// Pillow's choice for palette images: greyscale palettes (entry i is

@@ -91,11 +91,6 @@ impl Filter {
         }
         !self.ignore.is_match(rel) && !self.ignore.is_match(Path::new(name))
     }
-
-    /// The path relative to the inbox.
-    pub fn relative<'a>(&self, path: &'a Path) -> Option<&'a Path> {
-        path.strip_prefix(&self.inbox).ok()
-    }
 }
 
 #[cfg(test)]

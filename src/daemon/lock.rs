@@ -7,7 +7,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Name of the lock file inside the inbox (hidden, so never a candidate).
 pub const LOCK_NAME: &str = ".rlewatch.lock";
@@ -15,7 +15,6 @@ pub const LOCK_NAME: &str = ".rlewatch.lock";
 #[derive(Debug)]
 pub struct InboxLock {
     _file: File,
-    pub path: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,5 +68,5 @@ pub fn lock(inbox: &Path) -> Result<InboxLock, LockError> {
         .and_then(|()| file.rewind())
         .and_then(|()| writeln!(file, "{}", std::process::id()))
         .map_err(io_err)?;
-    Ok(InboxLock { _file: file, path })
+    Ok(InboxLock { _file: file })
 }
