@@ -1,7 +1,8 @@
-//! Archiving one inbox file (design §4.3–4.4): open it without following
-//! symlinks, stream it into a hidden temporary file in the archive, fsync,
-//! verify, publish under a name that overwrites nothing, then move, keep or
-//! delete the original. Bad input goes to the failed folder with a
+//! Archiving one inbox file (design §4.3–4.4, §4.7): open it without
+//! following symlinks, lock it and claim it by a rename into the daemon's
+//! claim folder, stream it into a hidden temporary file in the archive,
+//! fsync, verify, publish under a name that overwrites nothing, record it
+//! in the ledger, then move, keep (put back) or delete the original. Bad input goes to the failed folder with a
 //! `NAME.error.txt`; trouble that may pass is reported for a retry with the
 //! original untouched. At no point is a file's only copy removed.
 
@@ -11,10 +12,13 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
+use std::sync::Arc;
+
 use crate::bilevel::Conversion;
 use crate::compress::{self, CompressError, Outcome, VerifyError};
 use crate::display::shown;
-use crate::durable;
+use crate::ledger::{self, Ledger};
+use crate::{claim, durable, faults};
 
 /// Mode of the files the daemon writes (before the umask).
 pub const FILE_MODE: u32 = 0o640;
@@ -48,23 +52,30 @@ pub struct Settings {
     pub verify: bool,
     pub max_pixels: u64,
     pub originals: OriginalsAction,
+    /// This host's claim folder (`INBOX/.rlewatch/claims/HOST`).
+    pub claims: PathBuf,
+    pub ledger: Arc<Ledger>,
 }
 
-/// The inbox file being worked on, held by its folder's handle: every
-/// later step (moving, deleting) acts on `name` inside `parent`, never
+/// The file being worked on, held by its folder's handle: every later
+/// step (moving, deleting) acts on `name` inside `parent`, never
 /// re-resolving the path, so a folder swapped for a symlink meanwhile
-/// cannot redirect it outside the inbox.
+/// cannot redirect it. Once claimed, `parent` is the claim folder.
 pub struct Entry {
+    /// Where the file was dropped (for messages and the error note).
     pub path: PathBuf,
+    /// Its subfolder, relative to the inbox.
     pub rel_dir: PathBuf,
     parent: File,
     name: std::ffi::OsString,
+    claimed: bool,
 }
 
 /// What became of the original.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Original {
     Moved(PathBuf),
+    /// Put back under its name in the inbox (`keep`).
     Kept,
     Deleted,
     /// `delete` was configured but the conversion was lossy (or, for a
@@ -73,6 +84,9 @@ pub enum Original {
     /// `delete` was configured but a process may still hold the original
     /// open for writing (or the lease probe cannot tell): moved instead.
     MovedOpen(PathBuf),
+    /// `keep` was configured but a newer file took its name in the inbox
+    /// meanwhile: moved to done/ instead of replacing it.
+    MovedNameTaken(PathBuf),
     /// Someone removed it meanwhile.
     Vanished,
     /// Another file was put under its name meanwhile: left alone, to be
@@ -94,6 +108,11 @@ impl std::fmt::Display for Original {
             Original::MovedOpen(to) => write!(
                 f,
                 "original moved to {} (not deleted: it may still be open for writing)",
+                shown(to)
+            ),
+            Original::MovedNameTaken(to) => write!(
+                f,
+                "original moved to {} (not put back: a newer file has its name in the inbox)",
                 shown(to)
             ),
             Original::Vanished => f.write_str("original was removed by someone else meanwhile"),
@@ -121,6 +140,8 @@ pub fn source_id(m: &fs::Metadata) -> SourceId {
 pub struct Published {
     pub archive: PathBuf,
     pub source: SourceId,
+    /// Its ledger entry, when appending it failed: appended first.
+    pub unrecorded: Option<Box<ledger::Entry>>,
 }
 
 /// The result of one attempt.
@@ -132,13 +153,17 @@ pub enum Report {
         original: Original,
         millis: u128,
     },
-    /// An archive newer than the source already exists under its name.
+    /// The ledger records an archive of exactly this source (a crash
+    /// between publishing and filing, a kept original seen again).
     AlreadyArchived {
         archive: PathBuf,
         original: Original,
     },
     /// The source is gone (someone else took it).
     Gone,
+    /// Someone else holds it (another daemon working on it, or a claim of
+    /// the same name not finished yet): look again shortly.
+    Busy { reason: String },
     /// The source changed while it was read; try again once it settles.
     Changed,
     /// The source changed after its archive was published: that archive
@@ -160,17 +185,19 @@ pub enum Report {
 /// A file whose archive is written to a temporary file but not yet made
 /// durable, verified or published; see [`finish`].
 pub struct Encoded {
-    settings: std::sync::Arc<Settings>,
+    settings: Arc<Settings>,
     entry: Entry,
     stem: std::ffi::OsString,
     archive_dir: PathBuf,
     temp: tempfile::NamedTempFile,
     outcome: Outcome,
     started: Instant,
-    /// The source as it was read, to notice a later write before its
+    /// The claimed source, locked, to notice a later write before its
     /// archive is published or the original filed away.
     source: File,
     before: fs::Metadata,
+    /// XXH3-64 of the source's bytes.
+    source_xxh3: u64,
 }
 
 /// The first half of an attempt.
@@ -181,12 +208,21 @@ pub enum Step {
     Encoded(Box<Encoded>),
 }
 
-/// The CPU-bound half: reads and checks the source, writes the archive to
-/// a temporary file.
-/// `published`: what an earlier attempt of this same file archived before
-/// its original could not be filed (then only the original is filed).
+/// The file's path relative to the inbox, and whether `path` is a claim.
+pub fn relative<'a>(s: &Settings, path: &'a Path) -> (&'a Path, bool) {
+    match path.strip_prefix(&s.claims) {
+        Ok(rel) => (rel, true),
+        Err(_) => (path.strip_prefix(&s.inbox).unwrap_or(path), false),
+    }
+}
+
+/// The CPU-bound half: takes the file (claims it, or locks a claim it
+/// finds), reads and checks it, writes the archive to a temporary file.
+/// `path` is an inbox file or a claim. `published`: what an earlier
+/// attempt of this same file archived before its original could not be
+/// filed (then only the original is filed).
 pub fn encode(
-    settings: &std::sync::Arc<Settings>,
+    settings: &Arc<Settings>,
     path: &Path,
     attempts: u32,
     published: Option<&Published>,
@@ -194,113 +230,47 @@ pub fn encode(
     use Step::Done;
     let s = &**settings;
     let started = Instant::now();
-    let rel = path.strip_prefix(&s.inbox).unwrap_or(path);
-    let rel_dir = rel.parent().unwrap_or(Path::new(""));
-    let Some(name) = rel.file_name() else {
-        return Done(Report::Refused {
-            reason: "not a file name".into(),
-        });
+    let (entry, file, before) = match take(s, path, attempts) {
+        Ok(taken) => taken,
+        Err(report) => return Done(report),
     };
-    let parent = match File::open(&s.inbox).and_then(|inbox| {
-        durable::open_beneath(&inbox, rel_dir, libc::O_RDONLY | libc::O_DIRECTORY)
-    }) {
-        Ok(p) => p,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Done(Report::Gone),
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::ELOOP) | Some(libc::EXDEV) | Some(libc::ENOTDIR)
-            ) =>
-        {
-            return Done(Report::Refused {
-                reason: format!(
-                    "a folder on its path is not a plain folder inside the inbox ({e})"
-                ),
-            });
-        }
-        Err(e) => {
-            return Done(Report::Transient {
-                error: format!("{}: open folder: {e}", shown(path)),
-            });
-        }
-    };
-    let entry = Entry {
-        path: path.to_path_buf(),
-        rel_dir: rel_dir.to_path_buf(),
-        parent,
-        name: name.to_os_string(),
-    };
-    let file = match durable::open_beneath(
-        &entry.parent,
-        Path::new(name),
-        libc::O_RDONLY | libc::O_NONBLOCK,
-    ) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Done(Report::Gone),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Done(quarantine(
-                s,
-                &entry,
-                "symbolic links are not followed",
-                attempts,
-            ));
-        }
-        // A socket cannot be opened at all (ENXIO); it will never be a BMP.
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            return Done(quarantine(s, &entry, "not a regular file", attempts));
-        }
-        Err(e) => {
-            return Done(Report::Transient {
-                error: format!("{}: open: {e}", shown(path)),
-            });
-        }
-    };
-    let before = match file.metadata() {
-        Ok(m) => m,
-        Err(e) => {
-            return Done(Report::Transient {
-                error: format!("{}: stat: {e}", shown(path)),
-            });
-        }
-    };
-    if !before.file_type().is_file() {
-        return Done(quarantine(s, &entry, "not a regular file", attempts));
+    // Whatever ends the attempt early: a claimed file that must be tried
+    // again goes back to the inbox first.
+    macro_rules! done {
+        ($report:expr) => {
+            Done(release(s, &entry, $report))
+        };
     }
-
-    let stem = durable::split_name(name).0.to_os_string();
-    let archive_dir = s.archive.join(rel_dir);
+    let stem = durable::split_name(&entry.name).0.to_os_string();
+    let archive_dir = s.archive.join(&entry.rel_dir);
     // This very file (same inode, size and mtime) was archived by an
     // earlier attempt whose original could not be filed: file it now.
-    // (Any other "already archived?" is decided by content, in `finish`.)
-    let archive = published
-        .filter(|p| p.source == source_id(&before) && p.archive.exists())
-        .map(|p| p.archive.clone());
-    if let Some(archive) = archive {
+    if let Some(p) = published.filter(|p| p.source == source_id(&before) && p.archive.exists()) {
+        if let Some(e) = &p.unrecorded
+            && let Err(err) = s.ledger.append(e)
+        {
+            return done!(Report::Unfiled {
+                published: p.clone(),
+                error: ledger_error(s, &err),
+            });
+        }
         // Whether that archive's conversion was lossless is not known here,
         // so `delete` moves the original to done/ instead of deleting it.
-        return Done(file_away_archived(s, &entry, &before, archive, false));
+        return done!(file_away_archived(
+            s,
+            &entry,
+            &before,
+            p.archive.clone(),
+            false,
+        ));
     }
 
     if let Err(e) = fs::create_dir_all(&archive_dir) {
-        return Done(Report::Transient {
-            error: format!(
-                "{}: archive folder {}: {e}",
-                shown(path),
-                shown(&archive_dir)
-            ),
-        });
+        return done!(transient(&entry, "archive folder", &archive_dir, &e));
     }
     let temp = match durable::temp_in(&archive_dir, FILE_MODE) {
         Ok(t) => t,
-        Err(e) => {
-            return Done(Report::Transient {
-                error: format!(
-                    "{}: archive folder {}: {e}",
-                    shown(path),
-                    shown(&archive_dir)
-                ),
-            });
-        }
+        Err(e) => return done!(transient(&entry, "archive folder", &archive_dir, &e)),
     };
     let opts = compress::Options {
         conversion: s.conversion,
@@ -312,24 +282,29 @@ pub fn encode(
         Ok(o) => o,
         Err(e) if e.is_bad_input() => {
             if changed(&file, &before) {
-                return Done(Report::Changed);
+                return done!(Report::Changed);
             }
             // The temporary archive goes before the quarantine is visible:
             // whoever sees the error note sees no stray file.
             drop(out);
             drop(temp);
-            return Done(quarantine(s, &entry, &e.to_string(), attempts));
+            return done!(quarantine(s, &entry, &e.to_string(), attempts));
         }
         Err(e) => {
-            return Done(Report::Transient {
-                error: format!("{}: {e}", shown(path)),
+            return done!(Report::Transient {
+                error: format!("{}: {e}", shown(&entry.path)),
             });
         }
     };
     drop(out);
+    let source_xxh3 = match digest(&file) {
+        Ok(d) => d,
+        Err(e) => return done!(transient(&entry, "read", &entry.path, &e)),
+    };
     if changed(&file, &before) {
-        return Done(Report::Changed);
+        return done!(Report::Changed);
     }
+    faults::reached("encoded");
     Step::Encoded(Box::new(Encoded {
         settings: settings.clone(),
         entry,
@@ -340,12 +315,217 @@ pub fn encode(
         started,
         source: file,
         before,
+        source_xxh3,
     }))
 }
 
-/// The I/O-bound half: fsync, verify, publish under a free name, then the
-/// original.
+/// Ends an attempt: a claimed file that is to be tried again after a
+/// transient failure goes back under its name in the inbox, where the
+/// operator expects a file that is not archived yet (design §4.4); when
+/// that name is taken meanwhile it stays claimed and is retried from
+/// there.
+fn release(s: &Settings, entry: &Entry, report: Report) -> Report {
+    if entry.claimed
+        && matches!(report, Report::Transient { .. } | Report::Unfiled { .. })
+        && let Err(e) = put_back(s, entry)
+    {
+        tracing::debug!("{}: stays claimed: {e}", shown(&entry.path));
+    }
+    report
+}
+
+/// A transient failure of `what` on `at` while working on `entry`.
+fn transient(entry: &Entry, what: &str, at: &Path, e: &io::Error) -> Report {
+    Report::Transient {
+        error: if at == entry.path {
+            format!("{}: {what}: {e}", shown(at))
+        } else {
+            format!("{}: {what} {}: {e}", shown(&entry.path), shown(at))
+        },
+    }
+}
+
+/// XXH3-64 of a file's bytes, read through `file` from its start.
+fn digest(file: &File) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut at = 0;
+    loop {
+        let n = file.read_at(&mut buf, at)?;
+        if n == 0 {
+            return Ok(hasher.digest());
+        }
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+}
+
+/// Opens the file at `path` without following symlinks and makes it this
+/// daemon's: locked, and (an inbox file) renamed into the claim folder.
+fn take(s: &Settings, path: &Path, attempts: u32) -> Result<(Entry, File, fs::Metadata), Report> {
+    let (rel, claimed) = relative(s, path);
+    let rel_dir = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+    let Some(name) = rel.file_name().map(|n| n.to_os_string()) else {
+        return Err(Report::Refused {
+            reason: "not a file name".into(),
+        });
+    };
+    let dropped = s.inbox.join(rel);
+    let base = if claimed { &s.claims } else { &s.inbox };
+    let parent = File::open(base)
+        .and_then(|b| durable::open_beneath(&b, &rel_dir, libc::O_RDONLY | libc::O_DIRECTORY));
+    let parent = match parent {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Report::Gone),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ELOOP) | Some(libc::EXDEV) | Some(libc::ENOTDIR)
+            ) =>
+        {
+            return Err(Report::Refused {
+                reason: format!(
+                    "a folder on its path is not a plain folder inside the inbox ({e})"
+                ),
+            });
+        }
+        Err(e) => {
+            return Err(Report::Transient {
+                error: format!("{}: open folder: {e}", shown(&dropped)),
+            });
+        }
+    };
+    let mut entry = Entry {
+        path: dropped,
+        rel_dir,
+        parent,
+        name,
+        claimed,
+    };
+    let (file, mut before) = open_locked(s, &entry, attempts)?;
+    if !claimed {
+        claim(s, &mut entry, &before)?;
+        faults::reached("claimed");
+        // The name now holds the file that was opened (checked in
+        // `claim`); it stays locked through `file`. The rename moved its
+        // ctime: what it is compared with later is taken now.
+        before = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return Err(transient(&entry, "stat", &entry.path, &e)),
+        };
+    }
+    Ok((entry, file, before))
+}
+
+/// Opens `entry` read-only without following a symlink, checks it is a
+/// regular file and locks it (Busy when another daemon holds it).
+fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::Metadata), Report> {
+    let file = match durable::open_beneath(
+        &entry.parent,
+        Path::new(&entry.name),
+        libc::O_RDONLY | libc::O_NONBLOCK,
+    ) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Report::Gone),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(quarantine(
+                s,
+                entry,
+                "symbolic links are not followed",
+                attempts,
+            ));
+        }
+        // A socket cannot be opened at all (ENXIO); it will never be a BMP.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(quarantine(s, entry, "not a regular file", attempts));
+        }
+        Err(e) => return Err(transient(entry, "open", &entry.path, &e)),
+    };
+    let before = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return Err(transient(entry, "stat", &entry.path, &e)),
+    };
+    if !before.file_type().is_file() {
+        return Err(quarantine(s, entry, "not a regular file", attempts));
+    }
+    match claim::lock(&file) {
+        Ok(true) => Ok((file, before)),
+        Ok(false) => Err(Report::Busy {
+            reason: "another rlewatch is working on it".into(),
+        }),
+        Err(e) => Err(transient(entry, "lock", &entry.path, &e)),
+    }
+}
+
+/// Renames the locked inbox file into the claim folder; `entry` then
+/// names the claim.
+fn claim(s: &Settings, entry: &mut Entry, before: &fs::Metadata) -> Result<(), Report> {
+    let dir = match claim::open_dir(&s.claims, &entry.rel_dir) {
+        Ok(d) => d,
+        Err(e) => return Err(transient(entry, "claim folder", &s.claims, &e)),
+    };
+    match claim::rename_noreplace(&entry.parent, &entry.name, &dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // The source is gone (another daemon took it), or the claim
+            // folder was removed under us (a start-up cleanup of another
+            // daemon): then look again.
+            return Err(match durable::stat_at(&entry.parent, &entry.name) {
+                Ok(_) => Report::Busy {
+                    reason: "its claim folder went away; trying again".into(),
+                },
+                Err(_) => Report::Gone,
+            });
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            return Err(Report::Busy {
+                reason: "a file of the same name is still being archived".into(),
+            });
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            return Err(Report::Refused {
+                reason: format!(
+                    "it is on another filesystem than the inbox's claim folder {}, so it \
+                     cannot be claimed by a rename",
+                    shown(&s.claims)
+                ),
+            });
+        }
+        Err(e) => {
+            return Err(Report::Transient {
+                error: format!(
+                    "{}: claiming it (a rename into {}): {e}{}",
+                    shown(&entry.path),
+                    shown(&s.claims),
+                    removal_hint(&e, s, entry)
+                ),
+            });
+        }
+    }
+    entry.parent = dir;
+    entry.claimed = true;
+    // Between the open and the rename another file may have been put under
+    // the name: the claim is then that other file, which nobody holds; it
+    // is found by the next look at the claim folder (and this attempt ends
+    // as Busy, so the coordinator looks there shortly).
+    match durable::stat_at(&entry.parent, &entry.name) {
+        Ok(st) if (st.st_dev, st.st_ino) == (before.dev(), before.ino()) => Ok(()),
+        _ => Err(Report::Busy {
+            reason: "it was replaced while being claimed; taking the new file".into(),
+        }),
+    }
+}
+
+/// The I/O-bound half: fsync, verify, publish under a free name, record
+/// in the ledger, then the original.
 pub fn finish(e: Encoded) -> Report {
+    let settings = e.settings.clone();
+    let (entry, report) = finish_entry(e);
+    release(&settings, &entry, report)
+}
+
+fn finish_entry(e: Encoded) -> (Entry, Report) {
     let Encoded {
         settings,
         entry,
@@ -356,13 +536,53 @@ pub fn finish(e: Encoded) -> Report {
         started,
         source,
         before,
+        source_xxh3,
     } = e;
-    let s = &*settings;
+    let report = finish_taken(
+        &settings,
+        &entry,
+        Work {
+            stem,
+            archive_dir,
+            temp,
+            outcome,
+            started,
+        },
+        &source,
+        &before,
+        source_xxh3,
+    );
+    (entry, report)
+}
+
+/// The parts of an [`Encoded`] that `finish` uses up.
+struct Work {
+    stem: std::ffi::OsString,
+    archive_dir: PathBuf,
+    temp: tempfile::NamedTempFile,
+    outcome: Outcome,
+    started: Instant,
+}
+
+fn finish_taken(
+    s: &Settings,
+    entry: &Entry,
+    work: Work,
+    source: &File,
+    before: &fs::Metadata,
+    source_xxh3: u64,
+) -> Report {
+    let Work {
+        stem,
+        archive_dir,
+        temp,
+        outcome,
+        started,
+    } = work;
     if let Err(e) = temp.as_file().sync_all() {
-        return Report::Transient {
-            error: format!("{}: fsync: {e}", shown(temp.path())),
-        };
+        return transient(entry, "fsync", temp.path(), &e);
     }
+    faults::reached("synced");
     if s.verify {
         let check = File::open(temp.path())
             .map_err(|e| e.to_string())
@@ -374,38 +594,101 @@ pub fn finish(e: Encoded) -> Report {
                 error: format!("{}: verification failed: {e}", shown(temp.path())),
             };
         }
+        faults::reached("verified");
     }
     // Written to since it was read (a second write session): this archive
     // is of an old state. Dropped; the file is taken again once complete.
-    if changed(&source, &before) {
+    if changed(source, before) {
         return Report::Changed;
     }
     let lossless_and_verified = outcome.lossless && s.verify;
+    let source_rel = rel_string(&entry.rel_dir.join(&entry.name));
     // Already archived (a crash between publishing and filing, a kept
-    // original seen again): an archive under its name, or a numbered one,
-    // with exactly these bytes. Decided by content, never by timestamps.
-    if let Some(archive) = same_archive(&archive_dir, &stem, &outcome) {
+    // original seen again): the ledger records this very source, and its
+    // archive holds exactly the bytes just encoded.
+    if let Some(archive) = s
+        .ledger
+        .find(&source_rel, before.len(), source_xxh3)
+        .map(|rel| s.archive.join(rel))
+        .filter(|a| {
+            File::open(a)
+                .ok()
+                .is_some_and(|f| compress::verify_rle(f, &outcome).is_ok())
+        })
+    {
         drop(temp);
-        return file_away_archived(s, &entry, &before, archive, lossless_and_verified);
+        return file_away_archived(s, entry, before, archive, lossless_and_verified);
     }
-    let archive = match publish_numbered(temp, &archive_dir, &stem) {
-        Ok(p) => p,
-        Err(e) => return Report::Transient { error: e },
+    // A crash between publishing an archive and recording it leaves an
+    // archive under this file's name, with exactly these bytes, that no
+    // ledger entry names: that is this file's archive; it is recorded now
+    // rather than published twice.
+    let (archive, adopted) = match unrecorded_same_archive(s, &archive_dir, &stem, &outcome) {
+        Some(a) => {
+            drop(temp);
+            (a, true)
+        }
+        None => match publish_numbered(temp, &archive_dir, &stem) {
+            Ok(p) => (p, false),
+            Err(e) => return Report::Transient { error: e },
+        },
     };
-    if changed(&source, &before) {
+    faults::reached("published");
+    let record = ledger::Entry {
+        v: ledger::VERSION,
+        time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        host: s.ledger.host().to_string(),
+        source: source_rel,
+        source_size: before.len(),
+        source_xxh3: ledger::hex(source_xxh3),
+        archive: rel_string(archive.strip_prefix(&s.archive).unwrap_or(&archive)),
+        archive_size: outcome.bytes_out,
+        archive_xxh3: ledger::hex(outcome.digest),
+        width: outcome.width,
+        height: outcome.height,
+        conversion: s.conversion.to_string(),
+        lossless: outcome.lossless,
+    };
+    if let Err(e) = s.ledger.append(&record) {
+        return Report::Unfiled {
+            published: Published {
+                archive,
+                source: source_id(before),
+                unrecorded: Some(Box::new(record)),
+            },
+            error: ledger_error(s, &e),
+        };
+    }
+    faults::reached("recorded");
+    if changed(source, before) {
         // Too late to withdraw a published archive safely; the original
         // stays and is archived again in its new state (nothing is lost).
         return Report::Superseded { archive };
     }
-    match dispose_original(s, &entry, &before, lossless_and_verified) {
+    if adopted {
+        return file_away_archived(s, entry, before, archive, lossless_and_verified);
+    }
+    match dispose_original(s, entry, before, lossless_and_verified) {
         Ok(original) => Report::Archived {
             archive,
             outcome,
             original,
             millis: started.elapsed().as_millis(),
         },
-        Err(error) => unfiled(archive, &before, error),
+        Err(error) => unfiled(archive, before, error),
     }
+}
+
+fn ledger_error(s: &Settings, e: &io::Error) -> String {
+    format!(
+        "{}: appending to the ledger: {e}",
+        shown(&ledger::root(&s.archive))
+    )
+}
+
+/// A relative path as the ledger writes it (not UTF-8: lossy).
+fn rel_string(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
 }
 
 /// Files away the original of a source found already archived as
@@ -430,6 +713,7 @@ fn unfiled(archive: PathBuf, before: &fs::Metadata, error: String) -> Report {
         published: Published {
             archive,
             source: source_id(before),
+            unrecorded: None,
         },
         error,
     }
@@ -438,6 +722,8 @@ fn unfiled(archive: PathBuf, before: &fs::Metadata, error: String) -> Report {
 /// True when the file's size or mtime moved since `before`.
 /// The ctime too: a rewrite that puts the old mtime back (`touch -d`,
 /// `rsync -t`, `utime`) still moves the ctime, which no one can set.
+/// (The claim's own rename moves the ctime as well, so `before` is taken
+/// from the claimed file.)
 fn changed(file: &File, before: &fs::Metadata) -> bool {
     match file.metadata() {
         Ok(now) => {
@@ -450,14 +736,21 @@ fn changed(file: &File, before: &fs::Metadata) -> bool {
 }
 
 /// The existing archive among `stem.rle`, `stem-1.rle`, … (up to the first
-/// free name) whose bytes are exactly `outcome`'s (size and digest, then
-/// the strict decoder), if any.
-fn same_archive(dir: &Path, stem: &std::ffi::OsStr, outcome: &Outcome) -> Option<PathBuf> {
+/// free name) that no remembered ledger entry names and whose bytes are
+/// exactly `outcome`'s (size and digest, then the strict decoder), if any.
+fn unrecorded_same_archive(
+    s: &Settings,
+    dir: &Path,
+    stem: &std::ffi::OsStr,
+    outcome: &Outcome,
+) -> Option<PathBuf> {
     for n in 0..durable::MAX_NUMBERED {
         let candidate = durable::numbered(dir, stem, "rle", n);
         let meta = fs::symlink_metadata(&candidate).ok()?;
+        let rel = rel_string(candidate.strip_prefix(&s.archive).unwrap_or(&candidate));
         if meta.is_file()
             && meta.len() == outcome.bytes_out
+            && !s.ledger.records_archive(&rel)
             && File::open(&candidate)
                 .ok()
                 .is_some_and(|f| compress::verify_rle(f, outcome).is_ok())
@@ -502,12 +795,22 @@ fn dispose_original(
     source: &fs::Metadata,
     may_delete: bool,
 ) -> Result<Original, String> {
+    let original = dispose(s, entry, source, may_delete)?;
+    faults::reached("filed");
+    Ok(original)
+}
+
+fn dispose(
+    s: &Settings,
+    entry: &Entry,
+    source: &fs::Metadata,
+    may_delete: bool,
+) -> Result<Original, String> {
     use OriginalsAction as A;
     let path = &entry.path;
-    // The name may hold another file by now (one renamed over it while it
-    // was read): that one is a new arrival, not this archive's original,
-    // and is left alone. (Claiming files by rename first would close the
-    // remaining window between this check and the move.)
+    // The name may hold another file by now (only for a file not claimed:
+    // a claim's folder is the daemon's own): that one is a new arrival,
+    // not this archive's original, and is left alone.
     match durable::stat_at(&entry.parent, &entry.name) {
         Ok(st) if (st.st_dev, st.st_ino) != (source.dev(), source.ino()) => {
             return Ok(Original::Replaced);
@@ -533,6 +836,11 @@ fn dispose_original(
         )),
     };
     match s.originals {
+        A::Keep if entry.claimed => match put_back(s, entry) {
+            Ok(true) => Ok(Original::Kept),
+            Ok(false) => move_to_done(Original::MovedNameTaken),
+            Err(e) => Err(format!("{}: putting the original back: {e}", shown(path))),
+        },
         A::Keep => Ok(Original::Kept),
         A::Move => move_to_done(Original::Moved),
         A::Delete if may_delete && still_written(entry) => move_to_done(Original::MovedOpen),
@@ -550,6 +858,22 @@ fn dispose_original(
             Ok(Original::Deleted)
         }
         A::Delete => move_to_done(Original::MovedLossy),
+    }
+}
+
+/// `keep`: the claimed original goes back under its name in the inbox
+/// (its subfolder made again if it was removed). False when a newer file
+/// has that name now: it is not replaced.
+fn put_back(s: &Settings, entry: &Entry) -> io::Result<bool> {
+    let inbox_dir = s.inbox.join(&entry.rel_dir);
+    fs::create_dir_all(&inbox_dir)?;
+    let dir = File::open(&s.inbox).and_then(|inbox| {
+        durable::open_beneath(&inbox, &entry.rel_dir, libc::O_RDONLY | libc::O_DIRECTORY)
+    })?;
+    match claim::rename_noreplace(&entry.parent, &entry.name, &dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

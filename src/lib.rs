@@ -11,19 +11,29 @@
 //! - [`bilevel`]: pixels → bits, bit-exact with Pillow's `convert('1')`.
 //! - [`compress`]: one image BMP → `.rle` (streaming), and verification.
 //! - [`durable`]: temporary files, fsync, no-clobber publication.
-//! - [`archive`]: archive one inbox file: temp, fsync, verify, publish,
-//!   then the original (move/keep/delete) or quarantine.
+//! - [`claim`]: taking an inbox file by renaming it into the daemon's
+//!   private claim folder, under a lock.
+//! - [`ledger`]: the archive's append-only record of what was archived.
+//! - [`archive`]: archive one inbox file: claim, temp, fsync, verify,
+//!   publish, record, then the original (move/keep/delete) or quarantine.
+//! - [`audit`]: `rlewatch audit`, the archive checked against the ledger.
 //! - [`daemon`]: `rlewatch run`: config, watcher, coordinator, pool,
 //!   signals, systemd, lock, logging.
 //! - [`display`]: how paths appear in log lines (a leaf).
-//! - [`cli`]: the one-shot commands (`compress`, `decompress`, `verify`).
+//! - [`cli`]: the one-shot commands (`compress`, `decompress`, `verify`,
+//!   `audit`).
+//! - [`faults`]: test-only crash points (feature `test-hooks`).
 
 pub mod archive;
+pub mod audit;
 pub mod bilevel;
 pub mod bmp;
+pub mod claim;
 pub mod cli;
 pub mod compress;
 pub mod daemon;
 pub mod display;
 pub mod durable;
+pub mod faults;
+pub mod ledger;
 pub mod rle;

@@ -38,6 +38,22 @@ enum Command {
     Decompress(cli::DecompressArgs),
     /// Check an .rle file's structure, or that it equals a BMP's compression.
     Verify(cli::VerifyArgs),
+    /// Check every archive against the ledger (fixity): exit 0 when clean.
+    ///
+    /// Re-reads every .rle, decodes it strictly and compares its size and
+    /// digest with the ledger; reports missing, corrupt, unrecorded and
+    /// doubly recorded archives and unreadable ledger lines.
+    Audit {
+        /// Take the archive folder from this configuration.
+        #[arg(short, long, value_name = "FILE", conflicts_with = "archive")]
+        config: Option<PathBuf>,
+        /// Reader threads (default: one per CPU).
+        #[arg(short = 'j', long, value_name = "N")]
+        jobs: Option<usize>,
+        /// The archive folder (default: the configuration's, or ./archive).
+        #[arg(value_name = "ARCHIVE")]
+        archive: Option<PathBuf>,
+    },
     /// Validate a configuration file, then tell the daemon to reload it.
     ///
     /// Checks FILE exactly as check-config does; if it is invalid, prints the
@@ -70,6 +86,16 @@ fn main() -> ExitCode {
         Command::Compress(a) => cli::compress_cmd(a).map(|failed| failed == 0),
         Command::Decompress(a) => cli::decompress_cmd(a).map(|()| true),
         Command::Verify(a) => cli::verify_cmd(a).map(|()| true),
+        Command::Audit {
+            config,
+            jobs,
+            archive,
+        } => rlewatch::audit::archive_of(archive.as_deref(), config.as_deref()).and_then(|dir| {
+            let threads = jobs.unwrap_or_else(|| {
+                std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+            });
+            rlewatch::audit::run(&dir, threads)
+        }),
         Command::Reload(a) => cli::reload_cmd(a).map(|()| true),
         Command::GenerateAssets { dir } => cli::write_assets(Cli::command(), dir).map(|()| true),
     };

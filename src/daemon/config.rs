@@ -136,12 +136,15 @@ impl Default for RawWatch {
 #[serde(deny_unknown_fields, default)]
 pub struct RawDaemon {
     pub shutdown_timeout_secs: u64,
+    /// This host's id in claims, ledgers and locks; empty: the hostname.
+    pub host: String,
 }
 
 impl Default for RawDaemon {
     fn default() -> Self {
         RawDaemon {
             shutdown_timeout_secs: 30,
+            host: String::new(),
         }
     }
 }
@@ -205,6 +208,9 @@ pub struct Config {
     pub ignore_patterns: Vec<String>,
     pub ignore: GlobSet,
     pub shutdown_timeout: Duration,
+    /// This host's id (design §4.7): names its claim folder, ledger file
+    /// and lock.
+    pub host: String,
     pub log_level: String,
     pub log_format: LogFormat,
     /// The validated form, for printing and for comparing reloads.
@@ -318,6 +324,10 @@ impl Config {
             ));
         }
         check_log_level(&raw.log.level)?;
+        if raw.daemon.host.is_empty() {
+            raw.daemon.host = hostname();
+        }
+        check_host(&raw.daemon.host)?;
         let log_format = match raw.log.format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -350,6 +360,7 @@ impl Config {
             ignore_patterns: raw.watch.ignore.clone(),
             ignore,
             shutdown_timeout: Duration::from_secs(raw.daemon.shutdown_timeout_secs),
+            host: raw.daemon.host.clone(),
             log_level: raw.log.level.clone(),
             log_format,
             raw,
@@ -500,6 +511,43 @@ fn resolved(path: &Path) -> PathBuf {
 /// not a level names a target to log at every level and nothing else, so
 /// a typo such as `"inof"` would silently switch off all of the daemon's
 /// logging: such a directive must name rlewatch itself to be accepted.
+/// The machine's host name (`localhost` when it has none).
+fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: a buffer of the given length.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    if check_host(&name).is_ok() {
+        name
+    } else {
+        "localhost".into()
+    }
+}
+
+/// A host id is a file name: 1–64 of `A-Z a-z 0-9 . _ -`, not starting
+/// with a dot.
+fn check_host(host: &str) -> Result<(), ConfigError> {
+    let ok = !host.is_empty()
+        && host.len() <= 64
+        && !host.starts_with('.')
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "daemon.host = {host:?}: a host id is 1 to 64 letters, digits, '.', '_' or '-', \
+             not starting with '.'"
+        )))
+    }
+}
+
 fn check_log_level(level: &str) -> Result<(), ConfigError> {
     tracing_subscriber::EnvFilter::try_new(level)
         .map_err(|e| invalid(format!("log.level {level:?}: {e}")))?;

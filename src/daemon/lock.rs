@@ -1,16 +1,16 @@
-//! One daemon per inbox (design §4.5): an exclusive `flock` on
-//! `INBOX/.rlewatch.lock`, held for the daemon's life. The lock file holds
-//! the owner's pid for the error message; the lock, not the file, is what
-//! counts, so a stale file after a crash is harmless.
+//! One daemon per inbox and host (design §4.5): an exclusive `flock` on
+//! `INBOX/.rlewatch/HOST.lock`, held for the daemon's life. A convenience
+//! only — claims (design §4.7) are what keep two daemons from taking one
+//! file — but it lives in the daemon's own folder (mode 0700), so inbox
+//! writers cannot delete it. The lock file holds the owner's pid for the
+//! error message; the lock, not the file, is what counts, so a stale file
+//! after a crash is harmless.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-
-/// Name of the lock file inside the inbox (hidden, so never a candidate).
-pub const LOCK_NAME: &str = ".rlewatch.lock";
 
 #[derive(Debug)]
 pub struct InboxLock {
@@ -29,9 +29,17 @@ pub enum LockError {
     Io { path: String, source: io::Error },
 }
 
-/// Takes the lock for `inbox`, or says who holds it.
-pub fn lock(inbox: &Path) -> Result<InboxLock, LockError> {
-    let path = inbox.join(LOCK_NAME);
+/// Makes the daemon's own folders in the inbox (the claim folder of
+/// `host`, checked to be the daemon's alone) and takes the lock, or says
+/// who holds it.
+pub fn lock(inbox: &Path, host: &str) -> Result<InboxLock, LockError> {
+    crate::claim::prepare(inbox, host).map_err(|message| LockError::Io {
+        path: crate::display::shown(inbox),
+        source: io::Error::other(message),
+    })?;
+    let path = inbox
+        .join(crate::ledger::STATE_DIR)
+        .join(format!("{host}.lock"));
     let shown = crate::display::shown(&path);
     let io_err = |source| LockError::Io {
         path: shown.clone(),
@@ -42,7 +50,7 @@ pub fn lock(inbox: &Path) -> Result<InboxLock, LockError> {
         .write(true)
         .create(true)
         .truncate(false)
-        .mode(0o644)
+        .mode(0o600)
         .open(&path)
         .map_err(io_err)?;
     // SAFETY: flock on a file descriptor we own.

@@ -53,8 +53,16 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
     };
     let level = logging::init(&config.log_level, config.log_format);
     startup::make_folders(&config)?;
-    let the_lock = lock::lock(&config.paths.inbox)?;
+    let the_lock = lock::lock(&config.paths.inbox, &config.host)?;
     startup::remove_stale_temps(&config);
+    let ledger = std::sync::Arc::new(
+        crate::ledger::Ledger::open(&config.paths.archive, &config.host).with_context(|| {
+            format!(
+                "{}: cannot read the ledger",
+                crate::display::shown(&crate::ledger::root(&config.paths.archive))
+            )
+        })?,
+    );
 
     let (control_tx, control) = unbounded();
     let signal_handle = signals.handle();
@@ -63,7 +71,7 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
         .spawn(move || signals::signal_loop(signals, control_tx))
         .context("cannot start the signal thread")?;
 
-    let mut c = Coordinator::new(config_path, config, level, the_lock, control)?;
+    let mut c = Coordinator::new(config_path, config, level, the_lock, ledger, control)?;
     c.start()?;
     c.run();
 

@@ -107,7 +107,7 @@ pub(super) struct Done {
 }
 
 /// The workers' snapshot of the configuration.
-pub(super) fn settings_of(c: &Config) -> Settings {
+pub(super) fn settings_of(c: &Config, ledger: Arc<crate::ledger::Ledger>) -> Settings {
     Settings {
         inbox: c.paths.inbox.clone(),
         archive: c.paths.archive.clone(),
@@ -117,5 +117,7 @@ pub(super) fn settings_of(c: &Config) -> Settings {
         verify: c.verify,
         max_pixels: c.max_pixels,
         originals: c.originals,
+        claims: crate::claim::root(&c.paths.inbox, &c.host),
+        ledger,
     }
 }

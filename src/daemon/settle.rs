@@ -21,6 +21,19 @@ pub(super) struct Pending {
 }
 
 impl Pending {
+    /// A file first seen now with this size and mtime, due at `due`.
+    pub(super) fn new(size: u64, mtime: (i64, i64), due: Instant, now: Instant) -> Pending {
+        Pending {
+            size,
+            mtime,
+            due,
+            since: now,
+            attempts: 0,
+            retry: false,
+            published: None,
+        }
+    }
+
     /// Takes note of the file's current size and mtime; when they changed,
     /// the file must settle again: returns its new due time.
     pub(super) fn update(

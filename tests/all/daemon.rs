@@ -529,8 +529,10 @@ fn the_poll_backend_finds_files_too() {
 }
 
 #[test]
-fn an_archive_newer_than_its_source_means_already_archived() {
-    // As after a crash between publishing the archive and moving the original.
+fn an_unrecorded_archive_with_the_same_bytes_is_recorded_not_published_twice() {
+    // As after a crash between publishing the archive and recording it in
+    // the ledger: an archive under its name, with exactly its bytes, that
+    // no ledger entry names.
     let mut d = Daemon::start(FAST);
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(LONG).is_some());
@@ -544,6 +546,14 @@ fn an_archive_newer_than_its_source_means_already_archived() {
         files_below(&d.path("archive")),
         vec![std::path::PathBuf::from("again.rle")]
     );
+    let ledger = walkdir::WalkDir::new(d.path("archive/.rlewatch/ledger"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+        .map(|e| fs::read_to_string(e.path()).unwrap())
+        .collect::<String>();
+    assert_eq!(ledger.lines().count(), 1, "{ledger}");
+    assert!(ledger.contains("\"archive\":\"again.rle\""), "{ledger}");
 }
 
 #[test]
@@ -570,7 +580,10 @@ fn a_second_signal_exits_at_once_and_nothing_is_half_done() {
     // Nothing half-done under a final name: the original is still there, or
     // the archive is complete and the original filed.
     let archived = d.path("archive/big.rle").exists();
-    assert!(archived || d.inbox().join("big.bmp").exists());
+    let claimed = crate::harness::files_below(&d.inbox())
+        .iter()
+        .any(|p| p.starts_with(".rlewatch/claims") && p.ends_with("big.bmp"));
+    assert!(archived || claimed || d.inbox().join("big.bmp").exists());
     // The next start cleans up and finishes the job.
     d.spawn();
     assert!(

@@ -186,6 +186,14 @@ impl Daemon {
         d
     }
 
+    /// Replaces the extra environment variables for the next spawn.
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
     /// (Re)starts the process on the same folder.
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new()
@@ -285,12 +293,19 @@ impl Drop for Daemon {
 }
 
 /// Every regular file below `dir`, relative, sorted.
+/// Leaves out the daemon's bookkeeping (the ledger in the archive, the
+/// lock in the inbox) but not its claims: a file left claimed is a file
+/// not finished.
 pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(Result::ok)
         .filter(|e| !e.file_type().is_dir())
         .map(|e| e.path().strip_prefix(dir).unwrap().to_path_buf())
+        .filter(|p| {
+            !(p.starts_with(".rlewatch/ledger")
+                || p.starts_with(".rlewatch") && p.extension().is_some_and(|x| x == "lock"))
+        })
         .collect();
     out.sort();
     out

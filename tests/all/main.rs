@@ -5,6 +5,7 @@ mod harness;
 
 mod hostile;
 
+mod claims;
 mod cli;
 mod codec;
 mod completion;

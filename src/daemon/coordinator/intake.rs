@@ -68,15 +68,7 @@ impl Coordinator {
         };
         self.pending.insert(
             path.to_path_buf(),
-            Pending {
-                size: meta.len(),
-                mtime,
-                due,
-                since: now,
-                attempts: 0,
-                retry: false,
-                published: None,
-            },
+            Pending::new(meta.len(), mtime, due, now),
         );
         self.schedule(path.to_path_buf(), due);
     }
@@ -108,6 +100,7 @@ impl Coordinator {
     }
     pub(super) fn rescan(&mut self, why: &str) {
         self.kept.retain(|p, _| p.exists());
+        self.adopt_claims();
         debug!("rescanning {} ({why})", shown(&self.config.paths.inbox));
         self.overflowed = false;
         let inbox = self.config.paths.inbox.clone();
@@ -229,6 +222,47 @@ impl Coordinator {
             error!("BUG: the worker loops are gone");
         }
     }
+    /// Puts a file that is not seen by the watcher (a claim, a retry) on
+    /// the waiting list, due at `due`.
+    pub(super) fn pend(
+        &mut self,
+        path: PathBuf,
+        due: Instant,
+        attempts: u32,
+        published: Option<crate::archive::Published>,
+    ) {
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            self.pending.remove(&path);
+            return;
+        };
+        let mut p = Pending::new(
+            meta.len(),
+            (meta.mtime(), meta.mtime_nsec()),
+            due,
+            Instant::now(),
+        );
+        p.attempts = attempts;
+        p.published = published;
+        self.pending.insert(path.clone(), p);
+        self.schedule(path, due);
+    }
+
+    /// Puts every claim of this host's claim folder that is neither
+    /// waiting nor in flight on the waiting list, due now: claims a crash
+    /// left (finished first at start) or a dead daemon of this host left.
+    /// A claim another live daemon holds is found locked and left alone.
+    pub(super) fn adopt_claims(&mut self) -> usize {
+        let now = Instant::now();
+        let mut adopted = 0;
+        for c in crate::claim::list(&self.settings.claims) {
+            if !self.pending.contains_key(&c) && !self.in_flight_paths.contains(&c) {
+                self.pend(c, now, 0, None);
+                adopted += 1;
+            }
+        }
+        adopted
+    }
+
     pub(super) fn on_seen(&mut self, seen: Seen) {
         if self.stopping.is_some() {
             return;

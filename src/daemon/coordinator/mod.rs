@@ -89,6 +89,7 @@ impl Coordinator {
         config: Config,
         level: logging::LevelHandle,
         the_lock: lock::InboxLock,
+        ledger: Arc<crate::ledger::Ledger>,
         control: Receiver<Control>,
     ) -> Result<Coordinator> {
         let (events_tx, events) = bounded(config.queue);
@@ -112,7 +113,7 @@ impl Coordinator {
         let config = Arc::new(config);
         Ok(Coordinator {
             config_path: config_path.map(Path::to_path_buf),
-            settings: Arc::new(settings_of(&config)),
+            settings: Arc::new(settings_of(&config, ledger)),
             filter: Arc::new(Filter::new(&config)),
             pool: threadpool::Builder::new()
                 .num_threads(config.threads)
@@ -157,6 +158,12 @@ impl Coordinator {
         // Watch first, then scan: a file arriving in between is seen twice at
         // worst, never missed.
         self.start_watch()?;
+        // Claims a crash left are finished first (design §4.7).
+        crate::claim::prune(&self.settings.claims);
+        let claimed = self.adopt_claims();
+        if claimed > 0 {
+            info!("finishing {claimed} claimed file(s) left by an earlier run first");
+        }
         self.rescan("startup backlog");
         info!(
             "rlewatch {} started: {} -> {} ({} workers, conversion {}, originals {})",
@@ -352,7 +359,7 @@ impl Coordinator {
         }
         if self.watch.is_none() && inbox_there {
             // The lock file went with the old folder: take it again.
-            match lock::lock(&self.config.paths.inbox) {
+            match lock::lock(&self.config.paths.inbox, &self.config.host) {
                 Ok(l) => self._lock = l,
                 Err(e) => {
                     error!("{e}; stopping");

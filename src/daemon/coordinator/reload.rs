@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use crossbeam_channel::bounded;
 use tracing::{error, info, warn};
 
@@ -17,6 +17,8 @@ use crate::daemon::pipeline::{Job, settings_of};
 use crate::daemon::settle::jittered;
 use crate::daemon::startup::make_folders;
 use crate::daemon::watch;
+use crate::display::shown;
+use crate::ledger::Ledger;
 
 impl Coordinator {
     pub(super) fn reload(&mut self) {
@@ -39,8 +41,15 @@ impl Coordinator {
     /// folders, the new inbox's lock, the new watch — is done first, while
     /// the running configuration is still wholly in place; only then is
     /// anything switched.
-    pub(super) fn apply(&mut self, new: Config) -> Result<()> {
+    pub(super) fn apply(&mut self, mut new: Config) -> Result<()> {
         let old = self.config.clone();
+        if new.host != old.host {
+            warn!(
+                "reload: daemon.host changes need a restart; keeping {:?}",
+                old.host
+            );
+            new.host = old.host.clone();
+        }
         let d = diff(&old, &new);
         if new.log_format != old.log_format {
             warn!(
@@ -53,9 +62,17 @@ impl Coordinator {
             make_folders(&new)?;
         }
         let new_lock = if new.paths.inbox != old.paths.inbox {
-            Some(lock::lock(&new.paths.inbox)?)
+            Some(lock::lock(&new.paths.inbox, &new.host)?)
         } else {
             None
+        };
+        let ledger = if new.paths.archive != old.paths.archive {
+            Arc::new(
+                Ledger::open(&new.paths.archive, &new.host)
+                    .with_context(|| format!("{}: the ledger", shown(&new.paths.archive)))?,
+            )
+        } else {
+            self.settings.ledger.clone()
         };
         let filter = Arc::new(Filter::new(&new));
         let events = (new.queue != old.queue).then(|| bounded(new.queue));
@@ -89,7 +106,7 @@ impl Coordinator {
         if new.threads != old.threads {
             self.resize_workers(old.threads, new.threads);
         }
-        self.settings = Arc::new(settings_of(&new));
+        self.settings = Arc::new(settings_of(&new, ledger));
         self.filter = filter;
         self.next_rescan = new.rescan.map(|d| Instant::now() + jittered(d));
         self.config = Arc::new(new);

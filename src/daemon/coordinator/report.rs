@@ -5,14 +5,14 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
 use super::Coordinator;
-use crate::archive::{Original, Published, Report};
+use crate::archive::{self, Original, Published, Report};
 use crate::daemon::pipeline::Done;
-use crate::daemon::settle::{Pending, backoff};
+use crate::daemon::settle::{backoff, recheck};
 use crate::display::shown;
 
 #[derive(Debug, Default)]
@@ -40,7 +40,19 @@ impl Coordinator {
     pub(super) fn finished(&mut self, d: Done) {
         self.in_flight.remove(&d.key);
         self.in_flight_paths.remove(&d.path);
-        let src = shown(&d.path);
+        let (rel, was_claim) = archive::relative(&self.settings, &d.path);
+        let dropped = self.config.paths.inbox.join(rel);
+        let claim = self.settings.claims.join(rel);
+        // Where the file is now, for whatever comes next: its claim, or
+        // the inbox (not claimed yet, or put back for a retry).
+        let here = if same_file(&claim, d.key) {
+            claim.clone()
+        } else if same_file(&dropped, d.key) {
+            dropped.clone()
+        } else {
+            d.path.clone()
+        };
+        let src = shown(&dropped);
         match d.report {
             Report::Archived {
                 archive,
@@ -59,7 +71,7 @@ impl Coordinator {
                     outcome.bytes_out,
                     outcome.lossless
                 );
-                self.after_filing(&d.path, &original);
+                self.after_filing(&dropped, &original);
                 if let Original::MovedLossy(_) = original {
                     if outcome.lossless {
                         warn!(
@@ -75,9 +87,14 @@ impl Coordinator {
             }
             Report::AlreadyArchived { archive, original } => {
                 info!("{src}: already archived as {}; {original}", shown(&archive));
-                self.after_filing(&d.path, &original);
+                self.after_filing(&dropped, &original);
             }
             Report::Gone => debug!("{src}: gone before it could be archived"),
+            Report::Busy { reason } => {
+                debug!("{src}: not taken now: {reason}");
+                let due = Instant::now() + recheck(self.config.settle).max(Duration::from_secs(1));
+                self.look_again(here, due, d.attempts);
+            }
             Report::Refused { reason } => warn!("{src}: left alone: {reason}"),
             Report::Superseded { archive } => {
                 warn!(
@@ -85,20 +102,43 @@ impl Coordinator {
                      the original stays and is archived again",
                     shown(&archive)
                 );
-                self.observe(&d.path);
+                let due = Instant::now() + self.config.settle;
+                self.look_again(here, due, d.attempts);
             }
             Report::Changed => {
                 debug!("{src}: changed while being read; waiting for it to settle");
-                self.observe(&d.path);
+                let due = Instant::now() + self.config.settle;
+                self.look_again(here, due, d.attempts);
             }
             Report::Quarantined { reason, to } => {
                 self.stats.failed += 1;
                 warn!("{src}: {reason}; moved to {}", shown(&to));
             }
-            Report::Transient { error } => self.retry_later(d.path, d.attempts, &error, None),
+            Report::Transient { error } => self.retry_later(here, d.attempts, &error, None),
             Report::Unfiled { published, error } => {
-                self.retry_later(d.path, d.attempts, &error, Some(published));
+                self.retry_later(here, d.attempts, &error, Some(published));
             }
+        }
+        if !was_claim {
+            // Its name in the inbox is free once claimed: events for a new
+            // file there came while the name was in flight.
+            self.observe(&d.path);
+        }
+        // A claim of that name this job did not take (another file claimed
+        // meanwhile, or one put there while this one was being claimed).
+        if claim.exists() && !self.pending.contains_key(&claim) {
+            let now = Instant::now();
+            self.pend(claim, now, 0, None);
+        }
+    }
+
+    /// A file to be looked at again at `due`: a claim goes straight on the
+    /// waiting list, an inbox file is observed as if seen anew.
+    fn look_again(&mut self, path: PathBuf, due: Instant, attempts: u32) {
+        if archive::relative(&self.settings, &path).1 {
+            self.pend(path, due, attempts, None);
+        } else {
+            self.observe(&path);
         }
     }
 
@@ -134,21 +174,14 @@ impl Coordinator {
             "{error}; original left in place, retry {attempts} in {}s",
             wait.as_secs()
         );
-        if let Ok(meta) = fs::symlink_metadata(&path) {
-            let now = Instant::now();
-            self.pending.insert(
-                path.clone(),
-                Pending {
-                    size: meta.len(),
-                    mtime: (meta.mtime(), meta.mtime_nsec()),
-                    due: now + wait,
-                    since: now,
-                    attempts,
-                    retry: true,
-                    published,
-                },
-            );
-            self.schedule(path, now + wait);
+        self.pend(path.clone(), Instant::now() + wait, attempts, published);
+        if let Some(p) = self.pending.get_mut(&path) {
+            p.retry = true;
         }
     }
+}
+
+/// True when `path` is the file `key` (device, inode) names.
+fn same_file(path: &std::path::Path, key: (u64, u64)) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| (m.dev(), m.ino()) == key)
 }

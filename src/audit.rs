@@ -1,0 +1,230 @@
+//! `rlewatch audit` (design §4.7): the fixity check. Every `.rle` in the
+//! archive is re-read, decoded strictly and compared (size and XXH3
+//! digest) with its ledger entry; reported are archives missing, corrupt
+//! (unreadable, another size or digest, not decodable), unrecorded (an
+//! `.rle` no ledger entry names) and doubly recorded (named by two
+//! entries), and ledger lines that cannot be read.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, BufReader, IsTerminal};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::compress::{self, Outcome};
+use crate::display::shown;
+use crate::ledger::{self, Entry};
+
+/// What an audit found.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Archives checked and their bytes.
+    pub checked: usize,
+    pub bytes: u64,
+    pub entries: usize,
+    pub missing: Vec<String>,
+    /// (archive, why).
+    pub corrupt: Vec<(String, String)>,
+    pub unrecorded: Vec<String>,
+    pub doubly_recorded: Vec<String>,
+    /// `file:line: why`.
+    pub unreadable: Vec<String>,
+}
+
+impl Findings {
+    pub fn clean(&self) -> bool {
+        self.missing.is_empty()
+            && self.corrupt.is_empty()
+            && self.unrecorded.is_empty()
+            && self.doubly_recorded.is_empty()
+            && self.unreadable.is_empty()
+    }
+}
+
+/// Audits the archive folder `archive` with `threads` readers; a progress
+/// bar when `progress`.
+pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings> {
+    let mut f = Findings::default();
+    let mut recorded: HashMap<String, Vec<Entry>> = HashMap::new();
+    for (_, file) in ledger::files(archive)
+        .with_context(|| format!("{}: reading the ledger", shown(&ledger::root(archive))))?
+    {
+        ledger::for_each_entry(&file, |n, e| match e {
+            Ok(e) => {
+                f.entries += 1;
+                recorded.entry(e.archive.clone()).or_default().push(e);
+            }
+            Err(why) => f.unreadable.push(format!("{}:{n}: {why}", file.display())),
+        })
+        .with_context(|| shown(&file))?;
+    }
+    let on_disk = archive_files(archive)?;
+    for rel in &on_disk {
+        if !recorded.contains_key(rel) {
+            f.unrecorded.push(rel.clone());
+        }
+    }
+    let present: std::collections::HashSet<&String> = on_disk.iter().collect();
+    let mut work: Vec<(String, Entry)> = Vec::new();
+    let mut names: Vec<&String> = recorded.keys().collect();
+    names.sort();
+    for rel in names {
+        let entries = &recorded[rel];
+        if entries.len() > 1 {
+            f.doubly_recorded.push(rel.clone());
+        }
+        if present.contains(rel) {
+            work.push((rel.clone(), entries[entries.len() - 1].clone()));
+        } else {
+            f.missing.push(rel.clone());
+        }
+    }
+    let total: u64 = work.iter().map(|(_, e)| e.archive_size).sum();
+    let bar = if progress {
+        let b = ProgressBar::new(total);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec} {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let next = AtomicUsize::new(0);
+    let corrupt = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.max(1) {
+            scope.spawn(|| {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some((rel, entry)) = work.get(i) else {
+                        break;
+                    };
+                    if let Err(why) = check(&archive.join(rel), entry) {
+                        corrupt
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((rel.clone(), why));
+                    }
+                    bar.inc(entry.archive_size);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    f.corrupt = corrupt.into_inner().unwrap_or_else(|p| p.into_inner());
+    f.corrupt.sort();
+    f.checked = work.len();
+    f.bytes = total;
+    Ok(f)
+}
+
+/// Checks one archive against its entry.
+fn check(path: &Path, e: &Entry) -> Result<(), String> {
+    let digest = u64::from_str_radix(&e.archive_xxh3, 16)
+        .map_err(|_| format!("ledger digest {:?} is not hex", e.archive_xxh3))?;
+    let expected = Outcome {
+        width: e.width,
+        height: e.height,
+        bytes_in: e.source_size,
+        bytes_out: e.archive_size,
+        lossless: e.lossless,
+        digest,
+    };
+    let file = File::open(path).map_err(|err| err.to_string())?;
+    let len = file.metadata().map_err(|err| err.to_string())?.len();
+    if len != e.archive_size {
+        return Err(format!(
+            "{len} bytes, the ledger records {}",
+            e.archive_size
+        ));
+    }
+    compress::verify_rle(BufReader::with_capacity(1 << 20, file), &expected)
+        .map_err(|err| err.to_string())
+}
+
+/// Every `.rle` below `archive` (relative paths), leaving out rlewatch's
+/// own folder and temporary files.
+fn archive_files(archive: &Path) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    let walker = walkdir::WalkDir::new(archive)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| e.depth() != 1 || e.file_name() != ledger::STATE_DIR);
+    for entry in walker {
+        let entry = entry.with_context(|| shown(archive))?;
+        let name = entry.file_name();
+        if entry.file_type().is_file()
+            && !crate::durable::is_temp_name(name)
+            && Path::new(name).extension().is_some_and(|x| x == "rle")
+        {
+            let rel = entry
+                .path()
+                .strip_prefix(archive)
+                .expect("BUG: walkdir yields paths under its root");
+            out.push(rel.to_string_lossy().into_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The command: prints the findings; true when clean.
+pub fn run(archive: &Path, threads: usize) -> Result<bool> {
+    if !archive.is_dir() {
+        return Err(io::Error::from(io::ErrorKind::NotFound))
+            .with_context(|| format!("{}: the archive folder", shown(archive)));
+    }
+    let started = Instant::now();
+    let f = audit(archive, threads, io::stderr().is_terminal())?;
+    let secs = started.elapsed().as_secs_f64();
+    for rel in &f.missing {
+        println!("missing: {rel} (recorded in the ledger, not in the archive)");
+    }
+    for (rel, why) in &f.corrupt {
+        println!("corrupt: {rel}: {why}");
+    }
+    for rel in &f.unrecorded {
+        println!("unrecorded: {rel} (no ledger entry)");
+    }
+    for rel in &f.doubly_recorded {
+        println!("doubly recorded: {rel} (more than one ledger entry)");
+    }
+    for line in &f.unreadable {
+        println!("unreadable ledger line: {line}");
+    }
+    println!(
+        "audited {} archive(s), {} bytes, against {} ledger entr{} in {secs:.2} s ({:.0} MB/s): \
+         {} missing, {} corrupt, {} unrecorded, {} doubly recorded, {} unreadable ledger line(s)",
+        f.checked,
+        f.bytes,
+        f.entries,
+        if f.entries == 1 { "y" } else { "ies" },
+        f.bytes as f64 / 1e6 / secs.max(1e-9),
+        f.missing.len(),
+        f.corrupt.len(),
+        f.unrecorded.len(),
+        f.doubly_recorded.len(),
+        f.unreadable.len()
+    );
+    Ok(f.clean())
+}
+
+/// The archive folder `audit` checks: given, or the configuration's.
+pub fn archive_of(dir: Option<&Path>, config: Option<&Path>) -> Result<PathBuf> {
+    if let Some(d) = dir {
+        return Ok(d.to_path_buf());
+    }
+    let config = match config {
+        Some(p) => crate::daemon::config::load(p)?,
+        None => crate::daemon::config::Config::defaults(
+            &std::env::current_dir().context("cannot read the working directory")?,
+        ),
+    };
+    Ok(config.paths.archive)
+}

@@ -1,0 +1,218 @@
+//! Claims (design §4.7): before working on an inbox file the daemon takes
+//! it by renaming it into its private folder `INBOX/.rlewatch/claims/HOST/`
+//! (same filesystem, mode 0700, never watched as work), keeping the
+//! file's subfolder path below it. From then on it works only on the
+//! claimed file: whatever appears later under the old name is a new
+//! arrival. Of any number of daemons racing for a file, exactly one rename
+//! succeeds.
+//!
+//! While a daemon works on a file it holds an exclusive `flock` on it,
+//! taken *before* the rename: a claim is therefore locked from the moment
+//! it exists until its owner files it away or dies (the kernel drops the
+//! lock with the process). Claims left by a dead daemon are found at the
+//! next start (or by a live daemon's rescan) and taken over by locking
+//! them; a locked claim belongs to a live daemon and is left alone.
+
+use std::ffi::OsStr;
+use std::fs::{self, File};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+use crate::display::shown;
+use crate::ledger::STATE_DIR;
+
+/// `INBOX/.rlewatch/claims/HOST`.
+pub fn root(inbox: &Path, host: &str) -> PathBuf {
+    inbox.join(STATE_DIR).join("claims").join(host)
+}
+
+/// Creates `INBOX/.rlewatch`, its `claims` folder and this host's claim
+/// folder (mode 0700) and checks that each is a real folder owned by this
+/// user and writable by no one else: a folder an inbox writer made or can
+/// change would let them reach files the daemon owns. Returns the claim
+/// folder.
+pub fn prepare(inbox: &Path, host: &str) -> Result<PathBuf, String> {
+    let state = inbox.join(STATE_DIR);
+    let claims = state.join("claims");
+    let mine = claims.join(host);
+    for dir in [&state, &claims, &mine] {
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot create {}: {e}", shown(dir))),
+        }
+        let meta = fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", shown(dir)))?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if !meta.file_type().is_dir() {
+            return Err(format!(
+                "{} is not a folder: rlewatch keeps its claims there; remove it",
+                shown(dir)
+            ));
+        }
+        if meta.uid() != me || meta.mode() & 0o022 != 0 {
+            return Err(format!(
+                "{} belongs to uid {} with mode {:o}: rlewatch's own folder must belong to \
+                 its user (uid {me}) and be writable by no one else; remove it and let \
+                 rlewatch create it",
+                shown(dir),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ));
+        }
+    }
+    Ok(mine)
+}
+
+/// Takes an exclusive `flock` on `file` without waiting: false when
+/// another process (another daemon) holds it.
+pub fn lock(file: &File) -> io::Result<bool> {
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Renames `name` from the open folder `from` to the same name in the open
+/// folder `to`, never replacing anything there (EEXIST instead).
+pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: valid folder fds and a NUL-terminated name.
+    let rc = unsafe {
+        libc::renameat2(
+            from.as_raw_fd(),
+            c.as_ptr(),
+            to.as_raw_fd(),
+            c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
+        return Err(e);
+    }
+    // No RENAME_NOREPLACE on this filesystem: link + unlink never replace
+    // either.
+    // SAFETY: as above.
+    if unsafe { libc::linkat(from.as_raw_fd(), c.as_ptr(), to.as_raw_fd(), c.as_ptr(), 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    crate::durable::unlink_at(from, name)
+}
+
+/// Opens (creating) the claim folder for files of the inbox subfolder
+/// `rel_dir`.
+pub fn open_dir(claims: &Path, rel_dir: &Path) -> io::Result<File> {
+    let dir = claims.join(rel_dir);
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    File::open(dir)
+}
+
+/// Every claimed file below `claims` (claims left by a crash, or by
+/// another daemon of this host).
+pub fn list(claims: &Path) -> Vec<PathBuf> {
+    walkdir::WalkDir::new(claims)
+        .follow_links(false)
+        .into_iter()
+        .flatten()
+        .filter(|e| !e.file_type().is_dir())
+        .map(walkdir::DirEntry::into_path)
+        .collect()
+}
+
+/// Removes empty claim subfolders (best effort; at start, when they are
+/// not in use by this daemon).
+pub fn prune(claims: &Path) {
+    for e in walkdir::WalkDir::new(claims)
+        .min_depth(1)
+        .contents_first(true)
+        .into_iter()
+        .flatten()
+    {
+        if e.file_type().is_dir() {
+            let _ = fs::remove_dir(e.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_of_two_renames_wins_and_nothing_is_replaced() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
+        for p in [&a, &b, &c] {
+            fs::create_dir(p).unwrap();
+        }
+        fs::write(a.join("x.bmp"), b"first").unwrap();
+        fs::write(c.join("x.bmp"), b"already claimed").unwrap();
+        let (fa, fb, fc) = (
+            File::open(&a).unwrap(),
+            File::open(&b).unwrap(),
+            File::open(&c).unwrap(),
+        );
+        // Into a folder that holds that name already: refused.
+        let e = rename_noreplace(&fa, OsStr::new("x.bmp"), &fc).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+        assert_eq!(fs::read(c.join("x.bmp")).unwrap(), b"already claimed");
+        rename_noreplace(&fa, OsStr::new("x.bmp"), &fb).unwrap();
+        // The loser finds the source gone.
+        let e = rename_noreplace(&fa, OsStr::new("x.bmp"), &fb).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::NotFound);
+        assert_eq!(fs::read(b.join("x.bmp")).unwrap(), b"first");
+    }
+
+    #[test]
+    fn a_lock_is_exclusive_between_open_files_and_ends_with_them() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("x");
+        fs::write(&p, b"x").unwrap();
+        let first = File::open(&p).unwrap();
+        assert!(lock(&first).unwrap());
+        let second = File::open(&p).unwrap();
+        assert!(!lock(&second).unwrap());
+        drop(first);
+        assert!(lock(&second).unwrap());
+    }
+
+    #[test]
+    fn a_state_folder_made_by_someone_else_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let claims = prepare(d.path(), "h").unwrap();
+        assert_eq!(claims, d.path().join(".rlewatch/claims/h"));
+        let mode = fs::metadata(&claims).unwrap().mode() & 0o777;
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
+        // Made writable by others (as a writer's folder would be).
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(
+            d.path().join(".rlewatch"),
+            fs::Permissions::from_mode(0o777),
+        )
+        .unwrap();
+        let e = prepare(d.path(), "h").unwrap_err();
+        assert!(e.contains("writable by no one else"), "{e}");
+        // A symlink in its place.
+        let d2 = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(d.path(), d2.path().join(".rlewatch")).unwrap();
+        let e = prepare(d2.path(), "h").unwrap_err();
+        assert!(e.contains("not a folder"), "{e}");
+    }
+}

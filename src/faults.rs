@@ -1,0 +1,47 @@
+//! Test-only fault injection (design §5): with the `test-hooks` feature,
+//! `RLEWATCH_TEST_CRASH_AT=STEP[:N]` makes the daemon SIGKILL itself the
+//! Nth time (default: the first) any file reaches the named step of its
+//! life (see [`STEPS`]), so the crash tests can stop it at exactly that
+//! point. Without the feature [`reached`] is empty and the variable is
+//! never read.
+
+/// The steps of a file's life, in order: claimed (renamed into the claim
+/// folder), encoded (into a temporary file), synced (temporary file
+/// fsynced), verified, published (renamed into place, folder fsynced),
+/// recorded (ledger entry durable), filed (original moved, deleted or put
+/// back).
+pub const STEPS: &[&str] = &[
+    "claimed",
+    "encoded",
+    "synced",
+    "verified",
+    "published",
+    "recorded",
+    "filed",
+];
+
+/// Marks that a file reached `step`.
+#[cfg(feature = "test-hooks")]
+pub fn reached(step: &str) {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static AT: OnceLock<Option<(String, u32)>> = OnceLock::new();
+    static COUNT: AtomicU32 = AtomicU32::new(0);
+    let at = AT.get_or_init(|| {
+        let v = std::env::var("RLEWATCH_TEST_CRASH_AT").ok()?;
+        let (name, n) = v.split_once(':').unwrap_or((&v, "1"));
+        Some((name.to_string(), n.parse().unwrap_or(1)))
+    });
+    if let Some((name, n)) = at
+        && name == step
+        && COUNT.fetch_add(1, Ordering::SeqCst) + 1 == *n
+    {
+        // SAFETY: kill on our own pid.
+        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+    }
+}
+
+/// Marks that a file reached `step` (no-op without `test-hooks`).
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn reached(_step: &str) {}

@@ -1,0 +1,403 @@
+//! Claims, the ledger and `rlewatch audit` (design §4.7), through the real
+//! binary: two daemons on one inbox, what the ledger records, what the
+//! audit finds, and a SIGKILL at every named step of a file's life.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::harness::{Daemon, bin, data, files_below, run_in, stderr, wait_until};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// Another `rlewatch run` in the same folder as `d`, on its own config
+/// file and log. Killed on drop.
+struct Other {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Other {
+    fn start(d: &Daemon, name: &str, config: &str) -> Other {
+        let toml = format!("{name}.toml");
+        fs::write(d.path(&toml), config).unwrap();
+        let log = d.path(&format!("{name}.log"));
+        let child = bin()
+            .args(["run", "--config", &toml])
+            .current_dir(d.dir.path())
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("NOTIFY_SOCKET")
+            .stdout(Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let o = Other { child, log };
+        assert!(
+            wait_until(LONG, || o.log().contains(" started: ")),
+            "the second daemon did not start:\n{}",
+            o.log()
+        );
+        o
+    }
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Other {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("--- second daemon log ---\n{}", self.log());
+        }
+    }
+}
+
+/// Every ledger entry under the archive, parsed.
+fn ledger(d: &Daemon) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(d.path("archive/.rlewatch/ledger"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+    {
+        for line in fs::read_to_string(e.path()).unwrap().lines() {
+            out.push(serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")));
+        }
+    }
+    out
+}
+
+fn audit(dir: &Path, archive: &str) -> (bool, String) {
+    let out = run_in(dir, &["audit", archive]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
+    (out.status.success(), text)
+}
+
+/// Files in the inbox other than the daemon's own (claims count: a claim
+/// is a file not finished).
+fn inbox_files(d: &Daemon) -> Vec<PathBuf> {
+    files_below(&d.inbox())
+}
+
+/// 500 files renamed into one inbox watched by two daemons: each archived
+/// exactly once, nothing lost, the ledgers agree with the archive.
+fn two_daemons(second: &str, delete_lock: bool) {
+    const N: usize = 500;
+    let d = Daemon::start("[watch]\nsettle_ms = 20\n[daemon]\nhost = \"alpha\"\n");
+    if delete_lock {
+        // As any inbox writer with the old layout could; the second
+        // daemon then gets past the lock.
+        fs::remove_file(d.inbox().join(".rlewatch/alpha.lock")).unwrap();
+    }
+    let other = Other::start(
+        &d,
+        "second",
+        &format!("[watch]\nsettle_ms = 20\n[daemon]\nhost = \"{second}\"\n"),
+    );
+    let staging = d.path("staging");
+    fs::create_dir(&staging).unwrap();
+    let kinds = ["pal1", "pal8", "rgb24", "pal4rle"];
+    for i in 0..N {
+        let kind = kinds[i % kinds.len()];
+        fs::copy(
+            data(&format!("{kind}.bmp")),
+            staging.join(format!("{i:03}-{kind}.bmp")),
+        )
+        .unwrap();
+    }
+    for i in 0..N {
+        let name = format!("{i:03}-{}.bmp", kinds[i % kinds.len()]);
+        fs::rename(staging.join(&name), d.inbox().join(&name)).unwrap();
+    }
+    assert!(
+        wait_until(Duration::from_secs(180), || files_below(&d.path("done"))
+            .len()
+            >= N
+            && inbox_files(&d).is_empty()),
+        "done {} of {N}, inbox {:?}",
+        files_below(&d.path("done")).len(),
+        inbox_files(&d)
+    );
+    let archive = files_below(&d.path("archive"));
+    assert_eq!(archive.len(), N, "duplicates or losses: {archive:?}");
+    assert_eq!(files_below(&d.path("done")).len(), N);
+    for i in 0..N {
+        let kind = kinds[i % kinds.len()];
+        assert_eq!(
+            fs::read(d.path(&format!("archive/{i:03}-{kind}.rle"))).unwrap(),
+            fs::read(data(&format!("{kind}.dither.rle"))).unwrap(),
+            "{i:03}-{kind}"
+        );
+    }
+    let entries = ledger(&d);
+    assert_eq!(entries.len(), N, "one ledger entry per file");
+    let (clean, text) = audit(d.dir.path(), "archive");
+    assert!(clean, "{text}");
+    // Both did some of the work (otherwise this proves little).
+    let by_host = entries
+        .iter()
+        .fold(BTreeMap::<String, usize>::new(), |mut m, e| {
+            *m.entry(e["host"].as_str().unwrap().to_string())
+                .or_default() += 1;
+            m
+        });
+    println!("files archived per host: {by_host:?}");
+    drop(other);
+}
+
+#[test]
+fn two_daemons_with_their_own_host_ids_share_an_inbox_exactly_once() {
+    two_daemons("beta", false);
+}
+
+#[test]
+fn a_second_daemon_past_a_deleted_lock_duplicates_and_loses_nothing() {
+    two_daemons("alpha", true);
+}
+
+#[test]
+fn the_ledger_records_each_file_as_it_is() {
+    let d = Daemon::start(crate::harness::FAST);
+    fs::create_dir(d.inbox().join("sub")).unwrap();
+    fs::copy(data("pal1wb.bmp"), d.inbox().join("sub/bw.bmp")).unwrap();
+    fs::copy(data("rgb24.bmp"), d.inbox().join("photo.bmp")).unwrap();
+    assert!(wait_until(LONG, || files_below(&d.path("done")).len() == 2));
+    let mut entries = ledger(&d);
+    entries.sort_by_key(|e| e["source"].as_str().unwrap().to_string());
+    assert_eq!(entries.len(), 2);
+    for (e, src, rle, lossless) in [
+        (&entries[0], "photo.bmp", "rgb24.dither.rle", false),
+        (&entries[1], "sub/bw.bmp", "pal1wb.dither.rle", true),
+    ] {
+        let source = fs::read(data(if lossless { "pal1wb.bmp" } else { "rgb24.bmp" })).unwrap();
+        let archived = fs::read(data(rle)).unwrap();
+        assert_eq!(e["v"], 1);
+        assert_eq!(e["source"], src);
+        assert_eq!(e["source_size"], source.len() as u64);
+        assert_eq!(
+            e["source_xxh3"],
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&source))
+        );
+        assert_eq!(e["archive"], src.replace(".bmp", ".rle"));
+        assert_eq!(e["archive_size"], archived.len() as u64);
+        assert_eq!(
+            e["archive_xxh3"],
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&archived))
+        );
+        // Dimensions from the BMP header and from the .rle's own header.
+        let w = u32::from_le_bytes(source[18..22].try_into().unwrap());
+        let h = i32::from_le_bytes(source[22..26].try_into().unwrap()).unsigned_abs();
+        assert_eq!(
+            (e["width"].as_u64(), e["height"].as_u64()),
+            (Some(w.into()), Some(h.into()))
+        );
+        assert_eq!(
+            u64::from(u16::from_le_bytes([archived[0], archived[1]])),
+            u64::from(w)
+        );
+        assert_eq!(e["conversion"], "dither");
+        assert_eq!(e["lossless"], lossless);
+        assert!(e["time"].as_str().unwrap().ends_with('Z'));
+    }
+}
+
+#[test]
+fn audit_finds_missing_corrupt_unrecorded_and_doubly_recorded_archives() {
+    let d = Daemon::start(crate::harness::FAST);
+    for (name, src) in [("a", "pal8"), ("b", "rgb24"), ("c", "pal1"), ("e", "rgb16")] {
+        fs::copy(
+            data(&format!("{src}.bmp")),
+            d.inbox().join(format!("{name}.bmp")),
+        )
+        .unwrap();
+    }
+    assert!(wait_until(LONG, || files_below(&d.path("done")).len() == 4));
+    let (clean, text) = audit(d.dir.path(), "archive");
+    assert!(clean, "{text}");
+    assert!(text.contains("audited 4 archive(s)"), "{text}");
+
+    // One byte flipped (same size), one deleted, one added by hand, one
+    // ledger line repeated.
+    let mut a = fs::read(d.path("archive/a.rle")).unwrap();
+    let last = a.len() - 1;
+    a[last] ^= 0x01;
+    fs::write(d.path("archive/a.rle"), &a).unwrap();
+    fs::remove_file(d.path("archive/b.rle")).unwrap();
+    fs::write(
+        d.path("archive/stray.rle"),
+        fs::read(data("pal8.dither.rle")).unwrap(),
+    )
+    .unwrap();
+    let file = walkdir::WalkDir::new(d.path("archive/.rlewatch/ledger"))
+        .into_iter()
+        .flatten()
+        .find(|e| e.file_type().is_file())
+        .unwrap()
+        .into_path();
+    let text_before = fs::read_to_string(&file).unwrap();
+    let c_line = text_before
+        .lines()
+        .find(|l| l.contains("\"c.rle\""))
+        .unwrap()
+        .to_string();
+    fs::write(&file, format!("{text_before}{c_line}\n")).unwrap();
+
+    let (clean, text) = audit(d.dir.path(), "archive");
+    assert!(!clean, "{text}");
+    assert!(text.contains("corrupt: a.rle"), "{text}");
+    assert!(text.contains("missing: b.rle"), "{text}");
+    assert!(text.contains("unrecorded: stray.rle"), "{text}");
+    assert!(text.contains("doubly recorded: c.rle"), "{text}");
+    assert!(!text.contains("e.rle"), "{text}");
+    assert!(
+        text.contains("1 missing, 1 corrupt, 1 unrecorded, 1 doubly recorded"),
+        "{text}"
+    );
+    // Exit status 1, and the configuration names the archive too.
+    let out = run_in(d.dir.path(), &["audit", "--config", "config.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn a_state_folder_someone_else_can_write_stops_the_daemon() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut d = Daemon::start(crate::harness::FAST);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(LONG).is_some());
+    // As an inbox writer could make it before the first start.
+    fs::set_permissions(
+        d.inbox().join(".rlewatch"),
+        fs::Permissions::from_mode(0o777),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rlewatch"))
+        .args(["run", "--config", "config.toml"])
+        .current_dir(d.dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(".rlewatch") && err.contains("writable by no one else"),
+        "{err}"
+    );
+}
+
+/// The steps of a file's life the daemon can be killed at (src/faults.rs).
+const STEPS: &[&str] = &[
+    "claimed",
+    "encoded",
+    "synced",
+    "verified",
+    "published",
+    "recorded",
+    "filed",
+];
+
+#[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the crash points: cargo test --release --features test-hooks"
+)]
+fn sigkill_at_every_step_of_a_files_life_loses_and_duplicates_nothing() {
+    if !cfg!(feature = "test-hooks") {
+        println!("skipped: built without --features test-hooks");
+        return;
+    }
+    // (name, source, expected archive, lossless)
+    let files = [
+        ("bw.bmp", "pal1wb.bmp", Some("pal1wb.dither.rle"), true),
+        ("photo.bmp", "rgb24.bmp", Some("rgb24.dither.rle"), false),
+        ("bad.bmp", "bad/badbitcount.bmp", None, false),
+    ];
+    for policy in ["move", "delete", "keep"] {
+        for step in STEPS {
+            let config = format!("[watch]\nsettle_ms = 20\n[originals]\naction = \"{policy}\"\n");
+            let mut d = Daemon::start_with_env(&config, &[("RLEWATCH_TEST_CRASH_AT", step)]);
+            for (name, src, _, _) in files {
+                fs::copy(data(src), d.path(name)).unwrap();
+                fs::rename(d.path(name), d.inbox().join(name)).unwrap();
+            }
+            let status = d.wait_exit(LONG);
+            use std::os::unix::process::ExitStatusExt;
+            assert_eq!(
+                status.and_then(|s| s.signal()),
+                Some(libc::SIGKILL),
+                "{policy}/{step}: not killed there\n{}",
+                d.log()
+            );
+            d.set_env(&[]);
+            d.spawn();
+            let settled = || {
+                let inbox: Vec<PathBuf> = inbox_files(&d);
+                let expect_inbox = if policy == "keep" { 2 } else { 0 };
+                inbox.len() == expect_inbox
+                    && inbox.iter().all(|p| !p.starts_with(".rlewatch"))
+                    && d.path("failed/bad.bmp").exists()
+                    && files_below(&d.path("archive")).len() == 2
+            };
+            assert!(
+                wait_until(LONG, settled),
+                "{policy}/{step}: not settled: inbox {:?}, archive {:?}\n{}",
+                inbox_files(&d),
+                files_below(&d.path("archive")),
+                d.log()
+            );
+            // Every file exactly once.
+            for (name, src, rle, lossless) in files {
+                let stem = name.trim_end_matches(".bmp");
+                let source = fs::read(data(src)).unwrap();
+                match rle {
+                    Some(rle) => {
+                        assert_eq!(
+                            fs::read(d.path(&format!("archive/{stem}.rle"))).unwrap(),
+                            fs::read(data(rle)).unwrap(),
+                            "{policy}/{step}: {name}"
+                        );
+                        let original = match policy {
+                            "keep" => Some(d.inbox().join(name)),
+                            "delete" if lossless => None,
+                            _ => Some(d.path(&format!("done/{name}"))),
+                        };
+                        match original {
+                            Some(p) => assert_eq!(
+                                fs::read(&p).ok().as_deref(),
+                                Some(&source[..]),
+                                "{policy}/{step}: {name} not at {}",
+                                p.display()
+                            ),
+                            None => assert!(
+                                !d.path(&format!("done/{name}")).exists(),
+                                "{policy}/{step}: {name}"
+                            ),
+                        }
+                    }
+                    None => {
+                        assert_eq!(fs::read(d.path("failed/bad.bmp")).unwrap(), source);
+                        assert!(d.path("failed/bad.bmp.error.txt").exists());
+                    }
+                }
+            }
+            let done_expected = match policy {
+                "keep" => 0,
+                "delete" => 1,
+                _ => 2,
+            };
+            assert_eq!(
+                files_below(&d.path("done")).len(),
+                done_expected,
+                "{policy}/{step}: {:?}",
+                files_below(&d.path("done"))
+            );
+            assert_eq!(files_below(&d.path("failed")).len(), 2, "{policy}/{step}");
+            assert_eq!(ledger(&d).len(), 2, "{policy}/{step}: {:?}", ledger(&d));
+            let (clean, text) = audit(d.dir.path(), "archive");
+            assert!(clean, "{policy}/{step}: {text}");
+            println!("{policy}/{step}: killed, restarted, every file exactly once");
+        }
+    }
+}
