@@ -294,12 +294,13 @@ check "bad input quarantined: failed/bad.bmp" wait_for 20 exists $spool/failed/b
 check "bad input: failed/bad.bmp.error.txt gives the reason" wait_for 5 in_ct grep -qi 'not a BMP' $spool/failed/bad.bmp.error.txt
 check "bad input: nothing archived for it" absent $spool/archive/bad.rle
 
-check "umask 022 subfolder: archive/u022/pal4rle.rle == pal4rle.dither.rle" wait_for 20 same $spool/archive/u022/pal4rle.rle /e2e/data/pal4rle.dither.rle
 # Let the backoff run through several retries (1 s, 2 s, 4 s ...).
 while [ $((SECONDS - u022_at)) -lt 10 ]; do sleep 0.5; done
 check "umask 022 subfolder: the fix is named in the journal" journal_has "writers need umask 002 or a default ACL"
 echo "     | $(in_ct find $spool/archive $spool/done $spool/inbox -name 'pal4rle*' -printf '%p %s bytes, ')"
-check "umask 022 subfolder: archived exactly once (no pal4rle-N.rle)" test "$(count_below $spool/archive 'pal4rle*')" = 1
+# It cannot be taken out of its folder, so it cannot be claimed: it waits,
+# unarchived, until the folder is fixed (nothing to duplicate meanwhile).
+check "umask 022 subfolder: not archived while it cannot be claimed (no pal4rle*.rle)" test "$(count_below $spool/archive 'pal4rle*')" = 0
 check "umask 022 subfolder: no copy of the original in done/" test "$(count_below $spool/done 'pal4rle*')" = 0
 check "umask 022 subfolder: the original stays in the inbox, intact" same $spool/inbox/u022/pal4rle.bmp /e2e/data/pal4rle.bmp
 
@@ -328,6 +329,30 @@ bad=$(grep -v "u022" <<<"$log" | grep -v 'openat2 is not available.*opening sour
 check "journal: no EPERM/EACCES/ENOSYS/EROFS, retry or other-filesystem lines (outside u022)" test -n "$log" -a -z "$bad"
 check "journal: writers are observed (no 'cannot observe writers' line)" test -n "$log" -a -z "$(grep 'cannot observe writers' <<<"$log" || true)"
 [ -z "$bad" ] || printf '%s\n' "$bad" | head -n 20 | sed 's/^/     | /'
+
+echo "== the daemon's own folders, the ledger, the audit"
+# (setgid is inherited from the inbox: harmless with no group access.)
+check "inbox/.rlewatch and its claim folders: rlewatch's, no access for group or others" in_ct sh -ec "
+  for d in $spool/inbox/.rlewatch $spool/inbox/.rlewatch/claims $spool/inbox/.rlewatch/claims/*; do
+    m=\$(stat -c '%a' \$d); u=\$(stat -c '%U' \$d)
+    [ \"\$u\" = rlewatch ] && [ \$(( 0\$m & 077 )) -eq 0 ] || { echo \"\$d: \$m \$u\"; exit 1; }
+  done"
+# The sticky inbox (3770): a writer can neither empty nor move away the
+# daemon's folder, nor take another's file. The writer's attempts must fail
+# *with a permission error* (an error of another kind fails the check).
+writer_denied() {
+  local out
+  out=$(as_writer "$1" 2>&1) && return 1
+  grep -qE 'Permission denied|Operation not permitted' <<<"$out" || { echo "     | $out"; return 1; }
+}
+check "a writer cannot delete the daemon's lock" writer_denied "rm -f $spool/inbox/.rlewatch/*.lock"
+check "a writer cannot move the daemon's folder away (sticky inbox)" writer_denied "mv $spool/inbox/.rlewatch $spool/inbox/moved"
+in_ct sh -c "install -o root -g rlewatch -m 0664 /e2e/data/pal1.bmp $spool/inbox/other.bmp.part"
+check "a writer cannot delete another user's file in the inbox (sticky)" writer_denied "rm -f $spool/inbox/other.bmp.part"
+in_ct rm -f $spool/inbox/other.bmp.part
+check "no claim left behind (all claims finished)" test "$(count_below $spool/inbox/.rlewatch/claims '*')" = 0
+check "ledger: one entry per archived file (5)" test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | wc -l")" = 5
+check "rlewatch audit: clean" in_ct rlewatch audit -c /etc/rlewatch/rlewatch.toml
 
 echo "== reload"
 conf=/etc/rlewatch/rlewatch.toml
