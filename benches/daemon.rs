@@ -79,9 +79,10 @@ impl Daemon {
             .stderr(Stdio::inherit())
             .spawn()
             .unwrap();
-        // Ready once the lock file exists and the folders are there.
+        // Ready once its claim folder (made with the lock) and the folders
+        // are there.
         assert!(wait_until(Duration::from_secs(10), || dir
-            .join("inbox/.rlewatch.lock")
+            .join("inbox/.rlewatch/claims")
             .exists()
             && dir.join("failed").exists()));
         std::thread::sleep(Duration::from_millis(200)); // let the watch settle in; a bench, not a test

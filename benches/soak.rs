@@ -94,7 +94,7 @@ fn main() {
         .unwrap();
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !dir.join("inbox/.rlewatch.lock").exists() && Instant::now() < deadline {
+    while !dir.join("inbox/.rlewatch/claims").exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     std::thread::sleep(Duration::from_secs(1)); // warm-up before the baseline

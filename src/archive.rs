@@ -251,7 +251,7 @@ pub fn encode(
         {
             return done!(Report::Unfiled {
                 published: p.clone(),
-                error: ledger_error(s, &err),
+                error: ledger_error(&entry, &err),
             });
         }
         // Whether that archive's conversion was lossless is not known here,
@@ -602,20 +602,22 @@ fn finish_taken(
         return Report::Changed;
     }
     let lossless_and_verified = outcome.lossless && s.verify;
-    let source_rel = rel_string(&entry.rel_dir.join(&entry.name));
+    let source_rel = entry.rel_dir.join(&entry.name);
     // Already archived (a crash between publishing and filing, a kept
     // original seen again): the ledger records this very source, and its
     // archive holds exactly the bytes just encoded.
-    if let Some(archive) = s
-        .ledger
-        .find(&source_rel, before.len(), source_xxh3)
-        .map(|rel| s.archive.join(rel))
-        .filter(|a| {
-            File::open(a)
-                .ok()
-                .is_some_and(|f| compress::verify_rle(f, &outcome).is_ok())
-        })
-    {
+    // Another daemon may have recorded it since this one last looked: the
+    // ledger is read again when the name is taken in the archive.
+    let mut recorded = s.ledger.find(&source_rel, before.len(), source_xxh3);
+    if recorded.is_none() && durable::numbered(&archive_dir, &stem, "rle", 0).exists() {
+        s.ledger.refresh();
+        recorded = s.ledger.find(&source_rel, before.len(), source_xxh3);
+    }
+    if let Some(archive) = recorded.map(|rel| s.archive.join(rel)).filter(|a| {
+        File::open(a)
+            .ok()
+            .is_some_and(|f| compress::verify_rle(f, &outcome).is_ok())
+    }) {
         drop(temp);
         return file_away_archived(s, entry, before, archive, lossless_and_verified);
     }
@@ -634,14 +636,19 @@ fn finish_taken(
         },
     };
     faults::reached("published");
+    let (source_text, source_raw) = ledger::path_fields(&source_rel);
+    let (archive_text, archive_raw) =
+        ledger::path_fields(archive.strip_prefix(&s.archive).unwrap_or(&archive));
     let record = ledger::Entry {
         v: ledger::VERSION,
         time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
         host: s.ledger.host().to_string(),
-        source: source_rel,
+        source: source_text,
+        source_raw,
         source_size: before.len(),
         source_xxh3: ledger::hex(source_xxh3),
-        archive: rel_string(archive.strip_prefix(&s.archive).unwrap_or(&archive)),
+        archive: archive_text,
+        archive_raw,
         archive_size: outcome.bytes_out,
         archive_xxh3: ledger::hex(outcome.digest),
         width: outcome.width,
@@ -656,7 +663,7 @@ fn finish_taken(
                 source: source_id(before),
                 unrecorded: Some(Box::new(record)),
             },
-            error: ledger_error(s, &e),
+            error: ledger_error(entry, &e),
         };
     }
     faults::reached("recorded");
@@ -679,16 +686,8 @@ fn finish_taken(
     }
 }
 
-fn ledger_error(s: &Settings, e: &io::Error) -> String {
-    format!(
-        "{}: appending to the ledger: {e}",
-        shown(&ledger::root(&s.archive))
-    )
-}
-
-/// A relative path as the ledger writes it (not UTF-8: lossy).
-fn rel_string(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
+fn ledger_error(entry: &Entry, e: &io::Error) -> String {
+    format!("{}: recording it in the ledger: {e}", shown(&entry.path))
 }
 
 /// Files away the original of a source found already archived as
@@ -747,10 +746,10 @@ fn unrecorded_same_archive(
     for n in 0..durable::MAX_NUMBERED {
         let candidate = durable::numbered(dir, stem, "rle", n);
         let meta = fs::symlink_metadata(&candidate).ok()?;
-        let rel = rel_string(candidate.strip_prefix(&s.archive).unwrap_or(&candidate));
+        let rel = candidate.strip_prefix(&s.archive).unwrap_or(&candidate);
         if meta.is_file()
             && meta.len() == outcome.bytes_out
-            && !s.ledger.records_archive(&rel)
+            && !s.ledger.records_archive(rel)
             && File::open(&candidate)
                 .ok()
                 .is_some_and(|f| compress::verify_rle(f, outcome).is_ok())

@@ -27,11 +27,11 @@ pub struct Findings {
     pub checked: usize,
     pub bytes: u64,
     pub entries: usize,
-    pub missing: Vec<String>,
+    pub missing: Vec<PathBuf>,
     /// (archive, why).
-    pub corrupt: Vec<(String, String)>,
-    pub unrecorded: Vec<String>,
-    pub doubly_recorded: Vec<String>,
+    pub corrupt: Vec<(PathBuf, String)>,
+    pub unrecorded: Vec<PathBuf>,
+    pub doubly_recorded: Vec<PathBuf>,
     /// `file:line: why`.
     pub unreadable: Vec<String>,
 }
@@ -50,16 +50,16 @@ impl Findings {
 /// bar when `progress`.
 pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings> {
     let mut f = Findings::default();
-    let mut recorded: HashMap<String, Vec<Entry>> = HashMap::new();
+    let mut recorded: HashMap<PathBuf, Vec<Entry>> = HashMap::new();
     for (_, file) in ledger::files(archive)
         .with_context(|| format!("{}: reading the ledger", shown(&ledger::root(archive))))?
     {
         ledger::for_each_entry(&file, |n, e| match e {
             Ok(e) => {
                 f.entries += 1;
-                recorded.entry(e.archive.clone()).or_default().push(e);
+                recorded.entry(e.archive_path()).or_default().push(e);
             }
-            Err(why) => f.unreadable.push(format!("{}:{n}: {why}", file.display())),
+            Err(why) => f.unreadable.push(format!("{}:{n}: {why}", shown(&file))),
         })
         .with_context(|| shown(&file))?;
     }
@@ -69,9 +69,9 @@ pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings>
             f.unrecorded.push(rel.clone());
         }
     }
-    let present: std::collections::HashSet<&String> = on_disk.iter().collect();
-    let mut work: Vec<(String, Entry)> = Vec::new();
-    let mut names: Vec<&String> = recorded.keys().collect();
+    let present: std::collections::HashSet<&PathBuf> = on_disk.iter().collect();
+    let mut work: Vec<(PathBuf, Entry)> = Vec::new();
+    let mut names: Vec<&PathBuf> = recorded.keys().collect();
     names.sort();
     for rel in names {
         let entries = &recorded[rel];
@@ -150,7 +150,7 @@ fn check(path: &Path, e: &Entry) -> Result<(), String> {
 
 /// Every `.rle` below `archive` (relative paths), leaving out rlewatch's
 /// own folder and temporary files.
-fn archive_files(archive: &Path) -> Result<Vec<String>> {
+fn archive_files(archive: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     let walker = walkdir::WalkDir::new(archive)
         .follow_links(false)
@@ -167,7 +167,7 @@ fn archive_files(archive: &Path) -> Result<Vec<String>> {
                 .path()
                 .strip_prefix(archive)
                 .expect("BUG: walkdir yields paths under its root");
-            out.push(rel.to_string_lossy().into_owned());
+            out.push(rel.to_path_buf());
         }
     }
     out.sort();
@@ -176,31 +176,41 @@ fn archive_files(archive: &Path) -> Result<Vec<String>> {
 
 /// The command: prints the findings; true when clean.
 pub fn run(archive: &Path, threads: usize) -> Result<bool> {
-    if !archive.is_dir() {
-        return Err(io::Error::from(io::ErrorKind::NotFound))
-            .with_context(|| format!("{}: the archive folder", shown(archive)));
+    match std::fs::metadata(archive) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => anyhow::bail!("{}: not a folder (give the archive folder)", shown(archive)),
+        Err(e) => anyhow::bail!("{}: the archive folder: {e}", shown(archive)),
     }
     let started = Instant::now();
     let f = audit(archive, threads, io::stderr().is_terminal())?;
     let secs = started.elapsed().as_secs_f64();
+    // Names are escaped as in the daemon's log: one line per finding, no
+    // control characters reaching the terminal.
     for rel in &f.missing {
-        println!("missing: {rel} (recorded in the ledger, not in the archive)");
+        println!(
+            "missing: {} (recorded in the ledger, not in the archive)",
+            shown(rel)
+        );
     }
     for (rel, why) in &f.corrupt {
-        println!("corrupt: {rel}: {why}");
+        println!("corrupt: {}: {why}", shown(rel));
     }
     for rel in &f.unrecorded {
-        println!("unrecorded: {rel} (no ledger entry)");
+        println!("unrecorded: {} (no ledger entry)", shown(rel));
     }
     for rel in &f.doubly_recorded {
-        println!("doubly recorded: {rel} (more than one ledger entry)");
+        println!(
+            "doubly recorded: {} (more than one ledger entry)",
+            shown(rel)
+        );
     }
     for line in &f.unreadable {
         println!("unreadable ledger line: {line}");
     }
     println!(
-        "audited {} archive(s), {} bytes, against {} ledger entr{} in {secs:.2} s ({:.0} MB/s): \
-         {} missing, {} corrupt, {} unrecorded, {} doubly recorded, {} unreadable ledger line(s)",
+        "audited {} recorded archive(s), {} bytes, against {} ledger entr{} in {secs:.2} s \
+         ({:.0} MB/s): {} missing, {} corrupt, {} unrecorded, {} doubly recorded, {} unreadable \
+         ledger line(s)",
         f.checked,
         f.bytes,
         f.entries,

@@ -17,13 +17,17 @@ pub const TEMP_PREFIX: &str = ".rlewatch-";
 pub const TEMP_SUFFIX: &str = ".tmp";
 
 /// Creates a hidden temporary file in `dir` with the given mode (before the
-/// umask).
+/// umask), holding an exclusive `flock` on it for as long as it is open: a
+/// start-up cleanup removes only temporary files nobody holds (a daemon
+/// that died), never those another live daemon is writing.
 pub fn temp_in(dir: &Path, mode: u32) -> io::Result<NamedTempFile> {
-    tempfile::Builder::new()
+    let temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .suffix(TEMP_SUFFIX)
         .permissions(Permissions::from_mode(mode))
-        .tempfile_in(dir)
+        .tempfile_in(dir)?;
+    crate::claim::lock(temp.as_file())?;
+    Ok(temp)
 }
 
 /// True for names of rlewatch's temporary files.

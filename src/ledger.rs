@@ -46,13 +46,20 @@ pub struct Entry {
     pub time: String,
     /// The host id of the daemon that archived the file.
     pub host: String,
-    /// The source's path relative to the inbox.
+    /// The source's path relative to the inbox (a name that is not UTF-8
+    /// shown with U+FFFD, and given exactly in `source_raw`).
     pub source: String,
+    /// The source's path bytes in hex, only when they are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_raw: Option<String>,
     pub source_size: u64,
     /// XXH3-64 of the source's bytes, 16 hex digits.
     pub source_xxh3: String,
-    /// The archive's path relative to the archive folder.
+    /// The archive's path relative to the archive folder (as `source`).
     pub archive: String,
+    /// The archive's path bytes in hex, only when they are not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archive_raw: Option<String>,
     pub archive_size: u64,
     /// XXH3-64 of the archive's bytes, 16 hex digits.
     pub archive_xxh3: String,
@@ -71,10 +78,55 @@ pub fn hex(digest: u64) -> String {
 
 /// What identifies a source for "already archived?": its relative path,
 /// size and digest.
-type Key = (String, u64, String);
+type Key = (PathBuf, u64, String);
 
 fn key_of(e: &Entry) -> Key {
-    (e.source.clone(), e.source_size, e.source_xxh3.clone())
+    (e.source_path(), e.source_size, e.source_xxh3.clone())
+}
+
+/// A relative path as the ledger writes it: text, and its bytes in hex
+/// when they are not UTF-8.
+pub fn path_fields(p: &Path) -> (String, Option<String>) {
+    use std::os::unix::ffi::OsStrExt;
+    match p.to_str() {
+        Some(text) => (text.to_string(), None),
+        None => (
+            p.to_string_lossy().into_owned(),
+            Some(
+                p.as_os_str()
+                    .as_bytes()
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect(),
+            ),
+        ),
+    }
+}
+
+/// The path `text`/`raw` describe (see [`path_fields`]).
+fn path_of(text: &str, raw: Option<&str>) -> PathBuf {
+    use std::os::unix::ffi::OsStringExt;
+    let bytes = raw.and_then(|h| {
+        (0..h.len())
+            .step_by(2)
+            .map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+            .collect::<Option<Vec<u8>>>()
+    });
+    match bytes {
+        Some(b) => PathBuf::from(std::ffi::OsString::from_vec(b)),
+        None => PathBuf::from(text),
+    }
+}
+
+impl Entry {
+    /// The source's exact relative path.
+    pub fn source_path(&self) -> PathBuf {
+        path_of(&self.source, self.source_raw.as_deref())
+    }
+    /// The archive's exact relative path.
+    pub fn archive_path(&self) -> PathBuf {
+        path_of(&self.archive, self.archive_raw.as_deref())
+    }
 }
 
 /// `ARCHIVE/.rlewatch/ledger`.
@@ -85,6 +137,7 @@ pub fn root(archive: &Path) -> PathBuf {
 /// The ledger of one archive folder as one daemon writes it.
 #[derive(Debug)]
 pub struct Ledger {
+    root: PathBuf,
     dir: PathBuf,
     host: String,
     state: Mutex<State>,
@@ -92,19 +145,22 @@ pub struct Ledger {
 
 #[derive(Debug, Default)]
 struct State {
-    /// Today's file, open for appending, and its day.
-    file: Option<(String, File)>,
-    index: HashMap<Key, String>,
+    /// Today's file, open for appending: its day, path and handle.
+    file: Option<(String, PathBuf, std::sync::Arc<File>)>,
+    index: HashMap<Key, PathBuf>,
+    /// How far each ledger file has been read (to the end of its last
+    /// complete line).
+    offsets: HashMap<PathBuf, u64>,
     /// The archives the remembered entries name.
-    archives: HashMap<String, u32>,
+    archives: HashMap<PathBuf, u32>,
     order: VecDeque<Key>,
 }
 
 impl State {
     fn remember(&mut self, e: &Entry) {
         let key = key_of(e);
-        *self.archives.entry(e.archive.clone()).or_default() += 1;
-        if let Some(old) = self.index.insert(key.clone(), e.archive.clone()) {
+        *self.archives.entry(e.archive_path()).or_default() += 1;
+        if let Some(old) = self.index.insert(key.clone(), e.archive_path()) {
             self.forget_archive(&old);
         } else {
             self.order.push_back(key);
@@ -118,7 +174,7 @@ impl State {
         }
     }
 
-    fn forget_archive(&mut self, archive: &str) {
+    fn forget_archive(&mut self, archive: &Path) {
         if let Some(n) = self.archives.get_mut(archive) {
             *n -= 1;
             if *n == 0 {
@@ -133,17 +189,24 @@ impl Ledger {
     /// host's ledger remembered.
     pub fn open(archive: &Path, host: &str) -> io::Result<Ledger> {
         let root = root(archive);
+        let named = |p: &Path| {
+            let p = p.to_path_buf();
+            move |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()))
+        };
         let mut state = State::default();
-        for (_, files) in read_dir_sorted(&root)? {
+        for (_, files) in read_dir_sorted(&root).map_err(named(&root))? {
+            if !files.is_dir() {
+                continue;
+            }
             // Newest files first, until INDEX_MAX entries of this host.
             let mut entries = Vec::new();
-            for file in read_dir_sorted(&files)?.into_iter().rev() {
-                let mut lines = Vec::new();
-                for_each_entry(&file.1, |_, e| {
-                    if let Ok(e) = e {
-                        lines.push(e);
-                    }
-                })?;
+            for (_, file) in read_dir_sorted(&files)
+                .map_err(named(&files))?
+                .into_iter()
+                .rev()
+            {
+                let (lines, end) = read_from(&file, 0).map_err(named(&file))?;
+                state.offsets.insert(file, end);
                 entries.splice(0..0, lines);
                 if entries.len() >= INDEX_MAX {
                     break;
@@ -156,9 +219,39 @@ impl Ledger {
         }
         Ok(Ledger {
             dir: root.join(host),
+            root,
             host: host.to_string(),
             state: Mutex::new(state),
         })
+    }
+
+    /// Reads what was appended since last looked at — by other daemons,
+    /// other hosts — to the ledger files already known and to each host's
+    /// two newest files: called before deciding that a file whose name is
+    /// taken in the archive was not archived yet.
+    pub fn refresh(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let Ok(hosts) = read_dir_sorted(&self.root) else {
+            return;
+        };
+        for (_, dir) in hosts {
+            let Ok(files) = read_dir_sorted(&dir) else {
+                continue;
+            };
+            let newest = files.len().saturating_sub(2);
+            for (i, (_, file)) in files.into_iter().enumerate() {
+                let known = state.offsets.get(&file).copied();
+                if known.is_none() && i < newest {
+                    continue;
+                }
+                if let Ok((lines, end)) = read_from(&file, known.unwrap_or(0)) {
+                    for e in &lines {
+                        state.remember(e);
+                    }
+                    state.offsets.insert(file, end);
+                }
+            }
+        }
     }
 
     pub fn host(&self) -> &str {
@@ -166,17 +259,17 @@ impl Ledger {
     }
 
     /// The archive (relative path) recorded for this source, if any.
-    pub fn find(&self, source: &str, size: u64, xxh3: u64) -> Option<String> {
+    pub fn find(&self, source: &Path, size: u64, xxh3: u64) -> Option<PathBuf> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state
             .index
-            .get(&(source.to_string(), size, hex(xxh3)))
+            .get(&(source.to_path_buf(), size, hex(xxh3)))
             .cloned()
     }
 
     /// True when a remembered entry names the archive `archive` (relative
     /// path).
-    pub fn records_archive(&self, archive: &str) -> bool {
+    pub fn records_archive(&self, archive: &Path) -> bool {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         state.archives.contains_key(archive)
     }
@@ -188,38 +281,56 @@ impl Ledger {
         line.push(b'\n');
         let day = entry.time.get(..10).unwrap_or("unknown").to_string();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        if state.file.as_ref().is_none_or(|(d, _)| *d != day) {
+        // Reopened for a new day, and when the file was removed or replaced
+        // since it was opened (entries appended to a deleted file would be
+        // lost).
+        if state
+            .file
+            .as_ref()
+            .is_none_or(|(d, path, f)| *d != day || !same_inode(path, f))
+        {
             state.file = None;
-            state.file = Some((day.clone(), self.open_day(&day)?));
+            let (path, file) = self.open_day(&day)?;
+            state.file = Some((day.clone(), path, std::sync::Arc::new(file)));
         }
-        let (_, file) = state.file.as_mut().expect("opened above");
+        let (_, path, file) = state.file.as_ref().expect("opened above");
+        let (path, file) = (path.clone(), file.clone());
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        let before = file.metadata().map_err(named)?.len();
         // One write with O_APPEND: even a second daemon appending to the
         // same file cannot interleave within a line.
-        let written = file.write_all(&line).and_then(|()| file.sync_data());
-        if let Err(e) = written {
+        if let Err(e) = (&*file).write_all(&line) {
+            // A partial line (disk full) is taken back, so the ledger never
+            // keeps half an entry.
+            let _ = withdraw(&file, before, &line);
             state.file = None;
-            return Err(e);
+            return Err(named(e));
         }
         state.remember(entry);
-        Ok(())
+        drop(state);
+        // Made durable outside the lock, so that the finishers' fsyncs
+        // overlap: any fdatasync that starts after this write covers it.
+        file.sync_data().map_err(named)
     }
 
     /// Opens (creating) the file of `day`; a last line torn by a crash is
     /// closed with a newline so that the next entry starts a line of its
     /// own.
-    fn open_day(&self, day: &str) -> io::Result<File> {
+    fn open_day(&self, day: &str) -> io::Result<(PathBuf, File)> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o750)
             .create(&self.dir)?;
         let path = self.dir.join(format!("{day}.jsonl"));
         let existed = path.exists();
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .mode(0o640)
-            .open(&path)?;
+            .open(&path)
+            .map_err(named)?;
         let len = file.metadata()?.len();
         if len > 0 {
             let mut last = [0u8];
@@ -236,8 +347,35 @@ impl Ledger {
                 crate::durable::sync_dir(parent)?;
             }
         }
-        Ok(file)
+        Ok((path, file))
     }
+}
+
+/// True when `path` still names the file open as `file`.
+fn same_inode(path: &Path, file: &File) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (fs::metadata(path), file.metadata()) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
+}
+
+/// After a failed append: when the file ends with a prefix of `line`
+/// starting at `before` (this append's partial write, nothing appended
+/// after it), cuts it off.
+fn withdraw(mut file: &File, before: u64, line: &[u8]) -> io::Result<()> {
+    let now = file.metadata()?.len();
+    if now <= before || now - before > line.len() as u64 {
+        return Ok(());
+    }
+    let mut tail = vec![0u8; (now - before) as usize];
+    file.seek(SeekFrom::Start(before))?;
+    file.read_exact(&mut tail)?;
+    if line.starts_with(&tail) {
+        file.set_len(before)?;
+        file.sync_data()?;
+    }
+    Ok(())
 }
 
 use std::os::unix::fs::DirBuilderExt;
@@ -279,6 +417,35 @@ pub fn files(archive: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// The entries of the complete lines of `path` from byte `offset` on
+/// (unreadable lines skipped), and the offset after the last complete
+/// line.
+fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Entry>, u64)> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let entries = bytes[..complete]
+        .split(|&b| b == b'\n')
+        .filter_map(|line| parse_line(line).ok())
+        .collect();
+    Ok((entries, offset + complete as u64))
+}
+
+/// One ledger line, or why it cannot be read.
+fn parse_line(line: &[u8]) -> Result<Entry, String> {
+    // The version first: a later format may have other fields.
+    let value = serde_json::from_slice::<serde_json::Value>(line).map_err(|e| e.to_string())?;
+    match value.get("v").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(VERSION) => {
+            serde_json::from_value::<Entry>(value).map_err(|e| e.to_string())
+        }
+        Some(v) => Err(format!("unknown ledger version {v}")),
+        None => Err("no ledger version (\"v\")".into()),
+    }
+}
+
 /// Calls `f` with (line number, entry or why the line is unreadable) for
 /// every non-empty line of a ledger file.
 pub fn for_each_entry(
@@ -291,15 +458,7 @@ pub fn for_each_entry(
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed = serde_json::from_slice::<Entry>(&line)
-            .map_err(|e| e.to_string())
-            .and_then(|e| {
-                if e.v == VERSION {
-                    Ok(e)
-                } else {
-                    Err(format!("unknown ledger version {}", e.v))
-                }
-            });
+        let parsed = parse_line(&line);
         f(n + 1, parsed);
     }
     Ok(())
@@ -315,9 +474,11 @@ mod tests {
             time: time.into(),
             host: "h".into(),
             source: source.into(),
+            source_raw: None,
             source_size: 10,
             source_xxh3: hex(digest),
             archive: archive.into(),
+            archive_raw: None,
             archive_size: 5,
             archive_xxh3: hex(7),
             width: 1,
@@ -340,13 +501,19 @@ mod tests {
         assert_eq!(files.len(), 2);
         assert!(files[0].1.ends_with("h/2026-11-25.jsonl"));
         let again = Ledger::open(dir.path(), "other").unwrap();
-        assert_eq!(again.find("a/x.bmp", 10, 1).as_deref(), Some("a/x.rle"));
-        assert_eq!(again.find("a/x.bmp", 10, 2).as_deref(), Some("a/x-1.rle"));
-        assert_eq!(again.find("a/x.bmp", 10, 3), None);
-        assert_eq!(again.find("b/x.bmp", 10, 1), None);
-        assert_eq!(again.find("a/x.bmp", 11, 1), None);
-        assert!(again.records_archive("a/x-1.rle"));
-        assert!(!again.records_archive("a/x-2.rle"));
+        assert_eq!(
+            again.find(Path::new("a/x.bmp"), 10, 1).as_deref(),
+            Some(Path::new("a/x.rle"))
+        );
+        assert_eq!(
+            again.find(Path::new("a/x.bmp"), 10, 2).as_deref(),
+            Some(Path::new("a/x-1.rle"))
+        );
+        assert_eq!(again.find(Path::new("a/x.bmp"), 10, 3), None);
+        assert_eq!(again.find(Path::new("b/x.bmp"), 10, 1), None);
+        assert_eq!(again.find(Path::new("a/x.bmp"), 11, 1), None);
+        assert!(again.records_archive(Path::new("a/x-1.rle")));
+        assert!(!again.records_archive(Path::new("a/x-2.rle")));
     }
 
     #[test]
@@ -371,6 +538,16 @@ mod tests {
         .unwrap();
         assert_eq!(good, ["x.bmp", "y.bmp"]);
         assert_eq!(bad, [2]);
+    }
+
+    #[test]
+    fn names_that_are_not_utf8_are_kept_exactly() {
+        use std::os::unix::ffi::OsStrExt;
+        let p = Path::new(std::ffi::OsStr::from_bytes(b"sub/bad\xffname.bmp"));
+        let (text, raw) = path_fields(p);
+        assert_eq!(text, "sub/bad\u{fffd}name.bmp");
+        assert_eq!(path_of(&text, raw.as_deref()), p);
+        assert_eq!(path_fields(Path::new("a/b.bmp")), ("a/b.bmp".into(), None));
     }
 
     #[test]

@@ -47,16 +47,25 @@ pub(super) fn warn_cross_filesystem(c: &Config) {
     }
 }
 
-/// Removes rlewatch's own temporary files left by a crash.
+/// Removes rlewatch's own temporary files left by a crash: those no live
+/// process holds locked (another daemon's files in progress stay).
 pub(super) fn remove_stale_temps(c: &Config) {
     let mut removed = 0;
+    let unheld = |p: &Path| {
+        fs::File::open(p)
+            .and_then(|f| crate::claim::lock(&f))
+            .unwrap_or(true)
+    };
     for dir in [&c.paths.archive, &c.paths.done, &c.paths.failed] {
         for entry in walkdir::WalkDir::new(dir)
             .follow_links(false)
             .into_iter()
             .flatten()
         {
-            if entry.file_type().is_file() && crate::durable::is_temp_name(entry.file_name()) {
+            if entry.file_type().is_file()
+                && crate::durable::is_temp_name(entry.file_name())
+                && unheld(entry.path())
+            {
                 match fs::remove_file(entry.path()) {
                     Ok(()) => removed += 1,
                     Err(e) => warn!(

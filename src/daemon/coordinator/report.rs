@@ -119,9 +119,11 @@ impl Coordinator {
                 self.retry_later(here, d.attempts, &error, Some(published));
             }
         }
-        if !was_claim {
+        if !was_claim && !same_file(&d.path, d.key) {
             // Its name in the inbox is free once claimed: events for a new
-            // file there came while the name was in flight.
+            // file there came while the name was in flight. (The same file
+            // still there — refused, busy, retried — is not looked at
+            // again here: that would spin.)
             self.observe(&d.path);
         }
         // A claim of that name this job did not take (another file claimed
@@ -132,14 +134,10 @@ impl Coordinator {
         }
     }
 
-    /// A file to be looked at again at `due`: a claim goes straight on the
-    /// waiting list, an inbox file is observed as if seen anew.
+    /// A file to be looked at again at `due` (an event for it meanwhile
+    /// brings that forward, as for any waiting file).
     fn look_again(&mut self, path: PathBuf, due: Instant, attempts: u32) {
-        if archive::relative(&self.settings, &path).1 {
-            self.pend(path, due, attempts, None);
-        } else {
-            self.observe(&path);
-        }
+        self.pend(path, due, attempts, None);
     }
 
     /// A kept original is remembered as archived; a replaced one is looked
