@@ -408,7 +408,7 @@ mod tests {
     }
 
     #[test]
-    fn spec_worked_example() {
+    fn design_worked_example() {
         // design §1: white white black white white → 05 00 01 00 82 01 82
         let header = Header {
             width: 5,
@@ -436,7 +436,7 @@ mod tests {
 
     #[test]
     fn adjacent_runs_of_one_colour_decode_and_reencode_merged() {
-        // Found by fuzzing: the spec does not call this corruption, so the
+        // Found by fuzzing: design §1 does not call this corruption, so the
         // decoder accepts it; the encoder writes the merged form.
         let split = [3, 0, 1, 0, 0x81, 0x81, 0x01];
         let (h, rows) = decode_image(&split).unwrap();

@@ -1,11 +1,14 @@
-//! BMP files: header parsing ([`BmpInfo::parse`]), a streaming row reader
-//! that hands out rows top row first ([`Rows`]), exact RGBA decoding of a
-//! row for inspection ([`crate::bilevel::rgba_row`]), and the 1-bit writer used by
-//! `decompress` ([`write_1bit`]).
+//! BMP files (design §3): header parsing and validation, with the mode
+//! Pillow would open the file as ([`BmpInfo::parse`], `header.rs`), a
+//! streaming row reader that hands out rows top row first, as stored
+//! ([`Rows`], `rows.rs`), and the 1-bit writer used by `decompress`
+//! ([`write_1bit`], `writer.rs`); here, the [`Source`] the reading goes
+//! through and the errors ([`BmpError`]). Turning rows into bits (and into
+//! exact colours, [`crate::bilevel::rgba_row`]) is [`crate::bilevel`]'s.
 //!
 //! Written by hand rather than with the `image`/`bmp` crates because those
 //! decode whole images into memory (O(width × height)), refuse several
-//! variants the spec requires (2 bpp, arbitrary bitfields, OS/2 v2, RLE
+//! variants design §2–3 requires (2 bpp, arbitrary bitfields, OS/2 v2, RLE
 //! deltas and early ends) and do not expose the palette-level facts Pillow's
 //! mode choice depends on. Nothing here allocates a size read from a header
 //! before that size has been checked against the file and the pixel limit.

@@ -1,15 +1,18 @@
 //! Writes a 1-bit BMP (palette black, white; bottom-up, as every reader
-//! expects) from packed rows given top row first. Rows are placed with
-//! positioned writes, so memory stays O(width).
+//! expects) from packed rows given top row first, for `decompress`
+//! (design §3). Rows are placed with positioned writes, so memory stays
+//! O(width).
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 
+use crate::rle;
+
 const DATA_OFFSET: u64 = 14 + 40 + 8;
 
 /// Writes a `width`×`height` 1-bit BMP to `file`, pulling rows top to bottom
-/// from `next_row` (each at least `width.div_ceil(64)` packed words).
+/// from `next_row` (each at least [`rle::words_for`]`(width)` packed words).
 pub fn write_1bit(
     file: &File,
     width: u32,
@@ -39,7 +42,7 @@ pub fn write_1bit(
     file.set_len(file_size)?;
     file.write_all_at(&head, 0)?;
 
-    let mut words = vec![0u64; (width as usize).div_ceil(64)];
+    let mut words = vec![0u64; rle::words_for(width as usize)];
     let mut bytes = vec![0u8; words.len() * 8];
     for y in 0..u64::from(height) {
         next_row(&mut words)?;

@@ -229,7 +229,7 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
     #[test]
-    fn encode_matches_the_spec_and_round_trips((w, bits) in image()) {
+    fn encode_matches_the_design_and_round_trips((w, bits) in image()) {
         let header = Header { width: w as u16, height: (bits.len() / w) as u16 };
         let words = pack_rows(&bits, w);
         let encoded = rle::encode_image(header, &words);

@@ -15,7 +15,7 @@ use crate::harness::{compress_bytes, corpus};
 
 type Rgba = Vec<[u8; 4]>;
 
-/// Files the spec allows to be refused, with the reason's wording.
+/// Files design §3 allows to be refused, with the reason's wording.
 const REFUSED: &[(&str, &str)] = &[
     ("q/pal1huffmsb.bmp", "Huffman 1D"),
     ("q/rgb24jpeg.bmp", "embedded JPEG"),
