@@ -558,9 +558,10 @@ mod tests {
         }
         assert_eq!(s.index.len(), INDEX_MAX);
         assert!(!s.index.contains_key(&("0.bmp".into(), 10, hex(1))));
-        assert!(
-            s.index
-                .contains_key(&(format!("{}.bmp", INDEX_MAX + 2), 10, hex(1)))
-        );
+        assert!(s.index.contains_key(&(
+            PathBuf::from(format!("{}.bmp", INDEX_MAX + 2)),
+            10,
+            hex(1)
+        )));
     }
 }

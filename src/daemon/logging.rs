@@ -13,9 +13,20 @@ use super::config::LogFormat;
 /// Replaces the level filter of the running subscriber.
 pub struct LevelHandle(reload::Handle<EnvFilter, Registry>);
 
+/// The filter for a configured level: a plain `info` keeps the `notify`
+/// crate to warnings (it logs, at info, routine inotify bookkeeping such as
+/// a watch already gone with its folder); any other directive as given.
+fn directive(level: &str) -> String {
+    if level.trim().eq_ignore_ascii_case("info") {
+        "info,notify=warn".into()
+    } else {
+        level.to_string()
+    }
+}
+
 impl LevelHandle {
     pub fn set(&self, level: &str) -> Result<(), String> {
-        let filter = EnvFilter::try_new(level).map_err(|e| e.to_string())?;
+        let filter = EnvFilter::try_new(directive(level)).map_err(|e| e.to_string())?;
         self.0.reload(filter).map_err(|e| e.to_string())
     }
 }
@@ -23,7 +34,7 @@ impl LevelHandle {
 /// Installs the global subscriber. Call once.
 pub fn init(level: &str, format: LogFormat) -> LevelHandle {
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
-    let filter = EnvFilter::try_new(level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_new(directive(level)).unwrap_or_else(|_| EnvFilter::new("info"));
     let (filter, handle) = reload::Layer::new(filter);
     let ansi = !journal && std::io::stderr().is_terminal();
     type Below = Layered<reload::Layer<EnvFilter, Registry>, Registry>;

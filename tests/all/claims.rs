@@ -146,6 +146,9 @@ fn two_daemons(second: &str, delete_lock: bool) {
             m
         });
     println!("files archived per host: {by_host:?}");
+    // The log names each daemon's host.
+    assert!(d.log().contains("(host alpha, "), "{}", d.log());
+    assert!(other.log().contains(&format!("(host {second}, ")));
     drop(other);
 }
 
@@ -218,7 +221,7 @@ fn audit_finds_missing_corrupt_unrecorded_and_doubly_recorded_archives() {
     assert!(wait_until(LONG, || files_below(&d.path("done")).len() == 4));
     let (clean, text) = audit(d.dir.path(), "archive");
     assert!(clean, "{text}");
-    assert!(text.contains("audited 4 archive(s)"), "{text}");
+    assert!(text.contains("audited 4 recorded archive(s)"), "{text}");
 
     // One byte flipped (same size), one deleted, one added by hand, one
     // ledger line repeated.
@@ -400,4 +403,94 @@ fn sigkill_at_every_step_of_a_files_life_loses_and_duplicates_nothing() {
             println!("{policy}/{step}: killed, restarted, every file exactly once");
         }
     }
+}
+
+/// Two daemons with the `keep` policy: each puts its originals back, where
+/// the other finds them; the other must see in the ledger that they are
+/// archived, not record them again.
+#[test]
+fn two_keep_daemons_record_each_file_once() {
+    const N: usize = 20;
+    let d = Daemon::start(
+        "[watch]\nsettle_ms = 20\n[originals]\naction = \"keep\"\n[daemon]\nhost = \"a\"\n",
+    );
+    let _other = Other::start(
+        &d,
+        "b",
+        "[watch]\nsettle_ms = 20\n[originals]\naction = \"keep\"\n[daemon]\nhost = \"b\"\n",
+    );
+    for i in 0..N {
+        fs::copy(data("pal8.bmp"), d.path(&format!("f{i}.bmp"))).unwrap();
+        fs::rename(
+            d.path(&format!("f{i}.bmp")),
+            d.inbox().join(format!("f{i}.bmp")),
+        )
+        .unwrap();
+    }
+    assert!(
+        wait_until(LONG, || files_below(&d.path("archive")).len() == N
+            && ledger(&d).len() >= N
+            && inbox_files(&d).len() == N),
+        "archive {:?}",
+        files_below(&d.path("archive"))
+    );
+    // Both have had time to see each other's put-back originals: a
+    // rescan-free wait for the ledger to stay as it is.
+    let settled = || {
+        let before = ledger(&d).len();
+        !wait_until(Duration::from_secs(2), || ledger(&d).len() != before)
+    };
+    assert!(settled());
+    assert_eq!(ledger(&d).len(), N, "{:?}", ledger(&d));
+    assert_eq!(files_below(&d.path("archive")).len(), N);
+    let (clean, text) = audit(d.dir.path(), "archive");
+    assert!(clean, "{text}");
+}
+
+/// A name that is not UTF-8 is recorded exactly: a kept original is
+/// recognised after restarts, and the audit finds its archive.
+#[test]
+fn a_name_that_is_not_utf8_is_recorded_exactly() {
+    use std::os::unix::ffi::OsStrExt;
+    let name = std::ffi::OsStr::from_bytes(b"bad\xffname.bmp");
+    let mut d = Daemon::start("[watch]\nsettle_ms = 20\n[originals]\naction = \"keep\"\n");
+    fs::copy(data("pal1.bmp"), d.inbox().join(name)).unwrap();
+    assert!(wait_until(LONG, || ledger(&d).len() == 1));
+    for _ in 0..2 {
+        d.signal(libc::SIGTERM);
+        assert!(d.wait_exit(LONG).is_some());
+        d.spawn();
+        assert!(d.wait_log("already archived", 1, LONG), "{}", d.log());
+    }
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(LONG).is_some());
+    assert_eq!(
+        files_below(&d.path("archive")),
+        vec![PathBuf::from(std::ffi::OsStr::from_bytes(
+            b"bad\xffname.rle"
+        ))]
+    );
+    let entries = ledger(&d);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["source_raw"], "626164ff6e616d652e626d70");
+    let (clean, text) = audit(d.dir.path(), "archive");
+    assert!(clean, "{text}");
+}
+
+/// The ledger's file removed while the daemon runs: the next entry goes
+/// to a new file, not into the removed one.
+#[test]
+fn a_ledger_file_removed_while_running_is_made_again() {
+    let d = Daemon::start(crate::harness::FAST);
+    fs::copy(data("pal8.bmp"), d.inbox().join("one.bmp")).unwrap();
+    assert!(wait_until(LONG, || ledger(&d).len() == 1));
+    fs::remove_dir_all(d.path("archive/.rlewatch")).unwrap();
+    fs::copy(data("pal8.bmp"), d.inbox().join("two.bmp")).unwrap();
+    assert!(wait_until(LONG, || d.path("done/two.bmp").exists()));
+    let entries = ledger(&d);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(entries[0]["source"], "two.bmp");
+    // What the audit says is then the truth: one.rle has lost its record.
+    let (clean, text) = audit(d.dir.path(), "archive");
+    assert!(!clean && text.contains("unrecorded: one.rle"), "{text}");
 }

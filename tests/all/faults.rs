@@ -385,7 +385,8 @@ fn a_source_truncated_or_deleted_while_being_compressed_loses_nothing() {
             );
         }
     }
-    assert!(d.log().contains("cut.bmp"));
+    // Logged once the coordinator hears of it, just after the filing.
+    assert!(d.wait_log("cut.bmp", 1, LONG), "{}", d.log());
     for line in d
         .log()
         .lines()

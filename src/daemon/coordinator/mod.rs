@@ -164,18 +164,48 @@ impl Coordinator {
         if claimed > 0 {
             info!("finishing {claimed} claimed file(s) left by an earlier run first");
         }
+        self.warn_foreign_claims();
         self.rescan("startup backlog");
         info!(
-            "rlewatch {} started: {} -> {} ({} workers, conversion {}, originals {})",
+            "rlewatch {} started: {} -> {} (host {}, {} workers, conversion {}, originals {})",
             env!("CARGO_PKG_VERSION"),
             shown(&self.config.paths.inbox),
             shown(&self.config.paths.archive),
+            self.config.host,
             self.config.threads,
             self.config.conversion,
             self.config.originals
         );
         self.systemd.ready(&self.status());
         Ok(())
+    }
+
+    /// Claims in other host ids' folders are finished only by a daemon with
+    /// that host id: said at start, so that files of a retired or renamed
+    /// host id are not forgotten there.
+    fn warn_foreign_claims(&self) {
+        let Some(all) = self.settings.claims.parent() else {
+            return;
+        };
+        let Ok(hosts) = std::fs::read_dir(all) else {
+            return;
+        };
+        for host in hosts.flatten() {
+            let dir = host.path();
+            if dir == self.settings.claims {
+                continue;
+            }
+            let n = crate::claim::list(&dir).len();
+            if n > 0 {
+                warn!(
+                    "{n} claimed file(s) wait in {}, the claim folder of host id {:?}: only a \
+                     daemon with that host id finishes them; if that host id is retired, move \
+                     them back into the inbox (see the README, \"Where did my file go?\")",
+                    shown(&dir),
+                    host.file_name()
+                );
+            }
+        }
     }
 
     /// After the event loop: the summary line, and the threads joined when

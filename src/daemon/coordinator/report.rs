@@ -30,11 +30,12 @@ impl Coordinator {
         // number that stays up is a stuck source someone must look at.
         let retrying = self.pending.values().filter(|p| p.retry).count();
         format!(
-            "archived {}, failed {}, waiting {}, retrying {retrying}, in progress {}",
+            "archived {}, failed {}, waiting {}, retrying {retrying}, in progress {}; host {}",
             self.stats.archived,
             self.stats.failed,
             self.pending.len() - retrying,
-            self.in_flight.len()
+            self.in_flight.len(),
+            self.config.host
         )
     }
     pub(super) fn finished(&mut self, d: Done) {
