@@ -583,6 +583,7 @@ fn finish_taken(
         return transient(entry, "fsync", temp.path(), &e);
     }
     faults::reached("synced");
+    faults::corrupt_temp(temp.as_file());
     if s.verify {
         let check = File::open(temp.path())
             .map_err(|e| e.to_string())

@@ -3,7 +3,8 @@
 //! Nth time (default: the first) any file reaches the named step of its
 //! life (see [`STEPS`]), so the crash tests can stop it at exactly that
 //! point. Without the feature [`reached`] is empty and the variable is
-//! never read.
+//! never read. `RLEWATCH_TEST_CORRUPT_TEMP` corrupts temporary archives
+//! before verification ([`corrupt_temp`]).
 
 /// The steps of a file's life, in order: claimed (renamed into the claim
 /// folder), encoded (into a temporary file), synced (temporary file
@@ -40,6 +41,30 @@ pub fn reached(step: &str) {
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
     }
 }
+
+/// With `RLEWATCH_TEST_CORRUPT_TEMP` set (and the `test-hooks` feature),
+/// flips one bit of every temporary archive after it is fsynced, before
+/// it is verified: verification must refuse it.
+#[cfg(feature = "test-hooks")]
+pub fn corrupt_temp(file: &std::fs::File) {
+    use std::os::unix::fs::FileExt;
+    if std::env::var_os("RLEWATCH_TEST_CORRUPT_TEMP").is_none() {
+        return;
+    }
+    let Ok(len) = file.metadata().map(|m| m.len()) else {
+        return;
+    };
+    let mut byte = [0u8];
+    if len > 0 && file.read_exact_at(&mut byte, len - 1).is_ok() {
+        byte[0] ^= 0x01;
+        let _ = file.write_all_at(&byte, len - 1);
+    }
+}
+
+/// No-op without `test-hooks`.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn corrupt_temp(_file: &std::fs::File) {}
 
 /// Marks that a file reached `step` (no-op without `test-hooks`).
 #[cfg(not(feature = "test-hooks"))]

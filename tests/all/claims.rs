@@ -494,3 +494,42 @@ fn a_ledger_file_removed_while_running_is_made_again() {
     let (clean, text) = audit(d.dir.path(), "archive");
     assert!(!clean && text.contains("unrecorded: one.rle"), "{text}");
 }
+
+/// A temporary archive corrupted between its fsync and its verification
+/// (a test-only fault): never published, the original never touched.
+#[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the fault hooks: cargo test --release --features test-hooks"
+)]
+fn an_archive_corrupted_before_verification_is_never_published() {
+    if !cfg!(feature = "test-hooks") {
+        println!("skipped: built without --features test-hooks");
+        return;
+    }
+    for policy in ["move", "delete"] {
+        let d = Daemon::start_with_env(
+            &format!("[watch]\nsettle_ms = 20\n[originals]\naction = \"{policy}\"\n"),
+            &[("RLEWATCH_TEST_CORRUPT_TEMP", "1")],
+        );
+        fs::copy(data("pal1wb.bmp"), d.path("bw.bmp")).unwrap();
+        fs::rename(d.path("bw.bmp"), d.inbox().join("bw.bmp")).unwrap();
+        assert!(
+            d.wait_log("verification failed", 2, LONG),
+            "{policy}: {}",
+            d.log()
+        );
+        assert!(d.log().contains("retry 2 in"), "{}", d.log());
+        // Nothing published, nothing recorded, the original where it was
+        // dropped, byte for byte.
+        assert!(
+            files_below(&d.path("archive")).is_empty(),
+            "{policy}: {:?}",
+            files_below(&d.path("archive"))
+        );
+        assert!(ledger(&d).is_empty());
+        assert!(files_below(&d.path("done")).is_empty());
+        assert!(wait_until(LONG, || fs::read(d.inbox().join("bw.bmp")).ok()
+            == fs::read(data("pal1wb.bmp")).ok()));
+    }
+}
