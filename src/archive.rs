@@ -465,8 +465,18 @@ fn claim(s: &Settings, entry: &mut Entry, before: &fs::Metadata) -> Result<(), R
         Ok(d) => d,
         Err(e) => return Err(transient(entry, "claim folder", &s.claims, &e)),
     };
-    match claim::rename_noreplace(&entry.parent, &entry.name, &dir) {
+    let renamed = claim::rename_noreplace(&entry.parent, &entry.name, &dir);
+    // On NFS a retransmitted rename can report ENOENT or EEXIST although
+    // it was done: the claim holding this very file says so.
+    let done_anyway = || {
+        durable::stat_at(&dir, &entry.name)
+            .is_ok_and(|st| (st.st_dev, st.st_ino) == (before.dev(), before.ino()))
+    };
+    match renamed {
         Ok(()) => {}
+        Err(e)
+            if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST))
+                && done_anyway() => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // The source is gone (another daemon took it), or the claim
             // folder was removed under us (a start-up cleanup of another

@@ -138,6 +138,9 @@ pub struct RawDaemon {
     pub shutdown_timeout_secs: u64,
     /// This host's id in claims, ledgers and locks; empty: the hostname.
     pub host: String,
+    /// Claims of a host whose heartbeat has not changed for this long are
+    /// taken over; 0: never.
+    pub takeover_secs: u64,
 }
 
 impl Default for RawDaemon {
@@ -145,6 +148,7 @@ impl Default for RawDaemon {
         RawDaemon {
             shutdown_timeout_secs: 30,
             host: String::new(),
+            takeover_secs: 300,
         }
     }
 }
@@ -211,6 +215,9 @@ pub struct Config {
     /// This host's id (design §4.7): names its claim folder, ledger file
     /// and lock.
     pub host: String,
+    /// How long another host's heartbeat may stay unchanged before its
+    /// claims are taken over (design §4.8); `None`: never.
+    pub takeover: Option<Duration>,
     pub log_level: String,
     pub log_format: LogFormat,
     /// The validated form, for printing and for comparing reloads.
@@ -361,6 +368,8 @@ impl Config {
             ignore,
             shutdown_timeout: Duration::from_secs(raw.daemon.shutdown_timeout_secs),
             host: raw.daemon.host.clone(),
+            takeover: (raw.daemon.takeover_secs > 0)
+                .then(|| Duration::from_secs(raw.daemon.takeover_secs)),
             log_level: raw.log.level.clone(),
             log_format,
             raw,

@@ -19,6 +19,7 @@ pub mod completion;
 pub mod config;
 mod coordinator;
 pub mod filter;
+mod hosts;
 pub mod lock;
 pub mod logging;
 mod pipeline;

@@ -44,6 +44,10 @@ impl Other {
     fn log(&self) -> String {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl Drop for Other {
@@ -532,4 +536,91 @@ fn an_archive_corrupted_before_verification_is_never_published() {
         assert!(wait_until(LONG, || fs::read(d.inbox().join("bw.bmp")).ok()
             == fs::read(data("pal1wb.bmp")).ok()));
     }
+}
+
+/// Three daemons with their own host ids on one inbox, 2,000 files
+/// arriving; one is SIGKILLed while it holds claims and never restarted:
+/// the others take its claims over once its heartbeat has been still for
+/// `takeover_secs`, and every file is archived exactly once.
+#[test]
+fn a_dead_hosts_claims_are_finished_by_the_others_exactly_once() {
+    const N: usize = 2000;
+    let cfg = |host: &str| {
+        format!("[watch]\nsettle_ms = 20\n[daemon]\nhost = \"{host}\"\ntakeover_secs = 3\n")
+    };
+    let d = Daemon::start(&cfg("a"));
+    let _b = Other::start(&d, "b", &cfg("b"));
+    let mut c = Other::start(&d, "c", &cfg("c"));
+    let staging = d.path("staging");
+    fs::create_dir(&staging).unwrap();
+    let kinds = ["pal1", "pal8", "rgb16", "pal4rle"];
+    for i in 0..N {
+        let kind = kinds[i % kinds.len()];
+        fs::copy(
+            data(&format!("{kind}.bmp")),
+            staging.join(format!("{i:04}-{kind}.bmp")),
+        )
+        .unwrap();
+    }
+    let feeder = {
+        let (staging, inbox) = (staging.clone(), d.inbox());
+        std::thread::spawn(move || {
+            for i in 0..N {
+                let name = format!("{i:04}-{}.bmp", kinds[i % kinds.len()]);
+                fs::rename(staging.join(&name), inbox.join(&name)).unwrap();
+                if i % 50 == 49 {
+                    std::thread::sleep(Duration::from_millis(5)); // a steady stream, not sync
+                }
+            }
+        })
+    };
+    // Kill c while it holds at least one claim.
+    let c_claims = d.inbox().join(".rlewatch/claims/c");
+    assert!(
+        wait_until(LONG, || files_below(&c_claims).len() > 0),
+        "c never held a claim"
+    );
+    c.kill();
+    let left = files_below(&c_claims).len();
+    println!("c killed holding {left} claim(s)");
+    feeder.join().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(180), || files_below(&d.path("done"))
+            .len()
+            >= N
+            && inbox_files(&d).is_empty()),
+        "done {} of {N}; inbox {:?}",
+        files_below(&d.path("done")).len(),
+        inbox_files(&d)
+    );
+    if left > 0 {
+        assert!(
+            d.log().contains("host \"c\" has shown no heartbeat")
+                || _b.log().contains("host \"c\" has shown no heartbeat")
+        );
+    }
+    let archive = files_below(&d.path("archive"));
+    let extra: Vec<_> = archive
+        .iter()
+        .filter(|p| p.to_string_lossy().contains("-1.rle"))
+        .collect();
+    assert_eq!(archive.len(), N, "duplicates or losses: {extra:?}");
+    for i in 0..N {
+        let kind = kinds[i % kinds.len()];
+        assert_eq!(
+            fs::read(d.path(&format!("archive/{i:04}-{kind}.rle"))).unwrap(),
+            fs::read(data(&format!("{kind}.dither.rle"))).unwrap(),
+            "{i:04}-{kind}"
+        );
+    }
+    assert_eq!(ledger(&d).len(), N);
+    let (clean, text) = audit(d.dir.path(), "archive");
+    assert!(clean, "{text}");
+    // c comes back: its claims are gone, nothing is done twice.
+    let c2 = Other::start(&d, "c-again", &cfg("c"));
+    assert!(!wait_until(Duration::from_secs(2), || c2
+        .log()
+        .contains("archived")));
+    assert_eq!(files_below(&d.path("archive")).len(), N);
+    assert_eq!(ledger(&d).len(), N);
 }

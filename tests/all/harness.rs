@@ -294,7 +294,7 @@ impl Drop for Daemon {
 
 /// Every regular file below `dir`, relative, sorted.
 /// Leaves out the daemon's bookkeeping (the ledger in the archive, the
-/// lock in the inbox) but not its claims: a file left claimed is a file
+/// lock and heartbeats in the inbox) but not its claims: a file left claimed is a file
 /// not finished.
 pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = walkdir::WalkDir::new(dir)
@@ -304,6 +304,7 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.path().strip_prefix(dir).unwrap().to_path_buf())
         .filter(|p| {
             !(p.starts_with(".rlewatch/ledger")
+                || p.starts_with(".rlewatch/hosts")
                 || p.starts_with(".rlewatch") && p.extension().is_some_and(|x| x == "lock"))
         })
         .collect();

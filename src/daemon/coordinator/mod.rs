@@ -79,6 +79,8 @@ pub(super) struct Coordinator {
     next_status: Instant,
     stopping: Option<Instant>,
     stats: Stats,
+    /// This host's heartbeat and the other hosts' (design §4.8).
+    hosts: super::hosts::Hosts,
 }
 
 impl Coordinator {
@@ -111,6 +113,7 @@ impl Coordinator {
         drop(finish_rx);
         let systemd = systemd::Systemd::new();
         let config = Arc::new(config);
+        let hosts = super::hosts::Hosts::new(&config.paths.inbox, &config.host, config.takeover);
         Ok(Coordinator {
             config_path: config_path.map(Path::to_path_buf),
             settings: Arc::new(settings_of(&config, ledger)),
@@ -148,6 +151,7 @@ impl Coordinator {
             next_status: Instant::now(),
             stopping: None,
             stats: Stats::default(),
+            hosts,
         })
     }
 
@@ -309,6 +313,7 @@ impl Coordinator {
         }
         let new_folder = self.new_folders.front().map(|(due, _)| *due);
         for t in [
+            Some(self.hosts.next),
             self.next_rescan,
             self.next_watchdog,
             self.stopping,
@@ -403,8 +408,29 @@ impl Coordinator {
                 self.rescan("inbox is back");
             }
         }
+        if now >= self.hosts.next {
+            self.tend_hosts(now);
+        }
         self.dispatch_due();
         true
+    }
+
+    /// Refreshes this host's heartbeat and takes over the claims of hosts
+    /// whose heartbeat stopped (design §4.8).
+    fn tend_hosts(&mut self, now: Instant) {
+        for host in self.hosts.tick(now) {
+            let taken = self.hosts.take_over(&host, &self.settings.claims);
+            if taken > 0 {
+                warn!(
+                    "host {host:?} has shown no heartbeat for {}s: took over {taken} of its \
+                     claimed file(s)",
+                    self.config.takeover.map_or(0, |t| t.as_secs())
+                );
+                self.adopt_claims();
+                // Its unfinished temporary files, which no one holds now.
+                super::startup::remove_stale_temps(&self.config);
+            }
+        }
     }
 
     /// The event loop, until shutdown is complete.

@@ -109,6 +109,12 @@ impl Coordinator {
         self.settings = Arc::new(settings_of(&new, ledger));
         self.filter = filter;
         self.next_rescan = new.rescan.map(|d| Instant::now() + jittered(d));
+        if new.paths.inbox != old.paths.inbox {
+            self.hosts =
+                crate::daemon::hosts::Hosts::new(&new.paths.inbox, &new.host, new.takeover);
+        } else {
+            self.hosts.set_timeout(new.takeover);
+        }
         self.config = Arc::new(new);
         if d.rewatch {
             self.rescan("configuration reloaded");
@@ -182,8 +188,8 @@ fn diff(old: &Config, new: &Config) -> Diff {
     if new.threads != old.threads {
         change(format!("workers {}", new.threads), false);
     }
-    if (new.settle, new.rescan, new.shutdown_timeout)
-        != (old.settle, old.rescan, old.shutdown_timeout)
+    if (new.settle, new.rescan, new.shutdown_timeout, new.takeover)
+        != (old.settle, old.rescan, old.shutdown_timeout, old.takeover)
     {
         change("timing".into(), false);
     }

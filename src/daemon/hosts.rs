@@ -1,0 +1,220 @@
+//! Several hosts, one inbox (design §4.8): each daemon refreshes a
+//! heartbeat file `INBOX/.rlewatch/hosts/HOST` and watches the others'.
+//! A host whose heartbeat has not changed for `takeover_secs` — measured
+//! on this host's monotonic clock from when the change was last *seen*,
+//! so clocks that disagree do not matter — is taken for dead, and its
+//! claims are taken over: each renamed into this host's claim folder (a
+//! rename decides the race with any other host doing the same), unless a
+//! live process on this machine holds it locked. A claim folder with no
+//! heartbeat at all (a retired or renamed host id) is treated alike.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::claim;
+
+/// The heartbeats, this host's and what it has seen of the others'.
+pub(super) struct Hosts {
+    me: String,
+    /// `INBOX/.rlewatch`.
+    state: PathBuf,
+    timeout: Option<Duration>,
+    beats: u64,
+    /// Per other host: its heartbeat's content when last read, and when it
+    /// was last seen to change (or first seen).
+    seen: HashMap<String, (Vec<u8>, Instant)>,
+    pub(super) next: Instant,
+}
+
+impl Hosts {
+    pub(super) fn new(inbox: &Path, me: &str, timeout: Option<Duration>) -> Hosts {
+        Hosts {
+            me: me.to_string(),
+            state: inbox.join(crate::ledger::STATE_DIR),
+            timeout,
+            beats: 0,
+            seen: HashMap::new(),
+            next: Instant::now(),
+        }
+    }
+
+    pub(super) fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// How often the heartbeat is refreshed and the others looked at: a
+    /// fifth of the take-over timeout, within 1–30 s.
+    fn interval(&self) -> Duration {
+        self.timeout.map_or(Duration::from_secs(30), |t| {
+            (t / 5).clamp(Duration::from_secs(1), Duration::from_secs(30))
+        })
+    }
+
+    /// Refreshes this host's heartbeat; returns the hosts whose claims are
+    /// due to be taken over.
+    pub(super) fn tick(&mut self, now: Instant) -> Vec<String> {
+        self.next = now + self.interval();
+        if let Err(e) = self.beat() {
+            tracing::warn!(
+                "{}: cannot refresh the heartbeat: {e}",
+                crate::display::shown(&self.state.join("hosts").join(&self.me))
+            );
+        }
+        let Some(timeout) = self.timeout else {
+            return Vec::new();
+        };
+        let mut stale = Vec::new();
+        for host in self.others() {
+            let content = fs::read(self.state.join("hosts").join(&host)).unwrap_or_default();
+            let entry = self
+                .seen
+                .entry(host.clone())
+                .or_insert_with(|| (content.clone(), now));
+            if entry.0 != content {
+                *entry = (content, now);
+            } else if now.duration_since(entry.1) >= timeout {
+                stale.push(host);
+            }
+        }
+        stale
+    }
+
+    fn beat(&mut self) -> io::Result<()> {
+        let dir = self.state.join("hosts");
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        self.beats += 1;
+        let text = format!("{} {}\n", self.beats, std::process::id());
+        let file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(dir.join(&self.me))?;
+        // Same length or longer each time: no truncate needed between.
+        file.write_all_at(text.as_bytes(), 0)
+    }
+
+    /// Host ids with a heartbeat or a claim folder, other than this one.
+    fn others(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = ["hosts", "claims"]
+            .iter()
+            .filter_map(|d| fs::read_dir(self.state.join(d)).ok())
+            .flat_map(|rd| rd.flatten())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|h| *h != self.me && !h.starts_with('.'))
+            .collect();
+        hosts.sort();
+        hosts.dedup();
+        hosts
+    }
+
+    /// Moves every claim of `host` that no live local process holds into
+    /// `mine`; returns how many.
+    pub(super) fn take_over(&self, host: &str, mine: &Path) -> usize {
+        let theirs = self.state.join("claims").join(host);
+        let mut taken = 0;
+        for path in claim::list(&theirs) {
+            let Ok(rel) = path.strip_prefix(&theirs) else {
+                continue;
+            };
+            match take_one(&theirs, rel, mine) {
+                Ok(true) => taken += 1,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(
+                    "{}: cannot take over the claim: {e}",
+                    crate::display::shown(&path)
+                ),
+            }
+        }
+        taken
+    }
+}
+
+/// Renames the claim `rel` of the folder `theirs` into `mine`, under the
+/// same relative path, unless a live process holds it locked or another
+/// host took it first. True when this host has it now.
+fn take_one(theirs: &Path, rel: &Path, mine: &Path) -> io::Result<bool> {
+    let rel_dir = rel.parent().unwrap_or(Path::new(""));
+    let Some(name) = rel.file_name() else {
+        return Ok(false);
+    };
+    let from = match File::open(theirs.join(rel_dir)) {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let file = match crate::durable::open_beneath(
+        &from,
+        Path::new(name),
+        libc::O_RDONLY | libc::O_NONBLOCK,
+    ) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if !claim::lock(&file)? {
+        return Ok(false); // a live daemon here is working on it
+    }
+    let to = claim::open_dir(mine, rel_dir)?;
+    match claim::rename_noreplace(&from, name, &to) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST)) => {
+            // A retransmitted rename on NFS can report ENOENT or EEXIST
+            // although it was done: the target holding this very file says
+            // so.
+            use std::os::unix::fs::MetadataExt;
+            let m = file.metadata()?;
+            Ok(crate::durable::stat_at(&to, name)
+                .is_ok_and(|st| (st.st_dev, st.st_ino) == (m.dev(), m.ino())))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_that_stops_changing_is_stale_after_the_timeout_only() {
+        let d = tempfile::tempdir().unwrap();
+        let t = Duration::from_secs(10);
+        let mut a = Hosts::new(d.path(), "a", Some(t));
+        let mut b = Hosts::new(d.path(), "b", Some(t));
+        let t0 = Instant::now();
+        assert!(b.tick(t0).is_empty());
+        assert!(a.tick(t0).is_empty()); // first sight of b: not stale
+        // b keeps beating: never stale, however long.
+        assert!(b.tick(t0 + t).is_empty());
+        assert!(a.tick(t0 + t).is_empty());
+        assert!(a.tick(t0 + t * 2 - Duration::from_millis(1)).is_empty());
+        // b stops: stale once unchanged for the timeout, on a's clock.
+        assert_eq!(a.tick(t0 + t * 2), ["b"]);
+    }
+
+    #[test]
+    fn claims_are_taken_over_unless_locked_by_a_live_process() {
+        let d = tempfile::tempdir().unwrap();
+        let theirs = claim::prepare(d.path(), "dead").unwrap();
+        let mine = claim::prepare(d.path(), "me").unwrap();
+        fs::create_dir(theirs.join("sub")).unwrap();
+        fs::write(theirs.join("sub/x.bmp"), b"x").unwrap();
+        fs::write(theirs.join("held.bmp"), b"h").unwrap();
+        let held = File::open(theirs.join("held.bmp")).unwrap();
+        assert!(claim::lock(&held).unwrap());
+        let h = Hosts::new(d.path(), "me", Some(Duration::from_secs(1)));
+        assert_eq!(h.take_over("dead", &mine), 1);
+        assert_eq!(fs::read(mine.join("sub/x.bmp")).unwrap(), b"x");
+        assert!(theirs.join("held.bmp").exists());
+        drop(held);
+        assert_eq!(h.take_over("dead", &mine), 1);
+        assert!(mine.join("held.bmp").exists());
+    }
+}
