@@ -624,7 +624,14 @@ fn finish_taken(
         s.ledger.refresh();
         recorded = s.ledger.find(&source_rel, before.len(), source_xxh3);
     }
-    if let Some(archive) = recorded.map(|rel| s.archive.join(rel)).filter(|a| {
+    // The recorded archive is one of this file's names in the archive.
+    let recorded = recorded.and_then(|hash| {
+        (0..durable::MAX_NUMBERED)
+            .map(|n| durable::numbered(&archive_dir, &stem, "rle", n))
+            .take_while(|p| p.exists())
+            .find(|p| ledger::path_hash(p.strip_prefix(&s.archive).unwrap_or(p)) == hash)
+    });
+    if let Some(archive) = recorded.filter(|a| {
         File::open(a)
             .ok()
             .is_some_and(|f| compress::verify_rle(f, &outcome).is_ok())

@@ -12,7 +12,8 @@
 //! files per host that can be compressed or moved once audited.
 //!
 //! The daemon remembers the newest [`INDEX_MAX`] entries of each host in
-//! memory for the "already archived?" question: a file whose archive was
+//! memory, as hashes (about 60 bytes an entry), for the "already
+//! archived?" question: a file whose archive was
 //! published just before a crash is among them, because claims left by a
 //! crash are finished first at the next start, before anything new is
 //! recorded.
@@ -34,7 +35,7 @@ pub const STATE_DIR: &str = ".rlewatch";
 pub const VERSION: u32 = 1;
 
 /// How many of each host's newest entries the daemon keeps in memory.
-pub const INDEX_MAX: usize = 100_000;
+pub const INDEX_MAX: usize = 10_000;
 
 /// One archived file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,12 +77,33 @@ pub fn hex(digest: u64) -> String {
     format!("{digest:016x}")
 }
 
-/// What identifies a source for "already archived?": its relative path,
-/// size and digest.
-type Key = (PathBuf, u64, String);
+/// What identifies a source for "already archived?": a hash of its
+/// relative path, size and digest (8 bytes a remembered entry, not its
+/// paths).
+type Key = u64;
+
+fn key(source: &Path, size: u64, xxh3: u64) -> Key {
+    use std::os::unix::ffi::OsStrExt;
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(source.as_os_str().as_bytes());
+    h.update(&[0]);
+    h.update(&size.to_le_bytes());
+    h.update(&xxh3.to_le_bytes());
+    h.digest()
+}
 
 fn key_of(e: &Entry) -> Key {
-    (e.source_path(), e.source_size, e.source_xxh3.clone())
+    key(
+        &e.source_path(),
+        e.source_size,
+        u64::from_str_radix(&e.source_xxh3, 16).unwrap_or(0),
+    )
+}
+
+/// A hash of an archive's relative path, as remembered.
+pub fn path_hash(p: &Path) -> u64 {
+    use std::os::unix::ffi::OsStrExt;
+    xxhash_rust::xxh3::xxh3_64(p.as_os_str().as_bytes())
 }
 
 /// A relative path as the ledger writes it: text, and its bytes in hex
@@ -147,21 +169,23 @@ pub struct Ledger {
 struct State {
     /// Today's file, open for appending: its day, path and handle.
     file: Option<(String, PathBuf, std::sync::Arc<File>)>,
-    index: HashMap<Key, PathBuf>,
+    /// Source → hash of its archive's path.
+    index: HashMap<Key, u64>,
     /// How far each ledger file has been read (to the end of its last
     /// complete line).
     offsets: HashMap<PathBuf, u64>,
     /// The archives the remembered entries name.
-    archives: HashMap<PathBuf, u32>,
+    archives: HashMap<u64, u32>,
     order: VecDeque<Key>,
 }
 
 impl State {
     fn remember(&mut self, e: &Entry) {
         let key = key_of(e);
-        *self.archives.entry(e.archive_path()).or_default() += 1;
-        if let Some(old) = self.index.insert(key.clone(), e.archive_path()) {
-            self.forget_archive(&old);
+        let archive = path_hash(&e.archive_path());
+        *self.archives.entry(archive).or_default() += 1;
+        if let Some(old) = self.index.insert(key, archive) {
+            self.forget_archive(old);
         } else {
             self.order.push_back(key);
         }
@@ -169,16 +193,16 @@ impl State {
             if let Some(old) = self.order.pop_front()
                 && let Some(archive) = self.index.remove(&old)
             {
-                self.forget_archive(&archive);
+                self.forget_archive(archive);
             }
         }
     }
 
-    fn forget_archive(&mut self, archive: &Path) {
-        if let Some(n) = self.archives.get_mut(archive) {
+    fn forget_archive(&mut self, archive: u64) {
+        if let Some(n) = self.archives.get_mut(&archive) {
             *n -= 1;
             if *n == 0 {
-                self.archives.remove(archive);
+                self.archives.remove(&archive);
             }
         }
     }
@@ -258,20 +282,18 @@ impl Ledger {
         &self.host
     }
 
-    /// The archive (relative path) recorded for this source, if any.
-    pub fn find(&self, source: &Path, size: u64, xxh3: u64) -> Option<PathBuf> {
+    /// The hash ([`path_hash`]) of the archive recorded for this source,
+    /// if any.
+    pub fn find(&self, source: &Path, size: u64, xxh3: u64) -> Option<u64> {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state
-            .index
-            .get(&(source.to_path_buf(), size, hex(xxh3)))
-            .cloned()
+        state.index.get(&key(source, size, xxh3)).copied()
     }
 
     /// True when a remembered entry names the archive `archive` (relative
     /// path).
     pub fn records_archive(&self, archive: &Path) -> bool {
         let state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.archives.contains_key(archive)
+        state.archives.contains_key(&path_hash(archive))
     }
 
     /// Appends `entry` and makes it durable (fdatasync; the folder too when
@@ -502,12 +524,12 @@ mod tests {
         assert!(files[0].1.ends_with("h/2026-11-25.jsonl"));
         let again = Ledger::open(dir.path(), "other").unwrap();
         assert_eq!(
-            again.find(Path::new("a/x.bmp"), 10, 1).as_deref(),
-            Some(Path::new("a/x.rle"))
+            again.find(Path::new("a/x.bmp"), 10, 1),
+            Some(path_hash(Path::new("a/x.rle")))
         );
         assert_eq!(
-            again.find(Path::new("a/x.bmp"), 10, 2).as_deref(),
-            Some(Path::new("a/x-1.rle"))
+            again.find(Path::new("a/x.bmp"), 10, 2),
+            Some(path_hash(Path::new("a/x-1.rle")))
         );
         assert_eq!(again.find(Path::new("a/x.bmp"), 10, 3), None);
         assert_eq!(again.find(Path::new("b/x.bmp"), 10, 1), None);
@@ -557,11 +579,8 @@ mod tests {
             s.remember(&entry(&format!("{i}.bmp"), 1, "x.rle", "t"));
         }
         assert_eq!(s.index.len(), INDEX_MAX);
-        assert!(!s.index.contains_key(&("0.bmp".into(), 10, hex(1))));
-        assert!(s.index.contains_key(&(
-            PathBuf::from(format!("{}.bmp", INDEX_MAX + 2)),
-            10,
-            hex(1)
-        )));
+        assert!(!s.index.contains_key(&key(Path::new("0.bmp"), 10, 1)));
+        let newest = format!("{}.bmp", INDEX_MAX + 2);
+        assert!(s.index.contains_key(&key(Path::new(&newest), 10, 1)));
     }
 }

@@ -577,7 +577,7 @@ fn a_dead_hosts_claims_are_finished_by_the_others_exactly_once() {
     // Kill c while it holds at least one claim.
     let c_claims = d.inbox().join(".rlewatch/claims/c");
     assert!(
-        wait_until(LONG, || files_below(&c_claims).len() > 0),
+        wait_until(LONG, || !files_below(&c_claims).is_empty()),
         "c never held a claim"
     );
     c.kill();
