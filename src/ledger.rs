@@ -163,6 +163,23 @@ pub struct Ledger {
     dir: PathBuf,
     host: String,
     state: Mutex<State>,
+    syncs: Mutex<Syncs>,
+    synced: std::sync::Condvar,
+}
+
+/// Group commit: the finishers append concurrently, and one fdatasync
+/// makes every line written before it started durable, so a thread whose
+/// line an fdatasync in progress (or just finished) covers waits for it
+/// instead of issuing its own.
+#[derive(Debug, Default)]
+struct Syncs {
+    /// Lines written, and lines known durable, counted in write order.
+    written: u64,
+    durable: u64,
+    /// An fdatasync is in progress.
+    busy: bool,
+    /// The file the lines not yet durable were written to.
+    file: Option<std::sync::Arc<File>>,
 }
 
 #[derive(Debug, Default)]
@@ -246,6 +263,8 @@ impl Ledger {
             root,
             host: host.to_string(),
             state: Mutex::new(state),
+            syncs: Mutex::default(),
+            synced: std::sync::Condvar::new(),
         })
     }
 
@@ -311,9 +330,17 @@ impl Ledger {
             .as_ref()
             .is_none_or(|(d, path, f)| *d != day || !same_inode(path, f))
         {
-            state.file = None;
+            // Lines written to the old file are made durable before lines
+            // go to the new one: a group commit then covers one file.
+            if let Some((_, _, old)) = state.file.take() {
+                old.sync_data()?;
+                let mut g = self.syncs.lock().unwrap_or_else(|p| p.into_inner());
+                g.durable = g.written;
+            }
             let (path, file) = self.open_day(&day)?;
-            state.file = Some((day.clone(), path, std::sync::Arc::new(file)));
+            let file = std::sync::Arc::new(file);
+            self.syncs.lock().unwrap_or_else(|p| p.into_inner()).file = Some(file.clone());
+            state.file = Some((day.clone(), path, file));
         }
         let (_, path, file) = state.file.as_ref().expect("opened above");
         let (path, file) = (path.clone(), file.clone());
@@ -329,10 +356,40 @@ impl Ledger {
             return Err(named(e));
         }
         state.remember(entry);
+        let seq = {
+            let mut g = self.syncs.lock().unwrap_or_else(|p| p.into_inner());
+            g.written += 1;
+            g.written
+        };
         drop(state);
-        // Made durable outside the lock, so that the finishers' fsyncs
-        // overlap: any fdatasync that starts after this write covers it.
-        file.sync_data().map_err(named)
+        self.make_durable(seq).map_err(named)
+    }
+
+    /// Returns once line `seq` is durable: an fdatasync started after it
+    /// was written has finished, this thread's own or another's.
+    fn make_durable(&self, seq: u64) -> io::Result<()> {
+        let mut g = self.syncs.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if g.durable >= seq {
+                return Ok(());
+            }
+            if g.busy {
+                g = self.synced.wait(g).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            g.busy = true;
+            let target = g.written;
+            let file = g.file.clone();
+            drop(g);
+            let result = file.map_or(Ok(()), |f| f.sync_data());
+            g = self.syncs.lock().unwrap_or_else(|p| p.into_inner());
+            g.busy = false;
+            if result.is_ok() {
+                g.durable = g.durable.max(target);
+            }
+            self.synced.notify_all();
+            result?;
+        }
     }
 
     /// Opens (creating) the file of `day`; a last line torn by a crash is
@@ -570,6 +627,34 @@ mod tests {
         assert_eq!(text, "sub/bad\u{fffd}name.bmp");
         assert_eq!(path_of(&text, raw.as_deref()), p);
         assert_eq!(path_fields(Path::new("a/b.bmp")), ("a/b.bmp".into(), None));
+    }
+
+    #[test]
+    fn concurrent_appends_are_all_kept_and_made_durable_together() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(dir.path(), "h").unwrap();
+        std::thread::scope(|sc| {
+            for t in 0..8 {
+                let l = &l;
+                sc.spawn(move || {
+                    for i in 0..50 {
+                        let name = format!("{t}-{i}.bmp");
+                        l.append(&entry(&name, i, &name, "2026-11-26T10:00:00Z"))
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        let g = l.syncs.lock().unwrap();
+        assert_eq!((g.written, g.durable, g.busy), (400, 400, false));
+        drop(g);
+        let mut n = 0;
+        for_each_entry(&root(dir.path()).join("h/2026-11-26.jsonl"), |_, e| {
+            e.unwrap();
+            n += 1;
+        })
+        .unwrap();
+        assert_eq!(n, 400);
     }
 
     #[test]

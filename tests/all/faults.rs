@@ -472,16 +472,21 @@ fn a_file_renamed_over_one_being_archived_is_archived_too() {
             .unwrap_or(false)
     });
     fs::rename(staging.join("b.bmp"), d.inbox().join("X.bmp")).unwrap();
+    // Finished: nothing in the inbox, claims included, and two archives
+    // under final names (not a temporary file).
+    let finals = || {
+        files_below(&d.path("archive"))
+            .into_iter()
+            .filter(|p| !p.to_string_lossy().starts_with('.'))
+            .collect::<Vec<_>>()
+    };
     assert!(
-        wait_until(LONG, || fs::read_dir(d.inbox())
-            .unwrap()
-            .flatten()
-            .all(|e| e.file_name().to_string_lossy().starts_with('.'))
-            && files_below(&d.path("archive")).len() >= 2),
+        wait_until(LONG, || files_below(&d.inbox()).is_empty()
+            && finals().len() >= 2),
         "{}",
         d.log()
     );
-    let mut got: Vec<Vec<u8>> = files_below(&d.path("archive"))
+    let mut got: Vec<Vec<u8>> = finals()
         .iter()
         .map(|p| fs::read(d.path("archive").join(p)).unwrap())
         .collect();
