@@ -27,6 +27,11 @@ pub(super) struct Hosts {
     /// Per other host: its heartbeat's content when last read, and when it
     /// was last seen to change (or first seen).
     seen: HashMap<String, (Vec<u8>, Instant)>,
+    /// Silent hosts whose claims were found held by a live local process
+    /// (said once until they change).
+    held: std::collections::HashSet<String>,
+    /// The heartbeat could not be written (said once until it can).
+    failing: bool,
     pub(super) next: Instant,
 }
 
@@ -38,6 +43,8 @@ impl Hosts {
             timeout,
             beats: 0,
             seen: HashMap::new(),
+            held: Default::default(),
+            failing: false,
             next: Instant::now(),
         }
     }
@@ -58,11 +65,17 @@ impl Hosts {
     /// due to be taken over.
     pub(super) fn tick(&mut self, now: Instant) -> Vec<String> {
         self.next = now + self.interval();
-        if let Err(e) = self.beat() {
-            tracing::warn!(
-                "{}: cannot refresh the heartbeat: {e}",
-                crate::display::shown(&self.state.join("hosts").join(&self.me))
-            );
+        match self.beat() {
+            Err(e) if !self.failing => {
+                self.failing = true;
+                tracing::warn!(
+                    "{}: cannot refresh the heartbeat: {e}; other hosts may take over this \
+                     host's claims after their takeover_secs (said once until it works again)",
+                    crate::display::shown(&self.state.join("hosts").join(&self.me))
+                );
+            }
+            Err(_) => {}
+            Ok(()) => self.failing = false,
         }
         let Some(timeout) = self.timeout else {
             return Vec::new();
@@ -76,6 +89,7 @@ impl Hosts {
                 .or_insert_with(|| (content.clone(), now));
             if entry.0 != content {
                 *entry = (content, now);
+                self.held.remove(&host);
             } else if now.duration_since(entry.1) >= timeout {
                 stale.push(host);
             }
@@ -115,39 +129,57 @@ impl Hosts {
         hosts
     }
 
+    /// True the first time (until its heartbeat changes) that `host`'s
+    /// claims are found held.
+    pub(super) fn first_held(&mut self, host: &str) -> bool {
+        self.held.insert(host.to_string())
+    }
+
     /// Moves every claim of `host` that no live local process holds into
-    /// `mine`; returns how many.
-    pub(super) fn take_over(&self, host: &str, mine: &Path) -> usize {
+    /// `mine`; returns the claims taken (their new paths) and how many were
+    /// found held.
+    pub(super) fn take_over(&self, host: &str, mine: &Path) -> (Vec<PathBuf>, usize) {
         let theirs = self.state.join("claims").join(host);
-        let mut taken = 0;
+        let mut taken = Vec::new();
+        let mut held = 0;
         for path in claim::list(&theirs) {
             let Ok(rel) = path.strip_prefix(&theirs) else {
                 continue;
             };
             match take_one(&theirs, rel, mine) {
-                Ok(true) => taken += 1,
-                Ok(false) => {}
+                Ok(Taken::Yes) => taken.push(mine.join(rel)),
+                Ok(Taken::Held) => held += 1,
+                Ok(Taken::No) => {}
                 Err(e) => tracing::warn!(
                     "{}: cannot take over the claim: {e}",
                     crate::display::shown(&path)
                 ),
             }
         }
-        taken
+        (taken, held)
     }
+}
+
+/// What became of one claim to take over.
+enum Taken {
+    Yes,
+    /// A live process on this machine holds it locked.
+    Held,
+    /// Gone, or another host took it first.
+    No,
 }
 
 /// Renames the claim `rel` of the folder `theirs` into `mine`, under the
 /// same relative path, unless a live process holds it locked or another
 /// host took it first. True when this host has it now.
-fn take_one(theirs: &Path, rel: &Path, mine: &Path) -> io::Result<bool> {
+fn take_one(theirs: &Path, rel: &Path, mine: &Path) -> io::Result<Taken> {
     let rel_dir = rel.parent().unwrap_or(Path::new(""));
     let Some(name) = rel.file_name() else {
-        return Ok(false);
+        return Ok(Taken::No);
     };
     let from = match File::open(theirs.join(rel_dir)) {
         Ok(d) => d,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Taken::No),
         Err(e) => return Err(e),
     };
     let file = match crate::durable::open_beneath(
@@ -156,23 +188,24 @@ fn take_one(theirs: &Path, rel: &Path, mine: &Path) -> io::Result<bool> {
         libc::O_RDONLY | libc::O_NONBLOCK,
     ) {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Taken::No),
         Err(e) => return Err(e),
     };
     if !claim::lock(&file)? {
-        return Ok(false); // a live daemon here is working on it
+        return Ok(Taken::Held); // a live daemon here is working on it
     }
     let to = claim::open_dir(mine, rel_dir)?;
     match claim::rename_noreplace(&from, name, &to) {
-        Ok(()) => Ok(true),
+        Ok(()) => Ok(Taken::Yes),
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST)) => {
             // A retransmitted rename on NFS can report ENOENT or EEXIST
             // although it was done: the target holding this very file says
             // so.
             use std::os::unix::fs::MetadataExt;
             let m = file.metadata()?;
-            Ok(crate::durable::stat_at(&to, name)
-                .is_ok_and(|st| (st.st_dev, st.st_ino) == (m.dev(), m.ino())))
+            let ours = crate::durable::stat_at(&to, name)
+                .is_ok_and(|st| (st.st_dev, st.st_ino) == (m.dev(), m.ino()));
+            Ok(if ours { Taken::Yes } else { Taken::No })
         }
         Err(e) => Err(e),
     }
@@ -210,11 +243,14 @@ mod tests {
         let held = File::open(theirs.join("held.bmp")).unwrap();
         assert!(claim::lock(&held).unwrap());
         let h = Hosts::new(d.path(), "me", Some(Duration::from_secs(1)));
-        assert_eq!(h.take_over("dead", &mine), 1);
+        assert_eq!(
+            h.take_over("dead", &mine),
+            (vec![mine.join("sub/x.bmp")], 1)
+        );
         assert_eq!(fs::read(mine.join("sub/x.bmp")).unwrap(), b"x");
         assert!(theirs.join("held.bmp").exists());
         drop(held);
-        assert_eq!(h.take_over("dead", &mine), 1);
+        assert_eq!(h.take_over("dead", &mine), (vec![mine.join("held.bmp")], 0));
         assert!(mine.join("held.bmp").exists());
     }
 }

@@ -55,7 +55,7 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
     let level = logging::init(&config.log_level, config.log_format);
     startup::make_folders(&config)?;
     let the_lock = lock::lock(&config.paths.inbox, &config.host)?;
-    startup::remove_stale_temps(&config);
+    startup::remove_stale_temps(&config, "an earlier run");
     let ledger = std::sync::Arc::new(
         crate::ledger::Ledger::open(&config.paths.archive, &config.host).with_context(|| {
             format!(

@@ -49,7 +49,7 @@ pub(super) fn warn_cross_filesystem(c: &Config) {
 
 /// Removes rlewatch's own temporary files left by a crash: those no live
 /// process holds locked (another daemon's files in progress stay).
-pub(super) fn remove_stale_temps(c: &Config) {
+pub(super) fn remove_stale_temps(c: &Config, whose: &str) {
     let mut removed = 0;
     let unheld = |p: &Path| {
         fs::File::open(p)
@@ -77,6 +77,6 @@ pub(super) fn remove_stale_temps(c: &Config) {
         }
     }
     if removed > 0 {
-        info!("removed {removed} stale temporary file(s) from an earlier run");
+        info!("removed {removed} stale temporary file(s) left by {whose}");
     }
 }

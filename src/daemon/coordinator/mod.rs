@@ -201,13 +201,23 @@ impl Coordinator {
             }
             let n = crate::claim::list(&dir).len();
             if n > 0 {
-                warn!(
-                    "{n} claimed file(s) wait in {}, the claim folder of host id {:?}: only a \
-                     daemon with that host id finishes them; if that host id is retired, move \
-                     them back into the inbox (see the README, \"Where did my file go?\")",
-                    shown(&dir),
-                    host.file_name()
-                );
+                match self.config.takeover {
+                    Some(t) => info!(
+                        "{n} claimed file(s) in {}, the claim folder of host id {:?}: finished \
+                         by that host, or taken over here if its heartbeat stays still for {}s",
+                        shown(&dir),
+                        host.file_name(),
+                        t.as_secs()
+                    ),
+                    None => warn!(
+                        "{n} claimed file(s) wait in {}, the claim folder of host id {:?}: with \
+                         takeover_secs = 0 only a daemon with that host id finishes them; if \
+                         that host id is retired, stop the daemons and move them back into the \
+                         inbox (see the README, \"Where did my file go?\")",
+                        shown(&dir),
+                        host.file_name()
+                    ),
+                }
             }
         }
     }
@@ -418,17 +428,30 @@ impl Coordinator {
     /// Refreshes this host's heartbeat and takes over the claims of hosts
     /// whose heartbeat stopped (design §4.8).
     fn tend_hosts(&mut self, now: Instant) {
+        let silent = self.config.takeover.map_or(0, |t| t.as_secs());
         for host in self.hosts.tick(now) {
-            let taken = self.hosts.take_over(&host, &self.settings.claims);
-            if taken > 0 {
+            let (taken, held) = self.hosts.take_over(&host, &self.settings.claims);
+            if !taken.is_empty() {
                 warn!(
-                    "host {host:?} has shown no heartbeat for {}s: took over {taken} of its \
-                     claimed file(s)",
-                    self.config.takeover.map_or(0, |t| t.as_secs())
+                    "host {host:?} has shown no heartbeat for {silent}s: took over {} of its \
+                     claimed file(s): {}",
+                    taken.len(),
+                    taken
+                        .iter()
+                        .map(|p| shown(p))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 );
                 self.adopt_claims();
                 // Its unfinished temporary files, which no one holds now.
-                super::startup::remove_stale_temps(&self.config);
+                super::startup::remove_stale_temps(&self.config, &format!("host {host:?}"));
+            }
+            if held > 0 && self.hosts.first_held(&host) {
+                warn!(
+                    "host {host:?} has shown no heartbeat for {silent}s, but a live process on \
+                     this machine holds its {held} claimed file(s) locked (a stopped or stalled \
+                     daemon?): left to it"
+                );
             }
         }
     }
