@@ -34,8 +34,10 @@ pub const STATE_DIR: &str = ".rlewatch";
 /// The ledger format's version, the `v` of every entry.
 pub const VERSION: u32 = 1;
 
-/// How many of each host's newest entries the daemon keeps in memory.
-pub const INDEX_MAX: usize = 10_000;
+/// How many of each host's newest entries the daemon keeps in memory
+/// (about 60 bytes each). A crash's leftover claims are finished before
+/// anything new is recorded, so their entries are always among them.
+pub const INDEX_MAX: usize = 4096;
 
 /// One archived file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -234,7 +236,14 @@ impl Ledger {
             let p = p.to_path_buf();
             move |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()))
         };
-        let mut state = State::default();
+        // Sized for its cap at once: no rehashing as it fills, so its
+        // memory stays flat in a long run.
+        let mut state = State {
+            index: HashMap::with_capacity(INDEX_MAX + 1),
+            archives: HashMap::with_capacity(INDEX_MAX + 1),
+            order: VecDeque::with_capacity(INDEX_MAX + 1),
+            ..State::default()
+        };
         for (_, files) in read_dir_sorted(&root).map_err(named(&root))? {
             if !files.is_dir() {
                 continue;
