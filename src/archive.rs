@@ -405,7 +405,7 @@ fn take(s: &Settings, path: &Path, attempts: u32) -> Result<(Entry, File, fs::Me
     };
     let (file, mut before) = open_locked(s, &entry, attempts)?;
     if !claimed {
-        claim(s, &mut entry, &before)?;
+        claim(s, &mut entry, &file, &before)?;
         faults::reached("claimed");
         // The name now holds the file that was opened (checked in
         // `claim`); it stays locked through `file`. The rename moved its
@@ -460,23 +460,18 @@ fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::
 
 /// Renames the locked inbox file into the claim folder; `entry` then
 /// names the claim.
-fn claim(s: &Settings, entry: &mut Entry, before: &fs::Metadata) -> Result<(), Report> {
+fn claim(
+    s: &Settings,
+    entry: &mut Entry,
+    file: &File,
+    before: &fs::Metadata,
+) -> Result<(), Report> {
     let dir = match claim::open_dir(&s.claims, &entry.rel_dir) {
         Ok(d) => d,
         Err(e) => return Err(transient(entry, "claim folder", &s.claims, &e)),
     };
-    let renamed = claim::rename_noreplace(&entry.parent, &entry.name, &dir);
-    // On NFS a retransmitted rename can report ENOENT or EEXIST although
-    // it was done: the claim holding this very file says so.
-    let done_anyway = || {
-        durable::stat_at(&dir, &entry.name)
-            .is_ok_and(|st| (st.st_dev, st.st_ino) == (before.dev(), before.ino()))
-    };
-    match renamed {
+    match claim::rename_confirmed(&entry.parent, &entry.name, &dir, file) {
         Ok(()) => {}
-        Err(e)
-            if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST))
-                && done_anyway() => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // The source is gone (another daemon took it), or the claim
             // folder was removed under us (a start-up cleanup of another
@@ -625,17 +620,13 @@ fn finish_taken(
         recorded = s.ledger.find(&source_rel, before.len(), source_xxh3);
     }
     // The recorded archive is one of this file's names in the archive.
-    let recorded = recorded.and_then(|hash| {
-        (0..durable::MAX_NUMBERED)
-            .map(|n| durable::numbered(&archive_dir, &stem, "rle", n))
-            .take_while(|p| p.exists())
-            .find(|p| ledger::path_hash(p.strip_prefix(&s.archive).unwrap_or(p)) == hash)
-    });
-    if let Some(archive) = recorded.filter(|a| {
-        File::open(a)
-            .ok()
-            .is_some_and(|f| compress::verify_rle(f, &outcome).is_ok())
-    }) {
+    let rel = |p: &Path| p.strip_prefix(&s.archive).unwrap_or(p).to_path_buf();
+    if let Some(archive) = recorded
+        .and_then(|hash| {
+            existing_archives(&archive_dir, &stem).find(|p| ledger::path_hash(&rel(p)) == hash)
+        })
+        .filter(|a| holds(a, &outcome))
+    {
         drop(temp);
         return file_away_archived(s, entry, before, archive, lossless_and_verified);
     }
@@ -643,7 +634,9 @@ fn finish_taken(
     // archive under this file's name, with exactly these bytes, that no
     // ledger entry names: that is this file's archive; it is recorded now
     // rather than published twice.
-    let (archive, adopted) = match unrecorded_same_archive(s, &archive_dir, &stem, &outcome) {
+    let unrecorded = existing_archives(&archive_dir, &stem)
+        .find(|p| !s.ledger.records_archive(&rel(p)) && holds(p, &outcome));
+    let (archive, adopted) = match unrecorded {
         Some(a) => {
             drop(temp);
             (a, true)
@@ -752,30 +745,24 @@ fn changed(file: &File, before: &fs::Metadata) -> bool {
     }
 }
 
-/// The existing archive among `stem.rle`, `stem-1.rle`, … (up to the first
-/// free name) that no remembered ledger entry names and whose bytes are
-/// exactly `outcome`'s (size and digest, then the strict decoder), if any.
-fn unrecorded_same_archive(
-    s: &Settings,
-    dir: &Path,
-    stem: &std::ffi::OsStr,
-    outcome: &Outcome,
-) -> Option<PathBuf> {
-    for n in 0..durable::MAX_NUMBERED {
-        let candidate = durable::numbered(dir, stem, "rle", n);
-        let meta = fs::symlink_metadata(&candidate).ok()?;
-        let rel = candidate.strip_prefix(&s.archive).unwrap_or(&candidate);
-        if meta.is_file()
-            && meta.len() == outcome.bytes_out
-            && !s.ledger.records_archive(rel)
-            && File::open(&candidate)
-                .ok()
-                .is_some_and(|f| compress::verify_rle(f, outcome).is_ok())
-        {
-            return Some(candidate);
-        }
-    }
-    None
+/// The names in `dir` a file of stem `stem` may have been archived under:
+/// `stem.rle`, `stem-1.rle`, … up to the first free one.
+fn existing_archives<'a>(
+    dir: &'a Path,
+    stem: &'a std::ffi::OsStr,
+) -> impl Iterator<Item = PathBuf> + 'a {
+    (0..durable::MAX_NUMBERED)
+        .map(move |n| durable::numbered(dir, stem, "rle", n))
+        .take_while(|p| fs::symlink_metadata(p).is_ok())
+}
+
+/// True when `path` is a regular file holding exactly `outcome`'s bytes
+/// (size and digest, then the strict decoder).
+fn holds(path: &Path, outcome: &Outcome) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == outcome.bytes_out)
+        && File::open(path)
+            .ok()
+            .is_some_and(|f| compress::verify_rle(f, outcome).is_ok())
 }
 
 /// Publishes the temporary file as `stem.rle`, or `stem-N.rle` when taken.

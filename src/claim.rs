@@ -113,6 +113,21 @@ pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> 
     crate::durable::unlink_at(from, name)
 }
 
+/// [`rename_noreplace`], for the open file `file`: an ENOENT or EEXIST
+/// that comes with `file` itself under `name` in `to` is a success — on
+/// NFS a retransmitted rename reports one of them although it was done.
+pub fn rename_confirmed(from: &File, name: &OsStr, to: &File, file: &File) -> io::Result<()> {
+    match rename_noreplace(from, name, to) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST)) => {
+            let m = file.metadata()?;
+            let ours = crate::durable::stat_at(to, name)
+                .is_ok_and(|st| (st.st_dev, st.st_ino) == (m.dev(), m.ino()));
+            if ours { Ok(()) } else { Err(e) }
+        }
+        other => other,
+    }
+}
+
 /// Opens (creating) the claim folder for files of the inbox subfolder
 /// `rel_dir`.
 pub fn open_dir(claims: &Path, rel_dir: &Path) -> io::Result<File> {

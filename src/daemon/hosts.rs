@@ -195,17 +195,11 @@ fn take_one(theirs: &Path, rel: &Path, mine: &Path) -> io::Result<Taken> {
         return Ok(Taken::Held); // a live daemon here is working on it
     }
     let to = claim::open_dir(mine, rel_dir)?;
-    match claim::rename_noreplace(&from, name, &to) {
+    match claim::rename_confirmed(&from, name, &to, &file) {
         Ok(()) => Ok(Taken::Yes),
+        // Gone meanwhile, or another host took it first.
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST)) => {
-            // A retransmitted rename on NFS can report ENOENT or EEXIST
-            // although it was done: the target holding this very file says
-            // so.
-            use std::os::unix::fs::MetadataExt;
-            let m = file.metadata()?;
-            let ours = crate::durable::stat_at(&to, name)
-                .is_ok_and(|st| (st.st_dev, st.st_ino) == (m.dev(), m.ino()));
-            Ok(if ours { Taken::Yes } else { Taken::No })
+            Ok(Taken::No)
         }
         Err(e) => Err(e),
     }

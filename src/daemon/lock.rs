@@ -8,7 +8,6 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -53,10 +52,8 @@ pub fn lock(inbox: &Path, host: &str) -> Result<InboxLock, LockError> {
         .mode(0o600)
         .open(&path)
         .map_err(io_err)?;
-    // SAFETY: flock on a file descriptor we own.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        let err = io::Error::last_os_error();
-        if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
+    if !crate::claim::lock(&file).map_err(io_err)? {
+        {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);
             let pid = text.trim();
@@ -70,7 +67,6 @@ pub fn lock(inbox: &Path, host: &str) -> Result<InboxLock, LockError> {
                 },
             });
         }
-        return Err(io_err(err));
     }
     file.set_len(0)
         .and_then(|()| file.rewind())

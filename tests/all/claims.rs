@@ -294,17 +294,6 @@ fn a_state_folder_someone_else_can_write_stops_the_daemon() {
     );
 }
 
-/// The steps of a file's life the daemon can be killed at (src/faults.rs).
-const STEPS: &[&str] = &[
-    "claimed",
-    "encoded",
-    "synced",
-    "verified",
-    "published",
-    "recorded",
-    "filed",
-];
-
 #[test]
 #[cfg_attr(
     not(feature = "test-hooks"),
@@ -322,7 +311,7 @@ fn sigkill_at_every_step_of_a_files_life_loses_and_duplicates_nothing() {
         ("bad.bmp", "bad/badbitcount.bmp", None, false),
     ];
     for policy in ["move", "delete", "keep"] {
-        for step in STEPS {
+        for step in rlewatch::faults::STEPS {
             let config = format!("[watch]\nsettle_ms = 20\n[originals]\naction = \"{policy}\"\n");
             let mut d = Daemon::start_with_env(&config, &[("RLEWATCH_TEST_CRASH_AT", step)]);
             for (name, src, _, _) in files {
