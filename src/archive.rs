@@ -187,11 +187,7 @@ pub enum Report {
 pub struct Encoded {
     settings: Arc<Settings>,
     entry: Entry,
-    stem: std::ffi::OsString,
-    archive_dir: PathBuf,
-    temp: tempfile::NamedTempFile,
-    outcome: Outcome,
-    started: Instant,
+    work: Work,
     /// The claimed source, locked, to notice a later write before its
     /// archive is published or the original filed away.
     source: File,
@@ -308,11 +304,13 @@ pub fn encode(
     Step::Encoded(Box::new(Encoded {
         settings: settings.clone(),
         entry,
-        stem,
-        archive_dir,
-        temp,
-        outcome,
-        started,
+        work: Work {
+            stem,
+            archive_dir,
+            temp,
+            outcome,
+            started,
+        },
         source: file,
         before,
         source_xxh3,
@@ -534,33 +532,17 @@ fn finish_entry(e: Encoded) -> (Entry, Report) {
     let Encoded {
         settings,
         entry,
-        stem,
-        archive_dir,
-        temp,
-        outcome,
-        started,
+        work,
         source,
         before,
         source_xxh3,
     } = e;
-    let report = finish_taken(
-        &settings,
-        &entry,
-        Work {
-            stem,
-            archive_dir,
-            temp,
-            outcome,
-            started,
-        },
-        &source,
-        &before,
-        source_xxh3,
-    );
+    let report = finish_taken(&settings, &entry, work, &source, &before, source_xxh3);
     (entry, report)
 }
 
-/// The parts of an [`Encoded`] that `finish` uses up.
+/// The archive in the making: the parts of an [`Encoded`] that `finish`
+/// uses up.
 struct Work {
     stem: std::ffi::OsString,
     archive_dir: PathBuf,
