@@ -13,7 +13,7 @@
 //! next start (or by a live daemon's rescan) and taken over by locking
 //! them; a locked claim belongs to a live daemon and is left alone.
 
-use std::ffi::OsStr;
+use std::ffi::{CStr, CString, OsStr};
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::AsRawFd;
@@ -81,43 +81,86 @@ pub fn lock(file: &File) -> io::Result<bool> {
     }
 }
 
-/// Renames `name` from the open folder `from` to the same name in the open
-/// folder `to`, never replacing anything there (EEXIST instead).
-pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let c = std::ffi::CString::new(name.as_bytes())
-        .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+/// `renameat2(from/name, to/name, RENAME_NOREPLACE)`.
+fn renameat2_noreplace(from: &File, name: &CStr, to: &File) -> io::Result<()> {
     // SAFETY: valid folder fds and a NUL-terminated name.
     let rc = unsafe {
         libc::renameat2(
             from.as_raw_fd(),
-            c.as_ptr(),
+            name.as_ptr(),
             to.as_raw_fd(),
-            c.as_ptr(),
+            name.as_ptr(),
             libc::RENAME_NOREPLACE,
         )
     };
     if rc == 0 {
-        return Ok(());
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
     }
-    let e = io::Error::last_os_error();
-    if !matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
-        return Err(e);
+}
+
+/// True for the errors of a filesystem without `RENAME_NOREPLACE` (NFS,
+/// SMB, sshfs and other FUSE filesystems).
+fn unsupported(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS))
+}
+
+fn c_name(name: &OsStr) -> io::Result<CString> {
+    use std::os::unix::ffi::OsStrExt;
+    CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Renames `name` from the open folder `from` to the same name in the open
+/// folder `to`, never replacing anything there (EEXIST instead). For a
+/// source only this daemon renames (its own claim, its temporary file):
+/// where `RENAME_NOREPLACE` is missing, link + unlink stand in for it, and
+/// the link fails with EEXIST as the rename would.
+pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> {
+    let c = c_name(name)?;
+    match renameat2_noreplace(from, &c, to) {
+        Err(e) if unsupported(&e) => {}
+        other => return other,
     }
-    // No RENAME_NOREPLACE on this filesystem: link + unlink never replace
-    // either.
-    // SAFETY: as above.
+    // SAFETY: as in renameat2_noreplace.
     if unsafe { libc::linkat(from.as_raw_fd(), c.as_ptr(), to.as_raw_fd(), c.as_ptr(), 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
     crate::durable::unlink_at(from, name)
 }
 
-/// [`rename_noreplace`], for the open file `file`: an ENOENT or EEXIST
+/// Renames `name` from the shared folder `from` (the inbox, a silent
+/// host's claims) into `to`, a folder only this host writes to (its own
+/// claims), never replacing anything there: exactly one of the hosts
+/// racing for a file gets it (design §4.8). Where `RENAME_NOREPLACE` is
+/// missing, link + unlink would not do: each host could link the file into
+/// its own folder before either unlinks it, and both would think they had
+/// it. A plain rename moves the file exactly once (the others get ENOENT);
+/// that it replaces nothing is checked first, which holds because no one
+/// else creates names in `to`.
+pub fn rename_into_own(from: &File, name: &OsStr, to: &File) -> io::Result<()> {
+    let c = c_name(name)?;
+    match renameat2_noreplace(from, &c, to) {
+        Err(e) if unsupported(&e) => {}
+        other => return other,
+    }
+    match crate::durable::stat_at(to, name) {
+        Ok(_) => return Err(io::Error::from_raw_os_error(libc::EEXIST)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    // SAFETY: as in renameat2_noreplace.
+    if unsafe { libc::renameat(from.as_raw_fd(), c.as_ptr(), to.as_raw_fd(), c.as_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// [`rename_into_own`], for the open file `file`: an ENOENT or EEXIST
 /// that comes with `file` itself under `name` in `to` is a success — on
 /// NFS a retransmitted rename reports one of them although it was done.
 pub fn rename_confirmed(from: &File, name: &OsStr, to: &File, file: &File) -> io::Result<()> {
-    match rename_noreplace(from, name, to) {
+    match rename_into_own(from, name, to) {
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST)) => {
             let m = file.metadata()?;
             let ours = crate::durable::stat_at(to, name)

@@ -54,10 +54,26 @@ impl Handler {
         let _ = self.wake.try_send(());
     }
 
+    /// An error about a file or folder inside the inbox that was listed
+    /// and then gone before the watcher looked at it: on shared storage
+    /// another host claimed it, or its writer moved it away (design §4.8).
+    /// Nothing is missed, so it needs neither a warning nor a rescan; an
+    /// error about the inbox itself still does.
+    fn vanished(&self, e: &notify::Error) -> bool {
+        let inbox = self.filter.inbox();
+        matches!(&e.kind, notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound)
+            && !e.paths.is_empty()
+            && e.paths.iter().all(|p| p.starts_with(inbox) && p != inbox)
+    }
+
     /// The watcher callback. Never blocks.
     pub fn handle(&self, result: notify::Result<Event>) {
         let event = match result {
             Ok(e) => e,
+            Err(e) if self.vanished(&e) => {
+                tracing::debug!("watcher: {e}; gone before it was looked at");
+                return;
+            }
             Err(e) => {
                 if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) {
                     self.flags.watch_limit.store(true, Ordering::SeqCst);
@@ -198,10 +214,19 @@ pub fn start(
         let result = native.and_then(|mut w| w.watch(&inbox, mode).map(|()| w));
         match result {
             Ok(w) => {
+                let network = is_network_fs(&inbox);
+                if network {
+                    tracing::warn!(
+                        "{} is on a network filesystem: inotify does not see files other hosts \
+                         write there, so they are found only by the periodic rescan \
+                         (watch.rescan_secs); set watch.backend = \"auto\" or \"poll\"",
+                        crate::display::shown(&inbox)
+                    );
+                }
                 return Ok(Watch {
                     _watcher: Box::new(w),
                     polling: false,
-                    observes_writers: !is_network_fs(&inbox),
+                    observes_writers: !network,
                     inbox_id: folder_id(&inbox),
                 });
             }
@@ -307,6 +332,29 @@ mod tests {
         h.handle(Err(notify::Error::new(notify::ErrorKind::MaxFilesWatch)));
         assert!(h.flags.rescan.load(Ordering::SeqCst));
         assert!(h.flags.watch_limit.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn a_file_gone_before_the_poll_looked_is_no_error() {
+        let (h, _rx, _wake) = handler(8);
+        let not_found = || notify::Error::io(std::io::ErrorKind::NotFound.into());
+        h.handle(Err(
+            not_found().add_path(PathBuf::from("/d/inbox/taken.bmp"))
+        ));
+        assert!(!h.flags.rescan.load(Ordering::SeqCst));
+        assert!(h.flags.error.lock().unwrap().is_none());
+        // The inbox itself gone, an error with no path, or another error
+        // about a file: a warning and a rescan.
+        for e in [
+            not_found().add_path(PathBuf::from("/d/inbox")),
+            not_found(),
+            notify::Error::io(std::io::ErrorKind::PermissionDenied.into())
+                .add_path(PathBuf::from("/d/inbox/a.bmp")),
+        ] {
+            h.handle(Err(e));
+            assert!(h.flags.rescan.swap(false, Ordering::SeqCst));
+            assert!(h.flags.error.lock().unwrap().take().is_some());
+        }
     }
 
     #[test]

@@ -14,3 +14,4 @@ mod crash;
 mod daemon;
 mod deployed;
 mod faults;
+mod netfs;
