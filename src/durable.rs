@@ -15,14 +15,45 @@ use tempfile::NamedTempFile;
 pub const TEMP_PREFIX: &str = ".rlewatch-";
 /// Suffix of temporary files.
 pub const TEMP_SUFFIX: &str = ".tmp";
+/// Ends the host id in a temporary file's name (`.rlewatch-HOST~XXXXXX.tmp`);
+/// host ids never contain it.
+const OWNER_END: char = '~';
+
+/// The host id the daemon tags its temporary files with, set once at start
+/// ([`set_temp_owner`]). Process-wide, as the host id is (changing it needs
+/// a restart); unset (the CLI), temporary files carry no tag.
+static TEMP_OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Tags this process's temporary files with `host`, so that on shared
+/// storage, where one host's `flock` is not seen by another, a host's
+/// clean-up removes only its own or a dead host's (design §4.8). The first
+/// call wins.
+pub fn set_temp_owner(host: &str) {
+    let _ = TEMP_OWNER.set(host.to_string());
+}
+
+/// Whose temporary file `name` is: `Some(Some(host))` for a tagged one,
+/// `Some(None)` for an untagged one (the CLI's, or an earlier version's),
+/// `None` if it is not one of rlewatch's temporary files.
+pub fn temp_owner(name: &std::ffi::OsStr) -> Option<Option<&str>> {
+    let rest = name
+        .to_str()?
+        .strip_prefix(TEMP_PREFIX)?
+        .strip_suffix(TEMP_SUFFIX)?;
+    Some(rest.rsplit_once(OWNER_END).map(|(host, _)| host))
+}
 
 /// Creates a hidden temporary file in `dir` with the given mode (before the
 /// umask), holding an exclusive `flock` on it for as long as it is open: a
 /// start-up cleanup removes only temporary files nobody holds (a daemon
 /// that died), never those another live daemon is writing.
 pub fn temp_in(dir: &Path, mode: u32) -> io::Result<NamedTempFile> {
+    let prefix = match TEMP_OWNER.get() {
+        Some(host) => format!("{TEMP_PREFIX}{host}{OWNER_END}"),
+        None => TEMP_PREFIX.to_string(),
+    };
     let temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
+        .prefix(&prefix)
         .suffix(TEMP_SUFFIX)
         .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)?;
@@ -470,6 +501,20 @@ fn copy_across_at(
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    #[test]
+    fn a_temporary_files_name_says_whose_it_is() {
+        fn owner(n: &str) -> Option<Option<&str>> {
+            temp_owner(std::ffi::OsStr::new(n))
+        }
+        assert_eq!(
+            owner(".rlewatch-host-1.b~Ab12Zx.tmp"),
+            Some(Some("host-1.b"))
+        );
+        assert_eq!(owner(".rlewatch-Ab12Zx.tmp"), Some(None));
+        assert_eq!(owner(".rlewatch-Ab12Zx.rle"), None);
+        assert_eq!(owner("x.rlewatch-a~b.tmp"), None);
+    }
 
     /// inbox/a/b/f.bmp, inbox/link -> a, inbox/a/b/flink -> f.bmp, and an
     /// outside folder the links may point at.

@@ -47,14 +47,32 @@ pub(super) fn warn_cross_filesystem(c: &Config) {
     }
 }
 
-/// Removes rlewatch's own temporary files left by a crash: those no live
-/// process holds locked (another daemon's files in progress stay).
-pub(super) fn remove_stale_temps(c: &Config, whose: &str) {
+/// Whose stale temporary files to remove.
+pub(super) enum Stale<'a> {
+    /// This host's, and untagged ones (the CLI's, an earlier version's),
+    /// at start.
+    Ours,
+    /// A dead host's, after taking over its claims.
+    Of(&'a str),
+}
+
+/// Removes rlewatch's temporary files left by a crash: those tagged with
+/// the host `whose` says (on shared storage another host's `flock` is not
+/// seen here, so its files in progress must be told apart by name —
+/// design §4.8) and that no live process on this machine holds locked
+/// (another daemon's files in progress stay).
+pub(super) fn remove_stale_temps(c: &Config, whose: Stale) {
     let mut removed = 0;
     let unheld = |p: &Path| {
         fs::File::open(p)
             .and_then(|f| crate::claim::lock(&f))
             .unwrap_or(true)
+    };
+    let wanted = |owner: Option<&str>| match (&whose, owner) {
+        (Stale::Ours, None) => true,
+        (Stale::Ours, Some(h)) => h == c.host,
+        (Stale::Of(dead), Some(h)) => h == *dead,
+        (Stale::Of(_), None) => false,
     };
     for dir in [&c.paths.archive, &c.paths.done, &c.paths.failed] {
         for entry in walkdir::WalkDir::new(dir)
@@ -63,7 +81,7 @@ pub(super) fn remove_stale_temps(c: &Config, whose: &str) {
             .flatten()
         {
             if entry.file_type().is_file()
-                && crate::durable::is_temp_name(entry.file_name())
+                && crate::durable::temp_owner(entry.file_name()).is_some_and(wanted)
                 && unheld(entry.path())
             {
                 match fs::remove_file(entry.path()) {
@@ -77,6 +95,13 @@ pub(super) fn remove_stale_temps(c: &Config, whose: &str) {
         }
     }
     if removed > 0 {
-        info!("removed {removed} stale temporary file(s) left by {whose}");
+        match whose {
+            Stale::Ours => {
+                info!("removed {removed} stale temporary file(s) left by an earlier run")
+            }
+            Stale::Of(host) => {
+                info!("removed {removed} stale temporary file(s) left by host {host:?}")
+            }
+        }
     }
 }

@@ -1,10 +1,11 @@
 //! Several hosts on a real network filesystem (design §4.8): an `sshd` the
-//! test starts on loopback serves one folder over SFTP; two `sshfs` mounts
-//! of it stand for two client hosts, each running its own daemon with its
-//! own host id. Between two mounts neither `flock` nor inotify crosses (as
-//! between NFS clients), so the claim rename alone decides who archives a
-//! file, and the daemons fall back to polling. One daemon is SIGKILLed
-//! while it holds claims and never restarted; the other takes them over.
+//! test starts on loopback serves one folder over SFTP; three `sshfs`
+//! mounts of it stand for three client hosts, each running its own daemon
+//! with its own host id. Between mounts neither `flock` nor inotify crosses
+//! (as between NFS clients) and sshfs has no `RENAME_NOREPLACE` (nor has
+//! NFS), so the claim rename alone decides who archives a file, and the
+//! daemons poll. One daemon is SIGKILLed while it holds claims and never
+//! restarted; the other two race to take them over.
 //!
 //! Needs root, `sshd`, `sshfs` and `/dev/fuse` (`.ci/run` installs the
 //! Debian packages `openssh-server` and `sshfs`); elsewhere it says
@@ -203,7 +204,7 @@ fn ledger_lines(archive: &Path) -> Vec<String> {
 }
 
 #[test]
-fn two_hosts_on_sshfs_one_killed_archive_each_file_once() {
+fn three_hosts_on_sshfs_one_killed_archive_each_file_once() {
     const N: usize = 300;
     if !is_root() {
         return skip("mounting sshfs and running sshd need root");
@@ -227,7 +228,7 @@ fn two_hosts_on_sshfs_one_killed_archive_each_file_once() {
         fs::create_dir_all(server.join(sub)).unwrap();
     }
     let sshd = Sshd::start(top.path(), &sshd_bin);
-    let mounts: Vec<Sshfs> = ["a", "b"]
+    let mounts: Vec<Sshfs> = ["a", "b", "c"]
         .iter()
         .map(|h| Sshfs::mount(&sshd, &server, &top.path().join(format!("mnt-{h}"))))
         .collect();
@@ -245,7 +246,8 @@ fn two_hosts_on_sshfs_one_killed_archive_each_file_once() {
     };
     let mut a = Daemon::start(&config("a", &mounts[0]));
     let b = Daemon::start(&config("b", &mounts[1]));
-    for d in [&a, &b] {
+    let c = Daemon::start(&config("c", &mounts[2]));
+    for d in [&a, &b, &c] {
         // `auto` must see a network filesystem, where inotify would miss
         // the other host's writes, and poll.
         assert!(d.log().contains("(polling"), "not polling:\n{}", d.log());
@@ -332,9 +334,10 @@ fn two_hosts_on_sshfs_one_killed_archive_each_file_once() {
     );
     if held > 0 {
         assert!(
-            b.log().contains("host \"a\" has shown no heartbeat"),
-            "b never took over a's claims:\n{}",
-            b.log()
+            (b.log() + &c.log()).contains("host \"a\" has shown no heartbeat"),
+            "no one took over a's claims:\n{}\n{}",
+            b.log(),
+            c.log()
         );
     }
 
@@ -367,7 +370,7 @@ fn two_hosts_on_sshfs_one_killed_archive_each_file_once() {
     );
     // Races lost to the other host are routine here, not worth a warning:
     // the only one expected is the take-over.
-    let log = a.log() + &b.log();
+    let log = a.log() + &b.log() + &c.log();
     let warnings: Vec<&str> = log
         .lines()
         .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
@@ -378,5 +381,5 @@ fn two_hosts_on_sshfs_one_killed_archive_each_file_once() {
         "unexpected warnings:\n{}",
         warnings.join("\n")
     );
-    drop(b);
+    drop((b, c));
 }

@@ -444,7 +444,7 @@ impl Coordinator {
                 );
                 self.adopt_claims();
                 // Its unfinished temporary files, which no one holds now.
-                super::startup::remove_stale_temps(&self.config, &format!("host {host:?}"));
+                super::startup::remove_stale_temps(&self.config, super::startup::Stale::Of(&host));
             }
             if held > 0 && self.hosts.first_held(&host) {
                 warn!(
