@@ -15,10 +15,14 @@ use std::time::{Instant, SystemTime};
 use std::sync::Arc;
 
 use crate::bilevel::Conversion;
+use crate::bmp::BmpError;
 use crate::compress::{self, CompressError, Outcome, VerifyError};
 use crate::display::shown;
 use crate::ledger::{self, Ledger};
 use crate::{claim, durable, faults};
+
+mod failure;
+pub use failure::{Cause, Failure, Kind, Op};
 
 /// Mode of the files the daemon writes (before the umask).
 pub const FILE_MODE: u32 = 0o640;
@@ -174,12 +178,16 @@ pub enum Report {
     /// Not safely reachable inside the inbox (a folder on its path is a
     /// symlink, or it resolves outside); left alone.
     Refused { reason: String },
-    /// Could not finish for a reason that may pass; the original is
-    /// untouched.
-    Transient { error: String },
+    /// Could not finish for a reason other than the file's content; the
+    /// original is untouched. Retried (`error.kind()` says whether waiting
+    /// alone can help).
+    Transient { error: Box<Failure> },
     /// Archived (or found archived), but the original could not be filed
-    /// away for a reason that may pass; retried with `published`.
-    Unfiled { published: Published, error: String },
+    /// away; retried with `published`.
+    Unfiled {
+        published: Published,
+        error: Box<Failure>,
+    },
 }
 
 /// A file whose archive is written to a temporary file but not yet made
@@ -247,7 +255,7 @@ pub fn encode(
         {
             return done!(Report::Unfiled {
                 published: p.clone(),
-                error: ledger_error(&entry, &err),
+                error: ledger_error(&entry, err),
             });
         }
         // Whether that archive's conversion was lossless is not known here,
@@ -262,11 +270,11 @@ pub fn encode(
     }
 
     if let Err(e) = fs::create_dir_all(&archive_dir) {
-        return done!(transient(&entry, "archive folder", &archive_dir, &e));
+        return done!(transient(&entry, Op::ArchiveFolder, &archive_dir, e));
     }
     let temp = match durable::temp_in(&archive_dir, FILE_MODE) {
         Ok(t) => t,
-        Err(e) => return done!(transient(&entry, "archive folder", &archive_dir, &e)),
+        Err(e) => return done!(transient(&entry, Op::ArchiveFolder, &archive_dir, e)),
     };
     let opts = compress::Options {
         conversion: s.conversion,
@@ -287,15 +295,25 @@ pub fn encode(
             return done!(quarantine(s, &entry, &e.to_string(), attempts));
         }
         Err(e) => {
+            let error = match e {
+                CompressError::Write(io) => Failure::at(&entry.path, Op::Write, temp.path(), io),
+                CompressError::Bmp(BmpError::Io(io)) => Failure::io(&entry.path, Op::Read, io),
+                other => Failure::at(
+                    &entry.path,
+                    Op::Read,
+                    &entry.path,
+                    Cause::Other(other.to_string()),
+                ),
+            };
             return done!(Report::Transient {
-                error: format!("{}: {e}", shown(&entry.path)),
+                error: Box::new(error)
             });
         }
     };
     drop(out);
     let source_xxh3 = match digest(&file) {
         Ok(d) => d,
-        Err(e) => return done!(transient(&entry, "read", &entry.path, &e)),
+        Err(e) => return done!(transient(&entry, Op::Read, &entry.path, e)),
     };
     if changed(&file, &before) {
         return done!(Report::Changed);
@@ -332,14 +350,10 @@ fn release(s: &Settings, entry: &Entry, report: Report) -> Report {
     report
 }
 
-/// A transient failure of `what` on `at` while working on `entry`.
-fn transient(entry: &Entry, what: &str, at: &Path, e: &io::Error) -> Report {
+/// A failure of `op` on `at` while working on `entry`.
+fn transient(entry: &Entry, op: Op, at: &Path, e: io::Error) -> Report {
     Report::Transient {
-        error: if at == entry.path {
-            format!("{}: {what}: {e}", shown(at))
-        } else {
-            format!("{}: {what} {}: {e}", shown(&entry.path), shown(at))
-        },
+        error: Box::new(Failure::at(&entry.path, op, at, e)),
     }
 }
 
@@ -390,7 +404,7 @@ fn take(s: &Settings, path: &Path, attempts: u32) -> Result<(Entry, File, fs::Me
         }
         Err(e) => {
             return Err(Report::Transient {
-                error: format!("{}: open folder: {e}", shown(&dropped)),
+                error: Box::new(Failure::io(&dropped, Op::OpenFolder, e)),
             });
         }
     };
@@ -410,7 +424,7 @@ fn take(s: &Settings, path: &Path, attempts: u32) -> Result<(Entry, File, fs::Me
         // ctime: what it is compared with later is taken now.
         before = match file.metadata() {
             Ok(m) => m,
-            Err(e) => return Err(transient(&entry, "stat", &entry.path, &e)),
+            Err(e) => return Err(transient(&entry, Op::Stat, &entry.path, e)),
         };
     }
     Ok((entry, file, before))
@@ -438,11 +452,11 @@ fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
             return Err(quarantine(s, entry, "not a regular file", attempts));
         }
-        Err(e) => return Err(transient(entry, "open", &entry.path, &e)),
+        Err(e) => return Err(transient(entry, Op::Open, &entry.path, e)),
     };
     let before = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return Err(transient(entry, "stat", &entry.path, &e)),
+        Err(e) => return Err(transient(entry, Op::Stat, &entry.path, e)),
     };
     if !before.file_type().is_file() {
         return Err(quarantine(s, entry, "not a regular file", attempts));
@@ -452,7 +466,7 @@ fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::
         Ok(false) => Err(Report::Busy {
             reason: "another rlewatch is working on it".into(),
         }),
-        Err(e) => Err(transient(entry, "lock", &entry.path, &e)),
+        Err(e) => Err(transient(entry, Op::Lock, &entry.path, e)),
     }
 }
 
@@ -466,7 +480,7 @@ fn claim(
 ) -> Result<(), Report> {
     let dir = match claim::open_dir(&s.claims, &entry.rel_dir) {
         Ok(d) => d,
-        Err(e) => return Err(transient(entry, "claim folder", &s.claims, &e)),
+        Err(e) => return Err(transient(entry, Op::ClaimFolder, &s.claims, e)),
     };
     match claim::rename_confirmed(&entry.parent, &entry.name, &dir, file) {
         Ok(()) => {}
@@ -496,13 +510,9 @@ fn claim(
             });
         }
         Err(e) => {
+            let hint = removal_hint(&e, s, entry);
             return Err(Report::Transient {
-                error: format!(
-                    "{}: claiming it (a rename into {}): {e}{}",
-                    shown(&entry.path),
-                    shown(&s.claims),
-                    removal_hint(&e, s, entry)
-                ),
+                error: Box::new(Failure::at(&entry.path, Op::Claim, &s.claims, e).with_hint(hint)),
             });
         }
     }
@@ -567,19 +577,17 @@ fn finish_taken(
         started,
     } = work;
     if let Err(e) = temp.as_file().sync_all() {
-        return transient(entry, "fsync", temp.path(), &e);
+        return transient(entry, Op::Fsync, temp.path(), e);
     }
     faults::reached("synced");
     faults::corrupt_temp(temp.as_file());
     if s.verify {
-        let check = File::open(temp.path())
-            .map_err(|e| e.to_string())
-            .and_then(|f| {
-                compress::verify_rle(f, &outcome).map_err(|e: VerifyError| e.to_string())
-            });
+        let check = File::open(temp.path()).map_err(Cause::Io).and_then(|f| {
+            compress::verify_rle(f, &outcome).map_err(|e: VerifyError| Cause::Other(e.to_string()))
+        });
         if let Err(e) = check {
             return Report::Transient {
-                error: format!("{}: verification failed: {e}", shown(temp.path())),
+                error: Box::new(Failure::at(&entry.path, Op::Verify, temp.path(), e)),
             };
         }
         faults::reached("verified");
@@ -625,7 +633,7 @@ fn finish_taken(
         }
         None => match publish_numbered(temp, &archive_dir, &stem) {
             Ok(p) => (p, false),
-            Err(e) => return Report::Transient { error: e },
+            Err((op, e)) => return transient(entry, op, &archive_dir, e),
         },
     };
     faults::reached("published");
@@ -656,7 +664,7 @@ fn finish_taken(
                 source: source_id(before),
                 unrecorded: Some(Box::new(record)),
             },
-            error: ledger_error(entry, &e),
+            error: ledger_error(entry, e),
         };
     }
     faults::reached("recorded");
@@ -679,8 +687,8 @@ fn finish_taken(
     }
 }
 
-fn ledger_error(entry: &Entry, e: &io::Error) -> String {
-    format!("{}: recording it in the ledger: {e}", shown(&entry.path))
+fn ledger_error(entry: &Entry, e: io::Error) -> Box<Failure> {
+    Box::new(Failure::io(&entry.path, Op::Record, e))
 }
 
 /// Files away the original of a source found already archived as
@@ -700,7 +708,7 @@ fn file_away_archived(
 
 /// Archived, but the original could not be filed: the retry carries the
 /// archive and the source's identity.
-fn unfiled(archive: PathBuf, before: &fs::Metadata, error: String) -> Report {
+fn unfiled(archive: PathBuf, before: &fs::Metadata, error: Box<Failure>) -> Report {
     Report::Unfiled {
         published: Published {
             archive,
@@ -747,12 +755,13 @@ fn holds(path: &Path, outcome: &Outcome) -> bool {
             .is_some_and(|f| compress::verify_rle(f, outcome).is_ok())
 }
 
-/// Publishes the temporary file as `stem.rle`, or `stem-N.rle` when taken.
+/// Publishes the temporary file as `stem.rle`, or `stem-N.rle` when taken;
+/// on failure, the step (publishing, or the folder's fsync).
 fn publish_numbered(
     temp: tempfile::NamedTempFile,
     dir: &Path,
     stem: &std::ffi::OsStr,
-) -> Result<PathBuf, String> {
+) -> Result<PathBuf, (Op, io::Error)> {
     let mut temp = Some(temp);
     // The temporary file is already fsynced; persist_noclobber never
     // replaces an existing file and hands the file back when it fails.
@@ -768,10 +777,10 @@ fn publish_numbered(
             }
         }
     })
-    .map_err(|e| format!("{}: {e}", shown(dir)))?;
+    .map_err(|e| (Op::Publish, e))?;
     durable::sync_dir(dir)
         .map(|()| dest)
-        .map_err(|e| format!("{}: fsync: {e}", shown(dir)))
+        .map_err(|e| (Op::Fsync, e))
 }
 
 /// Applies the originals policy once the archive is safe.
@@ -780,7 +789,7 @@ fn dispose_original(
     entry: &Entry,
     source: &fs::Metadata,
     may_delete: bool,
-) -> Result<Original, String> {
+) -> Result<Original, Box<Failure>> {
     let original = dispose(s, entry, source, may_delete)?;
     faults::reached("filed");
     Ok(original)
@@ -791,7 +800,7 @@ fn dispose(
     entry: &Entry,
     source: &fs::Metadata,
     may_delete: bool,
-) -> Result<Original, String> {
+) -> Result<Original, Box<Failure>> {
     use OriginalsAction as A;
     let path = &entry.path;
     // The name may hold another file by now (only for a file not claimed:
@@ -814,18 +823,18 @@ fn dispose(
     ) {
         Ok(to) => Ok(fate(to)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Original::Vanished),
-        Err(e) => Err(format!(
-            "{}: moving to {}: {e}{}",
-            shown(path),
-            shown(&s.done),
-            removal_hint(&e, s, entry)
-        )),
+        Err(e) => {
+            let hint = removal_hint(&e, s, entry);
+            Err(Box::new(
+                Failure::at(path, Op::MoveToDone, &s.done, e).with_hint(hint),
+            ))
+        }
     };
     match s.originals {
         A::Keep if entry.claimed => match put_back(s, entry) {
             Ok(true) => Ok(Original::Kept),
             Ok(false) => move_to_done(Original::MovedNameTaken),
-            Err(e) => Err(format!("{}: putting the original back: {e}", shown(path))),
+            Err(e) => Err(Box::new(Failure::io(path, Op::PutBack, e))),
         },
         A::Keep => Ok(Original::Kept),
         A::Move => move_to_done(Original::Moved),
@@ -834,13 +843,14 @@ fn dispose(
             match durable::unlink_at(&entry.parent, &entry.name) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
                 other => other.map_err(|e| {
-                    format!("{}: delete: {e}{}", shown(path), removal_hint(&e, s, entry))
+                    let hint = removal_hint(&e, s, entry);
+                    Box::new(Failure::io(path, Op::Delete, e).with_hint(hint))
                 })?,
             }
             entry
                 .parent
                 .sync_all()
-                .map_err(|e| format!("{}: fsync: {e}", shown(path)))?;
+                .map_err(|e| Box::new(Failure::io(path, Op::Fsync, e)))?;
             Ok(Original::Deleted)
         }
         A::Delete => move_to_done(Original::MovedLossy),
@@ -935,19 +945,17 @@ fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Repor
         Err(_) => Ok(p.to_path_buf()),
     })
     .unwrap_or_else(|_| dir.join(name));
-    let write_note = |at: &Path| -> Result<(), String> {
-        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-        let mut t = durable::temp_in(&dir, FILE_MODE).map_err(|e| e.to_string())?;
-        t.write_all(note.as_bytes()).map_err(|e| e.to_string())?;
-        durable::publish(t, at, true).map_err(|e| e.to_string())
+    let write_note = |at: &Path| -> io::Result<()> {
+        fs::create_dir_all(&dir)?;
+        let mut t = durable::temp_in(&dir, FILE_MODE)?;
+        t.write_all(note.as_bytes())?;
+        durable::publish(t, at, true).map_err(|e| match e {
+            durable::PublishError::Io { source, .. } => source,
+            exists => io::Error::new(io::ErrorKind::AlreadyExists, exists.to_string()),
+        })
     };
     if let Err(e) = write_note(&note_for(&expected)) {
-        return Report::Transient {
-            error: format!(
-                "{}: writing the error note: {e}",
-                shown(&note_for(&expected))
-            ),
-        };
+        return transient(entry, Op::WriteNote, &note_for(&expected), e);
     }
     let to = match durable::move_at(&entry.parent, &entry.name, &dir, FILE_MODE) {
         Ok(to) => to,
@@ -956,13 +964,9 @@ fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Repor
             return Report::Gone;
         }
         Err(e) => {
+            let hint = removal_hint(&e, s, entry);
             return Report::Transient {
-                error: format!(
-                    "{}: moving to {}: {e}{}",
-                    shown(path),
-                    shown(&dir),
-                    removal_hint(&e, s, entry)
-                ),
+                error: Box::new(Failure::at(path, Op::MoveToFailed, &dir, e).with_hint(hint)),
             };
         }
     };
@@ -978,5 +982,54 @@ fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Repor
     Report::Quarantined {
         reason: reason.to_string(),
         to,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings for an inbox in `t`, archiving into `archive`.
+    fn settings(t: &Path, archive: PathBuf) -> Arc<Settings> {
+        let inbox = t.join("inbox");
+        fs::create_dir_all(&inbox).unwrap();
+        let claims = claim::prepare(&inbox, "h").unwrap();
+        let ledger = Ledger::open(&t.join("ledger-home"), "h").unwrap();
+        Arc::new(Settings {
+            inbox,
+            archive,
+            done: t.join("done"),
+            failed: t.join("failed"),
+            conversion: Conversion::Dither,
+            verify: true,
+            max_pixels: 1_000_000,
+            originals: OriginalsAction::Move,
+            claims,
+            ledger: Arc::new(ledger),
+        })
+    }
+
+    #[test]
+    fn a_file_where_the_archive_folder_should_be_is_a_permanent_failure_and_the_original_stays() {
+        let t = tempfile::tempdir().unwrap();
+        let archive = t.path().join("archive");
+        fs::write(&archive, b"not a folder").unwrap();
+        let s = settings(t.path(), archive.clone());
+        let src = s.inbox.join("a.bmp");
+        let bmp = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pal1.bmp");
+        fs::copy(bmp, &src).unwrap();
+        let error = match encode(&s, &src, 0, None) {
+            Step::Done(Report::Transient { error }) => error,
+            Step::Done(other) => panic!("{other:?}"),
+            Step::Encoded(_) => panic!("encoded into a file"),
+        };
+        assert_eq!(error.op, Op::ArchiveFolder);
+        assert_eq!(error.kind(), Kind::Permanent, "{error}");
+        assert_eq!(error.file, src);
+        assert_eq!(error.at, Some(archive.join("")));
+        assert!(error.io_error().is_some());
+        // Put back from its claim, unchanged.
+        assert_eq!(fs::read(&src).unwrap(), fs::read(bmp).unwrap());
+        assert!(claim::list(&s.claims).is_empty());
     }
 }

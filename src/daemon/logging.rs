@@ -15,10 +15,13 @@ pub struct LevelHandle(reload::Handle<EnvFilter, Registry>);
 
 /// The filter for a configured level: a plain `info` keeps the `notify`
 /// crate to warnings (it logs, at info, routine inotify bookkeeping such as
-/// a watch already gone with its folder); any other directive as given.
+/// a watch already gone with its folder) and its poll backend to errors
+/// (it warns of each file gone between listing and looking, routine on
+/// shared storage; it hands the same error to the watcher, which decides —
+/// design §4.8); any other directive as given.
 fn directive(level: &str) -> String {
     if level.trim().eq_ignore_ascii_case("info") {
-        "info,notify=warn".into()
+        "info,notify=warn,notify::poll=error".into()
     } else {
         level.to_string()
     }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
 use super::Coordinator;
-use crate::archive::{self, Original, Published, Report};
+use crate::archive::{self, Failure, Kind, Original, Published, Report};
 use crate::daemon::pipeline::Done;
 use crate::daemon::settle::{backoff, recheck};
 use crate::display::shown;
@@ -163,14 +163,20 @@ impl Coordinator {
         &mut self,
         path: PathBuf,
         attempts: u32,
-        error: &str,
+        error: &Failure,
         published: Option<Published>,
     ) {
         self.stats.retries += 1;
         let attempts = attempts + 1;
         let wait = backoff(attempts);
+        // Retried either way: once someone fixes a permanent cause, the
+        // next attempt goes through.
+        let needs = match error.kind() {
+            Kind::Permanent => " (this will not pass until it is fixed)",
+            Kind::Transient => "",
+        };
         error!(
-            "{error}; original left in place, retry {attempts} in {}s",
+            "{error}; original left in place, retry {attempts} in {}s{needs}",
             wait.as_secs()
         );
         self.pend(path.clone(), Instant::now() + wait, attempts, published);
