@@ -2,7 +2,55 @@
 //! and the durations that decide when it is looked at again. Pure: no I/O,
 //! time is passed in.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// The files waiting in the inbox (design §4.2), a bounded list: a new
+/// path that finds it full is not kept — the file itself stays in the
+/// inbox — and the list remembers it overflowed; once it has drained below
+/// half, a rescan finds what was left out. Files put back for a retry or
+/// found claimed are always kept (`insert`), never left out.
+#[derive(Debug, Default)]
+pub(super) struct WaitList {
+    files: HashMap<PathBuf, Pending>,
+    overflowed: bool,
+}
+
+impl WaitList {
+    /// Whether `path` may wait: known already, or fewer than `cap` waiting.
+    /// False marks the overflow.
+    pub(super) fn room_for(&mut self, path: &Path, cap: usize) -> bool {
+        if self.files.len() < cap || self.files.contains_key(path) {
+            return true;
+        }
+        self.overflowed = true;
+        false
+    }
+
+    /// An overflowed list has drained below half of `cap`: time to rescan.
+    pub(super) fn rescan_due(&self, cap: usize) -> bool {
+        self.overflowed && self.files.len() < cap / 2
+    }
+
+    /// A rescan starts: whatever it finds is taken in anew.
+    pub(super) fn rescanning(&mut self) {
+        self.overflowed = false;
+    }
+}
+
+impl std::ops::Deref for WaitList {
+    type Target = HashMap<PathBuf, Pending>;
+    fn deref(&self) -> &Self::Target {
+        &self.files
+    }
+}
+
+impl std::ops::DerefMut for WaitList {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.files
+    }
+}
 
 /// A file waiting in the inbox.
 #[derive(Debug, Clone)]
@@ -90,6 +138,33 @@ pub(super) fn jittered(d: Duration) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_wait_list_leaves_new_paths_out_and_asks_for_a_rescan_once_half_drained() {
+        let now = Instant::now();
+        let mut w = WaitList::default();
+        let cap = 4;
+        for i in 0..cap {
+            let p = PathBuf::from(format!("/in/{i}.bmp"));
+            assert!(w.room_for(&p, cap));
+            w.insert(p, Pending::new(1, (0, 0), now, now));
+        }
+        assert!(!w.rescan_due(cap));
+        // Full: a known path still has room, a new one does not.
+        assert!(w.room_for(Path::new("/in/0.bmp"), cap));
+        assert!(!w.rescan_due(cap));
+        assert!(!w.room_for(Path::new("/in/new.bmp"), cap));
+        assert_eq!(w.len(), cap);
+        // Drained to half: not yet; below half: rescan.
+        w.remove(Path::new("/in/0.bmp"));
+        w.remove(Path::new("/in/1.bmp"));
+        assert!(!w.rescan_due(cap));
+        w.remove(Path::new("/in/2.bmp"));
+        assert!(w.rescan_due(cap));
+        w.rescanning();
+        assert!(!w.rescan_due(cap));
+        assert!(w.room_for(Path::new("/in/new.bmp"), cap));
+    }
 
     /// First seen at `since`, due at `due`.
     fn pending(since: Instant, due: Instant) -> Pending {

@@ -21,7 +21,7 @@ use crate::display::shown;
 impl Coordinator {
     /// Takes note of a path that may be work.
     pub(super) fn observe(&mut self, path: &Path) {
-        if self.in_flight_paths.contains(path) {
+        if self.in_flight.has_path(path) {
             return;
         }
         let meta = match fs::symlink_metadata(path) {
@@ -56,8 +56,7 @@ impl Coordinator {
             }
             return;
         }
-        if self.pending.len() >= self.capacity() {
-            self.overflowed = true;
+        if !self.pending.room_for(path, self.wait_cap()) {
             return;
         }
         // Symlinks and other non-files need no settling: they are refused.
@@ -91,8 +90,7 @@ impl Coordinator {
             if entry.file_type().is_dir() || !self.filter.wants_file(entry.path()) {
                 continue;
             }
-            if self.pending.len() >= self.capacity() && !self.pending.contains_key(entry.path()) {
-                self.overflowed = true;
+            if !self.pending.room_for(entry.path(), self.wait_cap()) {
                 break;
             }
             self.observe(entry.path());
@@ -102,7 +100,7 @@ impl Coordinator {
         self.kept.retain(|p, _| p.exists());
         self.adopt_claims();
         debug!("rescanning {} ({why})", shown(&self.config.paths.inbox));
-        self.overflowed = false;
+        self.pending.rescanning();
         let inbox = self.config.paths.inbox.clone();
         if !inbox.is_dir() {
             warn!(
@@ -196,7 +194,7 @@ impl Coordinator {
             return;
         }
         let key = (meta.dev(), meta.ino());
-        if self.in_flight.contains_key(&key) {
+        if self.in_flight.has_file(key) {
             // The same file under another name is being archived (never
             // `now + settle`: with settle_ms = 0 that would spin).
             p.due = now + recheck(settle);
@@ -207,8 +205,7 @@ impl Coordinator {
         let attempts = p.attempts;
         let Some(tx) = &self.jobs_tx else { return };
         let published = self.pending.remove(&path).and_then(|p| p.published);
-        self.in_flight.insert(key, path.clone());
-        self.in_flight_paths.insert(path.clone());
+        self.in_flight.start(key, &path);
         let job = Job::Archive {
             path,
             key,
@@ -255,7 +252,7 @@ impl Coordinator {
         let now = Instant::now();
         let mut adopted = 0;
         for c in crate::claim::list(&self.settings.claims) {
-            if !self.pending.contains_key(&c) && !self.in_flight_paths.contains(&c) {
+            if !self.pending.contains_key(&c) && !self.in_flight.has_path(&c) {
                 self.pend(c, now, 0, None);
                 adopted += 1;
             }

@@ -9,7 +9,7 @@ mod reload;
 mod report;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -21,8 +21,8 @@ use tracing::{error, info, warn};
 
 use super::config::Config;
 use super::filter::Filter;
-use super::pipeline::{Done, Finish, Job, finisher_loop, settings_of, worker_loop};
-use super::settle::{Pending, jittered};
+use super::pipeline::{Done, Finish, InFlight, Job, finisher_loop, settings_of, worker_loop};
+use super::settle::{WaitList, jittered};
 use super::signals::Control;
 use super::watch::{self, Flags, Handler, Seen, Watch};
 use super::{lock, logging, systemd};
@@ -59,7 +59,7 @@ pub(super) struct Coordinator {
     /// started by a reload and is dropped at shutdown.
     finish_tx: Option<Sender<Finish>>,
     finishers: Vec<std::thread::JoinHandle<()>>,
-    pending: HashMap<PathBuf, Pending>,
+    pending: WaitList,
     /// Folders that appeared, to be scanned once more when due: notify
     /// adds the watch on a new folder (and its subfolders) only after
     /// reporting it, so a file created in between has no event and may
@@ -70,10 +70,7 @@ pub(super) struct Coordinator {
     /// rescan does not encode them again just to find them archived.
     kept: HashMap<PathBuf, crate::archive::SourceId>,
     timers: BinaryHeap<Reverse<(Instant, PathBuf)>>,
-    in_flight: HashMap<(u64, u64), PathBuf>,
-    in_flight_paths: HashSet<PathBuf>,
-    /// More files were seen than `pending` may hold: rescan once drained.
-    overflowed: bool,
+    in_flight: InFlight,
     next_rescan: Option<Instant>,
     next_watchdog: Option<Instant>,
     next_status: Instant,
@@ -141,13 +138,11 @@ impl Coordinator {
             control,
             flags: Arc::default(),
             watch: None,
-            pending: HashMap::new(),
+            pending: WaitList::default(),
             new_folders: VecDeque::new(),
             kept: HashMap::new(),
             timers: BinaryHeap::new(),
-            in_flight: HashMap::new(),
-            in_flight_paths: HashSet::new(),
-            overflowed: false,
+            in_flight: InFlight::default(),
             next_status: Instant::now(),
             stopping: None,
             stats: Stats::default(),
@@ -252,7 +247,8 @@ impl Coordinator {
             self.pool.execute(move || worker_loop(jobs, done, finish));
         }
     }
-    fn capacity(&self) -> usize {
+    /// How many files may wait at once (design §4.2).
+    fn wait_cap(&self) -> usize {
         (self.config.queue.max(1024)) * 4
     }
     fn handler(&self) -> Handler {
@@ -307,9 +303,8 @@ impl Coordinator {
         self.jobs_tx = None;
         self.finish_tx = None;
         while let Ok(job) = self.jobs.try_recv() {
-            if let Job::Archive { path, key, .. } = job {
-                self.in_flight.remove(&key);
-                self.in_flight_paths.remove(&path);
+            if let Job::Archive { key, .. } = job {
+                self.in_flight.finish(key);
             }
         }
     }
@@ -364,7 +359,7 @@ impl Coordinator {
         if self.flags.rescan.swap(false, Ordering::SeqCst) {
             self.rescan("events were dropped");
         }
-        if self.overflowed && self.pending.len() < self.capacity() / 2 {
+        if self.pending.rescan_due(self.wait_cap()) {
             self.rescan("backlog larger than the waiting list");
         }
         while let Some((due, _)) = self.new_folders.front()
@@ -465,7 +460,7 @@ impl Coordinator {
                     break;
                 }
                 if now >= deadline {
-                    let left: Vec<String> = self.in_flight.values().map(|p| shown(p)).collect();
+                    let left: Vec<String> = self.in_flight.paths().map(|p| shown(p)).collect();
                     warn!(
                         "shutdown timeout: abandoning {} file(s) in progress (they stay in the inbox): {}",
                         left.len(),

@@ -39,8 +39,7 @@ impl Coordinator {
         )
     }
     pub(super) fn finished(&mut self, d: Done) {
-        self.in_flight.remove(&d.key);
-        self.in_flight_paths.remove(&d.path);
+        self.in_flight.finish(d.key);
         let (rel, was_claim) = archive::relative(&self.settings, &d.path);
         let dropped = self.config.paths.inbox.join(rel);
         let claim = self.settings.claims.join(rel);
