@@ -132,19 +132,118 @@ pub(super) fn worker_loop(jobs: Receiver<Job>, done: Sender<Done>, finish: Sende
 }
 
 /// One finisher: fsync, verify, publish, then the original.
-pub(super) fn finisher_loop(finish: Receiver<Finish>, done: Sender<Done>) {
-    for f in finish {
+fn finisher_loop(finish: Receiver<Finish>, stop: Receiver<()>, done: Sender<Done>) {
+    let archive = |f: Finish| {
         let report = archive::finish(*f.encoded);
-        if done
-            .send(Done {
-                path: f.path,
-                key: f.key,
-                attempts: f.attempts,
-                report,
-            })
-            .is_err()
-        {
-            return;
+        done.send(Done {
+            path: f.path,
+            key: f.key,
+            attempts: f.attempts,
+            report,
+        })
+        .is_ok()
+    };
+    loop {
+        crossbeam_channel::select! {
+            recv(stop) -> r => match r {
+                // One finisher fewer (the pool shrank).
+                Ok(()) => return,
+                // The coordinator is gone: finish what is left, then end.
+                Err(_) => {
+                    for f in &finish {
+                        if !archive(f) {
+                            return;
+                        }
+                    }
+                    return;
+                }
+            },
+            recv(finish) -> f => match f {
+                Ok(f) => {
+                    if !archive(f) {
+                        return;
+                    }
+                }
+                // Every sender gone: shutting down, all finished.
+                Err(_) => return,
+            },
+        }
+    }
+}
+
+/// The finisher threads: they mostly wait on fsync, so there are twice as
+/// many as workers (at least two), and a reload that resizes the workers
+/// resizes them too (design §4.1).
+pub(super) struct Finishers {
+    finish: Receiver<Finish>,
+    done: Sender<Done>,
+    stop_tx: Sender<()>,
+    stop: Receiver<()>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    count: usize,
+    started: usize,
+}
+
+impl Finishers {
+    /// How many finishers `workers` workers get.
+    pub(super) fn for_workers(workers: usize) -> usize {
+        (workers * 2).max(2)
+    }
+
+    /// Starts the finishers for `workers` workers, taking files from
+    /// `finish` and reporting on `done`.
+    pub(super) fn start(
+        finish: Receiver<Finish>,
+        done: Sender<Done>,
+        workers: usize,
+    ) -> std::io::Result<Finishers> {
+        let (stop_tx, stop) = crossbeam_channel::unbounded();
+        let mut f = Finishers {
+            finish,
+            done,
+            stop_tx,
+            stop,
+            threads: Vec::new(),
+            count: 0,
+            started: 0,
+        };
+        f.resize(workers)?;
+        Ok(f)
+    }
+
+    /// As many finishers as `workers` workers get: more are started, or
+    /// as many as too many are told to stop (each after its current file).
+    pub(super) fn resize(&mut self, workers: usize) -> std::io::Result<()> {
+        let want = Self::for_workers(workers);
+        // Threads that stopped are done with; forget their handles.
+        self.threads.retain(|t| !t.is_finished());
+        while self.count < want {
+            let (rx, stop, done) = (self.finish.clone(), self.stop.clone(), self.done.clone());
+            let t = std::thread::Builder::new()
+                .name(format!("finisher-{}", self.started))
+                .spawn(move || finisher_loop(rx, stop, done))?;
+            self.threads.push(t);
+            self.count += 1;
+            self.started += 1;
+        }
+        while self.count > want {
+            let _ = self.stop_tx.send(());
+            self.count -= 1;
+        }
+        Ok(())
+    }
+
+    /// Waits for every finisher to end (once the channel to them closed).
+    pub(super) fn join(self) {
+        let Finishers {
+            finish,
+            stop_tx,
+            threads,
+            ..
+        } = self;
+        drop((finish, stop_tx));
+        for t in threads {
+            let _ = t.join();
         }
     }
 }

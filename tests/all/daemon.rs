@@ -637,6 +637,18 @@ fn reloads_that_resize_the_pool_leak_no_threads() {
             "reload {i}: {}",
             d.log()
         );
+        if i == 1 {
+            // 2 -> 8 workers: 6 more pool threads and 12 more finishers
+            // (two per worker).
+            let mut now = 0;
+            assert!(
+                wait_until(LONG, || {
+                    now = threads_of(d.pid());
+                    now == at_start + 6 + 12
+                }),
+                "{now} threads at 8 workers, {at_start} at 2"
+            );
+        }
     }
     // Back at 2 workers: the threads of the loops that stopped exit soon.
     let mut now = 0;

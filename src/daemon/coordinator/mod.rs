@@ -21,7 +21,7 @@ use tracing::{error, info, warn};
 
 use super::config::Config;
 use super::filter::Filter;
-use super::pipeline::{Done, Finish, InFlight, Job, finisher_loop, settings_of, worker_loop};
+use super::pipeline::{Done, Finish, Finishers, InFlight, Job, settings_of, worker_loop};
 use super::settle::{WaitList, jittered};
 use super::signals::Control;
 use super::watch::{self, Flags, Handler, Seen, Watch};
@@ -58,7 +58,8 @@ pub(super) struct Coordinator {
     /// From workers to finishers; the coordinator's copy is for workers
     /// started by a reload and is dropped at shutdown.
     finish_tx: Option<Sender<Finish>>,
-    finishers: Vec<std::thread::JoinHandle<()>>,
+    /// `None` once joined.
+    finishers: Option<Finishers>,
     pending: WaitList,
     /// Folders that appeared, to be scanned once more when due: notify
     /// adds the watch on a new folder (and its subfolders) only after
@@ -95,19 +96,11 @@ impl Coordinator {
         let (wake_tx, wake) = bounded(1);
         let (done_tx, done) = unbounded();
         let (jobs_tx, jobs) = unbounded();
-        // Finishers mostly wait on fsync: twice as many as workers keeps the
-        // disk busy; the channel to them is as deep as there are workers.
+        // The channel to the finishers is as deep as there are workers at
+        // start (a reload resizes the finishers, not the channel).
         let (finish_tx, finish_rx) = bounded::<Finish>(config.threads);
-        let finishers = (0..(config.threads * 2).max(2))
-            .map(|i| {
-                let (rx, done) = (finish_rx.clone(), done_tx.clone());
-                std::thread::Builder::new()
-                    .name(format!("finisher-{i}"))
-                    .spawn(move || finisher_loop(rx, done))
-            })
-            .collect::<std::io::Result<Vec<_>>>()
+        let finishers = Finishers::start(finish_rx, done_tx.clone(), config.threads)
             .context("cannot start the finisher threads")?;
-        drop(finish_rx);
         let systemd = systemd::Systemd::new();
         let config = Arc::new(config);
         let hosts = super::hosts::Hosts::new(&config.paths.inbox, &config.host, config.takeover);
@@ -122,7 +115,7 @@ impl Coordinator {
             jobs_tx: Some(jobs_tx),
             jobs,
             finish_tx: Some(finish_tx),
-            finishers,
+            finishers: Some(finishers),
             next_rescan: config.rescan.map(|d| Instant::now() + jittered(d)),
             next_watchdog: systemd.watchdog.map(|d| Instant::now() + d),
             config,
@@ -227,8 +220,8 @@ impl Coordinator {
         );
         if self.in_flight.is_empty() {
             self.pool.join();
-            for f in self.finishers.drain(..) {
-                let _ = f.join();
+            if let Some(f) = self.finishers.take() {
+                f.join();
             }
         }
     }

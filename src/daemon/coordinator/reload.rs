@@ -134,6 +134,11 @@ impl Coordinator {
     /// idling (an idle thread would be counted again at the next growth,
     /// and leak).
     fn resize_workers(&mut self, old: usize, new: usize) {
+        if let Some(f) = &mut self.finishers
+            && let Err(e) = f.resize(new)
+        {
+            tracing::error!("cannot start more finisher threads: {e}");
+        }
         if new > old {
             self.pool.set_num_threads(new);
             self.start_workers(new - old);
