@@ -59,6 +59,92 @@ pub struct Settings {
     /// This host's claim folder (`INBOX/.rlewatch/claims/HOST`).
     pub claims: PathBuf,
     pub ledger: Arc<Ledger>,
+    /// Where the four folders were when configured.
+    pub devices: Devices,
+}
+
+/// Where each configured folder was when the configuration was loaded. A
+/// folder that was a mount point must still be one, and a missing folder
+/// is made again only while its parent is on the filesystem it was on: on
+/// a network share that went away, rlewatch would otherwise write on the
+/// empty mount point's local disk, where what it filed would be hidden once
+/// the share is mounted again (design §4.8).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Devices {
+    pub inbox: Root,
+    pub archive: Root,
+    pub done: Root,
+    pub failed: Root,
+}
+
+/// One configured folder, as it was when configured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Root {
+    /// On another device than its parent.
+    pub mount: bool,
+    /// Its parent folder's device.
+    pub parent: Option<u64>,
+}
+
+impl Root {
+    pub fn of(dir: &Path) -> Root {
+        Root {
+            mount: mount_point(dir),
+            parent: dir.parent().and_then(device),
+        }
+    }
+}
+
+impl Devices {
+    /// Where the folders are now.
+    pub fn of(inbox: &Path, archive: &Path, done: &Path, failed: &Path) -> Devices {
+        Devices {
+            inbox: Root::of(inbox),
+            archive: Root::of(archive),
+            done: Root::of(done),
+            failed: Root::of(failed),
+        }
+    }
+}
+
+fn device(p: &Path) -> Option<u64> {
+    fs::metadata(p).ok().map(|m| m.dev())
+}
+
+/// True when `dir` is on another device than its parent folder.
+pub fn mount_point(dir: &Path) -> bool {
+    match (device(dir), dir.parent().and_then(device)) {
+        (Some(d), Some(parent)) => d != parent,
+        _ => false,
+    }
+}
+
+/// Checks that the configured folder `root` may be used as configured
+/// (`was`): still a mount point if it was one; if missing, made again
+/// only where it was.
+pub fn still_there(root: &Path, was: Root) -> io::Result<()> {
+    match fs::metadata(root) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if root.parent().and_then(device) == was.parent {
+                return Ok(());
+            }
+            Err(io::Error::new(
+                e.kind(),
+                format!(
+                    "{} is missing, and the folder it was in is no longer on the filesystem \
+                     it was on (a network share unmounted?); it is not made again there",
+                    shown(root)
+                ),
+            ))
+        }
+        Err(e) => Err(e),
+        Ok(_) if was.mount && !mount_point(root) => Err(io::Error::other(format!(
+            "{} is no longer the mount point it was when rlewatch started (a network share \
+             unmounted?); it is not used until it is mounted again",
+            shown(root)
+        ))),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// The file being worked on, held by its folder's handle: every later
@@ -73,6 +159,12 @@ pub struct Entry {
     parent: File,
     name: std::ffi::OsString,
     claimed: bool,
+    /// Was a claim when this attempt began: left by a crash of this host,
+    /// or taken over from a dead one.
+    from_claim: bool,
+    /// The descriptor the file was locked through before it was claimed,
+    /// kept open so that the lock lasts until the end (see `take`).
+    _lock: Option<File>,
 }
 
 /// What became of the original.
@@ -269,7 +361,9 @@ pub fn encode(
         ));
     }
 
-    if let Err(e) = fs::create_dir_all(&archive_dir) {
+    if let Err(e) =
+        still_there(&s.archive, s.devices.archive).and_then(|()| fs::create_dir_all(&archive_dir))
+    {
         return done!(transient(&entry, Op::ArchiveFolder, &archive_dir, e));
     }
     let temp = match durable::temp_in(&archive_dir, FILE_MODE) {
@@ -414,18 +508,38 @@ fn take(s: &Settings, path: &Path, attempts: u32) -> Result<(Entry, File, fs::Me
         parent,
         name,
         claimed,
+        from_claim: claimed,
+        _lock: None,
     };
-    let (file, mut before) = open_locked(s, &entry, attempts)?;
+    let (mut file, mut before) = open_locked(s, &entry, attempts)?;
     if !claimed {
         claim(s, &mut entry, &file, &before)?;
         faults::reached("claimed");
-        // The name now holds the file that was opened (checked in
-        // `claim`); it stays locked through `file`. The rename moved its
-        // ctime: what it is compared with later is taken now.
-        before = match file.metadata() {
-            Ok(m) => m,
+        // What is archived is what the claim holds, read through a
+        // descriptor opened on it now. Locally the two are one file
+        // (checked in `claim`), but where inode numbers are the client's
+        // own (sshfs and other FUSE filesystems) that check cannot tell the
+        // file opened from a newer one put under its name just before the
+        // rename, after another host claimed the first: the old descriptor
+        // would go on reading the file that host archives, and this one's
+        // claim would be filed away unarchived (design §4.8). The old
+        // descriptor stays open: it holds the lock.
+        let fresh = match durable::open_beneath(
+            &entry.parent,
+            Path::new(&entry.name),
+            libc::O_RDONLY | libc::O_NONBLOCK,
+        ) {
+            Ok(f) => f,
+            Err(e) => return Err(transient(&entry, Op::Open, &entry.path, e)),
+        };
+        // The rename moved its ctime: what it is compared with later is
+        // taken now.
+        before = match fresh.metadata() {
+            Ok(m) if m.file_type().is_file() => m,
+            Ok(_) => return Err(quarantine(s, &entry, "not a regular file", attempts)),
             Err(e) => return Err(transient(&entry, Op::Stat, &entry.path, e)),
         };
+        entry._lock = Some(std::mem::replace(&mut file, fresh));
     }
     Ok((entry, file, before))
 }
@@ -622,9 +736,13 @@ fn finish_taken(
     }
     // A crash between publishing an archive and recording it leaves an
     // archive under this file's name, with exactly these bytes, that no
-    // ledger entry names: that is this file's archive; it is recorded now
-    // rather than published twice.
+    // ledger entry names, and the file still claimed: that is this file's
+    // archive; it is recorded now rather than published twice. Only for a
+    // file that was a claim when the attempt began: an unrecorded archive
+    // beside a new arrival may be another host's, between its publishing
+    // and its recording, of an image that encodes the same (design §4.8).
     let unrecorded = existing_archives(&archive_dir, &stem)
+        .filter(|_| entry.from_claim)
         .find(|p| !s.ledger.records_archive(&rel(p)) && holds(p, &outcome));
     let (archive, adopted) = match unrecorded {
         Some(a) => {
@@ -815,12 +933,15 @@ fn dispose(
     }
     // An original removed by someone else meanwhile is not an error: its
     // archive is safe.
-    let move_to_done = |fate: fn(PathBuf) -> Original| match durable::move_at(
-        &entry.parent,
-        &entry.name,
-        &s.done.join(&entry.rel_dir),
-        FILE_MODE,
-    ) {
+    let move_to_done = |fate: fn(PathBuf) -> Original| match still_there(&s.done, s.devices.done)
+        .and_then(|()| {
+            durable::move_at(
+                &entry.parent,
+                &entry.name,
+                &s.done.join(&entry.rel_dir),
+                FILE_MODE,
+            )
+        }) {
         Ok(to) => Ok(fate(to)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Original::Vanished),
         Err(e) => {
@@ -861,6 +982,7 @@ fn dispose(
 /// (its subfolder made again if it was removed). False when a newer file
 /// has that name now: it is not replaced.
 fn put_back(s: &Settings, entry: &Entry) -> io::Result<bool> {
+    still_there(&s.inbox, s.devices.inbox)?;
     let inbox_dir = s.inbox.join(&entry.rel_dir);
     fs::create_dir_all(&inbox_dir)?;
     let dir = File::open(&s.inbox).and_then(|inbox| {
@@ -946,6 +1068,7 @@ fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Repor
     })
     .unwrap_or_else(|_| dir.join(name));
     let write_note = |at: &Path| -> io::Result<()> {
+        still_there(&s.failed, s.devices.failed)?;
         fs::create_dir_all(&dir)?;
         let mut t = durable::temp_in(&dir, FILE_MODE)?;
         t.write_all(note.as_bytes())?;
@@ -1006,6 +1129,7 @@ mod tests {
             originals: OriginalsAction::Move,
             claims,
             ledger: Arc::new(ledger),
+            devices: Devices::default(),
         })
     }
 

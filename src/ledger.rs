@@ -405,6 +405,16 @@ impl Ledger {
     /// closed with a newline so that the next entry starts a line of its
     /// own.
     fn open_day(&self, day: &str) -> io::Result<(PathBuf, File)> {
+        // The archive folder itself is not made again (a share unmounted):
+        // only the ledger's folders in it.
+        if let Some(archive) = self.dir.ancestors().nth(3)
+            && !archive.is_dir()
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{} is missing", archive.display()),
+            ));
+        }
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o750)

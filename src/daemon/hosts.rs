@@ -99,10 +99,12 @@ impl Hosts {
 
     fn beat(&mut self) -> io::Result<()> {
         let dir = self.state.join("hosts");
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
+        // Not recursive: a missing inbox (a share unmounted) is not made
+        // again by a heartbeat.
+        match fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
         self.beats += 1;
         let text = format!("{} {}\n", self.beats, std::process::id());
         let file = fs::OpenOptions::new()
@@ -212,6 +214,8 @@ mod tests {
     #[test]
     fn a_heartbeat_that_stops_changing_is_stale_after_the_timeout_only() {
         let d = tempfile::tempdir().unwrap();
+        // The state folder the inbox lock makes (heartbeats do not make it).
+        fs::create_dir(d.path().join(".rlewatch")).unwrap();
         let t = Duration::from_secs(10);
         let mut a = Hosts::new(d.path(), "a", Some(t));
         let mut b = Hosts::new(d.path(), "b", Some(t));

@@ -257,7 +257,13 @@ pub(super) struct Done {
 }
 
 /// The workers' snapshot of the configuration.
-pub(super) fn settings_of(c: &Config, ledger: Arc<crate::ledger::Ledger>) -> Settings {
+/// The archive layer's settings; `devices` as recorded when the folders
+/// were last configured (see [`archive::Devices`]).
+pub(super) fn settings_of(
+    c: &Config,
+    ledger: Arc<crate::ledger::Ledger>,
+    devices: archive::Devices,
+) -> Settings {
     Settings {
         inbox: c.paths.inbox.clone(),
         archive: c.paths.archive.clone(),
@@ -269,7 +275,14 @@ pub(super) fn settings_of(c: &Config, ledger: Arc<crate::ledger::Ledger>) -> Set
         originals: c.originals,
         claims: crate::claim::root(&c.paths.inbox, &c.host),
         ledger,
+        devices,
     }
+}
+
+/// The devices of `c`'s folders now.
+pub(super) fn devices_of(c: &Config) -> archive::Devices {
+    let p = &c.paths;
+    archive::Devices::of(&p.inbox, &p.archive, &p.done, &p.failed)
 }
 
 #[cfg(test)]

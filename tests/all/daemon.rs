@@ -527,20 +527,35 @@ fn the_poll_backend_finds_files_too() {
 #[test]
 fn an_unrecorded_archive_with_the_same_bytes_is_recorded_not_published_twice() {
     // As after a crash between publishing the archive and recording it in
-    // the ledger: an archive under its name, with exactly its bytes, that
-    // no ledger entry names.
+    // the ledger: the file still claimed, an archive under its name with
+    // exactly its bytes that no ledger entry names.
     let mut d = Daemon::start(FAST);
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(LONG).is_some());
-    fs::copy(data("pal8.bmp"), d.inbox().join("again.bmp")).unwrap();
+    let claims = fs::read_dir(d.inbox().join(".rlewatch/claims"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    fs::copy(data("pal8.bmp"), claims.join("again.bmp")).unwrap();
     std::thread::sleep(Duration::from_millis(20)); // distinct mtimes, not synchronisation
     fs::write(d.path("archive/again.rle"), expected("pal8.dither.rle")).unwrap();
+    // The same beside a new arrival: that archive may be another host's,
+    // not yet recorded, so the new file gets its own.
+    fs::copy(data("pal1.bmp"), d.inbox().join("other.bmp")).unwrap();
+    fs::write(d.path("archive/other.rle"), expected("pal1.dither.rle")).unwrap();
     d.spawn();
     assert!(wait_file(&d, "done/again.bmp"));
+    assert!(wait_file(&d, "done/other.bmp"));
     assert!(d.log().contains("already archived"));
     assert_eq!(
         files_below(&d.path("archive")),
-        vec![std::path::PathBuf::from("again.rle")]
+        ["again.rle", "other-1.rle", "other.rle"].map(std::path::PathBuf::from)
+    );
+    assert_eq!(
+        fs::read(d.path("archive/other-1.rle")).unwrap(),
+        expected("pal1.dither.rle")
     );
     let ledger = walkdir::WalkDir::new(d.path("archive/.rlewatch/ledger"))
         .into_iter()
@@ -548,8 +563,9 @@ fn an_unrecorded_archive_with_the_same_bytes_is_recorded_not_published_twice() {
         .filter(|e| e.file_type().is_file())
         .map(|e| fs::read_to_string(e.path()).unwrap())
         .collect::<String>();
-    assert_eq!(ledger.lines().count(), 1, "{ledger}");
+    assert_eq!(ledger.lines().count(), 2, "{ledger}");
     assert!(ledger.contains("\"archive\":\"again.rle\""), "{ledger}");
+    assert!(ledger.contains("\"archive\":\"other-1.rle\""), "{ledger}");
 }
 
 #[test]

@@ -52,6 +52,19 @@ impl Mount {
     }
 }
 
+impl Mount {
+    /// Unmounts it now (as a share going away would be).
+    fn unmount(self) {
+        let ok = Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "umount {} failed", self.0.display());
+        std::mem::forget(self);
+    }
+}
+
 impl Drop for Mount {
     fn drop(&mut self) {
         let _ = Command::new("umount").arg("-l").arg(&self.0).status();
@@ -507,4 +520,118 @@ fn a_file_renamed_over_one_being_archived_is_archived_too() {
     ];
     want.sort();
     assert_eq!(got, want, "race hit: {temp_seen}\n{}", d.log());
+}
+
+/// The done folder is a mount point that goes away while the daemon runs
+/// (a network share unmounted): the original is not filed on the empty
+/// mount point's own disk, where the next mount would hide it; it stays,
+/// and is filed once the folder is mounted again.
+#[test]
+fn a_done_folder_unmounted_while_running_is_not_written_under() {
+    let mut d = Daemon::start(FAST);
+    let mut mount = None;
+    restart_with(&mut d, |d| mount = Mount::tmpfs(&d.path("done"), "4m"));
+    let Some(mount) = mount else { return };
+    mount.unmount();
+    fs::copy(data("pal8.bmp"), d.inbox().join("share.bmp")).unwrap();
+    assert!(
+        d.wait_log("is no longer the mount point it was", 1, LONG),
+        "{}",
+        d.log()
+    );
+    assert!(files_below(&d.path("done")).is_empty());
+    assert_eq!(
+        fs::read(d.path("archive/share.rle")).unwrap(),
+        fs::read(data("pal8.dither.rle")).unwrap()
+    );
+    assert!(d.inbox().join("share.bmp").exists());
+    let _again = Mount::tmpfs(&d.path("done"), "4m").unwrap();
+    assert!(
+        wait_until(LONG, || d.path("done/share.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(files_below(&d.path("archive")).len(), 1);
+}
+
+/// The inbox is a mount point that goes away and comes back: nothing of
+/// the daemon's is made on the empty mount point meanwhile, and files
+/// arriving once it is mounted again are archived.
+#[test]
+fn an_inbox_unmounted_while_running_is_waited_for() {
+    let mut d = Daemon::start(FAST);
+    let mut mount = None;
+    restart_with(&mut d, |d| {
+        // What the first start made there, which the mount would hide.
+        fs::remove_dir_all(d.inbox().join(".rlewatch")).unwrap();
+        mount = Mount::tmpfs(&d.inbox(), "4m");
+    });
+    let Some(mount) = mount else { return };
+    mount.unmount();
+    assert!(
+        d.wait_log("the inbox is no longer the mount point it was", 1, LONG),
+        "{}",
+        d.log()
+    );
+    // Past a heartbeat (1 s at the earliest) and a rescan: nothing made.
+    assert!(!wait_until(Duration::from_secs(2), || d
+        .inbox()
+        .join(".rlewatch")
+        .exists()));
+    let _again = Mount::tmpfs(&d.inbox(), "4m").unwrap();
+    fs::copy(data("pal1.bmp"), d.inbox().join("back.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("done/back.bmp").exists()),
+        "{}",
+        d.log()
+    );
+}
+
+/// All four folders on a share mounted above them, which goes away while
+/// the daemon runs: nothing is made on the empty mount point (heartbeats,
+/// the lock, filed originals would land on the local disk and be hidden by
+/// the next mount), and work resumes once the share is back.
+#[test]
+fn folders_on_a_share_that_goes_away_are_not_made_again_on_the_mount_point() {
+    let mut d = Daemon::start(FAST);
+    let share = d.path("share");
+    let mut mount = None;
+    restart_with(&mut d, |d| {
+        mount = Mount::tmpfs(&share, "4m");
+        if mount.is_some() {
+            let p = |sub: &str| share.join(sub).display().to_string();
+            fs::write(
+                d.path("config.toml"),
+                format!(
+                    "{FAST}[daemon]\ntakeover_secs = 5\n[paths]\ninbox = \"{}\"\narchive = \"{}\"\n\
+                     done = \"{}\"\nfailed = \"{}\"\n",
+                    p("inbox"),
+                    p("archive"),
+                    p("done"),
+                    p("failed")
+                ),
+            )
+            .unwrap();
+        }
+    });
+    let Some(mount) = mount else { return };
+    assert!(share.join("inbox/.rlewatch").is_dir(), "{}", d.log());
+    mount.unmount();
+    assert!(d.wait_log("the inbox disappeared", 1, LONG), "{}", d.log());
+    // Past two heartbeats (every second with takeover_secs = 5): nothing
+    // made.
+    assert!(!wait_until(Duration::from_secs(3), || fs::read_dir(&share)
+        .unwrap()
+        .next()
+        .is_some()));
+    let _again = Mount::tmpfs(&share, "4m").unwrap();
+    for sub in ["inbox", "archive", "done", "failed"] {
+        fs::create_dir(share.join(sub)).unwrap();
+    }
+    fs::copy(data("pal1.bmp"), share.join("inbox/back.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || share.join("done/back.bmp").exists()),
+        "{}",
+        d.log()
+    );
 }

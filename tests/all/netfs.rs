@@ -359,8 +359,77 @@ fn three_hosts_on_sshfs_one_killed_archive_each_file_once() {
     // Each original filed once: a file two hosts both thought they had
     // claimed would be filed twice (the second copy under another name).
     let done = files_below(&server.join("done"));
-    assert_eq!(done.len(), N, "originals filed twice: {:?}", done.iter().filter(|p| !p.to_string_lossy().ends_with(".bmp") || p.to_string_lossy().contains("-1")).collect::<Vec<_>>());
+    assert_eq!(done.len(), N, "originals filed twice: {done:?}");
     assert_eq!(ledger_lines(&archive).len(), N);
+
+    // The same name delivered again and again, different bytes each time
+    // (pal8.bmp with its last byte, row padding, changed), each as soon as
+    // the last one has left the inbox: a host that opened one and then
+    // renamed the next (the other host took the first meanwhile) must
+    // archive what it claimed. Where inode numbers are the client's own, as
+    // on sshfs, only reading the claim itself makes sure of that.
+    const M: usize = 120;
+    let base = fs::read(data("pal8.bmp")).unwrap();
+    let delivery = |i: usize| {
+        let mut b = base.clone();
+        *b.last_mut().unwrap() = i as u8;
+        b
+    };
+    for i in 0..M {
+        let part = server.join("staging").join(format!("same-{i}.part"));
+        fs::write(&part, delivery(i)).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(60), || !server
+                .join("inbox/same.bmp")
+                .exists()),
+            "delivery {i} was never taken"
+        );
+        fs::rename(&part, server.join("inbox/same.bmp")).unwrap();
+    }
+    assert!(
+        wait_until(Duration::from_secs(120), || files_below(
+            &server.join("done")
+        )
+        .len()
+            >= N + M
+            && files_below(&server.join("inbox")).is_empty()),
+        "done {} of {}",
+        files_below(&server.join("done")).len(),
+        N + M
+    );
+    // Each delivery recorded once, by its own digest (computed here), and
+    // filed once: a host that archived one and filed another would leave
+    // one digest missing and another twice.
+    let mut wanted: Vec<String> = (0..M)
+        .map(|i| format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&delivery(i))))
+        .collect();
+    wanted.sort();
+    let mut recorded: Vec<String> = ledger_lines(&archive)
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["source"] == "same.bmp")
+        .map(|e| e["source_xxh3"].as_str().unwrap().to_string())
+        .collect();
+    recorded.sort();
+    assert_eq!(
+        recorded, wanted,
+        "ledger digests of the same-name deliveries"
+    );
+    let mut filed: Vec<String> = files_below(&server.join("done"))
+        .iter()
+        .filter(|p| p.to_string_lossy().starts_with("same"))
+        .map(|p| {
+            let bytes = fs::read(server.join("done").join(p)).unwrap();
+            format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&bytes))
+        })
+        .collect();
+    filed.sort();
+    assert_eq!(
+        filed, wanted,
+        "originals of the same-name deliveries in done/"
+    );
+    assert_eq!(files_below(&archive).len(), N + M);
+    assert_eq!(ledger_lines(&archive).len(), N + M);
     let out = run_in(top.path(), &["audit", archive.to_str().unwrap()]);
     assert!(
         out.status.success(),

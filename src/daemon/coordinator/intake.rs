@@ -97,6 +97,9 @@ impl Coordinator {
         }
     }
     pub(super) fn rescan(&mut self, why: &str) {
+        if self.inbox_elsewhere {
+            return;
+        }
         self.kept.retain(|p, _| p.exists());
         self.adopt_claims();
         debug!("rescanning {} ({why})", shown(&self.config.paths.inbox));

@@ -21,7 +21,9 @@ use tracing::{error, info, warn};
 
 use super::config::Config;
 use super::filter::Filter;
-use super::pipeline::{Done, Finish, Finishers, InFlight, Job, settings_of, worker_loop};
+use super::pipeline::{
+    Done, Finish, Finishers, InFlight, Job, devices_of, settings_of, worker_loop,
+};
 use super::settle::{WaitList, jittered};
 use super::signals::Control;
 use super::watch::{self, Flags, Handler, Seen, Watch};
@@ -61,6 +63,8 @@ pub(super) struct Coordinator {
     /// `None` once joined.
     finishers: Option<Finishers>,
     pending: WaitList,
+    /// The inbox was a mount point and is none now (said once).
+    inbox_elsewhere: bool,
     /// Folders that appeared, to be scanned once more when due: notify
     /// adds the watch on a new folder (and its subfolders) only after
     /// reporting it, so a file created in between has no event and may
@@ -106,7 +110,7 @@ impl Coordinator {
         let hosts = super::hosts::Hosts::new(&config.paths.inbox, &config.host, config.takeover);
         Ok(Coordinator {
             config_path: config_path.map(Path::to_path_buf),
-            settings: Arc::new(settings_of(&config, ledger)),
+            settings: Arc::new(settings_of(&config, ledger, devices_of(&config))),
             filter: Arc::new(Filter::new(&config)),
             pool: threadpool::Builder::new()
                 .num_threads(config.threads)
@@ -132,6 +136,7 @@ impl Coordinator {
             flags: Arc::default(),
             watch: None,
             pending: WaitList::default(),
+            inbox_elsewhere: false,
             new_folders: VecDeque::new(),
             kept: HashMap::new(),
             timers: BinaryHeap::new(),
@@ -372,25 +377,41 @@ impl Coordinator {
         }
         let inbox_id = watch::folder_id(&self.config.paths.inbox);
         let inbox_there = inbox_id.is_some();
+        // An inbox that was a mount point and is none now is the empty
+        // mount point of a share that went away: not watched, locked or
+        // written to until the share is mounted again.
+        let elsewhere = inbox_there
+            && self.settings.devices.inbox.mount
+            && !crate::archive::mount_point(&self.config.paths.inbox);
         if let Some(w) = &self.watch
             && w.inbox_id != inbox_id
         {
             // Its watch died with it (or watches the old folder, moved
             // away): files arriving in the folder there now go unseen.
-            warn!(
-                "{}: the inbox {}",
-                shown(&self.config.paths.inbox),
-                if inbox_there {
-                    "was replaced by another folder; watching that one"
-                } else {
-                    "disappeared; waiting for it to come back"
-                }
-            );
+            if !elsewhere {
+                warn!(
+                    "{}: the inbox {}",
+                    shown(&self.config.paths.inbox),
+                    if inbox_there {
+                        "was replaced by another folder; watching that one"
+                    } else {
+                        "disappeared; waiting for it to come back"
+                    }
+                );
+            }
             self.watch = None;
             self.pending.clear();
             self.timers.clear();
         }
-        if self.watch.is_none() && inbox_there {
+        if elsewhere && !self.inbox_elsewhere {
+            error!(
+                "{}: the inbox is no longer the mount point it was when rlewatch started (a \
+                 network share unmounted?); waiting for it to be mounted again",
+                shown(&self.config.paths.inbox)
+            );
+        }
+        self.inbox_elsewhere = elsewhere;
+        if self.watch.is_none() && inbox_there && !elsewhere {
             // The lock file went with the old folder: take it again.
             match lock::lock(&self.config.paths.inbox, &self.config.host) {
                 Ok(l) => self._lock = l,
@@ -406,7 +427,7 @@ impl Coordinator {
                 self.rescan("inbox is back");
             }
         }
-        if now >= self.hosts.next {
+        if now >= self.hosts.next && !self.inbox_elsewhere {
             self.tend_hosts(now);
         }
         self.dispatch_due();

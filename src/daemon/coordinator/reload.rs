@@ -13,7 +13,7 @@ use super::{Coordinator, log_watching, poll_interval};
 use crate::daemon::config::{self, Config};
 use crate::daemon::filter::Filter;
 use crate::daemon::lock;
-use crate::daemon::pipeline::{Job, settings_of};
+use crate::daemon::pipeline::{Job, devices_of, settings_of};
 use crate::daemon::settle::jittered;
 use crate::daemon::startup::make_folders;
 use crate::daemon::watch;
@@ -106,7 +106,14 @@ impl Coordinator {
         if new.threads != old.threads {
             self.resize_workers(old.threads, new.threads);
         }
-        self.settings = Arc::new(settings_of(&new, ledger));
+        // The filesystems the folders are on are taken anew only for
+        // folders that changed.
+        let devices = if new.paths == old.paths {
+            self.settings.devices
+        } else {
+            devices_of(&new)
+        };
+        self.settings = Arc::new(settings_of(&new, ledger, devices));
         self.filter = filter;
         self.next_rescan = new.rescan.map(|d| Instant::now() + jittered(d));
         if new.paths.inbox != old.paths.inbox {
