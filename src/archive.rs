@@ -261,7 +261,7 @@ pub fn encode(
         ));
     }
 
-    if let Err(e) = fs::create_dir_all(&archive_dir) {
+    if let Err(e) = durable::create_dir_all(&archive_dir) {
         return done!(transient(&entry, "archive folder", &archive_dir, &e));
     }
     let temp = match durable::temp_in(&archive_dir, FILE_MODE) {
@@ -852,7 +852,7 @@ fn dispose(
 /// has that name now: it is not replaced.
 fn put_back(s: &Settings, entry: &Entry) -> io::Result<bool> {
     let inbox_dir = s.inbox.join(&entry.rel_dir);
-    fs::create_dir_all(&inbox_dir)?;
+    durable::create_dir_all(&inbox_dir)?;
     let dir = File::open(&s.inbox).and_then(|inbox| {
         durable::open_beneath(&inbox, &entry.rel_dir, libc::O_RDONLY | libc::O_DIRECTORY)
     })?;
@@ -936,7 +936,7 @@ fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Repor
     })
     .unwrap_or_else(|_| dir.join(name));
     let write_note = |at: &Path| -> Result<(), String> {
-        fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        durable::create_dir_all(&dir).map_err(|e| e.to_string())?;
         let mut t = durable::temp_in(&dir, FILE_MODE).map_err(|e| e.to_string())?;
         t.write_all(note.as_bytes()).map_err(|e| e.to_string())?;
         durable::publish(t, at, true).map_err(|e| e.to_string())

@@ -63,6 +63,11 @@ pub fn prepare(inbox: &Path, host: &str) -> Result<PathBuf, String> {
             ));
         }
     }
+    // Durable before any claim goes in: each folder in its parent, from
+    // the claim folder up to the inbox (design §4.7, "Power loss").
+    for dir in [&mine, &claims, &state, &inbox.to_path_buf()] {
+        crate::durable::sync_dir(dir).map_err(|e| format!("{}: fsync: {e}", shown(dir)))?;
+    }
     Ok(mine)
 }
 
@@ -98,6 +103,7 @@ pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> 
         )
     };
     if rc == 0 {
+        sync_moved(from, to);
         return Ok(());
     }
     let e = io::Error::last_os_error();
@@ -110,7 +116,27 @@ pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> 
     if unsafe { libc::linkat(from.as_raw_fd(), c.as_ptr(), to.as_raw_fd(), c.as_ptr(), 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    crate::durable::unlink_at(from, name)
+    crate::durable::unlink_at(from, name)?;
+    sync_moved(from, to);
+    Ok(())
+}
+
+/// After a file moved from the folder `from` to the folder `to`: fsyncs
+/// `to`, then `from` (design §4.7, "Power loss"). A rename is durable only
+/// once the folders it changed are: the destination first, so that at no
+/// moment is the file durably in neither (the source folder can be fsynced
+/// at any time by someone else, an inbox writer making its own arrival
+/// durable); then the source, so that a power cut does not bring the file
+/// back under its old name as well. The move is done either way: a
+/// failure is logged, not returned.
+pub fn sync_moved(from: &File, to: &File) {
+    for dir in [to, from] {
+        if let Err(e) = dir.sync_all() {
+            tracing::warn!(
+                "fsync of a folder after a move: {e}; the move may not survive a power cut"
+            );
+        }
+    }
 }
 
 /// [`rename_noreplace`], for the open file `file`: an ENOENT or EEXIST
@@ -122,7 +148,12 @@ pub fn rename_confirmed(from: &File, name: &OsStr, to: &File, file: &File) -> io
             let m = file.metadata()?;
             let ours = crate::durable::stat_at(to, name)
                 .is_ok_and(|st| (st.st_dev, st.st_ino) == (m.dev(), m.ino()));
-            if ours { Ok(()) } else { Err(e) }
+            if ours {
+                sync_moved(from, to);
+                Ok(())
+            } else {
+                Err(e)
+            }
         }
         other => other,
     }
@@ -132,10 +163,18 @@ pub fn rename_confirmed(from: &File, name: &OsStr, to: &File, file: &File) -> io
 /// `rel_dir`.
 pub fn open_dir(claims: &Path, rel_dir: &Path) -> io::Result<File> {
     let dir = claims.join(rel_dir);
+    if let Ok(d) = File::open(&dir) {
+        return Ok(d);
+    }
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)?;
+    // The new subfolders made durable in their parents, up to `claims`,
+    // before a claim goes in (design §4.7, "Power loss").
+    for d in dir.ancestors().take(rel_dir.components().count() + 1) {
+        crate::durable::sync_dir(d)?;
+    }
     File::open(dir)
 }
 

@@ -41,6 +41,28 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// `fs::create_dir_all`, made durable: each folder it creates is fsynced
+/// into its parent, so that a file later made durable in it does not
+/// vanish with the folder at a power cut (design §4.7, "Power loss").
+pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+        .collect();
+    fs::create_dir_all(dir)?;
+    for d in missing {
+        let parent = d
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
 /// Why publishing failed; `Exists` only without `overwrite`.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -283,7 +305,7 @@ pub fn move_at(
 ) -> io::Result<PathBuf> {
     use std::os::fd::AsRawFd;
     let (stem, ext) = split_name(name);
-    fs::create_dir_all(dir)?;
+    create_dir_all(dir)?;
     let dest = File::open(dir)?;
     let c_name = c_path(Path::new(name))?;
     let moved = with_numbered(dir, stem, &ext, |to| {
@@ -299,9 +321,11 @@ pub fn move_at(
             )
         };
         if rc == 0 {
-            // No folder fsync: a rename is atomic, so a crash leaves the
-            // file where it was or where it went, never loses it; a file
-            // found back in the inbox is recognised as already archived.
+            // A rename is atomic, but durable only once both folders are
+            // fsynced (design §4.7, "Power loss"): without it, a power cut
+            // after the source folder was fsynced for another reason (a
+            // later claim, a writer's arrival) loses the file.
+            crate::claim::sync_moved(from_dir, &dest);
             return Ok(to.to_path_buf());
         }
         let err = io::Error::last_os_error();
@@ -323,6 +347,7 @@ pub fn move_at(
             return Err(io::Error::last_os_error());
         }
         unlink_at(from_dir, name)?;
+        crate::claim::sync_moved(from_dir, &dest);
         Ok(to.to_path_buf())
     });
     match moved {
