@@ -858,7 +858,21 @@ fn put_back(s: &Settings, entry: &Entry) -> io::Result<bool> {
     })?;
     match claim::rename_noreplace(&entry.parent, &entry.name, &dir) {
         Ok(()) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        // The same file back under its inbox name after a power cut is
+        // this original put back already.
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            match durable::same_file_there(
+                &entry.parent,
+                &entry.name,
+                &dir,
+                &inbox_dir.join(&entry.name),
+                e,
+            ) {
+                Ok(_) => Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
         Err(e) => Err(e),
     }
 }

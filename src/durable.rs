@@ -329,8 +329,11 @@ pub fn move_at(
             return Ok(to.to_path_buf());
         }
         let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EEXIST) {
+            return same_file_there(from_dir, name, &dest, to, err);
+        }
         if !matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
-            return Err(err); // EEXIST moves on to the next name
+            return Err(err);
         }
         // No RENAME_NOREPLACE here: link + unlink fail the same way.
         // SAFETY: as above.
@@ -344,7 +347,11 @@ pub fn move_at(
             )
         } != 0
         {
-            return Err(io::Error::last_os_error());
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EEXIST) {
+                return same_file_there(from_dir, name, &dest, to, err);
+            }
+            return Err(err);
         }
         unlink_at(from_dir, name)?;
         crate::claim::sync_moved(from_dir, &dest);
@@ -355,6 +362,30 @@ pub fn move_at(
             copy_across_at(from_dir, name, dir, stem, &ext, mode)
         }
         other => other,
+    }
+}
+
+/// After EEXIST moving `name` from the folder `from_dir` to `to` in the
+/// folder `dest`: when `to` is the very same file (device and inode), the
+/// move was made before and a power cut between the fsyncs of its two
+/// folders brought the old name back (design §4.7, "Power loss"); the old
+/// name is removed and the move is done. Otherwise `err` (EEXIST: the next
+/// numbered name is tried).
+pub fn same_file_there(
+    from_dir: &File,
+    name: &std::ffi::OsStr,
+    dest: &File,
+    to: &Path,
+    err: io::Error,
+) -> io::Result<PathBuf> {
+    let to_name = to.file_name().unwrap_or_default();
+    match (stat_at(from_dir, name), stat_at(dest, to_name)) {
+        (Ok(a), Ok(b)) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => {
+            unlink_at(from_dir, name)?;
+            crate::claim::sync_moved(from_dir, dest);
+            Ok(to.to_path_buf())
+        }
+        _ => Err(err),
     }
 }
 
@@ -495,6 +526,29 @@ fn copy_across_at(
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// The same file under the source and the destination name (a power
+    /// cut between a move's two folder fsyncs): the move completes by
+    /// removing the source name, not by filing a second copy; a different
+    /// file under the name still gets a numbered name.
+    #[test]
+    fn moving_a_file_already_at_its_destination_removes_the_old_name() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        fs::create_dir_all(&a).unwrap();
+        fs::create_dir_all(&b).unwrap();
+        fs::write(a.join("x.bmp"), b"x").unwrap();
+        fs::hard_link(a.join("x.bmp"), b.join("x.bmp")).unwrap();
+        let from = File::open(&a).unwrap();
+        let to = move_at(&from, std::ffi::OsStr::new("x.bmp"), &b, 0o644).unwrap();
+        assert_eq!(to, b.join("x.bmp"));
+        assert!(!a.join("x.bmp").exists());
+        assert_eq!(fs::read_dir(&b).unwrap().count(), 1);
+        fs::write(a.join("x.bmp"), b"other").unwrap();
+        let to = move_at(&from, std::ffi::OsStr::new("x.bmp"), &b, 0o644).unwrap();
+        assert_eq!(to, b.join("x-1.bmp"));
+        assert_eq!(fs::read(b.join("x.bmp")).unwrap(), b"x");
+    }
 
     /// inbox/a/b/f.bmp, inbox/link -> a, inbox/a/b/flink -> f.bmp, and an
     /// outside folder the links may point at.
