@@ -831,6 +831,7 @@ fn dispose(
         A::Move => move_to_done(Original::Moved),
         A::Delete if may_delete && still_written(entry) => move_to_done(Original::MovedOpen),
         A::Delete if may_delete => {
+            let _moving = claim::moving();
             match durable::unlink_at(&entry.parent, &entry.name) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
                 other => other.map_err(|e| {

@@ -92,6 +92,7 @@ pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> 
     use std::os::unix::ffi::OsStrExt;
     let c = std::ffi::CString::new(name.as_bytes())
         .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let _moving = moving();
     // SAFETY: valid folder fds and a NUL-terminated name.
     let rc = unsafe {
         libc::renameat2(
@@ -119,6 +120,16 @@ pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> 
     crate::durable::unlink_at(from, name)?;
     sync_moved(from, to);
     Ok(())
+}
+
+/// Held across each move between folders and its folder fsyncs (and a
+/// delete and its fsync), so that no other worker of this daemon fsyncs a
+/// move's source folder between the rename and the fsync of its
+/// destination: that would make the file durably gone from the one before
+/// it is durably in the other (design §4.7, "Power loss").
+pub fn moving() -> std::sync::MutexGuard<'static, ()> {
+    static MOVES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    MOVES.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// After a file moved from the folder `from` to the folder `to`: fsyncs
@@ -149,6 +160,7 @@ pub fn rename_confirmed(from: &File, name: &OsStr, to: &File, file: &File) -> io
             let ours = crate::durable::stat_at(to, name)
                 .is_ok_and(|st| (st.st_dev, st.st_ino) == (m.dev(), m.ino()));
             if ours {
+                let _moving = moving();
                 sync_moved(from, to);
                 Ok(())
             } else {
@@ -172,6 +184,7 @@ pub fn open_dir(claims: &Path, rel_dir: &Path) -> io::Result<File> {
         .create(&dir)?;
     // The new subfolders made durable in their parents, up to `claims`,
     // before a claim goes in (design §4.7, "Power loss").
+    let _moving = moving();
     for d in dir.ancestors().take(rel_dir.components().count() + 1) {
         crate::durable::sync_dir(d)?;
     }

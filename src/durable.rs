@@ -53,6 +53,7 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
         .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
         .collect();
     fs::create_dir_all(dir)?;
+    let _moving = crate::claim::moving();
     for d in missing {
         let parent = d
             .parent()
@@ -310,6 +311,7 @@ pub fn move_at(
     let c_name = c_path(Path::new(name))?;
     let moved = with_numbered(dir, stem, &ext, |to| {
         let c_to = c_path(Path::new(to.file_name().unwrap_or_default()))?;
+        let moving = crate::claim::moving();
         // SAFETY: valid folder fds and NUL-terminated names.
         let rc = unsafe {
             libc::renameat2(
@@ -330,6 +332,7 @@ pub fn move_at(
         }
         let err = io::Error::last_os_error();
         if err.raw_os_error() == Some(libc::EEXIST) {
+            drop(moving);
             return same_file_there(from_dir, name, &dest, to, err);
         }
         if !matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
@@ -349,6 +352,7 @@ pub fn move_at(
         {
             let err = io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EEXIST) {
+                drop(moving);
                 return same_file_there(from_dir, name, &dest, to, err);
             }
             return Err(err);
@@ -381,6 +385,7 @@ pub fn same_file_there(
     let to_name = to.file_name().unwrap_or_default();
     match (stat_at(from_dir, name), stat_at(dest, to_name)) {
         (Ok(a), Ok(b)) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => {
+            let _moving = crate::claim::moving();
             unlink_at(from_dir, name)?;
             crate::claim::sync_moved(from_dir, dest);
             Ok(to.to_path_buf())
