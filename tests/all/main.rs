@@ -14,3 +14,5 @@ mod crash;
 mod daemon;
 mod deployed;
 mod faults;
+mod powerfs;
+mod powerloss;
