@@ -361,8 +361,8 @@ pub fn encode(
         ));
     }
 
-    if let Err(e) =
-        still_there(&s.archive, s.devices.archive).and_then(|()| fs::create_dir_all(&archive_dir))
+    if let Err(e) = still_there(&s.archive, s.devices.archive)
+        .and_then(|()| durable::create_dir_all(&archive_dir))
     {
         return done!(transient(&entry, Op::ArchiveFolder, &archive_dir, e));
     }
@@ -961,6 +961,7 @@ fn dispose(
         A::Move => move_to_done(Original::Moved),
         A::Delete if may_delete && still_written(entry) => move_to_done(Original::MovedOpen),
         A::Delete if may_delete => {
+            let _moving = claim::moving();
             match durable::unlink_at(&entry.parent, &entry.name) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
                 other => other.map_err(|e| {
@@ -984,13 +985,27 @@ fn dispose(
 fn put_back(s: &Settings, entry: &Entry) -> io::Result<bool> {
     still_there(&s.inbox, s.devices.inbox)?;
     let inbox_dir = s.inbox.join(&entry.rel_dir);
-    fs::create_dir_all(&inbox_dir)?;
+    durable::create_dir_all(&inbox_dir)?;
     let dir = File::open(&s.inbox).and_then(|inbox| {
         durable::open_beneath(&inbox, &entry.rel_dir, libc::O_RDONLY | libc::O_DIRECTORY)
     })?;
     match claim::rename_noreplace(&entry.parent, &entry.name, &dir) {
         Ok(()) => Ok(true),
-        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+        // The same file back under its inbox name after a power cut is
+        // this original put back already.
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            match durable::same_file_there(
+                &entry.parent,
+                &entry.name,
+                &dir,
+                &inbox_dir.join(&entry.name),
+                e,
+            ) {
+                Ok(_) => Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
         Err(e) => Err(e),
     }
 }
@@ -1069,7 +1084,7 @@ fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Repor
     .unwrap_or_else(|_| dir.join(name));
     let write_note = |at: &Path| -> io::Result<()> {
         still_there(&s.failed, s.devices.failed)?;
-        fs::create_dir_all(&dir)?;
+        durable::create_dir_all(&dir)?;
         let mut t = durable::temp_in(&dir, FILE_MODE)?;
         t.write_all(note.as_bytes())?;
         durable::publish(t, at, true).map_err(|e| match e {

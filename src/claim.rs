@@ -63,6 +63,11 @@ pub fn prepare(inbox: &Path, host: &str) -> Result<PathBuf, String> {
             ));
         }
     }
+    // Durable before any claim goes in: each folder in its parent, from
+    // the claim folder up to the inbox (design §4.7, "Power loss").
+    for dir in [&mine, &claims, &state, &inbox.to_path_buf()] {
+        crate::durable::sync_dir(dir).map_err(|e| format!("{}: fsync: {e}", shown(dir)))?;
+    }
     Ok(mine)
 }
 
@@ -112,21 +117,57 @@ fn c_name(name: &OsStr) -> io::Result<CString> {
 }
 
 /// Renames `name` from the open folder `from` to the same name in the open
-/// folder `to`, never replacing anything there (EEXIST instead). For a
-/// source only this daemon renames (its own claim, its temporary file):
-/// where `RENAME_NOREPLACE` is missing, link + unlink stand in for it, and
-/// the link fails with EEXIST as the rename would.
+/// folder `to`, never replacing anything there (EEXIST instead), and makes
+/// the move durable ([`sync_moved`]). For a source only this daemon
+/// renames (its own claim, its temporary file): where `RENAME_NOREPLACE` is
+/// missing, link + unlink stand in for it, and the link fails with EEXIST
+/// as the rename would.
 pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> {
     let c = c_name(name)?;
+    let _moving = moving();
     match renameat2_noreplace(from, &c, to) {
+        Ok(()) => {
+            sync_moved(from, to);
+            return Ok(());
+        }
         Err(e) if unsupported(&e) => {}
-        other => return other,
+        Err(e) => return Err(e),
     }
     // SAFETY: as in renameat2_noreplace.
     if unsafe { libc::linkat(from.as_raw_fd(), c.as_ptr(), to.as_raw_fd(), c.as_ptr(), 0) } != 0 {
         return Err(io::Error::last_os_error());
     }
-    crate::durable::unlink_at(from, name)
+    crate::durable::unlink_at(from, name)?;
+    sync_moved(from, to);
+    Ok(())
+}
+
+/// Held across each move between folders and its folder fsyncs (and a
+/// delete and its fsync), so that no other worker of this daemon fsyncs a
+/// move's source folder between the rename and the fsync of its
+/// destination: that would make the file durably gone from the one before
+/// it is durably in the other (design §4.7, "Power loss").
+pub fn moving() -> std::sync::MutexGuard<'static, ()> {
+    static MOVES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    MOVES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// After a file moved from the folder `from` to the folder `to`: fsyncs
+/// `to`, then `from` (design §4.7, "Power loss"). A rename is durable only
+/// once the folders it changed are: the destination first, so that at no
+/// moment is the file durably in neither (the source folder can be fsynced
+/// at any time by someone else, an inbox writer making its own arrival
+/// durable); then the source, so that a power cut does not bring the file
+/// back under its old name as well. The move is done either way: a
+/// failure is logged, not returned.
+pub fn sync_moved(from: &File, to: &File) {
+    for dir in [to, from] {
+        if let Err(e) = dir.sync_all() {
+            tracing::warn!(
+                "fsync of a folder after a move: {e}; the move may not survive a power cut"
+            );
+        }
+    }
 }
 
 /// Renames `name` from the shared folder `from` (the inbox, a silent
@@ -140,9 +181,14 @@ pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> 
 /// else creates names in `to`.
 pub fn rename_into_own(from: &File, name: &OsStr, to: &File) -> io::Result<()> {
     let c = c_name(name)?;
+    let _moving = moving();
     match renameat2_noreplace(from, &c, to) {
+        Ok(()) => {
+            sync_moved(from, to);
+            return Ok(());
+        }
         Err(e) if unsupported(&e) => {}
-        other => return other,
+        Err(e) => return Err(e),
     }
     match crate::durable::stat_at(to, name) {
         Ok(_) => return Err(io::Error::from_raw_os_error(libc::EEXIST)),
@@ -153,10 +199,11 @@ pub fn rename_into_own(from: &File, name: &OsStr, to: &File) -> io::Result<()> {
     if unsafe { libc::renameat(from.as_raw_fd(), c.as_ptr(), to.as_raw_fd(), c.as_ptr()) } != 0 {
         return Err(io::Error::last_os_error());
     }
+    sync_moved(from, to);
     Ok(())
 }
 
-/// [`rename_into_own`], for the open file `file`: an ENOENT or EEXIST
+/// [`rename_into_own`] (made durable), for the open file `file`: an ENOENT or EEXIST
 /// that comes with `file` itself under `name` in `to` is a success — on
 /// NFS a retransmitted rename reports one of them although it was done.
 pub fn rename_confirmed(from: &File, name: &OsStr, to: &File, file: &File) -> io::Result<()> {
@@ -165,7 +212,13 @@ pub fn rename_confirmed(from: &File, name: &OsStr, to: &File, file: &File) -> io
             let m = file.metadata()?;
             let ours = crate::durable::stat_at(to, name)
                 .is_ok_and(|st| (st.st_dev, st.st_ino) == (m.dev(), m.ino()));
-            if ours { Ok(()) } else { Err(e) }
+            if ours {
+                let _moving = moving();
+                sync_moved(from, to);
+                Ok(())
+            } else {
+                Err(e)
+            }
         }
         other => other,
     }
@@ -175,10 +228,19 @@ pub fn rename_confirmed(from: &File, name: &OsStr, to: &File, file: &File) -> io
 /// `rel_dir`.
 pub fn open_dir(claims: &Path, rel_dir: &Path) -> io::Result<File> {
     let dir = claims.join(rel_dir);
+    if let Ok(d) = File::open(&dir) {
+        return Ok(d);
+    }
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&dir)?;
+    // The new subfolders made durable in their parents, up to `claims`,
+    // before a claim goes in (design §4.7, "Power loss").
+    let _moving = moving();
+    for d in dir.ancestors().take(rel_dir.components().count() + 1) {
+        crate::durable::sync_dir(d)?;
+    }
     File::open(dir)
 }
 

@@ -72,6 +72,29 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// `fs::create_dir_all`, made durable: each folder it creates is fsynced
+/// into its parent, so that a file later made durable in it does not
+/// vanish with the folder at a power cut (design §4.7, "Power loss").
+pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+        .collect();
+    fs::create_dir_all(dir)?;
+    let _moving = crate::claim::moving();
+    for d in missing {
+        let parent = d
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
 /// Why publishing failed; `Exists` only without `overwrite`.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
@@ -314,11 +337,12 @@ pub fn move_at(
 ) -> io::Result<PathBuf> {
     use std::os::fd::AsRawFd;
     let (stem, ext) = split_name(name);
-    fs::create_dir_all(dir)?;
+    create_dir_all(dir)?;
     let dest = File::open(dir)?;
     let c_name = c_path(Path::new(name))?;
     let moved = with_numbered(dir, stem, &ext, |to| {
         let c_to = c_path(Path::new(to.file_name().unwrap_or_default()))?;
+        let moving = crate::claim::moving();
         // SAFETY: valid folder fds and NUL-terminated names.
         let rc = unsafe {
             libc::renameat2(
@@ -330,14 +354,20 @@ pub fn move_at(
             )
         };
         if rc == 0 {
-            // No folder fsync: a rename is atomic, so a crash leaves the
-            // file where it was or where it went, never loses it; a file
-            // found back in the inbox is recognised as already archived.
+            // A rename is atomic, but durable only once both folders are
+            // fsynced (design §4.7, "Power loss"): without it, a power cut
+            // after the source folder was fsynced for another reason (a
+            // later claim, a writer's arrival) loses the file.
+            crate::claim::sync_moved(from_dir, &dest);
             return Ok(to.to_path_buf());
         }
         let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EEXIST) {
+            drop(moving);
+            return same_file_there(from_dir, name, &dest, to, err);
+        }
         if !matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
-            return Err(err); // EEXIST moves on to the next name
+            return Err(err);
         }
         // No RENAME_NOREPLACE here: link + unlink fail the same way.
         // SAFETY: as above.
@@ -351,9 +381,15 @@ pub fn move_at(
             )
         } != 0
         {
-            return Err(io::Error::last_os_error());
+            let err = io::Error::last_os_error();
+            if err.raw_os_error() == Some(libc::EEXIST) {
+                drop(moving);
+                return same_file_there(from_dir, name, &dest, to, err);
+            }
+            return Err(err);
         }
         unlink_at(from_dir, name)?;
+        crate::claim::sync_moved(from_dir, &dest);
         Ok(to.to_path_buf())
     });
     match moved {
@@ -361,6 +397,31 @@ pub fn move_at(
             copy_across_at(from_dir, name, dir, stem, &ext, mode)
         }
         other => other,
+    }
+}
+
+/// After EEXIST moving `name` from the folder `from_dir` to `to` in the
+/// folder `dest`: when `to` is the very same file (device and inode), the
+/// move was made before and a power cut between the fsyncs of its two
+/// folders brought the old name back (design §4.7, "Power loss"); the old
+/// name is removed and the move is done. Otherwise `err` (EEXIST: the next
+/// numbered name is tried).
+pub fn same_file_there(
+    from_dir: &File,
+    name: &std::ffi::OsStr,
+    dest: &File,
+    to: &Path,
+    err: io::Error,
+) -> io::Result<PathBuf> {
+    let to_name = to.file_name().unwrap_or_default();
+    match (stat_at(from_dir, name), stat_at(dest, to_name)) {
+        (Ok(a), Ok(b)) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => {
+            let _moving = crate::claim::moving();
+            unlink_at(from_dir, name)?;
+            crate::claim::sync_moved(from_dir, dest);
+            Ok(to.to_path_buf())
+        }
+        _ => Err(err),
     }
 }
 
@@ -514,6 +575,29 @@ mod tests {
         assert_eq!(owner(".rlewatch-Ab12Zx.tmp"), Some(None));
         assert_eq!(owner(".rlewatch-Ab12Zx.rle"), None);
         assert_eq!(owner("x.rlewatch-a~b.tmp"), None);
+    }
+
+    /// The same file under the source and the destination name (a power
+    /// cut between a move's two folder fsyncs): the move completes by
+    /// removing the source name, not by filing a second copy; a different
+    /// file under the name still gets a numbered name.
+    #[test]
+    fn moving_a_file_already_at_its_destination_removes_the_old_name() {
+        let t = tempfile::tempdir().unwrap();
+        let (a, b) = (t.path().join("a"), t.path().join("b"));
+        fs::create_dir_all(&a).unwrap();
+        fs::create_dir_all(&b).unwrap();
+        fs::write(a.join("x.bmp"), b"x").unwrap();
+        fs::hard_link(a.join("x.bmp"), b.join("x.bmp")).unwrap();
+        let from = File::open(&a).unwrap();
+        let to = move_at(&from, std::ffi::OsStr::new("x.bmp"), &b, 0o644).unwrap();
+        assert_eq!(to, b.join("x.bmp"));
+        assert!(!a.join("x.bmp").exists());
+        assert_eq!(fs::read_dir(&b).unwrap().count(), 1);
+        fs::write(a.join("x.bmp"), b"other").unwrap();
+        let to = move_at(&from, std::ffi::OsStr::new("x.bmp"), &b, 0o644).unwrap();
+        assert_eq!(to, b.join("x-1.bmp"));
+        assert_eq!(fs::read(b.join("x.bmp")).unwrap(), b"x");
     }
 
     /// inbox/a/b/f.bmp, inbox/link -> a, inbox/a/b/flink -> f.bmp, and an

@@ -439,10 +439,13 @@ impl Ledger {
             }
         }
         if !existed {
+            // The file, then each folder in its parent, up to the archive
+            // folder: `ledger/HOST`, `ledger`, `.rlewatch` may all be new,
+            // and a folder is durable in its parent only once the parent
+            // is fsynced (design §4.7, "Power loss").
             file.sync_all()?;
-            crate::durable::sync_dir(&self.dir)?;
-            if let Some(parent) = self.dir.parent() {
-                crate::durable::sync_dir(parent)?;
+            for dir in self.dir.ancestors().take(4) {
+                crate::durable::sync_dir(dir)?;
             }
         }
         Ok((path, file))

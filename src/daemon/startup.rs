@@ -19,7 +19,8 @@ pub(super) fn make_folders(c: &Config) -> Result<()> {
         &c.paths.done,
         &c.paths.failed,
     ] {
-        fs::create_dir_all(dir).with_context(|| format!("cannot create {}", shown(dir)))?;
+        crate::durable::create_dir_all(dir)
+            .with_context(|| format!("cannot create {}", shown(dir)))?;
     }
     warn_cross_filesystem(c);
     Ok(())

@@ -269,9 +269,9 @@ fn delete_without_a_lease_probe_files_the_original_instead() {
         d.log()
     );
     drop(f);
+    // Logged once filing is done, folders fsynced: after the file shows.
     assert!(
-        d.log()
-            .contains("not deleted: it may still be open for writing"),
+        d.wait_log("not deleted: it may still be open for writing", 1, LONG),
         "{}",
         d.log()
     );

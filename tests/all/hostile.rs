@@ -46,6 +46,8 @@ fn awkward_names_are_archived_and_logged_safely() {
         let done = d.path("done").join(OsStr::from_bytes(name));
         assert!(wait_until(LONG, || done.exists()), "original not in done/");
     }
+    // Each is logged once filed, folders fsynced: after it shows in done/.
+    assert!(d.wait_log(" archived ", names.len(), LONG), "{}", d.log());
     let log = d.log();
     assert!(!log.contains('\u{1b}'), "raw escape sequence in the log");
     assert!(log.contains("ansi\\u{1b}[31mred"), "{log}");

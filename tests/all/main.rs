@@ -15,3 +15,5 @@ mod daemon;
 mod deployed;
 mod faults;
 mod netfs;
+mod powerfs;
+mod powerloss;
