@@ -61,9 +61,16 @@ impl Handler {
     /// error about the inbox itself still does.
     fn vanished(&self, e: &notify::Error) -> bool {
         let inbox = self.filter.inbox();
-        matches!(&e.kind, notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound)
-            && !e.paths.is_empty()
-            && e.paths.iter().all(|p| p.starts_with(inbox) && p != inbox)
+        let state = inbox.join(crate::ledger::STATE_DIR);
+        let io = matches!(&e.kind, notify::ErrorKind::Io(_));
+        let not_found = matches!(&e.kind, notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound);
+        // The daemon's own folder (claims that hosts rename, heartbeats):
+        // the poll backend walks it too, and on shared storage sees its
+        // files come and go (ESTALE, EIO on sshfs); none of it is work.
+        let own = |p: &std::path::Path| p.starts_with(&state);
+        !e.paths.is_empty()
+            && ((io && e.paths.iter().all(|p| own(p)))
+                || (not_found && e.paths.iter().all(|p| p.starts_with(inbox) && p != inbox)))
     }
 
     /// The watcher callback. Never blocks.
@@ -343,6 +350,12 @@ mod tests {
         ));
         assert!(!h.flags.rescan.load(Ordering::SeqCst));
         assert!(h.flags.error.lock().unwrap().is_none());
+        // Anything about the daemon's own folder, where hosts rename claims.
+        h.handle(Err(notify::Error::io(std::io::Error::from_raw_os_error(
+            libc::ESTALE,
+        ))
+        .add_path(PathBuf::from("/d/inbox/.rlewatch/claims/b/x.bmp"))));
+        assert!(!h.flags.rescan.load(Ordering::SeqCst));
         // The inbox itself gone, an error with no path, or another error
         // about a file: a warning and a rescan.
         for e in [
