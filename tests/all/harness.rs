@@ -89,6 +89,20 @@ pub struct Confine {
 /// The uid and gid of `nobody`, an unprivileged user every Linux has.
 pub const NOBODY: (u32, u32) = (65534, 65534);
 
+/// Skips a test that needs root (or a mount root may be refused in a
+/// container): says "skipped: REASON" so the output shows it. With
+/// `RLEWATCH_REQUIRE_ROOT` set (CI sets it, and runs as root) such a skip
+/// fails the test instead, as `RLEWATCH_REQUIRE_CORPUS` does for the
+/// corpus tests: a root-only test must never pass silently where it is
+/// meant to run.
+pub fn skip_without_root(reason: &str) {
+    assert!(
+        std::env::var_os("RLEWATCH_REQUIRE_ROOT").is_none(),
+        "RLEWATCH_REQUIRE_ROOT is set but this test cannot run: {reason}"
+    );
+    println!("skipped: {reason}");
+}
+
 /// True when the tests run as root (needed to switch users or mount).
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
@@ -324,4 +338,46 @@ pub fn compress_bytes(
     };
     rlewatch::compress::compress(bytes, &mut out, opts)?;
     Ok(out)
+}
+
+/// Inodes of the files process `pid` holds an `flock` on, from
+/// `/proc/locks` (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF`;
+/// waiters, shown with `->`, hold nothing). The daemon locks what it is
+/// working on: its claims and temporary files (design §4.7, §4.3).
+pub fn flocked_inodes(pid: i32) -> std::collections::HashSet<u64> {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    locks
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.get(1) != Some(&"FLOCK") || f.get(4) != Some(&pid.to_string().as_str()) {
+                return None;
+            }
+            f.get(5)?.rsplit(':').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Stops process `pid` (SIGSTOP) and waits until every one of its threads
+/// is stopped, so that what it has on disk can be looked at as it is at
+/// that instant. False if it did not stop within `timeout`.
+pub fn stop_process(pid: i32, timeout: Duration) -> bool {
+    // SAFETY: kill(2) on a child of ours.
+    if unsafe { libc::kill(pid, libc::SIGSTOP) } != 0 {
+        return false;
+    }
+    let task = PathBuf::from(format!("/proc/{pid}/task"));
+    wait_until(timeout, || {
+        let Ok(threads) = std::fs::read_dir(&task) else {
+            return false;
+        };
+        threads.filter_map(Result::ok).all(|t| {
+            // `PID (comm) STATE …`: the state follows the last ')'.
+            std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| {
+                s.rsplit_once(')').is_some_and(|(_, rest)| {
+                    matches!(rest.trim_start().chars().next(), Some('T' | 't'))
+                })
+            })
+        })
+    })
 }
