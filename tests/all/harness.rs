@@ -81,6 +81,9 @@ pub struct Confine {
     /// A seccomp filter answers `openat2` with this errno (as systemd's
     /// `RestrictSUIDSGID=` does with ENOSYS).
     pub deny_openat2: Option<i32>,
+    /// A seccomp filter answers `renameat2` with `RENAME_NOREPLACE` with
+    /// this errno (EINVAL: a filesystem without it, as some network ones).
+    pub deny_rename_noreplace: Option<i32>,
     /// Run as this (uid, gid) instead of the test's user (needs root); the
     /// daemon's folder is handed to it.
     pub user: Option<(u32, u32)>,
@@ -162,6 +165,73 @@ fn deny_openat2(cmd: &mut Command, errno: i32) {
     }
 }
 
+/// Installs, in the child about to exec, a seccomp filter that fails
+/// `renameat2` calls whose flags hold `RENAME_NOREPLACE` with `errno`, as
+/// a filesystem without no-replace renames does, and allows everything
+/// else (plain renames included).
+fn deny_rename_noreplace(cmd: &mut Command, errno: i32) {
+    use std::os::unix::process::CommandExt;
+    // seccomp_data: nr at 0, arch at 4, ip at 8, args[6] (u64) from 16;
+    // the low half of args[4] (the flags) at 48 on little-endian.
+    let filter = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 3,
+            k: libc::SYS_renameat2 as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 48,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::RENAME_NOREPLACE,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA),
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    // SAFETY: as in `deny_openat2`.
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Config lines every test daemon gets unless it overrides the section.
 pub const FAST: &str = "[watch]\nsettle_ms = 50\n";
 
@@ -220,6 +290,9 @@ impl Daemon {
         let mut cmd = bin();
         if let Some(errno) = self.confine.deny_openat2 {
             deny_openat2(&mut cmd, errno);
+        }
+        if let Some(errno) = self.confine.deny_rename_noreplace {
+            deny_rename_noreplace(&mut cmd, errno);
         }
         if let Some((uid, gid)) = self.confine.user {
             use std::os::unix::process::CommandExt;
