@@ -702,6 +702,43 @@ mod tests {
         }
     }
 
+    /// Design §4.3: a name that fits NAME_MAX is kept as it is, however
+    /// long; one that does not is cut to exactly NAME_MAX bytes (the
+    /// stem's first bytes, `~`, 16 hex digits of its hash, the suffix),
+    /// backing off at most 3 bytes to a UTF-8 boundary, and a stem that
+    /// is not UTF-8 is cut where it is.
+    #[test]
+    fn names_that_fit_are_kept_and_the_others_cut_to_exactly_name_max() {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        // 64 to 251 bytes + ".rle": fits, unchanged.
+        for len in [64, 100, 200, NAME_MAX - 4] {
+            let stem = "a".repeat(len);
+            let fitted = fit_name(std::ffi::OsStr::new(&stem), ".rle");
+            assert_eq!(
+                fitted,
+                std::ffi::OsString::from(format!("{stem}.rle")),
+                "{len}"
+            );
+        }
+        // One byte more: cut, to exactly NAME_MAX bytes.
+        let stem = "a".repeat(NAME_MAX - 3);
+        let fitted = fit_name(std::ffi::OsStr::new(&stem), ".rle");
+        let b = fitted.as_bytes();
+        assert_eq!(b.len(), NAME_MAX);
+        let kept = NAME_MAX - ".rle".len() - 17;
+        assert_eq!(&b[..kept], &stem.as_bytes()[..kept]);
+        assert_eq!(b[kept], b'~');
+        assert!(b[kept + 1..kept + 17].iter().all(u8::is_ascii_hexdigit));
+        // Not UTF-8 from byte 100 on: cut where it is, not backed off to
+        // the last valid UTF-8 boundary 134 bytes before the cut.
+        let mut raw = vec![b'a'; 100];
+        raw.push(0xff);
+        raw.extend(std::iter::repeat_n(b'b', 300));
+        let fitted = fit_name(&std::ffi::OsString::from_vec(raw.clone()), ".rle");
+        assert_eq!(fitted.as_bytes().len(), NAME_MAX);
+        assert_eq!(&fitted.as_bytes()[..kept], &raw[..kept]);
+    }
+
     #[test]
     fn may_remove_at_follows_the_folders_write_permission() {
         let t = tempfile::tempdir().unwrap();

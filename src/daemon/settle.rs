@@ -202,9 +202,20 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_one_second_to_five_minutes() {
-        let secs: Vec<u64> = (1..=12).map(|n| backoff(n).as_secs()).collect();
-        assert_eq!(secs, [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300]);
-        assert_eq!(backoff(u32::MAX).as_secs(), 300);
+        // README and design §4.4: 1 s doubling, capped at 5 min. Whole
+        // Durations, so a sub-second error cannot hide behind as_secs.
+        let expected = [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300];
+        let got: Vec<Duration> = (1..=12).map(backoff).collect();
+        let want: Vec<Duration> = expected.iter().map(|&s| Duration::from_secs(s)).collect();
+        assert_eq!(got, want);
+        // The cap holds however many attempts there were (no overflow of
+        // the shift), and the schedule never shrinks.
+        for n in [13, 31, 32, 33, 64, 1_000, u32::MAX] {
+            assert_eq!(backoff(n), Duration::from_secs(300), "attempt {n}");
+        }
+        for n in 1..100 {
+            assert!(backoff(n + 1) >= backoff(n), "attempt {n}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Daemon, bin, data, files_below, run_in, stderr, wait_until};
+use crate::harness::{Confine, Daemon, bin, data, files_below, run_in, stderr, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -612,4 +612,62 @@ fn a_dead_hosts_claims_are_finished_by_the_others_exactly_once() {
         .contains("archived")));
     assert_eq!(files_below(&d.path("archive")).len(), N);
     assert_eq!(ledger(&d).len(), N);
+}
+
+/// Where `renameat2(RENAME_NOREPLACE)` is refused with EINVAL (a
+/// filesystem without it), claiming, putting back and filing fall back to
+/// link + unlink, which never replace either (design §4.7, §4.4): every
+/// file is claimed, archived and filed exactly once, clashes in `done/`
+/// and in the archive get numbered names, nothing is left claimed.
+#[test]
+fn without_no_replace_renames_files_are_claimed_and_filed_exactly_once() {
+    let confine = Confine {
+        deny_rename_noreplace: Some(libc::EINVAL),
+        ..Confine::default()
+    };
+    let d = Daemon::start_confined("[watch]\nsettle_ms = 50\n", &[], confine);
+    // Names already taken: the original of a.bmp and the archive of b.bmp
+    // must go to numbered names, never over these.
+    fs::write(d.path("done/a.bmp"), b"older a").unwrap();
+    fs::write(d.path("archive/b.rle"), b"older b").unwrap();
+    let names = ["a", "b", "c", "d", "e"];
+    for name in names {
+        fs::copy(data("pal8.bmp"), d.inbox().join(format!("{name}.bmp"))).unwrap();
+    }
+    assert!(
+        wait_until(Duration::from_secs(20), || files_below(&d.path("done"))
+            .len()
+            == 6),
+        "{}",
+        d.log()
+    );
+    let expected = fs::read(data("pal8.dither.rle")).unwrap();
+    let original = fs::read(data("pal8.bmp")).unwrap();
+    assert_eq!(fs::read(d.path("done/a.bmp")).unwrap(), b"older a");
+    assert_eq!(fs::read(d.path("done/a-1.bmp")).unwrap(), original);
+    assert_eq!(fs::read(d.path("archive/b.rle")).unwrap(), b"older b");
+    assert_eq!(fs::read(d.path("archive/b-1.rle")).unwrap(), expected);
+    for name in ["b", "c", "d", "e"] {
+        assert_eq!(
+            fs::read(d.path(&format!("done/{name}.bmp"))).unwrap(),
+            original
+        );
+    }
+    for name in ["a", "c", "d", "e"] {
+        assert_eq!(
+            fs::read(d.path(&format!("archive/{name}.rle"))).unwrap(),
+            expected
+        );
+    }
+    // Exactly once: nothing else anywhere, nothing left claimed.
+    assert_eq!(
+        files_below(&d.path("archive")).len(),
+        6,
+        "{:?}",
+        files_below(&d.path("archive"))
+    );
+    assert_eq!(files_below(&d.path("done")).len(), 6);
+    assert_eq!(files_below(&d.inbox()), Vec::<PathBuf>::new());
+    assert_eq!(ledger(&d).len(), names.len());
+    assert!(!d.log().contains("retry"), "{}", d.log());
 }

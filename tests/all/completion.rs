@@ -249,7 +249,7 @@ fn delete_waits_for_a_writer_that_keeps_the_file_open() {
 #[test]
 fn delete_without_a_lease_probe_files_the_original_instead() {
     if !is_root() {
-        println!("skipped: running the daemon as another user needs root");
+        crate::harness::skip_without_root("running the daemon as another user needs root");
         return;
     }
     let d = Daemon::start_confined(

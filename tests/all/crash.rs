@@ -3,12 +3,21 @@
 //! dropped file is accounted for exactly once: archived (and equal to the
 //! reference output) with its original in done/, or quarantined with its
 //! reason; no temporary file anywhere, no duplicate archive.
+//!
+//! The kill moments come from a seed: `RLEWATCH_CRASH_SEED` (decimal or
+//! `0x` hex), or a fresh one from the clock; the test prints it with the
+//! command that replays it (the same delays; the daemon's own timing still
+//! varies). Most kills follow a claim's appearance by a random few
+//! milliseconds, and the run fails unless at least half of them land
+//! while a file is in flight (see `in_flight`).
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Daemon, data, files_below, wait_until};
+use std::os::unix::fs::MetadataExt;
+
+use crate::harness::{Daemon, data, files_below, flocked_inodes, stop_process, wait_until};
 
 /// (vector, good?) dropped in turn.
 const KINDS: &[(&str, bool)] = &[
@@ -32,10 +41,81 @@ impl Lcg {
     }
 }
 
+const TEST: &str = "crash::sigkill_at_random_moments_loses_and_duplicates_nothing";
+
+/// The seed of the kill moments: `RLEWATCH_CRASH_SEED` (decimal or
+/// `0x` hex), or a fresh one from the clock.
+fn seed() -> u64 {
+    match std::env::var("RLEWATCH_CRASH_SEED") {
+        Ok(s) => {
+            let s = s.trim();
+            let parsed = match s.strip_prefix("0x") {
+                Some(hex) => u64::from_str_radix(hex, 16),
+                None => s.parse(),
+            };
+            parsed.unwrap_or_else(|_| panic!("RLEWATCH_CRASH_SEED={s:?}: not a number"))
+        }
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    }
+}
+
+/// Whether the daemon is working on a file right now (design §4.3, §4.7):
+/// a claim under `INBOX/.rlewatch/claims/` or a temporary archive
+/// (`.rlewatch-*.tmp`) in the archive folder that the daemon `pid` holds
+/// locked. Its worker locks a file before claiming it and holds the lock
+/// until the file is filed away, and locks each temporary file it
+/// creates; a claim left by an earlier kill and not yet taken over is
+/// locked by no one, so it does not count.
+fn in_flight(d: &Daemon, pid: i32) -> bool {
+    let claims = walkdir::WalkDir::new(d.inbox().join(".rlewatch/claims"));
+    let temps = walkdir::WalkDir::new(d.path("archive"))
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || e.file_name() != ".rlewatch");
+    let work: Vec<u64> = claims
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .chain(temps.filter_map(Result::ok).filter(|e| {
+            let name = e.file_name().to_string_lossy();
+            e.file_type().is_file() && name.starts_with(".rlewatch-") && name.ends_with(".tmp")
+        }))
+        .filter_map(|e| e.metadata().ok().map(|m| m.ino()))
+        .collect();
+    let held = flocked_inodes(pid);
+    work.iter().any(|ino| held.contains(ino))
+}
+
+/// True once a claim exists (polled every millisecond: a small file is
+/// claimed, archived and filed in a few milliseconds).
+fn claim_appears(d: &Daemon, timeout: Duration) -> bool {
+    let claims = d.inbox().join(".rlewatch/claims");
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        let any = walkdir::WalkDir::new(&claims)
+            .into_iter()
+            .filter_map(Result::ok)
+            .any(|e| e.file_type().is_file());
+        if any {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
 #[test]
 fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
     const FILES: usize = 360;
     const KILLS: usize = 24;
+    let seed = seed();
+    // Printed first, so that a failing run shows it too.
+    println!(
+        "crash test seed {seed:#x}; to replay its kill moments: \
+         RLEWATCH_CRASH_SEED={seed:#x} cargo test --release --test all {TEST} -- --exact --nocapture"
+    );
     let mut d = Daemon::start("[watch]\nsettle_ms = 20\nrescan_secs = 1\n");
     let inbox = d.inbox();
     let staging = d.path("staging");
@@ -53,27 +133,57 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         sources.insert(name, (kind, bytes));
     }
 
-    // Files keep arriving on another thread while the daemon is killed.
+    // Files keep arriving on another thread while the daemon is killed: a
+    // batch before each kill, so that every kill has work to land in.
     let names: Vec<String> = sources.keys().cloned().collect();
+    let (batch_tx, batch_rx) = std::sync::mpsc::channel::<()>();
     let feeder = {
         let (staging, inbox) = (staging.clone(), inbox.clone());
         std::thread::spawn(move || {
-            for (i, name) in names.iter().enumerate() {
-                fs::rename(staging.join(name), inbox.join(name)).unwrap();
-                if i % 3 == 0 {
-                    std::thread::sleep(Duration::from_millis(20)); // pacing arrivals over the kills
+            for batch in names.chunks(FILES / KILLS) {
+                if batch_rx.recv().is_err() {
+                    return;
+                }
+                for (i, name) in batch.iter().enumerate() {
+                    fs::rename(staging.join(name), inbox.join(name)).unwrap();
+                    if i % 3 == 0 {
+                        std::thread::sleep(Duration::from_millis(5)); // pacing arrivals
+                    }
                 }
             }
         })
     };
 
-    let mut rng = Lcg(0x5eed);
-    let mut kills = 0;
-    let mut while_arriving = 0;
-    while kills < KILLS {
-        // A random moment: the point is to hit every phase of the work.
-        std::thread::sleep(Duration::from_millis(20 + rng.below(120)));
-        if !feeder.is_finished() {
+    let mut rng = Lcg(seed);
+    let (mut in_flight_kills, mut while_arriving) = (0, 0);
+    for _ in 0..KILLS {
+        batch_tx.send(()).unwrap();
+        if rng.below(4) == 0 {
+            // One kill in four at any moment after the restart: start-up,
+            // leftover claims being finished, idle.
+            std::thread::sleep(Duration::from_millis(rng.below(120)));
+        } else {
+            // The others a random short while after a claim appears, so
+            // that they land in the middle of a file's life (claimed,
+            // encoding, syncing, verifying, publishing, recording, filing).
+            claim_appears(&d, Duration::from_secs(5));
+            std::thread::sleep(Duration::from_micros(rng.below(15_000)));
+        }
+        // Stopped first, so what is on disk is what it is at the kill.
+        let pid = d.pid();
+        assert!(
+            stop_process(pid, Duration::from_secs(10)),
+            "SIGSTOP did not stop the daemon"
+        );
+        if in_flight(&d, pid) {
+            in_flight_kills += 1;
+        }
+        if !feeder.is_finished()
+            && fs::read_dir(&inbox)
+                .unwrap()
+                .filter_map(Result::ok)
+                .any(|e| e.file_name().to_string_lossy().ends_with(".bmp"))
+        {
             while_arriving += 1;
         }
         d.signal(libc::SIGKILL);
@@ -81,10 +191,20 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
             d.wait_exit(Duration::from_secs(10)).is_some(),
             "SIGKILL did not end the daemon"
         );
-        kills += 1;
         d.spawn();
     }
+    drop(batch_tx);
     feeder.join().unwrap();
+    println!(
+        "crash test: {in_flight_kills} of {KILLS} SIGKILLs landed while a file was in flight \
+         (seed {seed:#x})"
+    );
+    assert!(
+        2 * in_flight_kills >= KILLS,
+        "only {in_flight_kills} of {KILLS} SIGKILLs landed while a file was in flight \
+         (a claim or a temporary archive held by the daemon); replay: \
+         RLEWATCH_CRASH_SEED={seed:#x} cargo test --release --test all {TEST} -- --exact --nocapture"
+    );
 
     // Let it finish: nothing left in the inbox, no claim either (the
     // daemon's lock and heartbeat are not counted).
@@ -149,7 +269,8 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
         "extra quarantined files: {failed:?}"
     );
     println!(
-        "crash test: {FILES} files, {KILLS} SIGKILLs ({while_arriving} while files were arriving), {archived} archived exactly once, {quarantined} quarantined, \
+        "crash test: {FILES} files, {KILLS} SIGKILLs ({in_flight_kills} while a file was in flight, \
+         {while_arriving} while files were waiting in the inbox), {archived} archived exactly once, {quarantined} quarantined, \
          drained {:.1} s after the last restart",
         started.elapsed().as_secs_f64()
     );

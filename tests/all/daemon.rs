@@ -406,12 +406,54 @@ fn a_second_daemon_on_the_same_inbox_exits_with_a_clear_error() {
 #[test]
 fn stale_temporary_files_are_removed_at_start() {
     let mut d = Daemon::start(FAST);
+    // A real archive, original and quarantined file first: the clean-up
+    // must remove rlewatch's temporary files (`.rlewatch-*.tmp`, design
+    // §4.4) and nothing else.
+    fs::copy(data("pal1.bmp"), d.inbox().join("kept.bmp")).unwrap();
+    fs::write(d.inbox().join("bad.bmp"), b"BMnot a bitmap").unwrap();
+    assert!(wait_until(LONG, || d.path("done/kept.bmp").exists()
+        && d.path("failed/bad.bmp.error.txt").exists()));
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(LONG).is_some());
     fs::write(d.path("archive/.rlewatch-abc123.tmp"), b"partial").unwrap();
+    // Names that are only half a temporary name are someone's files.
+    let decoys = [
+        "archive/.rlewatch-abc123",
+        "archive/x.tmp",
+        "done/.rlewatch-y.part",
+    ];
+    for decoy in decoys {
+        fs::write(d.path(decoy), b"not ours").unwrap();
+    }
+    let before: Vec<_> = ["archive", "done", "failed"]
+        .iter()
+        .map(|dir| files_below(&d.path(dir)))
+        .collect();
     d.spawn();
     assert!(!d.path("archive/.rlewatch-abc123.tmp").exists());
     assert!(d.log().contains("removed 1 stale temporary file"));
+    for decoy in decoys {
+        assert_eq!(fs::read(d.path(decoy)).unwrap(), b"not ours", "{decoy}");
+    }
+    assert_eq!(
+        fs::read(d.path("archive/kept.rle")).unwrap(),
+        expected("pal1.dither.rle")
+    );
+    assert_eq!(
+        fs::read(d.path("done/kept.bmp")).unwrap(),
+        fs::read(data("pal1.bmp")).unwrap()
+    );
+    assert_eq!(
+        fs::read(d.path("failed/bad.bmp")).unwrap(),
+        b"BMnot a bitmap"
+    );
+    let after: Vec<_> = ["archive", "done", "failed"]
+        .iter()
+        .map(|dir| files_below(&d.path(dir)))
+        .collect();
+    let mut before = before;
+    before[0].retain(|p| p != Path::new(".rlewatch-abc123.tmp"));
+    assert_eq!(after, before);
 }
 
 #[test]

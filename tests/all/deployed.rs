@@ -61,7 +61,7 @@ fn openat2_refused_with_eperm_by_a_seccomp_filter_still_archives() {
 /// archive.
 fn unremovable_original_is_never_duplicated(other_filesystem: bool) {
     if !is_root() {
-        println!("skipped: running the daemon as another user needs root");
+        crate::harness::skip_without_root("running the daemon as another user needs root");
         return;
     }
     let confine = Confine {

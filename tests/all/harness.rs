@@ -81,6 +81,9 @@ pub struct Confine {
     /// A seccomp filter answers `openat2` with this errno (as systemd's
     /// `RestrictSUIDSGID=` does with ENOSYS).
     pub deny_openat2: Option<i32>,
+    /// A seccomp filter answers `renameat2` with `RENAME_NOREPLACE` with
+    /// this errno (EINVAL: a filesystem without it, as some network ones).
+    pub deny_rename_noreplace: Option<i32>,
     /// Run as this (uid, gid) instead of the test's user (needs root); the
     /// daemon's folder is handed to it.
     pub user: Option<(u32, u32)>,
@@ -88,6 +91,20 @@ pub struct Confine {
 
 /// The uid and gid of `nobody`, an unprivileged user every Linux has.
 pub const NOBODY: (u32, u32) = (65534, 65534);
+
+/// Skips a test that needs root (or a mount root may be refused in a
+/// container): says "skipped: REASON" so the output shows it. With
+/// `RLEWATCH_REQUIRE_ROOT` set (CI sets it, and runs as root) such a skip
+/// fails the test instead, as `RLEWATCH_REQUIRE_CORPUS` does for the
+/// corpus tests: a root-only test must never pass silently where it is
+/// meant to run.
+pub fn skip_without_root(reason: &str) {
+    assert!(
+        std::env::var_os("RLEWATCH_REQUIRE_ROOT").is_none(),
+        "RLEWATCH_REQUIRE_ROOT is set but this test cannot run: {reason}"
+    );
+    println!("skipped: {reason}");
+}
 
 /// True when the tests run as root (needed to switch users or mount).
 pub fn is_root() -> bool {
@@ -128,6 +145,73 @@ fn deny_openat2(cmd: &mut Command, errno: i32) {
     ];
     // SAFETY: runs in the forked child before exec; prctl with a filter
     // that lives until exec (the kernel copies it).
+    unsafe {
+        cmd.pre_exec(move || {
+            let prog = libc::sock_fprog {
+                len: filter.len() as u16,
+                filter: filter.as_ptr() as *mut libc::sock_filter,
+            };
+            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                || libc::prctl(
+                    libc::PR_SET_SECCOMP,
+                    libc::SECCOMP_MODE_FILTER,
+                    &prog as *const libc::sock_fprog,
+                ) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Installs, in the child about to exec, a seccomp filter that fails
+/// `renameat2` calls whose flags hold `RENAME_NOREPLACE` with `errno`, as
+/// a filesystem without no-replace renames does, and allows everything
+/// else (plain renames included).
+fn deny_rename_noreplace(cmd: &mut Command, errno: i32) {
+    use std::os::unix::process::CommandExt;
+    // seccomp_data: nr at 0, arch at 4, ip at 8, args[6] (u64) from 16;
+    // the low half of args[4] (the flags) at 48 on little-endian.
+    let filter = [
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 0,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 3,
+            k: libc::SYS_renameat2 as u32,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16,
+            jt: 0,
+            jf: 0,
+            k: 48,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 1,
+            k: libc::RENAME_NOREPLACE,
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ERRNO | (errno as u32 & libc::SECCOMP_RET_DATA),
+        },
+        libc::sock_filter {
+            code: (libc::BPF_RET | libc::BPF_K) as u16,
+            jt: 0,
+            jf: 0,
+            k: libc::SECCOMP_RET_ALLOW,
+        },
+    ];
+    // SAFETY: as in `deny_openat2`.
     unsafe {
         cmd.pre_exec(move || {
             let prog = libc::sock_fprog {
@@ -206,6 +290,9 @@ impl Daemon {
         let mut cmd = bin();
         if let Some(errno) = self.confine.deny_openat2 {
             deny_openat2(&mut cmd, errno);
+        }
+        if let Some(errno) = self.confine.deny_rename_noreplace {
+            deny_rename_noreplace(&mut cmd, errno);
         }
         if let Some((uid, gid)) = self.confine.user {
             use std::os::unix::process::CommandExt;
@@ -324,4 +411,46 @@ pub fn compress_bytes(
     };
     rlewatch::compress::compress(bytes, &mut out, opts)?;
     Ok(out)
+}
+
+/// Inodes of the files process `pid` holds an `flock` on, from
+/// `/proc/locks` (`N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF`;
+/// waiters, shown with `->`, hold nothing). The daemon locks what it is
+/// working on: its claims and temporary files (design §4.7, §4.3).
+pub fn flocked_inodes(pid: i32) -> std::collections::HashSet<u64> {
+    let locks = std::fs::read_to_string("/proc/locks").unwrap_or_default();
+    locks
+        .lines()
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.get(1) != Some(&"FLOCK") || f.get(4) != Some(&pid.to_string().as_str()) {
+                return None;
+            }
+            f.get(5)?.rsplit(':').next()?.parse().ok()
+        })
+        .collect()
+}
+
+/// Stops process `pid` (SIGSTOP) and waits until every one of its threads
+/// is stopped, so that what it has on disk can be looked at as it is at
+/// that instant. False if it did not stop within `timeout`.
+pub fn stop_process(pid: i32, timeout: Duration) -> bool {
+    // SAFETY: kill(2) on a child of ours.
+    if unsafe { libc::kill(pid, libc::SIGSTOP) } != 0 {
+        return false;
+    }
+    let task = PathBuf::from(format!("/proc/{pid}/task"));
+    wait_until(timeout, || {
+        let Ok(threads) = std::fs::read_dir(&task) else {
+            return false;
+        };
+        threads.filter_map(Result::ok).all(|t| {
+            // `PID (comm) STATE …`: the state follows the last ')'.
+            std::fs::read_to_string(t.path().join("stat")).is_ok_and(|s| {
+                s.rsplit_once(')').is_some_and(|(_, rest)| {
+                    matches!(rest.trim_start().chars().next(), Some('T' | 't'))
+                })
+            })
+        })
+    })
 }

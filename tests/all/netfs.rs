@@ -20,17 +20,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Daemon, data, files_below, is_root, run_in, stderr, tempdir, wait_until};
-
-/// Says why the test cannot run here: a visible skip, or a failure when
-/// the environment promises the prerequisites (`RLEWATCH_REQUIRE_ROOT`).
-fn skip(why: &str) {
-    assert!(
-        std::env::var_os("RLEWATCH_REQUIRE_ROOT").is_none(),
-        "RLEWATCH_REQUIRE_ROOT is set but {why}"
-    );
-    println!("skipped: {why}");
-}
+use crate::harness::{
+    Daemon, data, files_below, is_root, run_in, skip_without_root, stderr, tempdir, wait_until,
+};
 
 /// The first of `names` found on PATH or in the sbin folders.
 fn find_program(name: &str) -> Option<PathBuf> {
@@ -207,16 +199,16 @@ fn ledger_lines(archive: &Path) -> Vec<String> {
 fn three_hosts_on_sshfs_one_killed_archive_each_file_once() {
     const N: usize = 300;
     if !is_root() {
-        return skip("mounting sshfs and running sshd need root");
+        return skip_without_root("mounting sshfs and running sshd need root");
     }
     let Some(sshd_bin) = find_program("sshd") else {
-        return skip("sshd is not installed (Debian package openssh-server)");
+        return skip_without_root("sshd is not installed (Debian package openssh-server)");
     };
     if find_program("sshfs").is_none() || find_program("fusermount3").is_none() {
-        return skip("sshfs is not installed (Debian package sshfs)");
+        return skip_without_root("sshfs is not installed (Debian package sshfs)");
     }
     if !Path::new("/dev/fuse").exists() {
-        return skip("/dev/fuse is missing");
+        return skip_without_root("/dev/fuse is missing");
     }
 
     // The server's folder, its two client mounts, then the daemons: locals
