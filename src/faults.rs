@@ -4,7 +4,8 @@
 //! life (see [`STEPS`]), so the crash tests can stop it at exactly that
 //! point. Without the feature [`reached`] is empty and the variable is
 //! never read. `RLEWATCH_TEST_CORRUPT_TEMP` corrupts temporary archives
-//! before verification ([`corrupt_temp`]).
+//! before verification ([`corrupt_temp`]). SIGUSR2 makes it SIGKILL itself
+//! outside a move ([`arm`]).
 
 /// The steps of a file's life, in order: claimed (renamed into the claim
 /// folder), encoded (into a temporary file), synced (temporary file
@@ -37,10 +38,42 @@ pub fn reached(step: &str) {
         && name == step
         && COUNT.fetch_add(1, Ordering::SeqCst) + 1 == *n
     {
-        // SAFETY: kill on our own pid.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        die();
     }
 }
+
+/// SIGKILLs this process, but never while another thread is between a
+/// move and the fsyncs that make it durable: one window there is open
+/// under the strict POSIX model (design §4.7, "Power loss": a writer's
+/// fsync of the inbox between a claim's rename and the claim folder's
+/// fsync), and the power-loss tests cut the power only outside it.
+#[cfg(feature = "test-hooks")]
+fn die() {
+    let _no_move_in_flight = crate::claim::moving();
+    // SAFETY: kill on our own pid.
+    unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+}
+
+/// With the `test-hooks` feature: SIGUSR2 makes the daemon SIGKILL itself
+/// outside a move ([`die`]), for tests that kill at random moments and
+/// then cut the power.
+#[cfg(feature = "test-hooks")]
+pub fn arm() {
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([libc::SIGUSR2]) {
+        let _ = std::thread::Builder::new()
+            .name("test-kill".into())
+            .spawn(move || {
+                if signals.forever().next().is_some() {
+                    die();
+                }
+            });
+    }
+}
+
+/// No-op without `test-hooks`.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn arm() {}
 
 /// With `RLEWATCH_TEST_CORRUPT_TEMP` set (and the `test-hooks` feature),
 /// flips one bit of every temporary archive after it is fsynced, before

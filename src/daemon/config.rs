@@ -220,7 +220,8 @@ pub struct Config {
     pub takeover: Option<Duration>,
     pub log_level: String,
     pub log_format: LogFormat,
-    /// The validated form, for printing and for comparing reloads.
+    /// The validated form, for printing (`check-config`, `Display`).
+    /// Reloads compare the typed fields above.
     pub raw: RawConfig,
 }
 

@@ -55,6 +55,7 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
     let level = logging::init(&config.log_level, config.log_format);
     startup::make_folders(&config)?;
     let the_lock = lock::lock(&config.paths.inbox, &config.host)?;
+    crate::faults::arm();
     crate::durable::set_temp_owner(&config.host);
     startup::remove_stale_temps(&config, startup::Stale::Ours);
     let ledger = std::sync::Arc::new(

@@ -89,7 +89,7 @@ pub(super) struct Finish {
 /// or the channel closes, and pass them on to the finishers. The CPU work
 /// happens here; fsync waits happen in the finishers, so a worker is free
 /// for the next file while the disk catches up.
-pub(super) fn worker_loop(jobs: Receiver<Job>, done: Sender<Done>, finish: Sender<Finish>) {
+pub(super) fn worker_loop(jobs: Receiver<Job>, done: Sender<JobReport>, finish: Sender<Finish>) {
     for job in jobs {
         match job {
             Job::Archive {
@@ -101,7 +101,7 @@ pub(super) fn worker_loop(jobs: Receiver<Job>, done: Sender<Done>, finish: Sende
             } => match archive::encode(&settings, &path, attempts, published.as_ref()) {
                 archive::Step::Done(report) => {
                     if done
-                        .send(Done {
+                        .send(JobReport {
                             path,
                             key,
                             attempts,
@@ -132,10 +132,10 @@ pub(super) fn worker_loop(jobs: Receiver<Job>, done: Sender<Done>, finish: Sende
 }
 
 /// One finisher: fsync, verify, publish, then the original.
-fn finisher_loop(finish: Receiver<Finish>, stop: Receiver<()>, done: Sender<Done>) {
+fn finisher_loop(finish: Receiver<Finish>, stop: Receiver<()>, done: Sender<JobReport>) {
     let archive = |f: Finish| {
         let report = archive::finish(*f.encoded);
-        done.send(Done {
+        done.send(JobReport {
             path: f.path,
             key: f.key,
             attempts: f.attempts,
@@ -176,7 +176,7 @@ fn finisher_loop(finish: Receiver<Finish>, stop: Receiver<()>, done: Sender<Done
 /// resizes them too (design §4.1).
 pub(super) struct Finishers {
     finish: Receiver<Finish>,
-    done: Sender<Done>,
+    done: Sender<JobReport>,
     stop_tx: Sender<()>,
     stop: Receiver<()>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -194,7 +194,7 @@ impl Finishers {
     /// `finish` and reporting on `done`.
     pub(super) fn start(
         finish: Receiver<Finish>,
-        done: Sender<Done>,
+        done: Sender<JobReport>,
         workers: usize,
     ) -> std::io::Result<Finishers> {
         let (stop_tx, stop) = crossbeam_channel::unbounded();
@@ -248,8 +248,8 @@ impl Finishers {
     }
 }
 
-/// A finished job.
-pub(super) struct Done {
+/// A job back from the pipeline: the file, and what became of it.
+pub(super) struct JobReport {
     pub(super) path: PathBuf,
     pub(super) key: (u64, u64),
     pub(super) attempts: u32,

@@ -194,6 +194,25 @@ pub fn is_network_fs(dir: &Path) -> bool {
     [NFS, SMB, CIFS, SMB2, FUSE, AFS, CEPH].contains(&magic)
 }
 
+/// notify's recursion mode for `watch.recursive`.
+pub fn mode(recursive: bool) -> RecursiveMode {
+    if recursive {
+        RecursiveMode::Recursive
+    } else {
+        RecursiveMode::NonRecursive
+    }
+}
+
+/// Says that the inotify watch limit was reached while watching `inbox`,
+/// with the fix, and that polling takes over.
+pub fn log_watch_limit(inbox: &Path) {
+    tracing::error!(
+        "inotify watch limit reached while watching {}: raise fs.inotify.max_user_watches \
+         (sysctl fs.inotify.max_user_watches=524288); falling back to polling",
+        crate::display::shown(inbox)
+    );
+}
+
 /// Starts watching the inbox with the configured backend. A native
 /// watcher that hits the inotify watch limit falls back to polling, with
 /// an error that says how to raise the limit.
@@ -204,11 +223,7 @@ pub fn start(
     handler: &Handler,
 ) -> Result<Watch, WatchError> {
     let inbox = handler.filter.inbox().to_path_buf();
-    let mode = if recursive {
-        RecursiveMode::Recursive
-    } else {
-        RecursiveMode::NonRecursive
-    };
+    let mode = mode(recursive);
     let use_poll = match backend {
         Backend::Poll => true,
         Backend::Native => false,
@@ -238,11 +253,7 @@ pub fn start(
                 });
             }
             Err(e) if matches!(e.kind, notify::ErrorKind::MaxFilesWatch) => {
-                tracing::error!(
-                    "inotify watch limit reached while watching {}: raise fs.inotify.max_user_watches \
-                     (sysctl fs.inotify.max_user_watches=524288); falling back to polling",
-                    crate::display::shown(&inbox)
-                );
+                log_watch_limit(&inbox);
             }
             Err(source) => {
                 return Err(WatchError::Watch {

@@ -1,5 +1,8 @@
-//! The one integration test binary: codec against the shared corpus, the
-//! command line through the real binary.
+//! The one integration test binary. Everything runs the real built binary
+//! in temporary folders: the codec against the bundled vectors and the
+//! shared corpus, the command line, the daemon (arrivals, completion,
+//! faults, crashes, claims and the ledger, several hosts on sshfs, power
+//! loss on a FUSE filesystem) and the deployed setup.
 
 mod harness;
 

@@ -22,7 +22,7 @@ use tracing::{error, info, warn};
 use super::config::Config;
 use super::filter::Filter;
 use super::pipeline::{
-    Done, Finish, Finishers, InFlight, Job, devices_of, settings_of, worker_loop,
+    Finish, Finishers, InFlight, Job, JobReport, devices_of, settings_of, worker_loop,
 };
 use super::settle::{WaitList, jittered};
 use super::signals::Control;
@@ -47,8 +47,8 @@ pub(super) struct Coordinator {
     events: Receiver<Seen>,
     wake_tx: Sender<()>,
     wake: Receiver<()>,
-    done_tx: Sender<Done>,
-    done: Receiver<Done>,
+    done_tx: Sender<JobReport>,
+    done: Receiver<JobReport>,
     control: Receiver<Control>,
     flags: Arc<Flags>,
     watch: Option<Watch>,
@@ -336,16 +336,9 @@ impl Coordinator {
         if self.flags.watch_limit.swap(false, Ordering::SeqCst)
             && !self.watch.as_ref().is_some_and(|w| w.polling)
         {
-            error!(
-                "inotify watch limit reached: raise fs.inotify.max_user_watches \
-                 (sysctl fs.inotify.max_user_watches=524288); falling back to polling"
-            );
-            let mode = if self.config.recursive {
-                notify::RecursiveMode::Recursive
-            } else {
-                notify::RecursiveMode::NonRecursive
-            };
+            watch::log_watch_limit(&self.config.paths.inbox);
             self.watch = None;
+            let mode = watch::mode(self.config.recursive);
             match watch::start_poll(mode, self.poll_interval(), &self.handler()) {
                 Ok(w) => self.watch = Some(w),
                 Err(e) => error!("{e}"),

@@ -11,7 +11,7 @@ use tracing::{debug, error, info, warn};
 
 use super::Coordinator;
 use crate::archive::{self, Failure, Kind, Original, Published, Report};
-use crate::daemon::pipeline::Done;
+use crate::daemon::pipeline::JobReport;
 use crate::daemon::settle::{backoff, recheck};
 use crate::display::shown;
 
@@ -38,7 +38,7 @@ impl Coordinator {
             self.config.host
         )
     }
-    pub(super) fn finished(&mut self, d: Done) {
+    pub(super) fn finished(&mut self, d: JobReport) {
         self.in_flight.finish(d.key);
         let (rel, was_claim) = archive::relative(&self.settings, &d.path);
         let dropped = self.config.paths.inbox.join(rel);
