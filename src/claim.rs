@@ -123,21 +123,31 @@ fn c_name(name: &OsStr) -> io::Result<CString> {
 /// missing, link + unlink stand in for it, and the link fails with EEXIST
 /// as the rename would.
 pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> {
+    rename_durably(from, name, to, |c| {
+        // SAFETY: valid folder fds and a NUL-terminated name.
+        if unsafe { libc::linkat(from.as_raw_fd(), c.as_ptr(), to.as_raw_fd(), c.as_ptr(), 0) } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        crate::durable::unlink_at(from, name)
+    })
+}
+
+/// Under the move lock: `renameat2(RENAME_NOREPLACE)`, or `fallback` where
+/// the filesystem has none; then the move made durable ([`sync_moved`]).
+fn rename_durably(
+    from: &File,
+    name: &OsStr,
+    to: &File,
+    fallback: impl FnOnce(&CStr) -> io::Result<()>,
+) -> io::Result<()> {
     let c = c_name(name)?;
     let _moving = moving();
     match renameat2_noreplace(from, &c, to) {
-        Ok(()) => {
-            sync_moved(from, to);
-            return Ok(());
-        }
-        Err(e) if unsupported(&e) => {}
+        Ok(()) => {}
+        Err(e) if unsupported(&e) => fallback(&c)?,
         Err(e) => return Err(e),
     }
-    // SAFETY: as in renameat2_noreplace.
-    if unsafe { libc::linkat(from.as_raw_fd(), c.as_ptr(), to.as_raw_fd(), c.as_ptr(), 0) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    crate::durable::unlink_at(from, name)?;
     sync_moved(from, to);
     Ok(())
 }
@@ -180,27 +190,19 @@ pub fn sync_moved(from: &File, to: &File) {
 /// that it replaces nothing is checked first, which holds because no one
 /// else creates names in `to`.
 pub fn rename_into_own(from: &File, name: &OsStr, to: &File) -> io::Result<()> {
-    let c = c_name(name)?;
-    let _moving = moving();
-    match renameat2_noreplace(from, &c, to) {
-        Ok(()) => {
-            sync_moved(from, to);
-            return Ok(());
+    rename_durably(from, name, to, |c| {
+        match crate::durable::stat_at(to, name) {
+            Ok(_) => return Err(io::Error::from_raw_os_error(libc::EEXIST)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
-        Err(e) if unsupported(&e) => {}
-        Err(e) => return Err(e),
-    }
-    match crate::durable::stat_at(to, name) {
-        Ok(_) => return Err(io::Error::from_raw_os_error(libc::EEXIST)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    // SAFETY: as in renameat2_noreplace.
-    if unsafe { libc::renameat(from.as_raw_fd(), c.as_ptr(), to.as_raw_fd(), c.as_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    sync_moved(from, to);
-    Ok(())
+        // SAFETY: valid folder fds and a NUL-terminated name.
+        if unsafe { libc::renameat(from.as_raw_fd(), c.as_ptr(), to.as_raw_fd(), c.as_ptr()) } != 0
+        {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    })
 }
 
 /// [`rename_into_own`] (made durable), for the open file `file`: an ENOENT or EEXIST

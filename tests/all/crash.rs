@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use std::os::unix::fs::MetadataExt;
 
-use crate::harness::{Daemon, data, files_below, flocked_inodes, stop_process, wait_until};
+use crate::harness::{Daemon, Lcg, data, files_below, flocked_inodes, stop_process, wait_until};
 
 /// (vector, good?) dropped in turn.
 const KINDS: &[(&str, bool)] = &[
@@ -28,18 +28,6 @@ const KINDS: &[(&str, bool)] = &[
     ("pal4rle", true),
     ("bad", false),
 ];
-
-/// A small deterministic generator for kill moments.
-struct Lcg(u64);
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
-}
 
 const TEST: &str = "crash::sigkill_at_random_moments_loses_and_duplicates_nothing";
 

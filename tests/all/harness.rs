@@ -115,7 +115,6 @@ pub fn is_root() -> bool {
 /// Installs, in the child about to exec, a seccomp filter that fails
 /// `openat2` with `errno` and allows everything else.
 fn deny_openat2(cmd: &mut Command, errno: i32) {
-    use std::os::unix::process::CommandExt;
     let filter = [
         // A = seccomp_data.nr
         libc::sock_filter {
@@ -143,6 +142,13 @@ fn deny_openat2(cmd: &mut Command, errno: i32) {
             k: libc::SECCOMP_RET_ALLOW,
         },
     ];
+    install_seccomp(cmd, filter);
+}
+
+/// Installs `filter` as a seccomp filter in the child `cmd` is about to
+/// exec.
+fn install_seccomp<const N: usize>(cmd: &mut Command, filter: [libc::sock_filter; N]) {
+    use std::os::unix::process::CommandExt;
     // SAFETY: runs in the forked child before exec; prctl with a filter
     // that lives until exec (the kernel copies it).
     unsafe {
@@ -170,7 +176,6 @@ fn deny_openat2(cmd: &mut Command, errno: i32) {
 /// a filesystem without no-replace renames does, and allows everything
 /// else (plain renames included).
 fn deny_rename_noreplace(cmd: &mut Command, errno: i32) {
-    use std::os::unix::process::CommandExt;
     // seccomp_data: nr at 0, arch at 4, ip at 8, args[6] (u64) from 16;
     // the low half of args[4] (the flags) at 48 on little-endian.
     let filter = [
@@ -211,25 +216,7 @@ fn deny_rename_noreplace(cmd: &mut Command, errno: i32) {
             k: libc::SECCOMP_RET_ALLOW,
         },
     ];
-    // SAFETY: as in `deny_openat2`.
-    unsafe {
-        cmd.pre_exec(move || {
-            let prog = libc::sock_fprog {
-                len: filter.len() as u16,
-                filter: filter.as_ptr() as *mut libc::sock_filter,
-            };
-            if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                || libc::prctl(
-                    libc::PR_SET_SECCOMP,
-                    libc::SECCOMP_MODE_FILTER,
-                    &prog as *const libc::sock_fprog,
-                ) != 0
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
+    install_seccomp(cmd, filter);
 }
 
 /// Config lines every test daemon gets unless it overrides the section.
@@ -453,4 +440,17 @@ pub fn stop_process(pid: i32, timeout: Duration) -> bool {
             })
         })
     })
+}
+
+/// A small deterministic generator (kill and cut moments from a seed).
+pub struct Lcg(pub u64);
+impl Lcg {
+    /// The next number below `n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Daemon, data, files_below, run_in, stderr, tempdir, wait_until};
+use crate::harness::{Daemon, Lcg, data, files_below, run_in, stderr, tempdir, wait_until};
 use crate::powerfs::{Mounted, PowerFs};
 
 const LONG: Duration = Duration::from_secs(60);
@@ -432,18 +432,6 @@ fn check_drained(rig: &mut Rig, handed: &[String], policy: &str, what: &str) {
     let out = run_in(rig.daemon.dir.path(), &["audit", "--config", "config.toml"]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &stderr(&out);
     assert!(out.status.success(), "{what}: audit: {text}");
-}
-
-/// A small deterministic generator for the cut moments.
-struct Lcg(u64);
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n
-    }
 }
 
 #[test]
