@@ -1,0 +1,238 @@
+//! What becomes of the original once its archive is safe (design §4.4):
+//! moved to done/, put back (`keep`) or deleted; and bad input moved to
+//! the failed folder with its error note.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::{
+    Entry, FILE_MODE, Failure, Op, Original, OriginalsAction, Report, Settings, still_there,
+    transient,
+};
+use crate::display::shown;
+use crate::{claim, durable, faults};
+
+/// Applies the originals policy once the archive is safe.
+pub(super) fn dispose_original(
+    s: &Settings,
+    entry: &Entry,
+    source: &fs::Metadata,
+    may_delete: bool,
+) -> Result<Original, Box<Failure>> {
+    let original = dispose(s, entry, source, may_delete)?;
+    faults::reached("filed");
+    Ok(original)
+}
+
+fn dispose(
+    s: &Settings,
+    entry: &Entry,
+    source: &fs::Metadata,
+    may_delete: bool,
+) -> Result<Original, Box<Failure>> {
+    use OriginalsAction as A;
+    let path = &entry.path;
+    // The name may hold another file by now (only for a file not claimed:
+    // a claim's folder is the daemon's own): that one is a new arrival,
+    // not this archive's original, and is left alone.
+    match durable::stat_at(&entry.parent, &entry.name) {
+        Ok(st) if (st.st_dev, st.st_ino) != (source.dev(), source.ino()) => {
+            return Ok(Original::Replaced);
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
+        _ => {}
+    }
+    // An original removed by someone else meanwhile is not an error: its
+    // archive is safe.
+    let move_to_done = |fate: fn(PathBuf) -> Original| match still_there(&s.done, s.devices.done)
+        .and_then(|()| {
+            durable::move_at(
+                &entry.parent,
+                &entry.name,
+                &s.done.join(&entry.rel_dir),
+                FILE_MODE,
+            )
+        }) {
+        Ok(to) => Ok(fate(to)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Original::Vanished),
+        Err(e) => {
+            let hint = removal_hint(&e, s, entry);
+            Err(Box::new(
+                Failure::at(path, Op::MoveToDone, &s.done, e).with_hint(hint),
+            ))
+        }
+    };
+    match s.originals {
+        A::Keep if entry.claimed => match put_back(s, entry) {
+            Ok(true) => Ok(Original::Kept),
+            Ok(false) => move_to_done(Original::MovedNameTaken),
+            Err(e) => Err(Box::new(Failure::io(path, Op::PutBack, e))),
+        },
+        A::Keep => Ok(Original::Kept),
+        A::Move => move_to_done(Original::Moved),
+        A::Delete if may_delete && still_written(entry) => move_to_done(Original::MovedOpen),
+        A::Delete if may_delete => {
+            let _moving = claim::moving();
+            match durable::unlink_at(&entry.parent, &entry.name) {
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
+                other => other.map_err(|e| {
+                    let hint = removal_hint(&e, s, entry);
+                    Box::new(Failure::io(path, Op::Delete, e).with_hint(hint))
+                })?,
+            }
+            entry
+                .parent
+                .sync_all()
+                .map_err(|e| Box::new(Failure::io(path, Op::Fsync, e)))?;
+            Ok(Original::Deleted)
+        }
+        A::Delete => move_to_done(Original::MovedLossy),
+    }
+}
+
+/// `keep`: the claimed original goes back under its name in the inbox
+/// (its subfolder made again if it was removed). False when a newer file
+/// has that name now: it is not replaced.
+pub(super) fn put_back(s: &Settings, entry: &Entry) -> io::Result<bool> {
+    still_there(&s.inbox, s.devices.inbox)?;
+    let inbox_dir = s.inbox.join(&entry.rel_dir);
+    durable::create_dir_all(&inbox_dir)?;
+    let dir = File::open(&s.inbox).and_then(|inbox| {
+        durable::open_beneath(&inbox, &entry.rel_dir, libc::O_RDONLY | libc::O_DIRECTORY)
+    })?;
+    match claim::rename_noreplace(&entry.parent, &entry.name, &dir) {
+        Ok(()) => Ok(true),
+        // The same file back under its inbox name after a power cut is
+        // this original put back already.
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            match durable::same_file_there(
+                &entry.parent,
+                &entry.name,
+                &dir,
+                &inbox_dir.join(&entry.name),
+                e,
+            ) {
+                Ok(_) => Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(false),
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Right before deleting: false only when the kernel says no process on
+/// this host holds the original open for writing (a lease probe). Open for
+/// writing, or no answer (no `CAP_LEASE`, a filesystem without leases):
+/// the original is filed to done/ instead, so nothing its writer adds later
+/// is lost (design §4.4).
+fn still_written(entry: &Entry) -> bool {
+    let file = durable::open_beneath(
+        &entry.parent,
+        Path::new(&entry.name),
+        libc::O_RDONLY | libc::O_NONBLOCK,
+    );
+    match file {
+        Ok(f) => !matches!(durable::has_writers(&f), Ok(false)),
+        // Gone meanwhile: the unlink will say so.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+        Err(_) => true,
+    }
+}
+
+/// The fix for an original that cannot be taken out of its folder: folders
+/// that writers create must stay writable by the daemon's group. Empty for
+/// other errors.
+pub(super) fn removal_hint(e: &io::Error, s: &Settings, entry: &Entry) -> String {
+    if !matches!(
+        e.raw_os_error(),
+        Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
+    ) {
+        return String::new();
+    }
+    // Whose folder is in the way: the source's (a writer's umask) or the
+    // destination (done/ or failed/, the daemon's own)?
+    if durable::may_remove_at(&entry.parent, &entry.name).is_ok() {
+        return " (the destination folder is not writable by rlewatch: check its owner and \
+                 mode, and that it is in the unit's ReadWritePaths=)"
+            .to_string();
+    }
+    format!(
+        " (the folder {} is not writable by rlewatch: writers need umask 002 or a default ACL \
+         such as `setfacl -d -m g:GROUP:rwX {}`; see the README, \"Setting up writers\")",
+        shown(&s.inbox.join(&entry.rel_dir)),
+        shown(&s.inbox)
+    )
+}
+
+/// Moves a bad file to the failed folder and writes `NAME.error.txt`
+/// beside it.
+pub(super) fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Report {
+    let path = entry.path.as_path();
+    let dir = s.failed.join(&entry.rel_dir);
+    let note_for = |to: &Path| {
+        dir.join(durable::fit_name(
+            to.file_name().unwrap_or_default(),
+            ".error.txt",
+        ))
+    };
+    let note = format!(
+        "file: {}\nreason: {reason}\ntime: {}\nattempts: {}\n",
+        path.display(),
+        humantime::format_rfc3339_seconds(SystemTime::now()),
+        attempts + 1
+    );
+    // The note is written first, for the name the file will most likely
+    // get: a crash in between leaves a note without its file (the file is
+    // still in the inbox and will be quarantined again, note rewritten),
+    // never a quarantined file without its reason.
+    let name = path.file_name().unwrap_or_default();
+    let (stem, ext) = durable::split_name(name);
+    let expected = durable::with_numbered(&dir, stem, &ext, |p| match fs::symlink_metadata(p) {
+        Ok(_) => Err(io::ErrorKind::AlreadyExists.into()),
+        Err(_) => Ok(p.to_path_buf()),
+    })
+    .unwrap_or_else(|_| dir.join(name));
+    let write_note = |at: &Path| -> io::Result<()> {
+        still_there(&s.failed, s.devices.failed)?;
+        durable::create_dir_all(&dir)?;
+        let mut t = durable::temp_in(&dir, FILE_MODE)?;
+        t.write_all(note.as_bytes())?;
+        durable::publish(t, at, true).map_err(|e| match e {
+            durable::PublishError::Io { source, .. } => source,
+            exists => io::Error::new(io::ErrorKind::AlreadyExists, exists.to_string()),
+        })
+    };
+    if let Err(e) = write_note(&note_for(&expected)) {
+        return transient(entry, Op::WriteNote, &note_for(&expected), e);
+    }
+    let to = match durable::move_at(&entry.parent, &entry.name, &dir, FILE_MODE) {
+        Ok(to) => to,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let _ = fs::remove_file(note_for(&expected));
+            return Report::Gone;
+        }
+        Err(e) => {
+            let hint = removal_hint(&e, s, entry);
+            return Report::Transient {
+                error: Box::new(Failure::at(path, Op::MoveToFailed, &dir, e).with_hint(hint)),
+            };
+        }
+    };
+    if to != expected {
+        // Someone took the expected name meanwhile: move the note along.
+        if let Err(e) = fs::rename(note_for(&expected), note_for(&to)) {
+            tracing::warn!(
+                "{}: could not move the error note: {e}",
+                shown(&note_for(&to))
+            );
+        }
+    }
+    Report::Quarantined {
+        reason: reason.to_string(),
+        to,
+    }
+}

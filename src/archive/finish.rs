@@ -1,0 +1,319 @@
+//! The I/O-bound half of an attempt (design §4.3, §4.7): fsync, verify,
+//! publish under a free name, record in the ledger, then file the
+//! original away.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::dispose::dispose_original;
+use super::{
+    Cause, Encoded, Entry, Failure, Op, Published, Report, Settings, Work, release, source_id,
+    transient,
+};
+use crate::compress::{self, Outcome, VerifyError};
+use crate::{durable, faults, ledger};
+
+/// The I/O-bound half: fsync, verify, publish under a free name, record
+/// in the ledger, then the original.
+pub fn finish(e: Encoded) -> Report {
+    let settings = e.settings.clone();
+    let (entry, report) = finish_entry(e);
+    release(&settings, &entry, report)
+}
+
+fn finish_entry(e: Encoded) -> (Entry, Report) {
+    let Encoded {
+        settings,
+        entry,
+        work,
+        source,
+        before,
+        source_xxh3,
+    } = e;
+    let report = finish_taken(&settings, &entry, work, &source, &before, source_xxh3);
+    (entry, report)
+}
+
+fn finish_taken(
+    s: &Settings,
+    entry: &Entry,
+    work: Work,
+    source: &File,
+    before: &fs::Metadata,
+    source_xxh3: u64,
+) -> Report {
+    let Work {
+        stem,
+        archive_dir,
+        temp,
+        outcome,
+        started,
+    } = work;
+    if let Err(report) = check_temp(s, entry, &temp, &outcome) {
+        return report;
+    }
+    // Written to since it was read (a second write session): this archive
+    // is of an old state. Dropped; the file is taken again once complete.
+    if changed(source, before) {
+        return Report::Changed;
+    }
+    let lossless_and_verified = outcome.lossless && s.verify;
+    let source_rel = entry.rel_dir.join(&entry.name);
+    let names = Names {
+        dir: &archive_dir,
+        stem: &stem,
+    };
+    if let Some(archive) = recorded_archive(s, names, &source_rel, before.len(), source_xxh3)
+        .filter(|a| holds(a, &outcome))
+    {
+        drop(temp);
+        return file_away_archived(s, entry, before, archive, lossless_and_verified);
+    }
+    // A crash between publishing an archive and recording it leaves an
+    // archive under this file's name, with exactly these bytes, that no
+    // ledger entry names, and the file still claimed: that is this file's
+    // archive; it is recorded now rather than published twice. Only for a
+    // file that was a claim when the attempt began: an unrecorded archive
+    // beside a new arrival may be another host's, between its publishing
+    // and its recording, of an image that encodes the same (design §4.8).
+    let unrecorded = existing_archives(&archive_dir, &stem)
+        .filter(|_| entry.from_claim)
+        .find(|p| !s.ledger.records_archive(&relative_to(&s.archive, p)) && holds(p, &outcome));
+    let (archive, adopted) = match unrecorded {
+        Some(a) => {
+            drop(temp);
+            (a, true)
+        }
+        None => match publish_numbered(temp, &archive_dir, &stem) {
+            Ok(p) => (p, false),
+            Err((op, e)) => return transient(entry, op, &archive_dir, e),
+        },
+    };
+    faults::reached("published");
+    let record = ledger_entry(
+        s,
+        &source_rel,
+        (before.len(), source_xxh3),
+        &archive,
+        &outcome,
+    );
+    if let Err(e) = s.ledger.append(&record) {
+        return Report::Unfiled {
+            published: Published {
+                archive,
+                source: source_id(before),
+                unrecorded: Some(Box::new(record)),
+            },
+            error: ledger_error(entry, e),
+        };
+    }
+    faults::reached("recorded");
+    if changed(source, before) {
+        // Too late to withdraw a published archive safely; the original
+        // stays and is archived again in its new state (nothing is lost).
+        return Report::Superseded { archive };
+    }
+    if adopted {
+        return file_away_archived(s, entry, before, archive, lossless_and_verified);
+    }
+    match dispose_original(s, entry, before, lossless_and_verified) {
+        Ok(original) => Report::Archived {
+            archive,
+            outcome,
+            original,
+            millis: started.elapsed().as_millis(),
+        },
+        Err(error) => unfiled(archive, before, error),
+    }
+}
+
+/// Makes the temporary archive durable and, when configured, reads it
+/// back through the strict decoder.
+fn check_temp(
+    s: &Settings,
+    entry: &Entry,
+    temp: &tempfile::NamedTempFile,
+    outcome: &Outcome,
+) -> Result<(), Report> {
+    temp.as_file()
+        .sync_all()
+        .map_err(|e| transient(entry, Op::Fsync, temp.path(), e))?;
+    faults::reached("synced");
+    faults::corrupt_temp(temp.as_file());
+    if s.verify {
+        File::open(temp.path())
+            .map_err(Cause::Io)
+            .and_then(|f| {
+                compress::verify_rle(f, outcome)
+                    .map_err(|e: VerifyError| Cause::Other(e.to_string()))
+            })
+            .map_err(|e| Report::Transient {
+                error: Box::new(Failure::at(&entry.path, Op::Verify, temp.path(), e)),
+            })?;
+        faults::reached("verified");
+    }
+    Ok(())
+}
+
+/// Where a file of stem `stem` is archived: `dir/stem.rle`, `dir/stem-1.rle`, ….
+#[derive(Clone, Copy)]
+struct Names<'a> {
+    dir: &'a Path,
+    stem: &'a std::ffi::OsStr,
+}
+
+/// The archive the ledger records for this very source (path, size and
+/// digest), among the file's names in the archive: a crash between
+/// publishing and filing, or a kept original seen again. Another daemon
+/// may have recorded it since this one last looked: the ledger is read
+/// again when the name is taken in the archive.
+fn recorded_archive(
+    s: &Settings,
+    names: Names,
+    source_rel: &Path,
+    size: u64,
+    xxh3: u64,
+) -> Option<PathBuf> {
+    let mut recorded = s.ledger.find(source_rel, size, xxh3);
+    if recorded.is_none() && durable::numbered(names.dir, names.stem, "rle", 0).exists() {
+        s.ledger.refresh();
+        recorded = s.ledger.find(source_rel, size, xxh3);
+    }
+    let hash = recorded?;
+    existing_archives(names.dir, names.stem)
+        .find(|p| ledger::path_hash(&relative_to(&s.archive, p)) == hash)
+}
+
+/// `p` relative to `root` (as the ledger names archives).
+fn relative_to(root: &Path, p: &Path) -> PathBuf {
+    p.strip_prefix(root).unwrap_or(p).to_path_buf()
+}
+
+/// The ledger line for `archive`, published for the source at
+/// `source_rel` of (size, digest) `source`.
+fn ledger_entry(
+    s: &Settings,
+    source_rel: &Path,
+    (source_size, source_xxh3): (u64, u64),
+    archive: &Path,
+    outcome: &Outcome,
+) -> ledger::Entry {
+    let (source_text, source_raw) = ledger::path_fields(source_rel);
+    let (archive_text, archive_raw) = ledger::path_fields(&relative_to(&s.archive, archive));
+    ledger::Entry {
+        v: ledger::VERSION,
+        time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
+        host: s.ledger.host().to_string(),
+        source: source_text,
+        source_raw,
+        source_size,
+        source_xxh3: ledger::hex(source_xxh3),
+        archive: archive_text,
+        archive_raw,
+        archive_size: outcome.bytes_out,
+        archive_xxh3: ledger::hex(outcome.digest),
+        width: outcome.width,
+        height: outcome.height,
+        conversion: s.conversion.to_string(),
+        lossless: outcome.lossless,
+    }
+}
+
+pub(super) fn ledger_error(entry: &Entry, e: io::Error) -> Box<Failure> {
+    Box::new(Failure::io(&entry.path, Op::Record, e))
+}
+
+/// Files away the original of a source found already archived as
+/// `archive`.
+pub(super) fn file_away_archived(
+    s: &Settings,
+    entry: &Entry,
+    before: &fs::Metadata,
+    archive: PathBuf,
+    may_delete: bool,
+) -> Report {
+    match dispose_original(s, entry, before, may_delete) {
+        Ok(original) => Report::AlreadyArchived { archive, original },
+        Err(error) => unfiled(archive, before, error),
+    }
+}
+
+/// Archived, but the original could not be filed: the retry carries the
+/// archive and the source's identity.
+fn unfiled(archive: PathBuf, before: &fs::Metadata, error: Box<Failure>) -> Report {
+    Report::Unfiled {
+        published: Published {
+            archive,
+            source: source_id(before),
+            unrecorded: None,
+        },
+        error,
+    }
+}
+
+/// True when the file's size or mtime moved since `before`.
+/// The ctime too: a rewrite that puts the old mtime back (`touch -d`,
+/// `rsync -t`, `utime`) still moves the ctime, which no one can set.
+/// (The claim's own rename moves the ctime as well, so `before` is taken
+/// from the claimed file.)
+pub(super) fn changed(file: &File, before: &fs::Metadata) -> bool {
+    match file.metadata() {
+        Ok(now) => {
+            now.len() != before.len()
+                || (now.mtime(), now.mtime_nsec()) != (before.mtime(), before.mtime_nsec())
+                || (now.ctime(), now.ctime_nsec()) != (before.ctime(), before.ctime_nsec())
+        }
+        Err(_) => true,
+    }
+}
+
+/// The names in `dir` a file of stem `stem` may have been archived under:
+/// `stem.rle`, `stem-1.rle`, … up to the first free one.
+fn existing_archives<'a>(
+    dir: &'a Path,
+    stem: &'a std::ffi::OsStr,
+) -> impl Iterator<Item = PathBuf> + 'a {
+    (0..durable::MAX_NUMBERED)
+        .map(move |n| durable::numbered(dir, stem, "rle", n))
+        .take_while(|p| fs::symlink_metadata(p).is_ok())
+}
+
+/// True when `path` is a regular file holding exactly `outcome`'s bytes
+/// (size and digest, then the strict decoder).
+fn holds(path: &Path, outcome: &Outcome) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_file() && m.len() == outcome.bytes_out)
+        && File::open(path)
+            .ok()
+            .is_some_and(|f| compress::verify_rle(f, outcome).is_ok())
+}
+
+/// Publishes the temporary file as `stem.rle`, or `stem-N.rle` when taken;
+/// on failure, the step (publishing, or the folder's fsync).
+fn publish_numbered(
+    temp: tempfile::NamedTempFile,
+    dir: &Path,
+    stem: &std::ffi::OsStr,
+) -> Result<PathBuf, (Op, io::Error)> {
+    let mut temp = Some(temp);
+    // The temporary file is already fsynced; persist_noclobber never
+    // replaces an existing file and hands the file back when it fails.
+    let dest = durable::with_numbered(dir, stem, "rle", |dest| {
+        let t = temp
+            .take()
+            .expect("BUG: the temporary file comes back after each failed attempt");
+        match t.persist_noclobber(dest) {
+            Ok(_) => Ok(dest.to_path_buf()),
+            Err(e) => {
+                temp = Some(e.file);
+                Err(e.error)
+            }
+        }
+    })
+    .map_err(|e| (Op::Publish, e))?;
+    durable::sync_dir(dir)
+        .map(|()| dest)
+        .map_err(|e| (Op::Fsync, e))
+}

@@ -1,0 +1,425 @@
+//! Archiving one inbox file (design §4.3–4.4, §4.7): open it without
+//! following symlinks, lock it and claim it by a rename into the daemon's
+//! claim folder, stream it into a hidden temporary file in the archive,
+//! fsync, verify, publish under a name that overwrites nothing, record it
+//! in the ledger, then move, keep (put back) or delete the original. Bad input goes to the failed folder with a
+//! `NAME.error.txt`; trouble that may pass is reported for a retry with the
+//! original untouched. At no point is a file's only copy removed.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use std::sync::Arc;
+
+use crate::bilevel::Conversion;
+use crate::bmp::BmpError;
+use crate::compress::{self, CompressError, Outcome};
+use crate::display::shown;
+use crate::ledger::{self, Ledger};
+use crate::{durable, faults};
+
+mod devices;
+mod dispose;
+mod failure;
+mod finish;
+mod take;
+#[cfg(test)]
+mod tests;
+
+pub use devices::{Devices, Root, mount_point, still_there};
+pub use failure::{Cause, Failure, Kind, Op};
+pub use finish::finish;
+
+use dispose::{put_back, quarantine};
+use finish::{changed, file_away_archived, ledger_error};
+use take::take;
+
+/// Mode of the files the daemon writes (before the umask).
+pub const FILE_MODE: u32 = 0o640;
+
+/// What happens to an original once its archive is safely written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OriginalsAction {
+    Move,
+    Keep,
+    Delete,
+}
+
+impl std::fmt::Display for OriginalsAction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            OriginalsAction::Move => "move",
+            OriginalsAction::Keep => "keep",
+            OriginalsAction::Delete => "delete",
+        })
+    }
+}
+
+/// What the worker needs to know; a snapshot of the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub inbox: PathBuf,
+    pub archive: PathBuf,
+    pub done: PathBuf,
+    pub failed: PathBuf,
+    pub conversion: Conversion,
+    pub verify: bool,
+    pub max_pixels: u64,
+    pub originals: OriginalsAction,
+    /// This host's claim folder (`INBOX/.rlewatch/claims/HOST`).
+    pub claims: PathBuf,
+    pub ledger: Arc<Ledger>,
+    /// Where the four folders were when configured.
+    pub devices: Devices,
+}
+
+/// The file being worked on, held by its folder's handle: every later
+/// step (moving, deleting) acts on `name` inside `parent`, never
+/// re-resolving the path, so a folder swapped for a symlink meanwhile
+/// cannot redirect it. Once claimed, `parent` is the claim folder.
+pub struct Entry {
+    /// Where the file was dropped (for messages and the error note).
+    pub path: PathBuf,
+    /// Its subfolder, relative to the inbox.
+    pub rel_dir: PathBuf,
+    parent: File,
+    name: std::ffi::OsString,
+    claimed: bool,
+    /// Was a claim when this attempt began: left by a crash of this host,
+    /// or taken over from a dead one.
+    from_claim: bool,
+    /// The descriptor the file was locked through before it was claimed,
+    /// kept open so that the lock lasts until the end (see `take`).
+    _lock: Option<File>,
+}
+
+/// What became of the original.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Original {
+    Moved(PathBuf),
+    /// Put back under its name in the inbox (`keep`).
+    Kept,
+    Deleted,
+    /// `delete` was configured but the conversion was lossy (or, for a
+    /// file found already archived, not known to be lossless).
+    MovedLossy(PathBuf),
+    /// `delete` was configured but a process may still hold the original
+    /// open for writing (or the lease probe cannot tell): moved instead.
+    MovedOpen(PathBuf),
+    /// `keep` was configured but a newer file took its name in the inbox
+    /// meanwhile: moved to done/ instead of replacing it.
+    MovedNameTaken(PathBuf),
+    /// Someone removed it meanwhile.
+    Vanished,
+    /// Another file was put under its name meanwhile: left alone, to be
+    /// archived as a new arrival.
+    Replaced,
+}
+
+impl std::fmt::Display for Original {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Original::Moved(to) => write!(f, "original moved to {}", shown(to)),
+            Original::Kept => f.write_str("original kept"),
+            Original::Deleted => f.write_str("original deleted"),
+            Original::MovedLossy(to) => write!(
+                f,
+                "original moved to {} (not deleted: not a verified lossless archive)",
+                shown(to)
+            ),
+            Original::MovedOpen(to) => write!(
+                f,
+                "original moved to {} (not deleted: it may still be open for writing)",
+                shown(to)
+            ),
+            Original::MovedNameTaken(to) => write!(
+                f,
+                "original moved to {} (not put back: a newer file has its name in the inbox)",
+                shown(to)
+            ),
+            Original::Vanished => f.write_str("original was removed by someone else meanwhile"),
+            Original::Replaced => f.write_str(
+                "original was replaced by another file meanwhile, which is left to be archived",
+            ),
+        }
+    }
+}
+
+/// Which file a source was, to recognise it again: (device, inode, size,
+/// mtime seconds, mtime nanoseconds). A file rewritten or replaced under
+/// its name has another identity.
+pub type SourceId = (u64, u64, u64, i64, i64);
+
+/// The identity of the file `m` describes.
+pub fn source_id(m: &fs::Metadata) -> SourceId {
+    (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())
+}
+
+/// An archive published for a source whose original could not be filed
+/// away yet; handed back with the retry so the same file is filed, not
+/// archived again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    pub archive: PathBuf,
+    pub source: SourceId,
+    /// Its ledger entry, when appending it failed: appended first.
+    pub unrecorded: Option<Box<ledger::Entry>>,
+}
+
+/// The result of one attempt.
+#[derive(Debug)]
+pub enum Report {
+    Archived {
+        archive: PathBuf,
+        outcome: Outcome,
+        original: Original,
+        millis: u128,
+    },
+    /// The ledger records an archive of exactly this source (a crash
+    /// between publishing and filing, a kept original seen again).
+    AlreadyArchived {
+        archive: PathBuf,
+        original: Original,
+    },
+    /// The source is gone (someone else took it).
+    Gone,
+    /// Someone else holds it (another daemon working on it, or a claim of
+    /// the same name not finished yet): look again shortly.
+    Busy { reason: String },
+    /// The source changed while it was read; try again once it settles.
+    Changed,
+    /// The source changed after its archive was published: that archive
+    /// holds an earlier state; the original stays to be archived again.
+    Superseded { archive: PathBuf },
+    /// Bad input, now in the failed folder.
+    Quarantined { reason: String, to: PathBuf },
+    /// Not safely reachable inside the inbox (a folder on its path is a
+    /// symlink, or it resolves outside); left alone.
+    Refused { reason: String },
+    /// Could not finish for a reason other than the file's content; the
+    /// original is untouched. Retried (`error.kind()` says whether waiting
+    /// alone can help).
+    Transient { error: Box<Failure> },
+    /// Archived (or found archived), but the original could not be filed
+    /// away; retried with `published`.
+    Unfiled {
+        published: Published,
+        error: Box<Failure>,
+    },
+}
+
+/// A file whose archive is written to a temporary file but not yet made
+/// durable, verified or published; see [`finish`].
+pub struct Encoded {
+    settings: Arc<Settings>,
+    entry: Entry,
+    work: Work,
+    /// The claimed source, locked, to notice a later write before its
+    /// archive is published or the original filed away.
+    source: File,
+    before: fs::Metadata,
+    /// XXH3-64 of the source's bytes.
+    source_xxh3: u64,
+}
+
+/// The first half of an attempt.
+pub enum Step {
+    /// Over already (archived before, refused, gone, failed).
+    Done(Report),
+    /// Encoded; [`finish`] must follow.
+    Encoded(Box<Encoded>),
+}
+
+/// The file's path relative to the inbox, and whether `path` is a claim.
+pub fn relative<'a>(s: &Settings, path: &'a Path) -> (&'a Path, bool) {
+    match path.strip_prefix(&s.claims) {
+        Ok(rel) => (rel, true),
+        Err(_) => (path.strip_prefix(&s.inbox).unwrap_or(path), false),
+    }
+}
+
+/// The CPU-bound half: takes the file (claims it, or locks a claim it
+/// finds), reads and checks it, writes the archive to a temporary file.
+/// `path` is an inbox file or a claim. `published`: what an earlier
+/// attempt of this same file archived before its original could not be
+/// filed (then only the original is filed).
+pub fn encode(
+    settings: &Arc<Settings>,
+    path: &Path,
+    attempts: u32,
+    published: Option<&Published>,
+) -> Step {
+    let s = &**settings;
+    let started = Instant::now();
+    let (entry, file, before) = match take(s, path, attempts) {
+        Ok(taken) => taken,
+        Err(report) => return Step::Done(report),
+    };
+    let (work, source_xxh3) =
+        match encode_taken(s, &entry, (&file, &before), attempts, published, started) {
+            Ok(encoded) => encoded,
+            // Whatever ends the attempt early: a claimed file that must be
+            // tried again goes back to the inbox first.
+            Err(report) => return Step::Done(release(s, &entry, report)),
+        };
+    faults::reached("encoded");
+    Step::Encoded(Box::new(Encoded {
+        settings: settings.clone(),
+        entry,
+        work,
+        source: file,
+        before,
+        source_xxh3,
+    }))
+}
+
+/// Encodes the taken file into a temporary archive beside where it will
+/// be published, with the digest of the bytes read; `Err` ends the
+/// attempt with that report.
+fn encode_taken(
+    s: &Settings,
+    entry: &Entry,
+    (file, before): (&File, &fs::Metadata),
+    attempts: u32,
+    published: Option<&Published>,
+    started: Instant,
+) -> Result<(Work, u64), Report> {
+    let stem = durable::split_name(&entry.name).0.to_os_string();
+    let archive_dir = s.archive.join(&entry.rel_dir);
+    // This very file (same inode, size and mtime) was archived by an
+    // earlier attempt whose original could not be filed: file it now.
+    if let Some(p) = published.filter(|p| p.source == source_id(before) && p.archive.exists()) {
+        return Err(file_published(s, entry, before, p));
+    }
+    still_there(&s.archive, s.devices.archive)
+        .and_then(|()| durable::create_dir_all(&archive_dir))
+        .map_err(|e| transient(entry, Op::ArchiveFolder, &archive_dir, e))?;
+    let temp = durable::temp_in(&archive_dir, FILE_MODE)
+        .map_err(|e| transient(entry, Op::ArchiveFolder, &archive_dir, e))?;
+    let (temp, outcome) = write_archive(s, entry, file, before, temp, attempts)?;
+    let source_xxh3 = digest(file).map_err(|e| transient(entry, Op::Read, &entry.path, e))?;
+    if changed(file, before) {
+        return Err(Report::Changed);
+    }
+    let work = Work {
+        stem,
+        archive_dir,
+        temp,
+        outcome,
+        started,
+    };
+    Ok((work, source_xxh3))
+}
+
+/// Files the original of a source an earlier attempt archived (`p`),
+/// recording that archive first if the ledger append failed then.
+fn file_published(s: &Settings, entry: &Entry, before: &fs::Metadata, p: &Published) -> Report {
+    if let Some(e) = &p.unrecorded
+        && let Err(err) = s.ledger.append(e)
+    {
+        return Report::Unfiled {
+            published: p.clone(),
+            error: ledger_error(entry, err),
+        };
+    }
+    // Whether that archive's conversion was lossless is not known here,
+    // so `delete` moves the original to done/ instead of deleting it.
+    file_away_archived(s, entry, before, p.archive.clone(), false)
+}
+
+/// Streams the conversion of `file` into `temp`. Bad input is
+/// quarantined (the temporary file removed first, so whoever sees the
+/// error note sees no stray file); a file that changed meanwhile is
+/// `Changed`.
+fn write_archive(
+    s: &Settings,
+    entry: &Entry,
+    file: &File,
+    before: &fs::Metadata,
+    temp: tempfile::NamedTempFile,
+    attempts: u32,
+) -> Result<(tempfile::NamedTempFile, Outcome), Report> {
+    let opts = compress::Options {
+        conversion: s.conversion,
+        max_pixels: s.max_pixels,
+    };
+    let mut out = BufWriter::with_capacity(256 * 1024, temp.as_file());
+    let result = compress::compress(file, &mut out, opts)
+        .and_then(|o| out.flush().map(|()| o).map_err(CompressError::Write));
+    drop(out);
+    match result {
+        Ok(outcome) => Ok((temp, outcome)),
+        Err(e) if e.is_bad_input() => {
+            if changed(file, before) {
+                return Err(Report::Changed);
+            }
+            drop(temp);
+            Err(quarantine(s, entry, &e.to_string(), attempts))
+        }
+        Err(CompressError::Write(io)) => Err(Report::Transient {
+            error: Box::new(Failure::at(&entry.path, Op::Write, temp.path(), io)),
+        }),
+        Err(CompressError::Bmp(BmpError::Io(io))) => Err(Report::Transient {
+            error: Box::new(Failure::io(&entry.path, Op::Read, io)),
+        }),
+        Err(other) => Err(Report::Transient {
+            error: Box::new(Failure::at(
+                &entry.path,
+                Op::Read,
+                &entry.path,
+                Cause::Other(other.to_string()),
+            )),
+        }),
+    }
+}
+
+/// Ends an attempt: a claimed file that is to be tried again after a
+/// transient failure goes back under its name in the inbox, where the
+/// operator expects a file that is not archived yet (design §4.4); when
+/// that name is taken meanwhile it stays claimed and is retried from
+/// there.
+fn release(s: &Settings, entry: &Entry, report: Report) -> Report {
+    if entry.claimed
+        && matches!(report, Report::Transient { .. } | Report::Unfiled { .. })
+        && let Err(e) = put_back(s, entry)
+    {
+        tracing::debug!("{}: stays claimed: {e}", shown(&entry.path));
+    }
+    report
+}
+
+/// A failure of `op` on `at` while working on `entry`.
+fn transient(entry: &Entry, op: Op, at: &Path, e: io::Error) -> Report {
+    Report::Transient {
+        error: Box::new(Failure::at(&entry.path, op, at, e)),
+    }
+}
+
+/// XXH3-64 of a file's bytes, read through `file` from its start.
+fn digest(file: &File) -> io::Result<u64> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut at = 0;
+    loop {
+        let n = file.read_at(&mut buf, at)?;
+        if n == 0 {
+            return Ok(hasher.digest());
+        }
+        hasher.update(&buf[..n]);
+        at += n as u64;
+    }
+}
+
+/// The archive in the making: the parts of an [`Encoded`] that `finish`
+/// uses up.
+struct Work {
+    stem: std::ffi::OsString,
+    archive_dir: PathBuf,
+    temp: tempfile::NamedTempFile,
+    outcome: Outcome,
+    started: Instant,
+}

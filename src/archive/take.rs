@@ -1,0 +1,198 @@
+//! Taking a file (design §4.3): open it beneath the inbox without
+//! following symlinks, lock it, and claim it by a rename into this host's
+//! claim folder.
+
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use super::dispose::{quarantine, removal_hint};
+use super::{Entry, Failure, Op, Report, Settings, relative, transient};
+use crate::display::shown;
+use crate::{claim, durable, faults};
+
+/// Opens the file at `path` without following symlinks and makes it this
+/// daemon's: locked, and (an inbox file) renamed into the claim folder.
+pub(super) fn take(
+    s: &Settings,
+    path: &Path,
+    attempts: u32,
+) -> Result<(Entry, File, fs::Metadata), Report> {
+    let (rel, claimed) = relative(s, path);
+    let rel_dir = rel.parent().unwrap_or(Path::new("")).to_path_buf();
+    let Some(name) = rel.file_name().map(|n| n.to_os_string()) else {
+        return Err(Report::Refused {
+            reason: "not a file name".into(),
+        });
+    };
+    let dropped = s.inbox.join(rel);
+    let base = if claimed { &s.claims } else { &s.inbox };
+    let parent = File::open(base)
+        .and_then(|b| durable::open_beneath(&b, &rel_dir, libc::O_RDONLY | libc::O_DIRECTORY));
+    let parent = match parent {
+        Ok(p) => p,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Report::Gone),
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::ELOOP) | Some(libc::EXDEV) | Some(libc::ENOTDIR)
+            ) =>
+        {
+            return Err(Report::Refused {
+                reason: format!(
+                    "a folder on its path is not a plain folder inside the inbox ({e})"
+                ),
+            });
+        }
+        Err(e) => {
+            return Err(Report::Transient {
+                error: Box::new(Failure::io(&dropped, Op::OpenFolder, e)),
+            });
+        }
+    };
+    let mut entry = Entry {
+        path: dropped,
+        rel_dir,
+        parent,
+        name,
+        claimed,
+        from_claim: claimed,
+        _lock: None,
+    };
+    let (mut file, mut before) = open_locked(s, &entry, attempts)?;
+    if !claimed {
+        claim(s, &mut entry, &file, &before)?;
+        faults::reached("claimed");
+        // What is archived is what the claim holds, read through a
+        // descriptor opened on it now. Locally the two are one file
+        // (checked in `claim`), but where inode numbers are the client's
+        // own (sshfs and other FUSE filesystems) that check cannot tell the
+        // file opened from a newer one put under its name just before the
+        // rename, after another host claimed the first: the old descriptor
+        // would go on reading the file that host archives, and this one's
+        // claim would be filed away unarchived (design §4.8). The old
+        // descriptor stays open: it holds the lock.
+        let fresh = match durable::open_beneath(
+            &entry.parent,
+            Path::new(&entry.name),
+            libc::O_RDONLY | libc::O_NONBLOCK,
+        ) {
+            Ok(f) => f,
+            Err(e) => return Err(transient(&entry, Op::Open, &entry.path, e)),
+        };
+        // The rename moved its ctime: what it is compared with later is
+        // taken now.
+        before = match fresh.metadata() {
+            Ok(m) if m.file_type().is_file() => m,
+            Ok(_) => return Err(quarantine(s, &entry, "not a regular file", attempts)),
+            Err(e) => return Err(transient(&entry, Op::Stat, &entry.path, e)),
+        };
+        entry._lock = Some(std::mem::replace(&mut file, fresh));
+    }
+    Ok((entry, file, before))
+}
+
+/// Opens `entry` read-only without following a symlink, checks it is a
+/// regular file and locks it (Busy when another daemon holds it).
+pub(super) fn open_locked(
+    s: &Settings,
+    entry: &Entry,
+    attempts: u32,
+) -> Result<(File, fs::Metadata), Report> {
+    let file = match durable::open_beneath(
+        &entry.parent,
+        Path::new(&entry.name),
+        libc::O_RDONLY | libc::O_NONBLOCK,
+    ) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(Report::Gone),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(quarantine(
+                s,
+                entry,
+                "symbolic links are not followed",
+                attempts,
+            ));
+        }
+        // A socket cannot be opened at all (ENXIO); it will never be a BMP.
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(quarantine(s, entry, "not a regular file", attempts));
+        }
+        Err(e) => return Err(transient(entry, Op::Open, &entry.path, e)),
+    };
+    let before = match file.metadata() {
+        Ok(m) => m,
+        Err(e) => return Err(transient(entry, Op::Stat, &entry.path, e)),
+    };
+    if !before.file_type().is_file() {
+        return Err(quarantine(s, entry, "not a regular file", attempts));
+    }
+    match claim::lock(&file) {
+        Ok(true) => Ok((file, before)),
+        Ok(false) => Err(Report::Busy {
+            reason: "another rlewatch is working on it".into(),
+        }),
+        Err(e) => Err(transient(entry, Op::Lock, &entry.path, e)),
+    }
+}
+
+/// Renames the locked inbox file into the claim folder; `entry` then
+/// names the claim.
+fn claim(
+    s: &Settings,
+    entry: &mut Entry,
+    file: &File,
+    before: &fs::Metadata,
+) -> Result<(), Report> {
+    let dir = match claim::open_dir(&s.claims, &entry.rel_dir) {
+        Ok(d) => d,
+        Err(e) => return Err(transient(entry, Op::ClaimFolder, &s.claims, e)),
+    };
+    match claim::rename_confirmed(&entry.parent, &entry.name, &dir, file) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // The source is gone (another daemon took it), or the claim
+            // folder was removed under us (a start-up cleanup of another
+            // daemon): then look again.
+            return Err(match durable::stat_at(&entry.parent, &entry.name) {
+                Ok(_) => Report::Busy {
+                    reason: "its claim folder went away; trying again".into(),
+                },
+                Err(_) => Report::Gone,
+            });
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            return Err(Report::Busy {
+                reason: "a file of the same name is still being archived".into(),
+            });
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            return Err(Report::Refused {
+                reason: format!(
+                    "it is on another filesystem than the inbox's claim folder {}, so it \
+                     cannot be claimed by a rename",
+                    shown(&s.claims)
+                ),
+            });
+        }
+        Err(e) => {
+            let hint = removal_hint(&e, s, entry);
+            return Err(Report::Transient {
+                error: Box::new(Failure::at(&entry.path, Op::Claim, &s.claims, e).with_hint(hint)),
+            });
+        }
+    }
+    entry.parent = dir;
+    entry.claimed = true;
+    // Between the open and the rename another file may have been put under
+    // the name: the claim is then that other file, which nobody holds; it
+    // is found by the next look at the claim folder (and this attempt ends
+    // as Busy, so the coordinator looks there shortly).
+    match durable::stat_at(&entry.parent, &entry.name) {
+        Ok(st) if (st.st_dev, st.st_ino) == (before.dev(), before.ino()) => Ok(()),
+        _ => Err(Report::Busy {
+            reason: "it was replaced while being claimed; taking the new file".into(),
+        }),
+    }
+}

@@ -1,0 +1,144 @@
+//! Durable file publication: write to a hidden temporary file in the
+//! destination folder, fsync it, rename it into place without clobbering,
+//! fsync the folder. A reader never sees a partial file under a final name,
+//! and after a crash the final name holds either nothing or the whole file.
+
+use std::fs::{self, File, Permissions};
+use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+mod beneath;
+mod moves;
+mod names;
+#[cfg(test)]
+mod tests;
+
+pub use beneath::{open_beneath, open_beneath_walk, stat_at};
+pub use moves::{has_writers, may_remove_at, move_at, same_file_there, unlink_at};
+pub use names::{MAX_NUMBERED, NAME_MAX, fit_name, numbered, split_name, with_numbered};
+
+/// Prefix of every temporary file rlewatch creates; files with it are
+/// rlewatch's own and may be removed when stale.
+pub const TEMP_PREFIX: &str = ".rlewatch-";
+/// Suffix of temporary files.
+pub const TEMP_SUFFIX: &str = ".tmp";
+/// Ends the host id in a temporary file's name (`.rlewatch-HOST~XXXXXX.tmp`);
+/// host ids never contain it.
+const OWNER_END: char = '~';
+
+/// The host id the daemon tags its temporary files with, set once at start
+/// ([`set_temp_owner`]). Process-wide, as the host id is (changing it needs
+/// a restart); unset (the CLI), temporary files carry no tag.
+static TEMP_OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Tags this process's temporary files with `host`, so that on shared
+/// storage, where one host's `flock` is not seen by another, a host's
+/// clean-up removes only its own or a dead host's (design §4.8). The first
+/// call wins.
+pub fn set_temp_owner(host: &str) {
+    let _ = TEMP_OWNER.set(host.to_string());
+}
+
+/// Whose temporary file `name` is: `Some(Some(host))` for a tagged one,
+/// `Some(None)` for an untagged one (the CLI's, or an earlier version's),
+/// `None` if it is not one of rlewatch's temporary files.
+pub fn temp_owner(name: &std::ffi::OsStr) -> Option<Option<&str>> {
+    let rest = name
+        .to_str()?
+        .strip_prefix(TEMP_PREFIX)?
+        .strip_suffix(TEMP_SUFFIX)?;
+    Some(rest.rsplit_once(OWNER_END).map(|(host, _)| host))
+}
+
+/// Creates a hidden temporary file in `dir` with the given mode (before the
+/// umask), holding an exclusive `flock` on it for as long as it is open: a
+/// start-up cleanup removes only temporary files nobody holds (a daemon
+/// that died), never those another live daemon is writing.
+pub fn temp_in(dir: &Path, mode: u32) -> io::Result<NamedTempFile> {
+    let prefix = match TEMP_OWNER.get() {
+        Some(host) => format!("{TEMP_PREFIX}{host}{OWNER_END}"),
+        None => TEMP_PREFIX.to_string(),
+    };
+    let temp = tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(TEMP_SUFFIX)
+        .permissions(Permissions::from_mode(mode))
+        .tempfile_in(dir)?;
+    crate::claim::lock(temp.as_file())?;
+    Ok(temp)
+}
+
+/// True for names of rlewatch's temporary files.
+pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    name.starts_with(TEMP_PREFIX.as_bytes()) && name.ends_with(TEMP_SUFFIX.as_bytes())
+}
+
+/// Fsyncs a folder so a rename or unlink in it is durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// `fs::create_dir_all`, made durable: each folder it creates is fsynced
+/// into its parent, so that a file later made durable in it does not
+/// vanish with the folder at a power cut (design §4.7, "Power loss").
+pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
+        .collect();
+    fs::create_dir_all(dir)?;
+    let _moving = crate::claim::moving();
+    for d in missing {
+        let parent = d
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Why publishing failed; `Exists` only without `overwrite`.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{} already exists", .0.display())]
+    Exists(PathBuf),
+    #[error("{}: {source}", .path.display())]
+    Io { path: PathBuf, source: io::Error },
+}
+
+/// Fsyncs `temp`, renames it to `dest` (failing if `dest` exists unless
+/// `overwrite`), then fsyncs the folder.
+pub fn publish(temp: NamedTempFile, dest: &Path, overwrite: bool) -> Result<(), PublishError> {
+    let io_err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| PublishError::Io { path, source }
+    };
+    temp.as_file().sync_all().map_err(io_err(temp.path()))?;
+    let result = if overwrite {
+        temp.persist(dest).map(drop)
+    } else {
+        temp.persist_noclobber(dest).map(drop)
+    };
+    if let Err(e) = result {
+        if e.error.kind() == io::ErrorKind::AlreadyExists {
+            return Err(PublishError::Exists(dest.to_path_buf()));
+        }
+        return Err(PublishError::Io {
+            path: dest.to_path_buf(),
+            source: e.error,
+        });
+    }
+    let dir = dest
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    sync_dir(dir).map_err(io_err(dir))
+}

@@ -1,0 +1,196 @@
+//! Tests of durable publication, names and descriptor-relative moves.
+
+use super::beneath::openat2_beneath;
+use super::*;
+use std::os::unix::fs::symlink;
+
+#[test]
+fn a_temporary_files_name_says_whose_it_is() {
+    fn owner(n: &str) -> Option<Option<&str>> {
+        temp_owner(std::ffi::OsStr::new(n))
+    }
+    assert_eq!(
+        owner(".rlewatch-host-1.b~Ab12Zx.tmp"),
+        Some(Some("host-1.b"))
+    );
+    assert_eq!(owner(".rlewatch-Ab12Zx.tmp"), Some(None));
+    assert_eq!(owner(".rlewatch-Ab12Zx.rle"), None);
+    assert_eq!(owner("x.rlewatch-a~b.tmp"), None);
+}
+
+/// The same file under the source and the destination name (a power
+/// cut between a move's two folder fsyncs): the move completes by
+/// removing the source name, not by filing a second copy; a different
+/// file under the name still gets a numbered name.
+#[test]
+fn moving_a_file_already_at_its_destination_removes_the_old_name() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    fs::write(a.join("x.bmp"), b"x").unwrap();
+    fs::hard_link(a.join("x.bmp"), b.join("x.bmp")).unwrap();
+    let from = File::open(&a).unwrap();
+    let to = move_at(&from, std::ffi::OsStr::new("x.bmp"), &b, 0o644).unwrap();
+    assert_eq!(to, b.join("x.bmp"));
+    assert!(!a.join("x.bmp").exists());
+    assert_eq!(fs::read_dir(&b).unwrap().count(), 1);
+    fs::write(a.join("x.bmp"), b"other").unwrap();
+    let to = move_at(&from, std::ffi::OsStr::new("x.bmp"), &b, 0o644).unwrap();
+    assert_eq!(to, b.join("x-1.bmp"));
+    assert_eq!(fs::read(b.join("x.bmp")).unwrap(), b"x");
+}
+
+/// inbox/a/b/f.bmp, inbox/link -> a, inbox/a/b/flink -> f.bmp, and an
+/// outside folder the links may point at.
+fn tree() -> (tempfile::TempDir, File) {
+    let t = tempfile::tempdir().unwrap();
+    let inbox = t.path().join("inbox");
+    fs::create_dir_all(inbox.join("a/b")).unwrap();
+    fs::write(inbox.join("a/b/f.bmp"), b"inside").unwrap();
+    fs::create_dir(t.path().join("outside")).unwrap();
+    fs::write(t.path().join("outside/f.bmp"), b"outside").unwrap();
+    symlink(inbox.join("a"), inbox.join("link")).unwrap();
+    symlink("f.bmp", inbox.join("a/b/flink")).unwrap();
+    symlink(t.path().join("outside"), inbox.join("a/out")).unwrap();
+    let base = File::open(&inbox).unwrap();
+    (t, base)
+}
+
+fn read(mut f: File) -> Vec<u8> {
+    let mut v = Vec::new();
+    io::Read::read_to_end(&mut f, &mut v).unwrap();
+    v
+}
+
+fn errno(r: io::Result<File>) -> i32 {
+    r.expect_err("must be refused").raw_os_error().unwrap()
+}
+
+#[test]
+fn the_walk_opens_plain_paths_and_the_base_itself() {
+    let (_t, base) = tree();
+    let f = open_beneath_walk(&base, Path::new("a/b/f.bmp"), libc::O_RDONLY).unwrap();
+    assert_eq!(read(f), b"inside");
+    let f = open_beneath_walk(&base, Path::new("./a/./b/f.bmp"), libc::O_RDONLY).unwrap();
+    assert_eq!(read(f), b"inside");
+    let d = open_beneath_walk(&base, Path::new(""), libc::O_RDONLY | libc::O_DIRECTORY);
+    assert!(d.unwrap().metadata().unwrap().is_dir());
+}
+
+#[test]
+fn the_walk_follows_no_symlink_at_any_depth_and_never_climbs() {
+    let (_t, base) = tree();
+    let ro = libc::O_RDONLY;
+    // A symlinked folder on the way, a symlink as the last component,
+    // a symlink leading outside, and `..`.
+    for (rel, expected) in [
+        ("link/b/f.bmp", [libc::ELOOP, libc::ENOTDIR]),
+        ("a/b/flink", [libc::ELOOP, libc::ELOOP]),
+        ("a/out/f.bmp", [libc::ELOOP, libc::ENOTDIR]),
+        ("../outside/f.bmp", [libc::EXDEV, libc::EXDEV]),
+        ("a/../../outside/f.bmp", [libc::EXDEV, libc::EXDEV]),
+    ] {
+        let got = errno(open_beneath_walk(&base, Path::new(rel), ro));
+        assert!(expected.contains(&got), "{rel}: errno {got}");
+    }
+    let got = errno(open_beneath_walk(
+        &base,
+        Path::new("link"),
+        ro | libc::O_DIRECTORY,
+    ));
+    assert!([libc::ELOOP, libc::ENOTDIR].contains(&got), "errno {got}");
+}
+
+#[test]
+fn the_walk_refuses_what_openat2_refuses() {
+    let (_t, base) = tree();
+    for rel in [
+        "link/b/f.bmp",
+        "a/b/flink",
+        "a/out/f.bmp",
+        "../outside/f.bmp",
+    ] {
+        let walk = open_beneath_walk(&base, Path::new(rel), libc::O_RDONLY);
+        let kernel = openat2_beneath(&base, Path::new(rel), libc::O_RDONLY);
+        if kernel
+            .as_ref()
+            .is_err_and(|e| e.raw_os_error() == Some(libc::ENOSYS))
+        {
+            return; // no openat2 to compare with here
+        }
+        assert!(walk.is_err() && kernel.is_err(), "{rel}");
+    }
+}
+
+#[test]
+fn derived_names_never_exceed_name_max() {
+    use std::os::unix::ffi::OsStrExt;
+    let short = fit_name(std::ffi::OsStr::new("page"), "-1.rle");
+    assert_eq!(short, "page-1.rle");
+    // 250 bytes of 'é' (2 bytes each) cut on a character boundary.
+    let long = "é".repeat(125);
+    for suffix in [".rle", "-1.rle", "-9999.bmp", ".bmp.error.txt"] {
+        let fitted = fit_name(std::ffi::OsStr::new(&long), suffix);
+        let b = fitted.as_bytes();
+        assert!(b.len() <= NAME_MAX, "{} bytes", b.len());
+        assert!(std::str::from_utf8(b).is_ok());
+        assert!(b.ends_with(suffix.as_bytes()));
+        // Deterministic, and distinct for distinct stems.
+        assert_eq!(fitted, fit_name(std::ffi::OsStr::new(&long), suffix));
+        let other = format!("{long}x");
+        assert_ne!(fitted, fit_name(std::ffi::OsStr::new(&other), suffix));
+    }
+}
+
+/// Design §4.3: a name that fits NAME_MAX is kept as it is, however
+/// long; one that does not is cut to exactly NAME_MAX bytes (the
+/// stem's first bytes, `~`, 16 hex digits of its hash, the suffix),
+/// backing off at most 3 bytes to a UTF-8 boundary, and a stem that
+/// is not UTF-8 is cut where it is.
+#[test]
+fn names_that_fit_are_kept_and_the_others_cut_to_exactly_name_max() {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    // 64 to 251 bytes + ".rle": fits, unchanged.
+    for len in [64, 100, 200, NAME_MAX - 4] {
+        let stem = "a".repeat(len);
+        let fitted = fit_name(std::ffi::OsStr::new(&stem), ".rle");
+        assert_eq!(
+            fitted,
+            std::ffi::OsString::from(format!("{stem}.rle")),
+            "{len}"
+        );
+    }
+    // One byte more: cut, to exactly NAME_MAX bytes.
+    let stem = "a".repeat(NAME_MAX - 3);
+    let fitted = fit_name(std::ffi::OsStr::new(&stem), ".rle");
+    let b = fitted.as_bytes();
+    assert_eq!(b.len(), NAME_MAX);
+    let kept = NAME_MAX - ".rle".len() - 17;
+    assert_eq!(&b[..kept], &stem.as_bytes()[..kept]);
+    assert_eq!(b[kept], b'~');
+    assert!(b[kept + 1..kept + 17].iter().all(u8::is_ascii_hexdigit));
+    // Not UTF-8 from byte 100 on: cut where it is, not backed off to
+    // the last valid UTF-8 boundary 134 bytes before the cut.
+    let mut raw = vec![b'a'; 100];
+    raw.push(0xff);
+    raw.extend(std::iter::repeat_n(b'b', 300));
+    let fitted = fit_name(&std::ffi::OsString::from_vec(raw.clone()), ".rle");
+    assert_eq!(fitted.as_bytes().len(), NAME_MAX);
+    assert_eq!(&fitted.as_bytes()[..kept], &raw[..kept]);
+}
+
+#[test]
+fn may_remove_at_follows_the_folders_write_permission() {
+    let t = tempfile::tempdir().unwrap();
+    fs::write(t.path().join("f"), b"x").unwrap();
+    let dir = File::open(t.path()).unwrap();
+    may_remove_at(&dir, std::ffi::OsStr::new("f")).unwrap();
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o500)).unwrap();
+    // Root may write anyway (the daemon's own tests as `nobody` cover
+    // the refusal: tests/all/deployed.rs).
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(may_remove_at(&dir, std::ffi::OsStr::new("f")).is_err());
+    }
+}

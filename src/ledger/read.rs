@@ -1,0 +1,92 @@
+//! Reading ledger files: every host's day files in order, a file's
+//! entries from an offset, one line with its version checked.
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use super::{Entry, VERSION, root};
+
+/// The entries of `dir` (name, path), sorted by name; empty when `dir`
+/// does not exist.
+pub(super) fn read_dir_sorted(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    match fs::read_dir(dir) {
+        Ok(rd) => {
+            for e in rd {
+                let e = e?;
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !name.starts_with('.') {
+                    out.push((name, e.path()));
+                }
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every ledger file under `archive`: (host, path), by host then day.
+pub fn files(archive: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+    let mut out = Vec::new();
+    for (host, dir) in read_dir_sorted(&root(archive))? {
+        if !dir.is_dir() {
+            continue;
+        }
+        for (name, path) in read_dir_sorted(&dir)? {
+            if name.ends_with(".jsonl") {
+                out.push((host.clone(), path));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The entries of the complete lines of `path` from byte `offset` on
+/// (unreadable lines skipped), and the offset after the last complete
+/// line.
+pub(super) fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Entry>, u64)> {
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(offset))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let entries = bytes[..complete]
+        .split(|&b| b == b'\n')
+        .filter_map(|line| parse_line(line).ok())
+        .collect();
+    Ok((entries, offset + complete as u64))
+}
+
+/// One ledger line, or why it cannot be read.
+fn parse_line(line: &[u8]) -> Result<Entry, String> {
+    // The version first: a later format may have other fields.
+    let value = serde_json::from_slice::<serde_json::Value>(line).map_err(|e| e.to_string())?;
+    match value.get("v").and_then(|v| v.as_u64()) {
+        Some(v) if v == u64::from(VERSION) => {
+            serde_json::from_value::<Entry>(value).map_err(|e| e.to_string())
+        }
+        Some(v) => Err(format!("unknown ledger version {v}")),
+        None => Err("no ledger version (\"v\")".into()),
+    }
+}
+
+/// Calls `f` with (line number, entry or why the line is unreadable) for
+/// every non-empty line of a ledger file.
+pub fn for_each_entry(
+    path: &Path,
+    mut f: impl FnMut(usize, Result<Entry, String>),
+) -> io::Result<()> {
+    let reader = BufReader::new(File::open(path)?);
+    for (n, line) in reader.split(b'\n').enumerate() {
+        let line = line?;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let parsed = parse_line(&line);
+        f(n + 1, parsed);
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! Tests of the ledger: lookups after reopening, torn lines, exact names,
+//! concurrent appends.
+
+use super::entry::path_of;
+use super::*;
+
+fn entry(source: &str, digest: u64, archive: &str, time: &str) -> Entry {
+    Entry {
+        v: VERSION,
+        time: time.into(),
+        host: "h".into(),
+        source: source.into(),
+        source_raw: None,
+        source_size: 10,
+        source_xxh3: hex(digest),
+        archive: archive.into(),
+        archive_raw: None,
+        archive_size: 5,
+        archive_xxh3: hex(7),
+        width: 1,
+        height: 1,
+        conversion: "dither".into(),
+        lossless: true,
+    }
+}
+
+#[test]
+fn entries_are_found_by_path_size_and_digest_after_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), "h").unwrap();
+    l.append(&entry("a/x.bmp", 1, "a/x.rle", "2026-11-25T23:59:59Z"))
+        .unwrap();
+    l.append(&entry("a/x.bmp", 2, "a/x-1.rle", "2026-11-26T00:00:01Z"))
+        .unwrap();
+    // A day per file.
+    let files = files(dir.path()).unwrap();
+    assert_eq!(files.len(), 2);
+    assert!(files[0].1.ends_with("h/2026-11-25.jsonl"));
+    let again = Ledger::open(dir.path(), "other").unwrap();
+    assert_eq!(
+        again.find(Path::new("a/x.bmp"), 10, 1),
+        Some(path_hash(Path::new("a/x.rle")))
+    );
+    assert_eq!(
+        again.find(Path::new("a/x.bmp"), 10, 2),
+        Some(path_hash(Path::new("a/x-1.rle")))
+    );
+    assert_eq!(again.find(Path::new("a/x.bmp"), 10, 3), None);
+    assert_eq!(again.find(Path::new("b/x.bmp"), 10, 1), None);
+    assert_eq!(again.find(Path::new("a/x.bmp"), 11, 1), None);
+    assert!(again.records_archive(Path::new("a/x-1.rle")));
+    assert!(!again.records_archive(Path::new("a/x-2.rle")));
+}
+
+#[test]
+fn a_torn_last_line_does_not_swallow_the_next_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), "h").unwrap();
+    l.append(&entry("x.bmp", 1, "x.rle", "2026-11-26T10:00:00Z"))
+        .unwrap();
+    drop(l);
+    let path = root(dir.path()).join("h/2026-11-26.jsonl");
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"{\"v\":1,\"time\":\"2026-").unwrap();
+    let l = Ledger::open(dir.path(), "h").unwrap();
+    l.append(&entry("y.bmp", 2, "y.rle", "2026-11-26T10:00:01Z"))
+        .unwrap();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for_each_entry(&path, |n, e| match e {
+        Ok(e) => good.push(e.source),
+        Err(_) => bad.push(n),
+    })
+    .unwrap();
+    assert_eq!(good, ["x.bmp", "y.bmp"]);
+    assert_eq!(bad, [2]);
+}
+
+#[test]
+fn names_that_are_not_utf8_are_kept_exactly() {
+    use std::os::unix::ffi::OsStrExt;
+    let p = Path::new(std::ffi::OsStr::from_bytes(b"sub/bad\xffname.bmp"));
+    let (text, raw) = path_fields(p);
+    assert_eq!(text, "sub/bad\u{fffd}name.bmp");
+    assert_eq!(path_of(&text, raw.as_deref()), p);
+    assert_eq!(path_fields(Path::new("a/b.bmp")), ("a/b.bmp".into(), None));
+}
+
+#[test]
+fn concurrent_appends_are_all_kept_and_made_durable_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), "h").unwrap();
+    std::thread::scope(|sc| {
+        for t in 0..8 {
+            let l = &l;
+            sc.spawn(move || {
+                for i in 0..50 {
+                    let name = format!("{t}-{i}.bmp");
+                    l.append(&entry(&name, i, &name, "2026-11-26T10:00:00Z"))
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let g = l.syncs.lock().unwrap();
+    assert_eq!((g.written, g.durable, g.busy), (400, 400, false));
+    drop(g);
+    let mut n = 0;
+    for_each_entry(&root(dir.path()).join("h/2026-11-26.jsonl"), |_, e| {
+        e.unwrap();
+        n += 1;
+    })
+    .unwrap();
+    assert_eq!(n, 400);
+}
+
+#[test]
+fn only_the_newest_entries_are_remembered() {
+    let mut s = State::default();
+    for i in 0..INDEX_MAX + 3 {
+        s.remember(&entry(&format!("{i}.bmp"), 1, "x.rle", "t"));
+    }
+    assert_eq!(s.index.len(), INDEX_MAX);
+    assert!(!s.index.contains_key(&key(Path::new("0.bmp"), 10, 1)));
+    let newest = format!("{}.bmp", INDEX_MAX + 2);
+    assert!(s.index.contains_key(&key(Path::new(&newest), 10, 1)));
+}
