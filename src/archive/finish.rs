@@ -72,25 +72,9 @@ fn finish_taken(
         drop(temp);
         return file_away_archived(s, entry, before, archive, lossless_and_verified);
     }
-    // A crash between publishing an archive and recording it leaves an
-    // archive under this file's name, with exactly these bytes, that no
-    // ledger entry names, and the file still claimed: that is this file's
-    // archive; it is recorded now rather than published twice. Only for a
-    // file that was a claim when the attempt began: an unrecorded archive
-    // beside a new arrival may be another host's, between its publishing
-    // and its recording, of an image that encodes the same (design §4.8).
-    let unrecorded = existing_archives(&archive_dir, &stem)
-        .filter(|_| entry.from_claim)
-        .find(|p| !s.ledger.records_archive(&relative_to(&s.archive, p)) && holds(p, &outcome));
-    let (archive, adopted) = match unrecorded {
-        Some(a) => {
-            drop(temp);
-            (a, true)
-        }
-        None => match publish_numbered(temp, &archive_dir, &stem) {
-            Ok(p) => (p, false),
-            Err((op, e)) => return transient(entry, op, &archive_dir, e),
-        },
+    let (archive, adopted) = match publish_or_adopt(s, entry, temp, names, &outcome) {
+        Ok(published) => published,
+        Err(report) => return report,
     };
     faults::reached("published");
     let record = ledger_entry(
@@ -127,6 +111,36 @@ fn finish_taken(
             millis: started.elapsed().as_millis(),
         },
         Err(error) => unfiled(archive, before, error),
+    }
+}
+
+/// The archive of this attempt, and whether it was adopted: the temporary
+/// file published under a free name, or an archive found unrecorded.
+fn publish_or_adopt(
+    s: &Settings,
+    entry: &Entry,
+    temp: tempfile::NamedTempFile,
+    names: Names,
+    outcome: &Outcome,
+) -> Result<(PathBuf, bool), Report> {
+    // A crash between publishing an archive and recording it leaves an
+    // archive under this file's name, with exactly these bytes, that no
+    // ledger entry names, and the file still claimed: that is this file's
+    // archive; it is recorded now rather than published twice. Only for a
+    // file that was a claim when the attempt began: an unrecorded archive
+    // beside a new arrival may be another host's, between its publishing
+    // and its recording, of an image that encodes the same (design §4.8).
+    let unrecorded = existing_archives(names.dir, names.stem)
+        .filter(|_| entry.from_claim)
+        .find(|p| !s.ledger.records_archive(&relative_to(&s.archive, p)) && holds(p, outcome));
+    match unrecorded {
+        Some(a) => {
+            drop(temp);
+            Ok((a, true))
+        }
+        None => publish_numbered(temp, names.dir, names.stem)
+            .map(|p| (p, false))
+            .map_err(|(op, e)| transient(entry, op, names.dir, e)),
     }
 }
 

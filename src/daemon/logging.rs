@@ -64,3 +64,13 @@ pub fn init(level: &str, format: LogFormat) -> LevelHandle {
     let _ = subscriber.try_init();
     LevelHandle(handle)
 }
+
+#[cfg(test)]
+impl LevelHandle {
+    /// A handle to a filter no subscriber uses, for in-process tests of
+    /// the coordinator (the process's logging is not touched).
+    pub(crate) fn detached() -> (LevelHandle, impl Sized) {
+        let (layer, handle) = reload::Layer::new(EnvFilter::new("info"));
+        (LevelHandle(handle), layer)
+    }
+}

@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::completion::Declared;
+
 /// The files waiting in the inbox (design §4.2), a bounded list: a new
 /// path that finds it full is not kept — the file itself stays in the
 /// inbox — and the list remembers it overflowed; once it has drained below
@@ -99,6 +101,43 @@ impl Pending {
         self.since = now;
         self.due = self.due.max(now + settle);
         Some(self.due)
+    }
+
+    /// Until when a file just looked at (after [`Pending::update`]) must
+    /// still wait, or `None` when it may go now. `writers`: whether a
+    /// process on this host holds it open for writing (`None`: cannot
+    /// tell); `declared`: whether it is as long as its header says.
+    pub(super) fn wait_until(
+        &mut self,
+        writers: Option<bool>,
+        declared: &Declared,
+        now: Instant,
+        settle: Duration,
+    ) -> Option<Instant> {
+        let grace_ends = self.since + truncation_grace(settle);
+        match writers {
+            // Being written: wait, however long the writer pauses. Its
+            // close brings an event; the timer is only a safety net.
+            Some(true) => {
+                self.since = now;
+                Some(now + recheck(settle).max(Duration::from_secs(1)))
+            }
+            // Observed: nobody writes it; no settle wait.
+            Some(false) => None,
+            // Cannot be observed: size and mtime stable for settle_ms.
+            None => Some(self.since + settle).filter(|&t| t > now),
+        }
+        .or_else(|| match declared {
+            // It may still be written (or its writer crashed): it gets
+            // the grace, counted from its last change, before the
+            // worker sees it (and likely quarantines it). Observed, a
+            // new write brings an event; otherwise it is polled.
+            Declared::NotYet(_) if !self.retry && now < grace_ends => Some(match writers {
+                Some(false) => grace_ends,
+                _ => now + recheck(settle),
+            }),
+            _ => None,
+        })
     }
 }
 
@@ -197,6 +236,57 @@ mod tests {
         assert_eq!(
             q.update(12, (1, 0), t1, settle),
             Some(t0 + Duration::from_secs(60))
+        );
+    }
+
+    #[test]
+    fn a_file_waits_for_its_writer_its_settle_time_or_its_grace_and_no_longer() {
+        let t0 = Instant::now();
+        let settle = Duration::from_millis(250);
+        let ms = Duration::from_millis;
+        let complete = Declared::Complete;
+        let short = Declared::NotYet("shorter than its header says");
+        // Held open for writing: waits at least a second, and counts its
+        // stable time from now (a paused writer is still a writer).
+        let mut p = pending(t0, t0);
+        let now = t0 + Duration::from_secs(30);
+        assert_eq!(
+            p.wait_until(Some(true), &complete, now, settle),
+            Some(now + Duration::from_secs(1))
+        );
+        assert_eq!(p.since, now);
+        // Observed and nobody writes it: goes at once, settle or not.
+        let mut p = pending(t0, t0);
+        assert_eq!(p.wait_until(Some(false), &complete, t0, settle), None);
+        // Cannot be observed: size and mtime stable for settle_ms first.
+        let mut p = pending(t0, t0);
+        assert_eq!(
+            p.wait_until(None, &complete, t0 + ms(100), settle),
+            Some(t0 + settle)
+        );
+        assert_eq!(p.wait_until(None, &complete, t0 + settle, settle), None);
+        // Shorter than declared: the grace (40 settles, at least 5 s) from
+        // its last change. Observed, one wake-up at its end; unobserved,
+        // looked at every settle_ms.
+        let grace = Duration::from_secs(10);
+        let mut p = pending(t0, t0);
+        assert_eq!(
+            p.wait_until(Some(false), &short, t0 + ms(300), settle),
+            Some(t0 + grace)
+        );
+        assert_eq!(
+            p.wait_until(None, &short, t0 + ms(300), settle),
+            Some(t0 + ms(300) + settle)
+        );
+        // Once the grace is over it goes (to be quarantined, most likely).
+        assert_eq!(p.wait_until(Some(false), &short, t0 + grace, settle), None);
+        assert_eq!(p.wait_until(None, &short, t0 + grace, settle), None);
+        // A retry after a failure gets no second grace.
+        let mut p = pending(t0, t0);
+        p.retry = true;
+        assert_eq!(
+            p.wait_until(Some(false), &short, t0 + ms(300), settle),
+            None
         );
     }
 

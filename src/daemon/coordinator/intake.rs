@@ -7,14 +7,14 @@ use std::cmp::Reverse;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tracing::{debug, error, warn};
 
 use super::{Coordinator, NEW_FOLDER_RESCAN};
-use crate::daemon::completion::{self, Declared};
+use crate::daemon::completion;
 use crate::daemon::pipeline::Job;
-use crate::daemon::settle::{Pending, recheck, truncation_grace};
+use crate::daemon::settle::{Pending, recheck};
 use crate::daemon::watch::Seen;
 use crate::display::shown;
 
@@ -161,30 +161,7 @@ impl Coordinator {
         let mtime = (meta.mtime(), meta.mtime_nsec());
         if let Some(c) = c {
             p.update(meta.len(), mtime, now, settle);
-            let grace_ends = p.since + truncation_grace(settle);
-            let wait_until = match c.writers {
-                // Being written: wait, however long the writer pauses. Its
-                // close brings an event; the timer is only a safety net.
-                Some(true) => {
-                    p.since = now;
-                    Some(now + recheck(settle).max(Duration::from_secs(1)))
-                }
-                // Observed: nobody writes it; no settle wait.
-                Some(false) => None,
-                // Cannot be observed: size and mtime stable for settle_ms.
-                None => Some(p.since + settle).filter(|&t| t > now),
-            }
-            .or_else(|| match c.declared {
-                // It may still be written (or its writer crashed): it gets
-                // the grace, counted from its last change, before the
-                // worker sees it (and likely quarantines it). Observed, a
-                // new write brings an event; otherwise it is polled.
-                Declared::NotYet(_) if !p.retry && now < grace_ends => Some(match c.writers {
-                    Some(false) => grace_ends,
-                    _ => now + recheck(settle),
-                }),
-                _ => None,
-            });
+            let wait_until = p.wait_until(c.writers, &c.declared, now, settle);
             if let Some(due) = wait_until {
                 p.due = due;
                 self.schedule(path, due);

@@ -4,9 +4,12 @@
 //! holds the state and the event loop; `intake` decides when files go,
 //! `report` tells what happened, `reload` applies a new configuration.
 
+mod inbox;
 mod intake;
 mod reload;
 mod report;
+#[cfg(test)]
+mod tests;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -17,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use crossbeam_channel::{Receiver, Sender, bounded, select, unbounded};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use super::config::Config;
 use super::filter::Filter;
@@ -26,7 +29,7 @@ use super::pipeline::{
 };
 use super::settle::{WaitList, jittered};
 use super::signals::Control;
-use super::watch::{self, Flags, Handler, Seen, Watch};
+use super::watch::{Flags, Seen, Watch};
 use super::{lock, logging, systemd};
 use crate::archive::Settings;
 use crate::display::shown;
@@ -249,37 +252,6 @@ impl Coordinator {
     fn wait_cap(&self) -> usize {
         (self.config.queue.max(1024)) * 4
     }
-    fn handler(&self) -> Handler {
-        Handler {
-            tx: self.events_tx.clone(),
-            wake: self.wake_tx.clone(),
-            flags: self.flags.clone(),
-            filter: self.filter.clone(),
-            polling: false,
-        }
-    }
-    fn poll_interval(&self) -> Duration {
-        poll_interval(&self.config)
-    }
-    fn start_watch(&mut self) -> Result<()> {
-        // Drop the old watcher first: one inotify instance at a time.
-        self.watch = None;
-        let w = watch::start(
-            self.config.backend,
-            self.config.recursive,
-            self.poll_interval(),
-            &self.handler(),
-        )?;
-        log_watching(&self.config, &w);
-        self.watch = Some(w);
-        Ok(())
-    }
-    /// True when writers can be observed: the native backend on a local
-    /// filesystem (the lease probe then says per file whether it can
-    /// answer).
-    fn completion_observable(&self) -> bool {
-        self.watch.as_ref().is_some_and(|w| w.observes_writers)
-    }
     fn schedule(&mut self, path: PathBuf, due: Instant) {
         self.timers.push(Reverse((due, path)));
     }
@@ -333,17 +305,7 @@ impl Coordinator {
     /// events), rescans that are due, the inbox gone or back, and files
     /// whose time has come. False when it began a shutdown.
     fn tend(&mut self, now: Instant) -> bool {
-        if self.flags.watch_limit.swap(false, Ordering::SeqCst)
-            && !self.watch.as_ref().is_some_and(|w| w.polling)
-        {
-            watch::log_watch_limit(&self.config.paths.inbox);
-            self.watch = None;
-            let mode = watch::mode(self.config.recursive);
-            match watch::start_poll(mode, self.poll_interval(), &self.handler()) {
-                Ok(w) => self.watch = Some(w),
-                Err(e) => error!("{e}"),
-            }
-        }
+        self.fall_back_to_polling();
         if let Some(e) = self.flags.error.lock().ok().and_then(|mut e| e.take()) {
             warn!("watcher: {e}; rescanning");
         }
@@ -368,57 +330,8 @@ impl Coordinator {
             self.rescan("periodic");
             self.next_rescan = self.config.rescan.map(|d| now + jittered(d));
         }
-        let inbox_id = watch::folder_id(&self.config.paths.inbox);
-        let inbox_there = inbox_id.is_some();
-        // An inbox that was a mount point and is none now is the empty
-        // mount point of a share that went away: not watched, locked or
-        // written to until the share is mounted again.
-        let elsewhere = inbox_there
-            && self.settings.devices.inbox.mount
-            && !crate::archive::mount_point(&self.config.paths.inbox);
-        if let Some(w) = &self.watch
-            && w.inbox_id != inbox_id
-        {
-            // Its watch died with it (or watches the old folder, moved
-            // away): files arriving in the folder there now go unseen.
-            if !elsewhere {
-                warn!(
-                    "{}: the inbox {}",
-                    shown(&self.config.paths.inbox),
-                    if inbox_there {
-                        "was replaced by another folder; watching that one"
-                    } else {
-                        "disappeared; waiting for it to come back"
-                    }
-                );
-            }
-            self.watch = None;
-            self.pending.clear();
-            self.timers.clear();
-        }
-        if elsewhere && !self.inbox_elsewhere {
-            error!(
-                "{}: the inbox is no longer the mount point it was when rlewatch started (a \
-                 network share unmounted?); waiting for it to be mounted again",
-                shown(&self.config.paths.inbox)
-            );
-        }
-        self.inbox_elsewhere = elsewhere;
-        if self.watch.is_none() && inbox_there && !elsewhere {
-            // The lock file went with the old folder: take it again.
-            match lock::lock(&self.config.paths.inbox, &self.config.host) {
-                Ok(l) => self._lock = l,
-                Err(e) => {
-                    error!("{e}; stopping");
-                    self.begin_shutdown();
-                    return false;
-                }
-            }
-            if let Err(e) = self.start_watch() {
-                error!("{e:#}");
-            } else {
-                self.rescan("inbox is back");
-            }
+        if !self.tend_inbox() {
+            return false;
         }
         if now >= self.hosts.next && !self.inbox_elsewhere {
             self.tend_hosts(now);
@@ -518,27 +431,6 @@ impl Coordinator {
             }
         }
     }
-}
-
-/// The log line for a watch just started.
-fn log_watching(config: &Config, w: &Watch) {
-    info!(
-        "watching {} ({}{})",
-        shown(&config.paths.inbox),
-        if w.polling { "polling" } else { "inotify" },
-        if config.recursive {
-            ", with subfolders"
-        } else {
-            ""
-        }
-    );
-}
-
-/// How often the poll backend looks: settle_ms, within 0.1–1 s.
-fn poll_interval(config: &Config) -> Duration {
-    config
-        .settle
-        .clamp(Duration::from_millis(100), Duration::from_secs(1))
 }
 
 /// How long after a new folder's first scan it is scanned again (see

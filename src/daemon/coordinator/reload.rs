@@ -6,19 +6,33 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Receiver, Sender, bounded};
 use tracing::{error, info, warn};
 
-use super::{Coordinator, log_watching, poll_interval};
+use super::Coordinator;
+use super::inbox::{log_watching, poll_interval};
 use crate::daemon::config::{self, Config};
 use crate::daemon::filter::Filter;
 use crate::daemon::lock;
 use crate::daemon::pipeline::{Job, devices_of, settings_of};
 use crate::daemon::settle::jittered;
 use crate::daemon::startup::make_folders;
-use crate::daemon::watch;
+use crate::daemon::watch::{self, Seen, Watch};
 use crate::display::shown;
 use crate::ledger::Ledger;
+
+/// What [`Coordinator::prepare`] made for a new configuration, to be put
+/// in place by [`Coordinator::switch`].
+struct Prepared {
+    /// The new inbox's lock, when the inbox changed.
+    lock: Option<lock::InboxLock>,
+    ledger: Arc<Ledger>,
+    filter: Arc<Filter>,
+    /// A new events channel, when its capacity changed.
+    events: Option<(Sender<Seen>, Receiver<Seen>)>,
+    /// The new watch, when the watch changed.
+    watch: Option<Watch>,
+}
 
 impl Coordinator {
     pub(super) fn reload(&mut self) {
@@ -58,8 +72,26 @@ impl Coordinator {
             );
         }
         // 1. What can fail, with nothing switched yet.
+        let ready = self.prepare(&old, &new, d.rewatch)?;
+        // 2. Switch.
+        self.switch(&old, new, ready);
+        if d.rewatch {
+            self.rescan("configuration reloaded");
+        }
+        if d.changed.is_empty() {
+            info!("configuration reloaded: nothing changed");
+        } else {
+            info!("configuration reloaded: {}", d.changed.join(", "));
+        }
+        Ok(())
+    }
+
+    /// The parts of a new configuration that can fail, made while the
+    /// running one is wholly in place: its folders, the new inbox's lock,
+    /// the new archive's ledger, the new watch.
+    fn prepare(&self, old: &Config, new: &Config, rewatch: bool) -> Result<Prepared> {
         if new.paths != old.paths {
-            make_folders(&new)?;
+            make_folders(new)?;
         }
         let new_lock = if new.paths.inbox != old.paths.inbox {
             Some(lock::lock(&new.paths.inbox, &new.host)?)
@@ -74,21 +106,42 @@ impl Coordinator {
         } else {
             self.settings.ledger.clone()
         };
-        let filter = Arc::new(Filter::new(&new));
+        let filter = Arc::new(Filter::new(new));
         let events = (new.queue != old.queue).then(|| bounded(new.queue));
-        if d.rewatch {
+        let mut watch = None;
+        if rewatch {
             let mut handler = self.handler();
             handler.filter = filter.clone();
             if let Some((tx, _)) = &events {
                 handler.tx = tx.clone();
             }
-            let started = watch::start(new.backend, new.recursive, poll_interval(&new), &handler);
+            let started = watch::start(new.backend, new.recursive, poll_interval(new), &handler);
             // On failure the old watch still runs.
             let w = started?;
-            log_watching(&new, &w);
-            self.watch = Some(w);
+            log_watching(new, &w);
+            watch = Some(w);
         }
-        // 2. Switch.
+        Ok(Prepared {
+            lock: new_lock,
+            ledger,
+            filter,
+            events,
+            watch,
+        })
+    }
+
+    /// Puts a prepared configuration in place; nothing here can fail.
+    fn switch(&mut self, old: &Config, new: Config, ready: Prepared) {
+        let Prepared {
+            lock: new_lock,
+            ledger,
+            filter,
+            events,
+            watch,
+        } = ready;
+        if watch.is_some() {
+            self.watch = watch;
+        }
         if new.log_level != old.log_level
             && let Err(e) = self.level.set(&new.log_level)
         {
@@ -123,15 +176,6 @@ impl Coordinator {
             self.hosts.set_timeout(new.takeover);
         }
         self.config = Arc::new(new);
-        if d.rewatch {
-            self.rescan("configuration reloaded");
-        }
-        if d.changed.is_empty() {
-            info!("configuration reloaded: nothing changed");
-        } else {
-            info!("configuration reloaded: {}", d.changed.join(", "));
-        }
-        Ok(())
     }
 
     /// Every pool thread runs exactly one worker loop for its whole life,

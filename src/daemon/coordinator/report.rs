@@ -4,13 +4,14 @@
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use tracing::{debug, error, info, warn};
 
 use super::Coordinator;
 use crate::archive::{self, Failure, Kind, Original, Published, Report};
+use crate::compress::Outcome;
 use crate::daemon::pipeline::JobReport;
 use crate::daemon::settle::{backoff, recheck};
 use crate::display::shown;
@@ -60,30 +61,8 @@ impl Coordinator {
                 original,
                 millis,
             } => {
-                self.stats.archived += 1;
-                self.stats.bytes_in += outcome.bytes_in;
-                self.stats.bytes_out += outcome.bytes_out;
-                let ratio = outcome.bytes_in as f64 / outcome.bytes_out.max(1) as f64;
-                info!(
-                    "archived {src} -> {}: {} -> {} bytes, ratio {ratio:.1}, lossless {}, {millis} ms; {original}",
-                    shown(&archive),
-                    outcome.bytes_in,
-                    outcome.bytes_out,
-                    outcome.lossless
-                );
+                self.archived(&src, &archive, &outcome, millis, &original);
                 self.after_filing(&dropped, &original);
-                if let Original::MovedLossy(_) = original {
-                    if outcome.lossless {
-                        warn!(
-                            "{src}: the archive was not verified (verify = false), so the original \
-                             was moved to done instead of deleted"
-                        );
-                    } else {
-                        warn!(
-                            "{src}: conversion was lossy, so the original was moved to done instead of deleted"
-                        );
-                    }
-                }
             }
             Report::AlreadyArchived { archive, original } => {
                 info!("{src}: already archived as {}; {original}", shown(&archive));
@@ -131,6 +110,41 @@ impl Coordinator {
         if claim.exists() && !self.pending.contains_key(&claim) {
             let now = Instant::now();
             self.pend(claim, now, 0, None);
+        }
+    }
+
+    /// Counts an archived file and logs its line (and why an original
+    /// to be deleted was moved instead).
+    fn archived(
+        &mut self,
+        src: &str,
+        archive: &Path,
+        outcome: &Outcome,
+        millis: u128,
+        original: &Original,
+    ) {
+        self.stats.archived += 1;
+        self.stats.bytes_in += outcome.bytes_in;
+        self.stats.bytes_out += outcome.bytes_out;
+        let ratio = outcome.bytes_in as f64 / outcome.bytes_out.max(1) as f64;
+        info!(
+            "archived {src} -> {}: {} -> {} bytes, ratio {ratio:.1}, lossless {}, {millis} ms; {original}",
+            shown(archive),
+            outcome.bytes_in,
+            outcome.bytes_out,
+            outcome.lossless
+        );
+        if let Original::MovedLossy(_) = original {
+            if outcome.lossless {
+                warn!(
+                    "{src}: the archive was not verified (verify = false), so the original \
+                     was moved to done instead of deleted"
+                );
+            } else {
+                warn!(
+                    "{src}: conversion was lossy, so the original was moved to done instead of deleted"
+                );
+            }
         }
     }
 

@@ -1,0 +1,126 @@
+//! The coordinator in-process (design §4.1): its event loop driven through
+//! its control channel, with no signal and no binary, and a reload that
+//! fails leaving the running configuration wholly in place (design §4.5).
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Sender, unbounded};
+
+use super::Coordinator;
+use crate::daemon::config::{self, Config};
+use crate::daemon::logging::LevelHandle;
+use crate::daemon::signals::Control;
+use crate::daemon::{lock, startup};
+use crate::ledger::Ledger;
+
+/// A configuration for folders in `t`: `threshold` conversion, a short
+/// settle time.
+fn config_in(t: &Path, extra: &str) -> Config {
+    let text = format!(
+        "[paths]\ninbox = \"in\"\narchive = \"out\"\ndone = \"done\"\nfailed = \"failed\"\n\
+         [compress]\nconversion = \"threshold\"\n[watch]\nsettle_ms = 50\n\
+         [daemon]\nhost = \"unit\"\n{extra}"
+    );
+    config::parse(&text, t).unwrap()
+}
+
+/// A coordinator set up as `daemon::run` sets it up, minus logging and
+/// signals: the test holds the control channel's sending end.
+fn coordinator(config: Config) -> (Coordinator, Sender<Control>, impl Sized) {
+    startup::make_folders(&config).unwrap();
+    let the_lock = lock::lock(&config.paths.inbox, &config.host).unwrap();
+    let ledger = Arc::new(Ledger::open(&config.paths.archive, &config.host).unwrap());
+    let (level, layer) = LevelHandle::detached();
+    let (control_tx, control) = unbounded();
+    let c = Coordinator::new(None, config, level, the_lock, ledger, control).unwrap();
+    (c, control_tx, layer)
+}
+
+/// Polls `cond` every 20 ms until it holds or `limit` passes.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cond()
+}
+
+#[test]
+fn the_event_loop_archives_what_arrives_and_drains_on_a_control_message() {
+    let t = tempfile::tempdir().unwrap();
+    let config = config_in(t.path(), "");
+    let paths = config.paths.clone();
+    let (mut c, control, _layer) = coordinator(config);
+    c.start().unwrap();
+    let running = std::thread::spawn(move || {
+        c.run();
+        c.stop();
+        c.stats.archived
+    });
+    // Expected bytes: the reference program's output, bundled.
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    fs::copy(data.join("pal8.bmp"), paths.inbox.join("a.bmp")).unwrap();
+    let moved = paths.done.join("a.bmp");
+    assert!(
+        wait_for(Duration::from_secs(30), || moved.exists()),
+        "a.bmp was not archived and filed within 30 s"
+    );
+    assert_eq!(
+        fs::read(paths.archive.join("a.rle")).unwrap(),
+        fs::read(data.join("pal8.threshold.rle")).unwrap()
+    );
+    // A reload with no configuration file changes nothing and the loop
+    // goes on; a shutdown ends it.
+    control.send(Control::Reload).unwrap();
+    control.send(Control::Shutdown).unwrap();
+    assert!(
+        wait_for(Duration::from_secs(30), || running.is_finished()),
+        "the event loop did not end within 30 s of the shutdown message"
+    );
+    assert_eq!(running.join().unwrap(), 1);
+    assert!(!paths.inbox.join("a.bmp").exists());
+}
+
+#[test]
+fn a_reload_that_fails_leaves_the_running_configuration_wholly_in_place() {
+    let t = tempfile::tempdir().unwrap();
+    let config = config_in(t.path(), "[workers]\nthreads = 2\n");
+    let (mut c, _control, _layer) = coordinator(config);
+    c.start().unwrap();
+    let before = c.config.clone();
+    // The new inbox is locked by another daemon: the lock is taken after
+    // the new folders are made, so something was already done when it
+    // fails.
+    let other_dir = t.path().join("other");
+    fs::create_dir(&other_dir).unwrap();
+    let other = config_in(
+        &other_dir,
+        "[workers]\nthreads = 5\n[log]\nlevel = \"debug\"\n",
+    );
+    startup::make_folders(&other).unwrap();
+    let _held = lock::lock(&other.paths.inbox, &other.host).unwrap();
+    let err = c.apply(other).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("already running"),
+        "the error says the new inbox is locked: {err:#}"
+    );
+    // Nothing switched: the configuration, the workers, the watch.
+    assert!(Arc::ptr_eq(&c.config, &before));
+    assert_eq!(c.settings.inbox, before.paths.inbox);
+    assert_eq!(c.pool.max_count(), 2);
+    assert!(c.watch.is_some(), "the running watch stays");
+    // A valid reload then applies.
+    let mut good = (*before).clone();
+    good.threads = 3;
+    c.apply(good).unwrap();
+    assert_eq!(c.config.threads, 3);
+    assert_eq!(c.pool.max_count(), 3);
+    c.begin_shutdown();
+    c.stop();
+}
