@@ -15,7 +15,8 @@
 //!    same output sizes, same threads, same disk, no codec.
 //!
 //! Sizes: `RLEWATCH_BENCH_FILES` (default 2000), `RLEWATCH_BENCH_BACKLOG`
-//! (default 10000).
+//! (default 10000). `RLEWATCH_BENCH_BIN`: another build's binary to measure
+//! with this same harness.
 
 use std::fs;
 use std::io::Write;
@@ -53,6 +54,16 @@ fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     cond()
 }
 
+/// The daemon measured: this build's, or `RLEWATCH_BENCH_BIN` (another
+/// build's binary, to compare two versions with the same harness in the
+/// same minutes).
+fn binary() -> PathBuf {
+    std::env::var_os("RLEWATCH_BENCH_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_rlewatch")),
+        PathBuf::from,
+    )
+}
+
 fn count(dir: &Path) -> usize {
     fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }
@@ -73,7 +84,7 @@ impl Daemon {
             format!("[workers]\nthreads = {threads}\n[watch]\nsettle_ms = {settle_ms}\nrescan_secs = 0\n[log]\nlevel = \"warn\"\n"),
         )
         .unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rlewatch"))
+        let child = Command::new(binary())
             .args(["run", "--config", "config.toml"])
             .current_dir(dir)
             .stderr(Stdio::inherit())

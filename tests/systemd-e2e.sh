@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end test of the Debian package under a real systemd (SPEC §6,
+# End-to-end test of the Debian package under a real systemd (design §5,
 # issue 7): boots Debian bookworm (systemd 252) with systemd-nspawn, installs
 # the .deb, and checks what an operator and a writer see.
 #

@@ -18,13 +18,14 @@ use crate::bilevel::Conversion;
 use crate::bmp::BmpError;
 use crate::compress::{self, CompressError, Outcome};
 use crate::display::shown;
-use crate::ledger::{self, Ledger};
+use crate::ledger::Ledger;
 use crate::{durable, faults};
 
 mod devices;
 mod dispose;
 mod failure;
 mod finish;
+mod report;
 mod take;
 #[cfg(test)]
 mod tests;
@@ -32,6 +33,7 @@ mod tests;
 pub use devices::{Devices, Root, mount_point, still_there};
 pub use failure::{Cause, Failure, Kind, Op};
 pub use finish::finish;
+pub use report::{Original, Published, Report};
 
 use dispose::{put_back, quarantine};
 use finish::{changed, file_away_archived, ledger_error};
@@ -96,58 +98,6 @@ pub struct Entry {
     _lock: Option<File>,
 }
 
-/// What became of the original.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Original {
-    Moved(PathBuf),
-    /// Put back under its name in the inbox (`keep`).
-    Kept,
-    Deleted,
-    /// `delete` was configured but the conversion was lossy (or, for a
-    /// file found already archived, not known to be lossless).
-    MovedLossy(PathBuf),
-    /// `delete` was configured but a process may still hold the original
-    /// open for writing (or the lease probe cannot tell): moved instead.
-    MovedOpen(PathBuf),
-    /// `keep` was configured but a newer file took its name in the inbox
-    /// meanwhile: moved to done/ instead of replacing it.
-    MovedNameTaken(PathBuf),
-    /// Someone removed it meanwhile.
-    Vanished,
-    /// Another file was put under its name meanwhile: left alone, to be
-    /// archived as a new arrival.
-    Replaced,
-}
-
-impl std::fmt::Display for Original {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Original::Moved(to) => write!(f, "original moved to {}", shown(to)),
-            Original::Kept => f.write_str("original kept"),
-            Original::Deleted => f.write_str("original deleted"),
-            Original::MovedLossy(to) => write!(
-                f,
-                "original moved to {} (not deleted: not a verified lossless archive)",
-                shown(to)
-            ),
-            Original::MovedOpen(to) => write!(
-                f,
-                "original moved to {} (not deleted: it may still be open for writing)",
-                shown(to)
-            ),
-            Original::MovedNameTaken(to) => write!(
-                f,
-                "original moved to {} (not put back: a newer file has its name in the inbox)",
-                shown(to)
-            ),
-            Original::Vanished => f.write_str("original was removed by someone else meanwhile"),
-            Original::Replaced => f.write_str(
-                "original was replaced by another file meanwhile, which is left to be archived",
-            ),
-        }
-    }
-}
-
 /// Which file a source was, to recognise it again: (device, inode, size,
 /// mtime seconds, mtime nanoseconds). A file rewritten or replaced under
 /// its name has another identity.
@@ -156,59 +106,6 @@ pub type SourceId = (u64, u64, u64, i64, i64);
 /// The identity of the file `m` describes.
 pub fn source_id(m: &fs::Metadata) -> SourceId {
     (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec())
-}
-
-/// An archive published for a source whose original could not be filed
-/// away yet; handed back with the retry so the same file is filed, not
-/// archived again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Published {
-    pub archive: PathBuf,
-    pub source: SourceId,
-    /// Its ledger entry, when appending it failed: appended first.
-    pub unrecorded: Option<Box<ledger::Entry>>,
-}
-
-/// The result of one attempt.
-#[derive(Debug)]
-pub enum Report {
-    Archived {
-        archive: PathBuf,
-        outcome: Outcome,
-        original: Original,
-        millis: u128,
-    },
-    /// The ledger records an archive of exactly this source (a crash
-    /// between publishing and filing, a kept original seen again).
-    AlreadyArchived {
-        archive: PathBuf,
-        original: Original,
-    },
-    /// The source is gone (someone else took it).
-    Gone,
-    /// Someone else holds it (another daemon working on it, or a claim of
-    /// the same name not finished yet): look again shortly.
-    Busy { reason: String },
-    /// The source changed while it was read; try again once it settles.
-    Changed,
-    /// The source changed after its archive was published: that archive
-    /// holds an earlier state; the original stays to be archived again.
-    Superseded { archive: PathBuf },
-    /// Bad input, now in the failed folder.
-    Quarantined { reason: String, to: PathBuf },
-    /// Not safely reachable inside the inbox (a folder on its path is a
-    /// symlink, or it resolves outside); left alone.
-    Refused { reason: String },
-    /// Could not finish for a reason other than the file's content; the
-    /// original is untouched. Retried (`error.kind()` says whether waiting
-    /// alone can help).
-    Transient { error: Box<Failure> },
-    /// Archived (or found archived), but the original could not be filed
-    /// away; retried with `published`.
-    Unfiled {
-        published: Published,
-        error: Box<Failure>,
-    },
 }
 
 /// A file whose archive is written to a temporary file but not yet made

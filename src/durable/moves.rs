@@ -131,24 +131,7 @@ fn copy_across_at(
         let mut temp = temp_in(dir, mode)?;
         io::copy(&mut src, temp.as_file_mut())?;
         match publish(temp, to, false) {
-            Ok(()) => {
-                match unlink_at(from_dir, name) {
-                    // Removed by someone else meanwhile: the copy is now
-                    // the only one, and it stays.
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        // The source stays (it could not be removed after all,
-                        // say its folder's mode changed meanwhile), so the copy
-                        // is withdrawn: a retry must not leave a second one.
-                        if let Err(undo) = fs::remove_file(to).and_then(|()| sync_dir(dir)) {
-                            tracing::warn!("{}: cannot withdraw the copy: {undo}", to.display());
-                        }
-                        return Err(e);
-                    }
-                    Ok(()) => {}
-                }
-                Ok(to.to_path_buf())
-            }
+            Ok(()) => after_copy(unlink_at(from_dir, name), to, dir),
             Err(PublishError::Exists(_)) => Err(io::ErrorKind::AlreadyExists.into()),
             Err(PublishError::Io { source, .. }) => Err(source),
         }
@@ -222,5 +205,24 @@ pub fn has_writers(file: &File) -> io::Result<bool> {
     match e.raw_os_error() {
         Some(libc::EAGAIN) | Some(libc::EBUSY) => Ok(true),
         _ => Err(e),
+    }
+}
+
+/// After a cross-filesystem copy was published at `to` (in `dir`): the
+/// source's unlink decides whether the copy stays. Unlinked, or removed by
+/// someone else meanwhile: the copy is now the only one, and it stays. Any
+/// other failure: the source stays (it could not be removed after all, say
+/// its folder's mode changed meanwhile), so the copy is withdrawn, and a
+/// retry does not leave a second one.
+pub(super) fn after_copy(unlinked: io::Result<()>, to: &Path, dir: &Path) -> io::Result<PathBuf> {
+    match unlinked {
+        Ok(()) => Ok(to.to_path_buf()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(to.to_path_buf()),
+        Err(e) => {
+            if let Err(undo) = fs::remove_file(to).and_then(|()| sync_dir(dir)) {
+                tracing::warn!("{}: cannot withdraw the copy: {undo}", to.display());
+            }
+            Err(e)
+        }
     }
 }

@@ -194,3 +194,93 @@ fn may_remove_at_follows_the_folders_write_permission() {
         assert!(may_remove_at(&dir, std::ffi::OsStr::new("f")).is_err());
     }
 }
+
+#[test]
+fn a_copy_stays_only_when_its_source_is_gone() {
+    use super::moves::after_copy;
+    let t = tempfile::tempdir().unwrap();
+    let to = t.path().join("a.bmp");
+    let copy = |bytes: &[u8]| fs::write(&to, bytes).unwrap();
+    // Unlinked, or removed by someone else between copy and unlink: the
+    // copy is the only one left and must stay.
+    copy(b"one");
+    assert_eq!(after_copy(Ok(()), &to, t.path()).unwrap(), to);
+    assert_eq!(fs::read(&to).unwrap(), b"one");
+    let gone = io::Error::from(io::ErrorKind::NotFound);
+    assert_eq!(after_copy(Err(gone), &to, t.path()).unwrap(), to);
+    assert_eq!(fs::read(&to).unwrap(), b"one");
+    // The source could not be removed: it stays, so the copy goes (else
+    // the retry would leave a second one), and the error is returned.
+    let refused = io::Error::from_raw_os_error(libc::EPERM);
+    let err = after_copy(Err(refused), &to, t.path()).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM));
+    assert!(!to.exists(), "the copy of a source that stays is withdrawn");
+}
+
+/// Root, a tmpfs at /dev/shm on another device than the temporary folder,
+/// and `chattr`; `None` (said on stderr) when one is missing, a failure
+/// when `RLEWATCH_REQUIRE_ROOT=1` (CI).
+fn other_filesystem() -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let shm = Path::new("/dev/shm");
+    let here = std::env::temp_dir();
+    let missing = if unsafe { libc::geteuid() } != 0 {
+        Some("not root")
+    } else if fs::metadata(shm).map(|m| m.dev()).ok() == fs::metadata(&here).map(|m| m.dev()).ok() {
+        Some("/dev/shm is not another filesystem")
+    } else if std::process::Command::new("chattr")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        Some("no chattr")
+    } else {
+        None
+    };
+    match missing {
+        None => Some(shm.to_path_buf()),
+        Some(why) if std::env::var_os("RLEWATCH_REQUIRE_ROOT").is_some_and(|v| v == "1") => {
+            panic!("RLEWATCH_REQUIRE_ROOT=1 but {why}")
+        }
+        Some(why) => {
+            eprintln!("skipped: {why}");
+            None
+        }
+    }
+}
+
+#[test]
+fn an_original_that_cannot_be_unlinked_after_its_copy_keeps_no_second_copy() {
+    let Some(shm) = other_filesystem() else {
+        return;
+    };
+    let src = tempfile::tempdir().unwrap();
+    let dest = tempfile::tempdir_in(shm).unwrap();
+    fs::write(src.path().join("a.bmp"), b"the only original").unwrap();
+    // Immutable: root's removability check passes, the unlink fails.
+    let chattr = |flag: &str| {
+        let ok = std::process::Command::new("chattr")
+            .arg(flag)
+            .arg(src.path().join("a.bmp"))
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chattr {flag}");
+    };
+    chattr("+i");
+    let from = File::open(src.path()).unwrap();
+    let moved = move_at(&from, std::ffi::OsStr::new("a.bmp"), dest.path(), 0o640);
+    chattr("-i");
+    let err = moved.unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EPERM), "{err}");
+    assert_eq!(
+        fs::read(src.path().join("a.bmp")).unwrap(),
+        b"the only original"
+    );
+    let left: Vec<_> = fs::read_dir(dest.path()).unwrap().collect();
+    assert!(left.is_empty(), "nothing left in the destination: {left:?}");
+    // Once it can be removed, it moves: one copy, no original.
+    let moved = move_at(&from, std::ffi::OsStr::new("a.bmp"), dest.path(), 0o640).unwrap();
+    assert_eq!(fs::read(&moved).unwrap(), b"the only original");
+    assert!(!src.path().join("a.bmp").exists());
+}

@@ -11,7 +11,7 @@ use super::STATE_DIR;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Entry {
-    /// Format version ([`VERSION`]).
+    /// Format version ([`VERSION`](super::VERSION)).
     pub v: u32,
     /// When the entry was written, RFC 3339, UTC.
     pub time: String,

@@ -65,3 +65,74 @@ fn decoder_rejects_corruption_with_offsets() {
     crossing.extend([0x80 | 73]);
     assert!(bad(&crossing).starts_with("corrupt run at byte 5: count 100 overruns the chunk (27"));
 }
+
+#[test]
+fn every_chunk_boundary_is_checked_not_only_the_first() {
+    // design §1: 300 pixels are chunks of 127, 127 and 46; the third run
+    // here starts at 227 and would end at 300, across the boundary at 254.
+    let crossing = [44, 1, 1, 0, 0x80 | 127, 100, 0x80 | 73];
+    match decode_image(&crossing) {
+        Err(RleError::Overrun {
+            offset: 6,
+            count: 73,
+            left: 27,
+        }) => {}
+        other => panic!("expected an overrun at byte 6, got {other:?}"),
+    }
+    // The same pixels split at the boundary are fine.
+    let split = [44, 1, 1, 0, 0x80 | 127, 100, 0x80 | 27, 0x80 | 46];
+    assert!(decode_image(&split).is_ok());
+}
+
+/// Reads `data`, failing first with `Interrupted` before every read, then
+/// with `error` once `data` is used up (if given).
+struct Flaky<'a> {
+    data: &'a [u8],
+    interrupt: bool,
+    error: Option<io::ErrorKind>,
+}
+
+impl io::Read for Flaky<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.interrupt = !self.interrupt;
+        if self.interrupt {
+            return Err(io::ErrorKind::Interrupted.into());
+        }
+        if self.data.is_empty()
+            && let Some(kind) = self.error
+        {
+            return Err(kind.into());
+        }
+        let n = buf.len().min(self.data.len()).min(1);
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn an_interrupted_read_is_retried_and_any_other_read_error_is_reported() {
+    let stream = [0x05, 0x00, 0x01, 0x00, 0x82, 0x01, 0x82];
+    let flaky = |error| Flaky {
+        data: &stream,
+        interrupt: false,
+        error,
+    };
+    let mut d = Decoder::new(flaky(None)).unwrap();
+    let mut row = [0u64; 1];
+    assert!(d.next_row(&mut row).unwrap());
+    assert_eq!(row, *pack(&[1, 1, 0, 1, 1]));
+    assert!(!d.next_row(&mut row).unwrap());
+    // A stream cut short by a failing disk: the error, not a hang and not
+    // a clean end.
+    let mut d = Decoder::new(Flaky {
+        data: &stream[..5],
+        interrupt: false,
+        error: Some(io::ErrorKind::Other),
+    })
+    .unwrap();
+    match d.next_row(&mut row) {
+        Err(RleError::Io { offset: 5, .. }) => {}
+        other => panic!("expected a read error at byte 5, got {other:?}"),
+    }
+}

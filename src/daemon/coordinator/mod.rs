@@ -4,6 +4,7 @@
 //! holds the state and the event loop; `intake` decides when files go,
 //! `report` tells what happened, `reload` applies a new configuration.
 
+mod hosts;
 mod inbox;
 mod intake;
 mod reload;
@@ -180,44 +181,6 @@ impl Coordinator {
         Ok(())
     }
 
-    /// Claims in other host ids' folders are finished only by a daemon with
-    /// that host id: said at start, so that files of a retired or renamed
-    /// host id are not forgotten there.
-    fn warn_foreign_claims(&self) {
-        let Some(all) = self.settings.claims.parent() else {
-            return;
-        };
-        let Ok(hosts) = std::fs::read_dir(all) else {
-            return;
-        };
-        for host in hosts.flatten() {
-            let dir = host.path();
-            if dir == self.settings.claims {
-                continue;
-            }
-            let n = crate::claim::list(&dir).len();
-            if n > 0 {
-                match self.config.takeover {
-                    Some(t) => info!(
-                        "{n} claimed file(s) in {}, the claim folder of host id {:?}: finished \
-                         by that host, or taken over here if its heartbeat stays still for {}s",
-                        shown(&dir),
-                        host.file_name(),
-                        t.as_secs()
-                    ),
-                    None => warn!(
-                        "{n} claimed file(s) wait in {}, the claim folder of host id {:?}: with \
-                         takeover_secs = 0 only a daemon with that host id finishes them; if \
-                         that host id is retired, stop the daemons and move them back into the \
-                         inbox (see the README, \"Where did my file go?\")",
-                        shown(&dir),
-                        host.file_name()
-                    ),
-                }
-            }
-        }
-    }
-
     /// After the event loop: the summary line, and the threads joined when
     /// nothing was abandoned.
     pub(super) fn stop(&mut self) {
@@ -338,37 +301,6 @@ impl Coordinator {
         }
         self.dispatch_due();
         true
-    }
-
-    /// Refreshes this host's heartbeat and takes over the claims of hosts
-    /// whose heartbeat stopped (design §4.8).
-    fn tend_hosts(&mut self, now: Instant) {
-        let silent = self.config.takeover.map_or(0, |t| t.as_secs());
-        for host in self.hosts.tick(now) {
-            let (taken, held) = self.hosts.take_over(&host, &self.settings.claims);
-            if !taken.is_empty() {
-                warn!(
-                    "host {host:?} has shown no heartbeat for {silent}s: took over {} of its \
-                     claimed file(s): {}",
-                    taken.len(),
-                    taken
-                        .iter()
-                        .map(|p| shown(p))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                self.adopt_claims();
-                // Its unfinished temporary files, which no one holds now.
-                super::startup::remove_stale_temps(&self.config, super::startup::Stale::Of(&host));
-            }
-            if held > 0 && self.hosts.first_held(&host) {
-                warn!(
-                    "host {host:?} has shown no heartbeat for {silent}s, but a live process on \
-                     this machine holds its {held} claimed file(s) locked (a stopped or stalled \
-                     daemon?): left to it"
-                );
-            }
-        }
     }
 
     /// The event loop, until shutdown is complete.
