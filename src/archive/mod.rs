@@ -125,7 +125,7 @@ pub struct Encoded {
 /// The first half of an attempt.
 pub enum Step {
     /// Over already (archived before, refused, gone, failed).
-    Done(Report),
+    Over(Report),
     /// Encoded; [`finish`] must follow.
     Encoded(Box<Encoded>),
 }
@@ -153,14 +153,14 @@ pub fn encode(
     let started = Instant::now();
     let (entry, file, before) = match take(s, path, attempts) {
         Ok(taken) => taken,
-        Err(report) => return Step::Done(report),
+        Err(report) => return Step::Over(report),
     };
     let (work, source_xxh3) =
         match encode_taken(s, &entry, (&file, &before), attempts, published, started) {
             Ok(encoded) => encoded,
             // Whatever ends the attempt early: a claimed file that must be
             // tried again goes back to the inbox first.
-            Err(report) => return Step::Done(release(s, &entry, report)),
+            Err(report) => return Step::Over(release(s, &entry, report)),
         };
     faults::reached("encoded");
     Step::Encoded(Box::new(Encoded {

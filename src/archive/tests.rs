@@ -34,8 +34,8 @@ fn a_file_where_the_archive_folder_should_be_is_a_permanent_failure_and_the_orig
     let bmp = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pal1.bmp");
     fs::copy(bmp, &src).unwrap();
     let error = match encode(&s, &src, 0, None) {
-        Step::Done(Report::Transient { error }) => error,
-        Step::Done(other) => panic!("{other:?}"),
+        Step::Over(Report::Transient { error }) => error,
+        Step::Over(other) => panic!("{other:?}"),
         Step::Encoded(_) => panic!("encoded into a file"),
     };
     assert_eq!(error.op, Op::ArchiveFolder);

@@ -113,7 +113,7 @@ fn spawn_reader<'scope, 'env: 'scope, S: Source + ?Sized>(
 /// batches with their runs out, written in order.
 struct Batches {
     todo: Option<Sender<Batch>>,
-    done: Receiver<Batch>,
+    encoded: Receiver<Batch>,
     spare: Vec<Batch>,
     in_flight: usize,
 }
@@ -122,7 +122,7 @@ impl Batches {
     fn start<'scope>(scope: &'scope std::thread::Scope<'scope, '_>, width: usize) -> Batches {
         let words = rle::words_for(width);
         let (todo_tx, todo_rx) = unbounded::<Batch>();
-        let (done_tx, done_rx) = unbounded::<Batch>();
+        let (encoded_tx, encoded_rx) = unbounded::<Batch>();
         scope.spawn(move || {
             let layout = RowLayout::new(width);
             for mut batch in todo_rx {
@@ -132,7 +132,7 @@ impl Batches {
                     n += layout.encode_into(row, &mut batch.bytes[n..]);
                 }
                 batch.bytes.truncate(n);
-                if done_tx.send(batch).is_err() {
+                if encoded_tx.send(batch).is_err() {
                     break;
                 }
             }
@@ -146,7 +146,7 @@ impl Batches {
             .collect();
         Batches {
             todo: Some(todo_tx),
-            done: done_rx,
+            encoded: encoded_rx,
             spare,
             in_flight: 0,
         }
@@ -164,7 +164,7 @@ impl Batches {
     /// Writes the next encoded batch, waiting for it.
     fn write_next<W: Write>(&mut self, enc: &mut Encoder<W>) -> Result<Batch, CompressError> {
         let b = self
-            .done
+            .encoded
             .recv()
             .expect("BUG: the encoder outlives its channel");
         self.in_flight -= 1;
@@ -181,7 +181,7 @@ impl Batches {
         enc: &mut Encoder<W>,
     ) -> Result<Batch, CompressError> {
         self.send(batch);
-        while let Ok(b) = self.done.try_recv() {
+        while let Ok(b) = self.encoded.try_recv() {
             self.in_flight -= 1;
             enc.write_encoded(&b.bytes, b.rows)
                 .map_err(CompressError::Write)?;

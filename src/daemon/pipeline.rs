@@ -89,7 +89,7 @@ pub(super) struct Finish {
 /// or the channel closes, and pass them on to the finishers. The CPU work
 /// happens here; fsync waits happen in the finishers, so a worker is free
 /// for the next file while the disk catches up.
-pub(super) fn worker_loop(jobs: Receiver<Job>, done: Sender<JobReport>, finish: Sender<Finish>) {
+pub(super) fn worker_loop(jobs: Receiver<Job>, reports: Sender<JobReport>, finish: Sender<Finish>) {
     for job in jobs {
         match job {
             Job::Archive {
@@ -99,8 +99,8 @@ pub(super) fn worker_loop(jobs: Receiver<Job>, done: Sender<JobReport>, finish: 
                 settings,
                 published,
             } => match archive::encode(&settings, &path, attempts, published.as_ref()) {
-                archive::Step::Done(report) => {
-                    if done
+                archive::Step::Over(report) => {
+                    if reports
                         .send(JobReport {
                             path,
                             key,
@@ -132,16 +132,17 @@ pub(super) fn worker_loop(jobs: Receiver<Job>, done: Sender<JobReport>, finish: 
 }
 
 /// One finisher: fsync, verify, publish, then the original.
-fn finisher_loop(finish: Receiver<Finish>, stop: Receiver<()>, done: Sender<JobReport>) {
+fn finisher_loop(finish: Receiver<Finish>, stop: Receiver<()>, reports: Sender<JobReport>) {
     let archive = |f: Finish| {
         let report = archive::finish(*f.encoded);
-        done.send(JobReport {
-            path: f.path,
-            key: f.key,
-            attempts: f.attempts,
-            report,
-        })
-        .is_ok()
+        reports
+            .send(JobReport {
+                path: f.path,
+                key: f.key,
+                attempts: f.attempts,
+                report,
+            })
+            .is_ok()
     };
     loop {
         crossbeam_channel::select! {
@@ -176,7 +177,7 @@ fn finisher_loop(finish: Receiver<Finish>, stop: Receiver<()>, done: Sender<JobR
 /// resizes them too (design §4.1).
 pub(super) struct Finishers {
     finish: Receiver<Finish>,
-    done: Sender<JobReport>,
+    reports: Sender<JobReport>,
     stop_tx: Sender<()>,
     stop: Receiver<()>,
     threads: Vec<std::thread::JoinHandle<()>>,
@@ -191,16 +192,16 @@ impl Finishers {
     }
 
     /// Starts the finishers for `workers` workers, taking files from
-    /// `finish` and reporting on `done`.
+    /// `finish` and reporting on `reports`.
     pub(super) fn start(
         finish: Receiver<Finish>,
-        done: Sender<JobReport>,
+        reports: Sender<JobReport>,
         workers: usize,
     ) -> std::io::Result<Finishers> {
         let (stop_tx, stop) = crossbeam_channel::unbounded();
         let mut f = Finishers {
             finish,
-            done,
+            reports,
             stop_tx,
             stop,
             threads: Vec::new(),
@@ -218,10 +219,11 @@ impl Finishers {
         // Threads that stopped are done with; forget their handles.
         self.threads.retain(|t| !t.is_finished());
         while self.count < want {
-            let (rx, stop, done) = (self.finish.clone(), self.stop.clone(), self.done.clone());
+            let (rx, stop, reports) =
+                (self.finish.clone(), self.stop.clone(), self.reports.clone());
             let t = std::thread::Builder::new()
                 .name(format!("finisher-{}", self.started))
-                .spawn(move || finisher_loop(rx, stop, done))?;
+                .spawn(move || finisher_loop(rx, stop, reports))?;
             self.threads.push(t);
             self.count += 1;
             self.started += 1;

@@ -51,8 +51,8 @@ pub(super) struct Coordinator {
     events: Receiver<Seen>,
     wake_tx: Sender<()>,
     wake: Receiver<()>,
-    done_tx: Sender<JobReport>,
-    done: Receiver<JobReport>,
+    reports_tx: Sender<JobReport>,
+    reports: Receiver<JobReport>,
     control: Receiver<Control>,
     flags: Arc<Flags>,
     watch: Option<Watch>,
@@ -102,12 +102,12 @@ impl Coordinator {
     ) -> Result<Coordinator> {
         let (events_tx, events) = bounded(config.queue);
         let (wake_tx, wake) = bounded(1);
-        let (done_tx, done) = unbounded();
+        let (reports_tx, reports) = unbounded();
         let (jobs_tx, jobs) = unbounded();
         // The channel to the finishers is as deep as there are workers at
         // start (a reload resizes the finishers, not the channel).
         let (finish_tx, finish_rx) = bounded::<Finish>(config.threads);
-        let finishers = Finishers::start(finish_rx, done_tx.clone(), config.threads)
+        let finishers = Finishers::start(finish_rx, reports_tx.clone(), config.threads)
             .context("cannot start the finisher threads")?;
         let systemd = systemd::Systemd::new();
         let config = Arc::new(config);
@@ -134,8 +134,8 @@ impl Coordinator {
             events,
             wake_tx,
             wake,
-            done_tx,
-            done,
+            reports_tx,
+            reports,
             control,
             flags: Arc::default(),
             watch: None,
@@ -207,8 +207,10 @@ impl Coordinator {
             return;
         };
         for _ in 0..n {
-            let (jobs, done, finish) = (self.jobs.clone(), self.done_tx.clone(), finish.clone());
-            self.pool.execute(move || worker_loop(jobs, done, finish));
+            let (jobs, reports, finish) =
+                (self.jobs.clone(), self.reports_tx.clone(), finish.clone());
+            self.pool
+                .execute(move || worker_loop(jobs, reports, finish));
         }
     }
     /// How many files may wait at once (design §4.2).
@@ -348,9 +350,9 @@ impl Coordinator {
                         }
                     }
                 }
-                recv(self.done) -> done => {
-                    if let Ok(done) = done {
-                        self.finished(done);
+                recv(self.reports) -> report => {
+                    if let Ok(report) = report {
+                        self.finished(report);
                     }
                 }
                 recv(self.control) -> msg => match msg {
