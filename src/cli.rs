@@ -1,6 +1,7 @@
 //! The one-shot commands behind `rlewatch compress`, `decompress` and
-//! `verify`: argument types (clap) and what each does. Errors name the file
-//! and the reason; outputs go through a temporary file and are renamed into
+//! `verify` (`cli/encode.rs`, `cli/decode.rs`), `reload` and
+//! `generate-assets`: argument types (clap) and the output rules they
+//! share. Errors name the file and the reason; outputs go through a temporary file and are renamed into
 //! place, never over an existing file unless `--force`.
 
 use std::fs::File;

@@ -1,4 +1,4 @@
-//! Test-only fault injection (design §5): with the `test-hooks` feature,
+//! Test-only fault injection (design §4.7, "Crash points"): with the `test-hooks` feature,
 //! `RLEWATCH_TEST_CRASH_AT=STEP[:N]` makes the daemon SIGKILL itself the
 //! Nth time (default: the first) any file reaches the named step of its
 //! life (see [`STEPS`]), so the crash tests can stop it at exactly that

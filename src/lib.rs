@@ -21,7 +21,7 @@
 //!   signals, systemd, lock, logging.
 //! - [`display`]: how paths appear in log lines (a leaf).
 //! - [`cli`]: the one-shot commands (`compress`, `decompress`, `verify`,
-//!   `audit`).
+//!   `reload`, `generate-assets`; `audit` is [`audit`]'s).
 //! - [`faults`]: test-only crash points (feature `test-hooks`).
 
 pub mod archive;

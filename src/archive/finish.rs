@@ -4,14 +4,13 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::dispose::dispose_original;
 use super::{
-    Cause, Encoded, Entry, Failure, Op, Published, Report, Settings, Work, release, source_id,
-    transient,
+    Cause, Encoded, Entry, Failure, Op, Published, Report, Settings, Work, changed, release,
+    source_id, transient,
 };
 use crate::compress::{self, Outcome, VerifyError};
 use crate::{durable, faults, ledger};
@@ -268,22 +267,6 @@ fn unfiled(archive: PathBuf, before: &fs::Metadata, error: Box<Failure>) -> Repo
     }
 }
 
-/// True when the file's size or mtime moved since `before`.
-/// The ctime too: a rewrite that puts the old mtime back (`touch -d`,
-/// `rsync -t`, `utime`) still moves the ctime, which no one can set.
-/// (The claim's own rename moves the ctime as well, so `before` is taken
-/// from the claimed file.)
-pub(super) fn changed(file: &File, before: &fs::Metadata) -> bool {
-    match file.metadata() {
-        Ok(now) => {
-            now.len() != before.len()
-                || (now.mtime(), now.mtime_nsec()) != (before.mtime(), before.mtime_nsec())
-                || (now.ctime(), now.ctime_nsec()) != (before.ctime(), before.ctime_nsec())
-        }
-        Err(_) => true,
-    }
-}
-
 /// The names in `dir` a file of stem `stem` may have been archived under:
 /// `stem.rle`, `stem-1.rle`, … up to the first free one.
 fn existing_archives<'a>(
@@ -330,4 +313,25 @@ fn publish_numbered(
     durable::sync_dir(dir)
         .map(|()| dest)
         .map_err(|e| (Op::Fsync, e))
+}
+
+/// Files the original of a source an earlier attempt archived (`p`),
+/// recording that archive first if the ledger append failed then.
+pub(super) fn file_published(
+    s: &Settings,
+    entry: &Entry,
+    before: &fs::Metadata,
+    p: &Published,
+) -> Report {
+    if let Some(e) = &p.unrecorded
+        && let Err(err) = s.ledger.append(e)
+    {
+        return Report::Unfiled {
+            published: p.clone(),
+            error: ledger_error(entry, err),
+        };
+    }
+    // Whether that archive's conversion was lossless is not known here,
+    // so `delete` moves the original to done/ instead of deleting it.
+    file_away_archived(s, entry, before, p.archive.clone(), false)
 }

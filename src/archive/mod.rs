@@ -36,7 +36,7 @@ pub use finish::finish;
 pub use report::{Original, Published, Report};
 
 use dispose::{put_back, quarantine};
-use finish::{changed, file_away_archived, ledger_error};
+use finish::file_published;
 use take::take;
 
 /// Mode of the files the daemon writes (before the umask).
@@ -109,7 +109,7 @@ pub fn source_id(m: &fs::Metadata) -> SourceId {
 }
 
 /// A file whose archive is written to a temporary file but not yet made
-/// durable, verified or published; see [`finish`].
+/// durable, verified or published; see [`finish()`].
 pub struct Encoded {
     settings: Arc<Settings>,
     entry: Entry,
@@ -126,7 +126,7 @@ pub struct Encoded {
 pub enum Step {
     /// Over already (archived before, refused, gone, failed).
     Over(Report),
-    /// Encoded; [`finish`] must follow.
+    /// Encoded; [`finish()`] must follow.
     Encoded(Box<Encoded>),
 }
 
@@ -211,22 +211,6 @@ fn encode_taken(
     Ok((work, source_xxh3))
 }
 
-/// Files the original of a source an earlier attempt archived (`p`),
-/// recording that archive first if the ledger append failed then.
-fn file_published(s: &Settings, entry: &Entry, before: &fs::Metadata, p: &Published) -> Report {
-    if let Some(e) = &p.unrecorded
-        && let Err(err) = s.ledger.append(e)
-    {
-        return Report::Unfiled {
-            published: p.clone(),
-            error: ledger_error(entry, err),
-        };
-    }
-    // Whether that archive's conversion was lossless is not known here,
-    // so `delete` moves the original to done/ instead of deleting it.
-    file_away_archived(s, entry, before, p.archive.clone(), false)
-}
-
 /// Streams the conversion of `file` into `temp`. Bad input is
 /// quarantined (the temporary file removed first, so whoever sees the
 /// error note sees no stray file); a file that changed meanwhile is
@@ -292,6 +276,22 @@ fn release(s: &Settings, entry: &Entry, report: Report) -> Report {
 fn transient(entry: &Entry, op: Op, at: &Path, e: io::Error) -> Report {
     Report::Transient {
         error: Box::new(Failure::at(&entry.path, op, at, e)),
+    }
+}
+
+/// True when the file's size or mtime moved since `before`.
+/// The ctime too: a rewrite that puts the old mtime back (`touch -d`,
+/// `rsync -t`, `utime`) still moves the ctime, which no one can set.
+/// (The claim's own rename moves the ctime as well, so `before` is taken
+/// from the claimed file.)
+pub(super) fn changed(file: &File, before: &fs::Metadata) -> bool {
+    match file.metadata() {
+        Ok(now) => {
+            now.len() != before.len()
+                || (now.mtime(), now.mtime_nsec()) != (before.mtime(), before.mtime_nsec())
+                || (now.ctime(), now.ctime_nsec()) != (before.ctime(), before.ctime_nsec())
+        }
+        Err(_) => true,
     }
 }
 

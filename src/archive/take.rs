@@ -95,11 +95,7 @@ pub(super) fn take(
 
 /// Opens `entry` read-only without following a symlink, checks it is a
 /// regular file and locks it (Busy when another daemon holds it).
-pub(super) fn open_locked(
-    s: &Settings,
-    entry: &Entry,
-    attempts: u32,
-) -> Result<(File, fs::Metadata), Report> {
+fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::Metadata), Report> {
     let file = match durable::open_beneath(
         &entry.parent,
         Path::new(&entry.name),

@@ -22,8 +22,8 @@ use super::{BmpError, Source};
 mod format;
 mod palette;
 
-use format::{dimensions, pixel_format, read_masks};
-use palette::{check_pixel_data, read_palette};
+use format::{PixelFormat, Size, dimensions, pixel_format, read_masks};
+use palette::read_palette;
 
 /// How the pixel data is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -301,4 +301,35 @@ fn sniff(head: &[u8]) -> &'static str {
     } else {
         " (no \"BM\" signature)"
     }
+}
+
+/// Checks the whole against the file's length and returns the stride
+/// (bytes per stored row, padded to 4): every row of an uncompressed image
+/// must be there; an RLE stream must start within the file (it may end
+/// early, design §2).
+fn check_pixel_data(
+    len: u64,
+    data_offset: u64,
+    size: &Size,
+    info: &InfoHeader,
+    format: &PixelFormat,
+) -> Result<u64, BmpError> {
+    let stride = (size.width * u64::from(info.bits)).div_ceil(32) * 4;
+    if format.compression == Compression::None {
+        let needed = data_offset + stride * size.height;
+        if needed > len {
+            return Err(BmpError::Truncated {
+                what: "the pixel data",
+                needed,
+                len,
+            });
+        }
+    } else if data_offset > len {
+        return Err(BmpError::Truncated {
+            what: "the pixel data",
+            needed: data_offset,
+            len,
+        });
+    }
+    Ok(stride)
 }

@@ -1,4 +1,4 @@
-//! Compressing a large dithered image with three threads (design §5):
+//! Compressing a large dithered image with three threads (design §3, bounded memory):
 //! reading, converting and encoding overlap; bytes and verdicts are the
 //! one-thread loop's.
 
@@ -33,7 +33,7 @@ struct Batch {
 }
 
 /// Compresses an uncompressed image with three threads: one reads blocks
-/// of rows (the same positioned reads as [`Rows`]), this one converts them
+/// of rows (the same positioned reads as [`Rows`](crate::bmp::Rows)), this one converts them
 /// (the dither is serial, so this is the critical path), one encodes
 /// batches of converted rows into runs. Written bytes, their order and the
 /// verdicts are the same as the one-thread loop's; only the work moves.

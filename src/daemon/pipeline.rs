@@ -258,8 +258,7 @@ pub(super) struct JobReport {
     pub(super) report: Report,
 }
 
-/// The workers' snapshot of the configuration.
-/// The archive layer's settings; `devices` as recorded when the folders
+/// The workers' snapshot of the configuration: the archive layer's settings; `devices` as recorded when the folders
 /// were last configured (see [`archive::Devices`]).
 pub(super) fn settings_of(
     c: &Config,

@@ -1,6 +1,6 @@
 //! Settling and retrying (design §4.2, §4.4): a file waiting in the inbox,
-//! and the durations that decide when it is looked at again. Pure: no I/O,
-//! time is passed in.
+//! and the durations that decide when it is looked at again. No I/O, and
+//! time is passed in (only [`jittered`] reads the clock, for its jitter).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

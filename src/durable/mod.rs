@@ -2,6 +2,10 @@
 //! destination folder, fsync it, rename it into place without clobbering,
 //! fsync the folder. A reader never sees a partial file under a final name,
 //! and after a crash the final name holds either nothing or the whole file.
+//! Here: temporary files, publishing, durable folders; beside it
+//! `names.rs` (numbered names that fit), `beneath.rs` (opening beneath a
+//! folder without following symlinks) and `moves.rs` (moves and unlinks
+//! by a folder's descriptor, the lease probe).
 
 use std::fs::{self, File, Permissions};
 use std::io;

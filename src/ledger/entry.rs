@@ -5,8 +5,6 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::STATE_DIR;
-
 /// One archived file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,9 +117,4 @@ impl Entry {
     pub fn archive_path(&self) -> PathBuf {
         path_of(&self.archive, self.archive_raw.as_deref())
     }
-}
-
-/// `ARCHIVE/.rlewatch/ledger`.
-pub fn root(archive: &Path) -> PathBuf {
-    archive.join(STATE_DIR).join("ledger")
 }

@@ -30,7 +30,7 @@ mod read;
 #[cfg(test)]
 mod tests;
 
-pub use entry::{Entry, hex, path_fields, path_hash, root};
+pub use entry::{Entry, hex, path_fields, path_hash};
 pub use read::{files, for_each_entry};
 
 use entry::{Key, key, key_of};
@@ -367,4 +367,9 @@ fn withdraw(mut file: &File, before: u64, line: &[u8]) -> io::Result<()> {
         file.sync_data()?;
     }
     Ok(())
+}
+
+/// `ARCHIVE/.rlewatch/ledger`.
+pub fn root(archive: &Path) -> PathBuf {
+    archive.join(STATE_DIR).join("ledger")
 }

@@ -135,4 +135,15 @@ fn an_interrupted_read_is_retried_and_any_other_read_error_is_reported() {
         Err(RleError::Io { offset: 5, .. }) => {}
         other => panic!("expected a read error at byte 5, got {other:?}"),
     }
+    // The same while reading the header.
+    let failing = Flaky {
+        data: &stream[..2],
+        interrupt: false,
+        error: Some(io::ErrorKind::Other),
+    };
+    match Decoder::new(failing) {
+        Err(RleError::Io { offset: 0, .. }) => {}
+        Err(other) => panic!("expected a read error in the header, got {other:?}"),
+        Ok(_) => panic!("expected a read error in the header, got a decoder"),
+    }
 }

@@ -1,7 +1,6 @@
 //! The palette, which also decides the mode Pillow would open the file as
 //! (design §2), and the whole checked against the file's length.
 
-use super::format::{PixelFormat, Size};
 use super::*;
 
 /// What the palette step settles.
@@ -68,37 +67,6 @@ pub(super) fn read_palette(
         mode,
         data_offset,
     })
-}
-
-/// Checks the whole against the file's length and returns the stride
-/// (bytes per stored row, padded to 4): every row of an uncompressed image
-/// must be there; an RLE stream must start within the file (it may end
-/// early, design §2).
-pub(super) fn check_pixel_data(
-    len: u64,
-    data_offset: u64,
-    size: &Size,
-    info: &InfoHeader,
-    format: &PixelFormat,
-) -> Result<u64, BmpError> {
-    let stride = (size.width * u64::from(info.bits)).div_ceil(32) * 4;
-    if format.compression == Compression::None {
-        let needed = data_offset + stride * size.height;
-        if needed > len {
-            return Err(BmpError::Truncated {
-                what: "the pixel data",
-                needed,
-                len,
-            });
-        }
-    } else if data_offset > len {
-        return Err(BmpError::Truncated {
-            what: "the pixel data",
-            needed: data_offset,
-            len,
-        });
-    }
-    Ok(stride)
 }
 
 /// Pillow's choice for palette images: greyscale palettes (entry i is

@@ -1,8 +1,8 @@
 //! The daemon's configuration (design §4.6), in two stages: [`RawConfig`]
 //! mirrors the TOML exactly (unknown keys rejected, every key optional),
 //! [`Config::from_raw`] validates it and resolves relative paths against the
-//! config file's folder. Never touches the filesystem beyond reading the
-//! file in [`load`].
+//! config file's folder. Touches the filesystem only to read the file in
+//! [`load`] and, in [`Paths::check_on_disk`], to look at the folders.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -106,35 +106,63 @@ fn choice<T: Copy>(key: &str, value: &str, options: &[(&str, T)]) -> Result<T, C
     Err(invalid(format!("{key} must be {list}, not {value:?}")))
 }
 
-/// The numeric settings within their bounds.
-fn check_limits(raw: &RawConfig) -> Result<(), ConfigError> {
-    if raw.compress.max_pixels == 0 {
+/// The `[compress]` table checked: the conversion, then the pixel limit.
+fn compress(raw: &RawCompress) -> Result<Conversion, ConfigError> {
+    let conversion = choice(
+        "compress.conversion",
+        &raw.conversion,
+        &[
+            ("dither", Conversion::Dither),
+            ("threshold", Conversion::Threshold),
+        ],
+    )?;
+    if raw.max_pixels == 0 {
         return Err(invalid("compress.max_pixels must be at least 1".into()));
     }
-    if raw.workers.threads > 1024 {
+    Ok(conversion)
+}
+
+/// The `[workers]` table checked; the thread count resolved (0: one per
+/// CPU).
+fn workers(raw: &RawWorkers) -> Result<usize, ConfigError> {
+    if raw.threads > 1024 {
         return Err(invalid(format!(
             "workers.threads = {} is more than 1024",
-            raw.workers.threads
+            raw.threads
         )));
     }
-    if raw.workers.queue == 0 || raw.workers.queue > 1_000_000 {
+    let threads = match raw.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    if raw.queue == 0 || raw.queue > 1_000_000 {
         return Err(invalid(format!(
             "workers.queue must be 1 to 1000000, not {}",
-            raw.workers.queue
+            raw.queue
         )));
     }
-    if raw.watch.settle_ms > 3_600_000 {
+    Ok(threads)
+}
+
+/// The `[watch]` table checked: the backend, the settle time, the ignore
+/// patterns.
+fn watch(raw: &RawWatch) -> Result<(Backend, GlobSet), ConfigError> {
+    let backend = choice(
+        "watch.backend",
+        &raw.backend,
+        &[
+            ("native", Backend::Native),
+            ("poll", Backend::Poll),
+            ("auto", Backend::Auto),
+        ],
+    )?;
+    if raw.settle_ms > 3_600_000 {
         return Err(invalid(format!(
             "watch.settle_ms = {} is more than an hour",
-            raw.watch.settle_ms
+            raw.settle_ms
         )));
     }
-    if raw.daemon.shutdown_timeout_secs == 0 {
-        return Err(invalid(
-            "daemon.shutdown_timeout_secs must be at least 1".into(),
-        ));
-    }
-    Ok(())
+    Ok((backend, ignore_set(&raw.ignore)?))
 }
 
 /// The `watch.ignore` patterns as one matcher.
@@ -153,14 +181,9 @@ impl Config {
     /// Validates `raw`; relative paths are resolved against `base`.
     pub fn from_raw(mut raw: RawConfig, base: &Path) -> Result<Config, ConfigError> {
         let paths = Paths::resolve(&raw.paths, base)?;
-        let conversion = choice(
-            "compress.conversion",
-            &raw.compress.conversion,
-            &[
-                ("dither", Conversion::Dither),
-                ("threshold", Conversion::Threshold),
-            ],
-        )?;
+        // Checked in the order of the file's tables, so that of several
+        // mistakes the first in the file is named.
+        let conversion = compress(&raw.compress)?;
         let originals = choice(
             "originals.action",
             &raw.originals.action,
@@ -170,21 +193,13 @@ impl Config {
                 ("delete", OriginalsAction::Delete),
             ],
         )?;
-        let backend = choice(
-            "watch.backend",
-            &raw.watch.backend,
-            &[
-                ("native", Backend::Native),
-                ("poll", Backend::Poll),
-                ("auto", Backend::Auto),
-            ],
-        )?;
-        check_limits(&raw)?;
-        let threads = match raw.workers.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
-            n => n,
-        };
-        let ignore = ignore_set(&raw.watch.ignore)?;
+        let threads = workers(&raw.workers)?;
+        let (backend, ignore) = watch(&raw.watch)?;
+        if raw.daemon.shutdown_timeout_secs == 0 {
+            return Err(invalid(
+                "daemon.shutdown_timeout_secs must be at least 1".into(),
+            ));
+        }
         check_log_level(&raw.log.level)?;
         if raw.daemon.host.is_empty() {
             raw.daemon.host = hostname();
@@ -294,10 +309,6 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         })
 }
 
-/// A log level, or EnvFilter directives. A directive without `=` that is
-/// not a level names a target to log at every level and nothing else, so
-/// a typo such as `"inof"` would silently switch off all of the daemon's
-/// logging: such a directive must name rlewatch itself to be accepted.
 /// The machine's host name (`localhost` when it has none).
 fn hostname() -> String {
     let mut buf = [0u8; 256];
@@ -335,6 +346,10 @@ fn check_host(host: &str) -> Result<(), ConfigError> {
     }
 }
 
+/// A log level, or EnvFilter directives. A directive without `=` that is
+/// not a level names a target to log at every level and nothing else, so
+/// a typo such as `"inof"` would silently switch off all of the daemon's
+/// logging: such a directive must name rlewatch itself to be accepted.
 fn check_log_level(level: &str) -> Result<(), ConfigError> {
     tracing_subscriber::EnvFilter::try_new(level)
         .map_err(|e| invalid(format!("log.level {level:?}: {e}")))?;

@@ -7,11 +7,11 @@ use std::cmp::Reverse;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, error, warn};
 
-use super::{Coordinator, NEW_FOLDER_RESCAN};
+use super::Coordinator;
 use crate::daemon::completion;
 use crate::daemon::pipeline::Job;
 use crate::daemon::settle::{Pending, recheck};
@@ -255,3 +255,8 @@ impl Coordinator {
         }
     }
 }
+
+/// How long after a new folder's first scan it is scanned again (see
+/// `Coordinator::new_folders`): notify adds its watch within microseconds
+/// of reporting it; half a second covers a heavily loaded machine.
+const NEW_FOLDER_RESCAN: Duration = Duration::from_millis(500);

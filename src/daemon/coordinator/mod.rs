@@ -2,13 +2,15 @@
 //! state — files waiting, timers, retries, what is in flight — fed by the
 //! watcher, the workers and the signal thread through channels. This file
 //! holds the state and the event loop; `intake` decides when files go,
-//! `report` tells what happened, `reload` applies a new configuration.
+//! `inbox` keeps the watch on the inbox (poll fallback, inbox gone or
+//! back), `takeover` deals with other hosts' claims, `report` tells what
+//! happened, `reload` applies a new configuration.
 
-mod hosts;
 mod inbox;
 mod intake;
 mod reload;
 mod report;
+mod takeover;
 #[cfg(test)]
 mod tests;
 
@@ -366,8 +368,3 @@ impl Coordinator {
         }
     }
 }
-
-/// How long after a new folder's first scan it is scanned again (see
-/// `Coordinator::new_folders`): notify adds its watch within microseconds
-/// of reporting it; half a second covers a heavily loaded machine.
-const NEW_FOLDER_RESCAN: Duration = Duration::from_millis(500);
