@@ -86,3 +86,14 @@ fn mistakes_are_named() {
         assert!(parse(&text, Path::new("/srv")).is_ok(), "{ok}");
     }
 }
+
+#[test]
+fn of_several_mistakes_the_first_in_the_file_is_named() {
+    let err = |text: &str| parse(text, Path::new("/x")).unwrap_err().to_string();
+    let two = "[compress]\nmax_pixels = 0\n[originals]\naction = \"shred\"\n";
+    assert!(err(two).contains("compress.max_pixels"), "{}", err(two));
+    let two = "[workers]\nthreads = 2000\n[watch]\nbackend = \"x\"\n";
+    assert!(err(two).contains("workers.threads"), "{}", err(two));
+    let two = "[watch]\nignore = [\"a{\"]\n[daemon]\nshutdown_timeout_secs = 0\n";
+    assert!(err(two).contains("watch.ignore"), "{}", err(two));
+}
