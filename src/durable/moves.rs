@@ -131,7 +131,15 @@ fn copy_across_at(
         let mut temp = temp_in(dir, mode)?;
         io::copy(&mut src, temp.as_file_mut())?;
         match publish(temp, to, false) {
-            Ok(()) => after_copy(unlink_at(from_dir, name), to, dir),
+            Ok(()) => {
+                let kept = after_copy(unlink_at(from_dir, name), to, dir)?;
+                // The copy and its folder are durable (`publish`); now the
+                // removal too, or a power cut brings the original back
+                // beside its copy, and it is filed a second time (design
+                // §4.7, "Power loss").
+                from_dir.sync_all()?;
+                Ok(kept)
+            }
             Err(PublishError::Exists(_)) => Err(io::ErrorKind::AlreadyExists.into()),
             Err(PublishError::Io { source, .. }) => Err(source),
         }

@@ -608,3 +608,49 @@ fn power_cut_after_every_step_of_a_files_life_loses_nothing() {
         started.elapsed().as_secs_f64()
     );
 }
+
+/// A move to another filesystem (done/ on its own disk) is a copy and an
+/// unlink. The copy and its folder are made durable before the original
+/// is removed, and the removal after: a power cut on both filesystems then
+/// finds the file exactly once, never nowhere (a lost original) and never
+/// twice (a second copy filed at the next attempt).
+#[test]
+fn a_move_across_filesystems_survives_a_power_cut_exactly_once() {
+    if !prerequisites("a_move_across_filesystems_survives_a_power_cut_exactly_once") {
+        return;
+    }
+    let (at_a, at_b) = (tempdir(), tempdir());
+    let (a, b) = (PowerFs::new(), PowerFs::new());
+    let mount_a = a.mount(at_a.path()).expect("mount powerfs");
+    let mount_b = b.mount(at_b.path()).expect("mount powerfs");
+    let claims = mount_a.path().join("claims");
+    let done = mount_b.path().join("done");
+    fs::create_dir(&claims).unwrap();
+    sync_dir(mount_a.path());
+    fs::create_dir(&done).unwrap();
+    sync_dir(mount_b.path());
+    let bytes = std::fs::read(data("pal8.bmp")).unwrap();
+    let mut f = fs::File::create(claims.join("a.bmp")).unwrap();
+    std::io::Write::write_all(&mut f, &bytes).unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    sync_dir(&claims);
+    let from = fs::File::open(&claims).unwrap();
+    let moved = rlewatch::durable::move_at(&from, std::ffi::OsStr::new("a.bmp"), &done, 0o640)
+        .expect("move across filesystems");
+    // Nothing else is made durable before the cut.
+    a.cut();
+    b.cut();
+    let left = claims.join("a.bmp").exists();
+    let copy = fs::read(&moved).ok();
+    assert!(
+        copy.as_deref() == Some(&bytes[..]) && !left,
+        "after the power cut: the copy in done/ is {}, the original {}",
+        match &copy {
+            None => "gone".to_string(),
+            Some(c) if c == &bytes => "whole".to_string(),
+            Some(c) => format!("{} of {} bytes", c.len(), bytes.len()),
+        },
+        if left { "is back" } else { "is gone" }
+    );
+}
