@@ -8,7 +8,10 @@ fn settings(t: &Path, archive: PathBuf) -> Arc<Settings> {
     let inbox = t.join("inbox");
     fs::create_dir_all(&inbox).unwrap();
     let claims = claim::prepare(&inbox, "h").unwrap();
+    // The ledger beside, as the archive may be made unusable on purpose.
+    fs::create_dir_all(t.join("ledger-home")).unwrap();
     let ledger = Ledger::open(&t.join("ledger-home"), "h").unwrap();
+    let archive_root = archive.clone();
     Arc::new(Settings {
         inbox,
         archive,
@@ -20,7 +23,12 @@ fn settings(t: &Path, archive: PathBuf) -> Arc<Settings> {
         originals: OriginalsAction::Move,
         claims,
         ledger: Arc::new(ledger),
-        devices: Devices::default(),
+        devices: Devices::of(
+            &t.join("inbox"),
+            &archive_root,
+            &t.join("done"),
+            &t.join("failed"),
+        ),
     })
 }
 
@@ -45,5 +53,49 @@ fn a_file_where_the_archive_folder_should_be_is_a_permanent_failure_and_the_orig
     assert!(error.io_error().is_some());
     // Put back from its claim, unchanged.
     assert_eq!(fs::read(&src).unwrap(), fs::read(bmp).unwrap());
+    assert!(claim::list(&s.claims).is_empty());
+}
+
+#[test]
+fn keep_files_the_original_away_when_a_newer_file_has_its_name_and_leaves_the_newer_one() {
+    let t = tempfile::tempdir().unwrap();
+    let mut s = settings(t.path(), t.path().join("archive"));
+    Arc::get_mut(&mut s).unwrap().originals = OriginalsAction::Keep;
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let src = s.inbox.join("a.bmp");
+    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    // Claimed and encoded: the name in the inbox is free again, and a
+    // writer puts a newer file there before the original can go back.
+    let encoded = match encode(&s, &src, 0, None) {
+        Step::Encoded(e) => e,
+        Step::Over(other) => panic!("{other:?}"),
+    };
+    assert!(
+        !src.exists(),
+        "the original is claimed while it is worked on"
+    );
+    fs::copy(format!("{data}/rgb24.bmp"), &src).unwrap();
+    let (archive, original) = match finish(*encoded) {
+        Report::Archived {
+            archive, original, ..
+        } => (archive, original),
+        other => panic!("{other:?}"),
+    };
+    let done = t.path().join("done/a.bmp");
+    assert_eq!(original, Original::MovedNameTaken(done.clone()));
+    // The archive is the original's (the reference program's bytes), the
+    // original is in done/, the newer file untouched in the inbox.
+    assert_eq!(
+        fs::read(&archive).unwrap(),
+        fs::read(format!("{data}/pal8.dither.rle")).unwrap()
+    );
+    assert_eq!(
+        fs::read(&done).unwrap(),
+        fs::read(format!("{data}/pal8.bmp")).unwrap()
+    );
+    assert_eq!(
+        fs::read(&src).unwrap(),
+        fs::read(format!("{data}/rgb24.bmp")).unwrap()
+    );
     assert!(claim::list(&s.claims).is_empty());
 }
