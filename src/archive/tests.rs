@@ -99,3 +99,48 @@ fn keep_files_the_original_away_when_a_newer_file_has_its_name_and_leaves_the_ne
     );
     assert!(claim::list(&s.claims).is_empty());
 }
+
+#[test]
+fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() {
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("archive");
+    fs::create_dir_all(&archive).unwrap();
+    let s = settings(t.path(), archive.clone());
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    // A crash left a.bmp claimed, and an unrecorded a.rle is there that is
+    // not its archive (another image's: pal1's).
+    let claimed = s.claims.join("a.bmp");
+    fs::copy(format!("{data}/pal8.bmp"), &claimed).unwrap();
+    let other = fs::read(format!("{data}/pal1.dither.rle")).unwrap();
+    fs::write(archive.join("a.rle"), &other).unwrap();
+    let encoded = match encode(&s, &claimed, 0, None) {
+        Step::Encoded(e) => e,
+        Step::Over(other) => panic!("{other:?}"),
+    };
+    let published = match finish(*encoded) {
+        Report::Archived { archive, .. } => archive,
+        other => panic!("expected a new archive, got {other:?}"),
+    };
+    assert_eq!(published, archive.join("a-1.rle"));
+    assert_eq!(
+        fs::read(&published).unwrap(),
+        fs::read(format!("{data}/pal8.dither.rle")).unwrap()
+    );
+    assert_eq!(fs::read(archive.join("a.rle")).unwrap(), other);
+    // The same again with an unrecorded archive of exactly its bytes (a
+    // crash between publishing and recording): that one is recorded, not
+    // a second one published.
+    fs::copy(format!("{data}/pal8.bmp"), s.claims.join("b.bmp")).unwrap();
+    let own = fs::read(format!("{data}/pal8.dither.rle")).unwrap();
+    fs::write(archive.join("b.rle"), &own).unwrap();
+    let encoded = match encode(&s, &s.claims.join("b.bmp"), 0, None) {
+        Step::Encoded(e) => e,
+        Step::Over(other) => panic!("{other:?}"),
+    };
+    match finish(*encoded) {
+        Report::AlreadyArchived { archive: a, .. } => assert_eq!(a, archive.join("b.rle")),
+        other => panic!("expected the unrecorded archive adopted, got {other:?}"),
+    }
+    assert!(!archive.join("b-1.rle").exists());
+    assert!(s.ledger.records_archive(Path::new("b.rle")));
+}
