@@ -144,3 +144,77 @@ fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() 
     assert!(!archive.join("b-1.rle").exists());
     assert!(s.ledger.records_archive(Path::new("b.rle")));
 }
+
+/// Encodes `name` (a copy of pal8.bmp) from the inbox, lets `meanwhile`
+/// change the claimed file, then finishes: the report.
+fn finish_after(t: &Path, name: &str, meanwhile: impl FnOnce(&Path)) -> (Arc<Settings>, Report) {
+    let archive = t.join("archive");
+    fs::create_dir_all(&archive).unwrap();
+    let s = settings(t, archive);
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let src = s.inbox.join(name);
+    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    let encoded = match encode(&s, &src, 0, None) {
+        Step::Encoded(e) => e,
+        Step::Over(other) => panic!("{other:?}"),
+    };
+    meanwhile(&s.claims.join(name));
+    let report = finish(*encoded);
+    (s, report)
+}
+
+#[test]
+fn a_source_written_to_after_it_was_read_is_not_published_and_stays() {
+    use std::os::unix::fs::PermissionsExt;
+    let pal8 = fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pal8.bmp")).unwrap();
+    // Grown; rewritten at the same length; rewritten with its old mtime
+    // put back (only the ctime tells); its mode changed (ctime only).
+    let grow = |p: &Path| {
+        let mut f = fs::OpenOptions::new().append(true).open(p).unwrap();
+        f.write_all(b"more").unwrap();
+    };
+    let same_length = |p: &Path| {
+        std::thread::sleep(std::time::Duration::from_millis(20)); // a new mtime
+        let mut bytes = fs::read(p).unwrap();
+        *bytes.last_mut().unwrap() ^= 0xff;
+        fs::write(p, bytes).unwrap();
+    };
+    let old_mtime = |p: &Path| {
+        let before = fs::metadata(p).unwrap().modified().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20)); // a new ctime
+        let mut bytes = fs::read(p).unwrap();
+        *bytes.last_mut().unwrap() ^= 0xff;
+        fs::write(p, bytes).unwrap();
+        fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(before)
+            .unwrap();
+    };
+    let chmod = |p: &Path| {
+        std::thread::sleep(std::time::Duration::from_millis(20)); // a new ctime
+        fs::set_permissions(p, fs::Permissions::from_mode(0o600)).unwrap();
+    };
+    type Change<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Change); 4] = [
+        ("grown", &grow),
+        ("same length", &same_length),
+        ("old mtime", &old_mtime),
+        ("mode", &chmod),
+    ];
+    for (what, change) in cases {
+        let t = tempfile::tempdir().unwrap();
+        let (s, report) = finish_after(t.path(), "a.bmp", change);
+        assert!(matches!(report, Report::Changed), "{what}: {report:?}");
+        assert!(!s.archive.join("a.rle").exists(), "{what}: published");
+        // The changed file is still there to be archived again: back in
+        // the inbox or in its claim.
+        let here = [s.inbox.join("a.bmp"), s.claims.join("a.bmp")];
+        let left: Vec<_> = here.iter().filter(|p| p.exists()).collect();
+        assert_eq!(left.len(), 1, "{what}: {left:?}");
+        if what == "grown" {
+            assert_eq!(fs::read(left[0]).unwrap().len(), pal8.len() + 4);
+        }
+    }
+}
