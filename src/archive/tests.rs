@@ -108,10 +108,12 @@ fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() 
     let s = settings(t.path(), archive.clone());
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
     // A crash left a.bmp claimed, and an unrecorded a.rle is there that is
-    // not its archive (another image's: pal1's).
+    // not its archive: of its length, one run different.
     let claimed = s.claims.join("a.bmp");
     fs::copy(format!("{data}/pal8.bmp"), &claimed).unwrap();
-    let other = fs::read(format!("{data}/pal1.dither.rle")).unwrap();
+    let mut other = fs::read(format!("{data}/pal8.dither.rle")).unwrap();
+    let last = other.len() - 1;
+    other[last] ^= 0x80;
     fs::write(archive.join("a.rle"), &other).unwrap();
     let encoded = match encode(&s, &claimed, 0, None) {
         Step::Encoded(e) => e,
@@ -217,4 +219,41 @@ fn a_source_written_to_after_it_was_read_is_not_published_and_stays() {
             assert_eq!(fs::read(left[0]).unwrap().len(), pal8.len() + 4);
         }
     }
+}
+
+#[test]
+fn a_recorded_archive_that_no_longer_holds_its_bytes_is_not_trusted() {
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("archive");
+    fs::create_dir_all(&archive).unwrap();
+    let mut s = settings(t.path(), archive.clone());
+    Arc::get_mut(&mut s).unwrap().originals = OriginalsAction::Keep;
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let reference = fs::read(format!("{data}/pal8.dither.rle")).unwrap();
+    let src = s.inbox.join("a.bmp");
+    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    let archive_once = |s: &Arc<Settings>| match encode(s, &src, 0, None) {
+        Step::Encoded(e) => finish(*e),
+        Step::Over(other) => panic!("{other:?}"),
+    };
+    match archive_once(&s) {
+        Report::Archived { archive: a, .. } => assert_eq!(a, archive.join("a.rle")),
+        other => panic!("{other:?}"),
+    }
+    // Kept, and seen again: the ledger records it, its archive holds it.
+    assert!(matches!(archive_once(&s), Report::AlreadyArchived { .. }));
+    // Its archive damaged (same length, one run flipped): not trusted;
+    // archived again under a new name.
+    let mut damaged = reference.clone();
+    let last = damaged.len() - 1;
+    damaged[last] ^= 0x80;
+    fs::write(archive.join("a.rle"), &damaged).unwrap();
+    match archive_once(&s) {
+        Report::Archived { archive: a, .. } => {
+            assert_eq!(a, archive.join("a-1.rle"));
+            assert_eq!(fs::read(&a).unwrap(), reference);
+        }
+        other => panic!("expected a new archive, got {other:?}"),
+    }
+    assert_eq!(fs::read(archive.join("a.rle")).unwrap(), damaged);
 }
