@@ -257,3 +257,33 @@ fn a_recorded_archive_that_no_longer_holds_its_bytes_is_not_trusted() {
     }
     assert_eq!(fs::read(archive.join("a.rle")).unwrap(), damaged);
 }
+
+#[test]
+fn a_fifo_in_the_inbox_is_quarantined_without_blocking_the_worker() {
+    let t = tempfile::tempdir().unwrap();
+    let s = settings(t.path(), t.path().join("archive"));
+    let fifo = s.inbox.join("f.bmp");
+    let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+    // No writer will ever open it: an open that waits for one never ends,
+    // so the attempt runs on a thread the test can give up on.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (s2, f2) = (s.clone(), fifo.clone());
+    std::thread::spawn(move || {
+        let step = encode(&s2, &f2, 0, None);
+        let _ = tx.send(match step {
+            Step::Over(report) => format!("{report:?}"),
+            Step::Encoded(_) => "encoded".to_string(),
+        });
+    });
+    let report = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .expect("the attempt on a FIFO did not end within 30 s: blocked in open?");
+    assert!(
+        report.starts_with("Quarantined") && report.contains("not a regular file"),
+        "{report}"
+    );
+    assert!(t.path().join("failed/f.bmp.error.txt").exists());
+    assert!(!fifo.exists());
+}
