@@ -130,7 +130,9 @@ impl Coordinator {
         })
     }
 
-    /// Puts a prepared configuration in place; nothing here can fail.
+    /// Puts a prepared configuration in place. Nothing here fails the
+    /// reload: a finisher thread that cannot be started is logged, and the
+    /// ones running go on.
     fn switch(&mut self, old: &Config, new: Config, ready: Prepared) {
         let Prepared {
             lock: new_lock,
