@@ -125,3 +125,54 @@ fn only_the_newest_entries_are_remembered() {
     let newest = format!("{}.bmp", INDEX_MAX + 2);
     assert!(s.index.contains_key(&key(Path::new(&newest), 10, 1)));
 }
+
+#[test]
+fn an_archive_is_recorded_while_an_entry_in_memory_names_it_and_no_longer() {
+    let mut s = State::default();
+    let recorded = |s: &State, a: &str| s.archives.contains_key(&path_hash(Path::new(a)));
+    // The same source archived again under a new name: the old name is no
+    // longer this daemon's record of it; two sources on one archive keep it.
+    s.remember(&entry("a.bmp", 1, "a.rle", "t"));
+    s.remember(&entry("b.bmp", 2, "shared.rle", "t"));
+    s.remember(&entry("c.bmp", 3, "shared.rle", "t"));
+    s.remember(&entry("a.bmp", 1, "a-1.rle", "t"));
+    assert!(!recorded(&s, "a.rle"));
+    assert!(recorded(&s, "a-1.rle"));
+    s.remember(&entry("b.bmp", 2, "b.rle", "t"));
+    assert!(recorded(&s, "shared.rle"), "still named by c.bmp's entry");
+    s.remember(&entry("c.bmp", 3, "c.rle", "t"));
+    assert!(!recorded(&s, "shared.rle"));
+    // Entries pushed out of memory take their archives with them.
+    let mut s = State::default();
+    for i in 0..INDEX_MAX + 3 {
+        s.remember(&entry(&format!("{i}.bmp"), 1, &format!("{i}.rle"), "t"));
+    }
+    assert_eq!(s.archives.len(), INDEX_MAX);
+    assert!(!recorded(&s, "0.rle"));
+    assert!(recorded(&s, &format!("{}.rle", INDEX_MAX + 2)));
+}
+
+#[test]
+fn a_refresh_reads_another_hosts_newest_day_files() {
+    let t = tempfile::tempdir().unwrap();
+    let ours = Ledger::open(t.path(), "h1").unwrap();
+    // Another host's ledger, written after this one was opened: three
+    // day files, the entry in the newest.
+    let theirs = root(t.path()).join("h2");
+    fs::create_dir_all(&theirs).unwrap();
+    let line = |e: &Entry| format!("{}\n", serde_json::to_string(e).unwrap());
+    for (day, e) in [
+        ("2026-01-01", entry("old.bmp", 1, "old.rle", "t")),
+        ("2026-01-02", entry("older.bmp", 2, "older.rle", "t")),
+        ("2026-01-03", entry("new.bmp", 3, "new.rle", "t")),
+    ] {
+        fs::write(theirs.join(format!("{day}.jsonl")), line(&e)).unwrap();
+    }
+    assert_eq!(ours.find(Path::new("new.bmp"), 10, 3), None);
+    ours.refresh();
+    assert_eq!(
+        ours.find(Path::new("new.bmp"), 10, 3),
+        Some(path_hash(Path::new("new.rle")))
+    );
+    assert!(ours.records_archive(Path::new("new.rle")));
+}
