@@ -156,10 +156,10 @@ fn sigkill_at_random_moments_loses_and_duplicates_nothing() {
             // encoding, syncing, verifying, publishing, recording, filing).
             // A small file's whole life is a few milliseconds here: up to
             // 15 ms once landed only 11 of 24 kills in flight on a
-            // fast run, so the wait is within 5 ms (every step is also
+            // fast run, so the wait is within 3 ms (every step is also
             // killed in turn by `claims::sigkill_at_every_step…`).
             claim_appears(&d, Duration::from_secs(5));
-            std::thread::sleep(Duration::from_micros(rng.below(5_000)));
+            std::thread::sleep(Duration::from_micros(rng.below(3_000)));
         }
         // Stopped first, so what is on disk is what it is at the kill.
         let pid = d.pid();
