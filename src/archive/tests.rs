@@ -3,6 +3,15 @@
 use super::*;
 use crate::claim;
 
+/// The first half of an attempt on `path`, which must get as far as
+/// encoding.
+fn encoded(s: &Arc<Settings>, path: &Path) -> Box<Encoded> {
+    match encode(s, path, 0, None) {
+        Step::Encoded(e) => e,
+        Step::Over(other) => panic!("{other:?}"),
+    }
+}
+
 /// Settings for an inbox in `t`, archiving into `archive`.
 fn settings(t: &Path, archive: PathBuf) -> Arc<Settings> {
     let inbox = t.join("inbox");
@@ -66,16 +75,13 @@ fn keep_files_the_original_away_when_a_newer_file_has_its_name_and_leaves_the_ne
     fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
     // Claimed and encoded: the name in the inbox is free again, and a
     // writer puts a newer file there before the original can go back.
-    let encoded = match encode(&s, &src, 0, None) {
-        Step::Encoded(e) => e,
-        Step::Over(other) => panic!("{other:?}"),
-    };
+    let taken = encoded(&s, &src);
     assert!(
         !src.exists(),
         "the original is claimed while it is worked on"
     );
     fs::copy(format!("{data}/rgb24.bmp"), &src).unwrap();
-    let (archive, original) = match finish(*encoded) {
+    let (archive, original) = match finish(*taken) {
         Report::Archived {
             archive, original, ..
         } => (archive, original),
@@ -115,11 +121,8 @@ fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() 
     let last = other.len() - 1;
     other[last] ^= 0x80;
     fs::write(archive.join("a.rle"), &other).unwrap();
-    let encoded = match encode(&s, &claimed, 0, None) {
-        Step::Encoded(e) => e,
-        Step::Over(other) => panic!("{other:?}"),
-    };
-    let published = match finish(*encoded) {
+    let taken = encoded(&s, &claimed);
+    let published = match finish(*taken) {
         Report::Archived { archive, .. } => archive,
         other => panic!("expected a new archive, got {other:?}"),
     };
@@ -135,11 +138,8 @@ fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() 
     fs::copy(format!("{data}/pal8.bmp"), s.claims.join("b.bmp")).unwrap();
     let own = fs::read(format!("{data}/pal8.dither.rle")).unwrap();
     fs::write(archive.join("b.rle"), &own).unwrap();
-    let encoded = match encode(&s, &s.claims.join("b.bmp"), 0, None) {
-        Step::Encoded(e) => e,
-        Step::Over(other) => panic!("{other:?}"),
-    };
-    match finish(*encoded) {
+    let taken = encoded(&s, &s.claims.join("b.bmp"));
+    match finish(*taken) {
         Report::AlreadyArchived { archive: a, .. } => assert_eq!(a, archive.join("b.rle")),
         other => panic!("expected the unrecorded archive adopted, got {other:?}"),
     }
@@ -156,12 +156,9 @@ fn finish_after(t: &Path, name: &str, meanwhile: impl FnOnce(&Path)) -> (Arc<Set
     let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
     let src = s.inbox.join(name);
     fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
-    let encoded = match encode(&s, &src, 0, None) {
-        Step::Encoded(e) => e,
-        Step::Over(other) => panic!("{other:?}"),
-    };
+    let taken = encoded(&s, &src);
     meanwhile(&s.claims.join(name));
-    let report = finish(*encoded);
+    let report = finish(*taken);
     (s, report)
 }
 
@@ -232,10 +229,7 @@ fn a_recorded_archive_that_no_longer_holds_its_bytes_is_not_trusted() {
     let reference = fs::read(format!("{data}/pal8.dither.rle")).unwrap();
     let src = s.inbox.join("a.bmp");
     fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
-    let archive_once = |s: &Arc<Settings>| match encode(s, &src, 0, None) {
-        Step::Encoded(e) => finish(*e),
-        Step::Over(other) => panic!("{other:?}"),
-    };
+    let archive_once = |s: &Arc<Settings>| finish(*encoded(s, &src));
     match archive_once(&s) {
         Report::Archived { archive: a, .. } => assert_eq!(a, archive.join("a.rle")),
         other => panic!("{other:?}"),

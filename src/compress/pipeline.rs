@@ -161,15 +161,20 @@ impl Batches {
         self.in_flight += 1;
     }
 
+    /// Writes an encoded batch that came back; it is no longer in flight.
+    fn write<W: Write>(&mut self, b: &Batch, enc: &mut Encoder<W>) -> Result<(), CompressError> {
+        self.in_flight -= 1;
+        enc.write_encoded(&b.bytes, b.rows)
+            .map_err(CompressError::Write)
+    }
+
     /// Writes the next encoded batch, waiting for it.
     fn write_next<W: Write>(&mut self, enc: &mut Encoder<W>) -> Result<Batch, CompressError> {
         let b = self
             .encoded
             .recv()
             .expect("BUG: the encoder outlives its channel");
-        self.in_flight -= 1;
-        enc.write_encoded(&b.bytes, b.rows)
-            .map_err(CompressError::Write)?;
+        self.write(&b, enc)?;
         Ok(b)
     }
 
@@ -182,9 +187,7 @@ impl Batches {
     ) -> Result<Batch, CompressError> {
         self.send(batch);
         while let Ok(b) = self.encoded.try_recv() {
-            self.in_flight -= 1;
-            enc.write_encoded(&b.bytes, b.rows)
-                .map_err(CompressError::Write)?;
+            self.write(&b, enc)?;
             self.spare.push(b);
         }
         let mut next = match self.spare.pop() {

@@ -121,14 +121,23 @@ fn a_full_archive_is_retried_until_there_is_room() {
     );
 }
 
-#[test]
-fn a_read_only_archive_is_retried_until_writable() {
+/// A daemon whose archive is a read-only tmpfs, and `ro.bmp` (pal8) in its
+/// inbox; `None` where a tmpfs cannot be mounted (said by `Mount::tmpfs`).
+fn read_only_archive_with_a_file() -> Option<(Daemon, Mount)> {
     let mut d = Daemon::start(FAST);
     let mut mount = None;
     restart_with(&mut d, |d| mount = Mount::tmpfs(&d.path("archive"), "4m"));
-    let Some(mount) = mount else { return };
+    let mount = mount?;
     mount.remount("ro");
     fs::copy(data("pal8.bmp"), d.inbox().join("ro.bmp")).unwrap();
+    Some((d, mount))
+}
+
+#[test]
+fn a_read_only_archive_is_retried_until_writable() {
+    let Some((d, mount)) = read_only_archive_with_a_file() else {
+        return;
+    };
     assert!(d.wait_log("Read-only file system", 1, LONG), "{}", d.log());
     // A read-only mount needs someone to remount it: the line says so.
     assert!(
@@ -169,12 +178,9 @@ fn logged_at(log: &str, needle: &str) -> Option<std::time::SystemTime> {
 /// constant or differently growing schedule falls outside.
 #[test]
 fn a_failing_file_is_retried_after_1_then_2_then_4_seconds() {
-    let mut d = Daemon::start(FAST);
-    let mut mount = None;
-    restart_with(&mut d, |d| mount = Mount::tmpfs(&d.path("archive"), "4m"));
-    let Some(mount) = mount else { return };
-    mount.remount("ro");
-    fs::copy(data("pal8.bmp"), d.inbox().join("ro.bmp")).unwrap();
+    let Some((d, mount)) = read_only_archive_with_a_file() else {
+        return;
+    };
     assert!(d.wait_log("retry 4 in ", 1, LONG), "{}", d.log());
     let log = d.log();
     let failed: Vec<_> = (1..=4)
