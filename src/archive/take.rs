@@ -124,12 +124,29 @@ fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::
     if !before.file_type().is_file() {
         return Err(quarantine(s, entry, "not a regular file", attempts));
     }
+    #[cfg(test)]
+    super::tests::between_open_and_lock();
     match claim::lock(&file) {
-        Ok(true) => Ok((file, before)),
-        Ok(false) => Err(Report::Busy {
-            reason: "another rlewatch is working on it".into(),
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(Report::Busy {
+                reason: "another rlewatch is working on it".into(),
+            });
+        }
+        Err(e) => return Err(transient(entry, Op::Lock, &entry.path, e)),
+    }
+    // The lock is won only once its holder lets go, and a daemon lets go
+    // of a file once it is filed away: the file opened may no longer be
+    // under its name (a claim another daemon of this host id has just
+    // filed, design §4.3). Archiving it again would only be wasted work,
+    // but filing it would move whatever then has the name.
+    match durable::stat_at(&entry.parent, &entry.name) {
+        Ok(st) if (st.st_dev, st.st_ino) == (before.dev(), before.ino()) => Ok((file, before)),
+        Ok(_) => Err(Report::Busy {
+            reason: "it was replaced while being opened; taking the new file".into(),
         }),
-        Err(e) => Err(transient(entry, Op::Lock, &entry.path, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Report::Gone),
+        Err(e) => Err(transient(entry, Op::Stat, &entry.path, e)),
     }
 }
 

@@ -281,3 +281,73 @@ fn a_fifo_in_the_inbox_is_quarantined_without_blocking_the_worker() {
     assert!(t.path().join("failed/f.bmp.error.txt").exists());
     assert!(!fifo.exists());
 }
+
+thread_local! {
+    /// What [`between_open_and_lock`] does on this thread, once.
+    static BETWEEN_OPEN_AND_LOCK: std::cell::RefCell<Option<Box<dyn FnOnce()>>> =
+        std::cell::RefCell::new(None);
+}
+
+/// Called by `take::open_locked` after it opens a file and before it
+/// locks it: runs what a test set for this thread, standing for another
+/// daemon that was holding the lock meanwhile.
+pub(super) fn between_open_and_lock() {
+    if let Some(f) = BETWEEN_OPEN_AND_LOCK.with(|b| b.borrow_mut().take()) {
+        f()
+    }
+}
+
+#[test]
+fn a_claim_filed_by_another_daemon_while_it_was_opened_is_not_archived_again() {
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("archive");
+    fs::create_dir_all(&archive).unwrap();
+    let s = settings(t.path(), archive.clone());
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let claimed = s.claims.join("a.bmp");
+    fs::copy(format!("{data}/pal8.bmp"), &claimed).unwrap();
+    // Another daemon of this host id held the claim's lock while this one
+    // opened it, then filed it away and let go.
+    let (path, done) = (claimed.clone(), s.done.clone());
+    BETWEEN_OPEN_AND_LOCK.with(|b| {
+        *b.borrow_mut() = Some(Box::new(move || {
+            fs::create_dir_all(&done).unwrap();
+            fs::rename(&path, done.join("a.bmp")).unwrap();
+        }))
+    });
+    match encode(&s, &claimed, 0, None) {
+        Step::Over(Report::Gone) => {}
+        Step::Over(other) => panic!("expected Gone, got {other:?}"),
+        Step::Encoded(_) => panic!("the filed file was archived again"),
+    }
+    assert_eq!(fs::read_dir(&archive).unwrap().count(), 0);
+    assert_eq!(
+        fs::read(s.done.join("a.bmp")).unwrap(),
+        fs::read(format!("{data}/pal8.bmp")).unwrap()
+    );
+    // The same when the name holds another file by then: that one is
+    // looked at again, not taken for the one opened.
+    fs::copy(format!("{data}/pal8.bmp"), &claimed).unwrap();
+    let (path, done) = (claimed.clone(), s.done.clone());
+    BETWEEN_OPEN_AND_LOCK.with(|b| {
+        *b.borrow_mut() = Some(Box::new(move || {
+            fs::rename(&path, done.join("b.bmp")).unwrap();
+            fs::copy(format!("{data}/rgb24.bmp"), &path).unwrap();
+        }))
+    });
+    match encode(&s, &claimed, 0, None) {
+        Step::Over(Report::Busy { .. }) => {}
+        Step::Over(other) => panic!("expected Busy, got {other:?}"),
+        Step::Encoded(_) => panic!("the filed file was archived again"),
+    }
+    assert_eq!(fs::read_dir(&archive).unwrap().count(), 0);
+    // Looked at again, the new file is archived.
+    let taken = encoded(&s, &claimed);
+    match finish(*taken) {
+        Report::Archived { archive: a, .. } => assert_eq!(
+            fs::read(a).unwrap(),
+            fs::read(format!("{data}/rgb24.dither.rle")).unwrap()
+        ),
+        other => panic!("expected the new file archived, got {other:?}"),
+    }
+}
