@@ -167,11 +167,17 @@ pub(super) fn jittered(d: Duration) -> Duration {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .subsec_nanos();
+    jittered_by(d, u64::from(nanos))
+}
+
+/// `d` moved by `noise` (any number) into the ±10 % around it, by the
+/// millisecond.
+fn jittered_by(d: Duration, noise: u64) -> Duration {
     let spread = d.as_millis() as u64 / 5;
     if spread == 0 {
         return d;
     }
-    d - Duration::from_millis(spread / 2) + Duration::from_millis(u64::from(nanos) % spread)
+    d - Duration::from_millis(spread / 2) + Duration::from_millis(noise % spread)
 }
 
 #[cfg(test)]
@@ -338,5 +344,14 @@ mod tests {
             );
         }
         assert_eq!(jittered(Duration::from_millis(3)), Duration::from_millis(3));
+        // The whole ±10 % is used, by the millisecond, whatever the noise.
+        let ms = Duration::from_millis;
+        assert_eq!(jittered_by(d, 0), ms(270_000));
+        assert_eq!(jittered_by(d, 59_999), ms(329_999));
+        assert_eq!(jittered_by(d, 60_000 + 30_000), ms(300_000));
+        assert_eq!(
+            jittered_by(d, 999_999_999),
+            ms(270_000 + 999_999_999 % 60_000)
+        );
     }
 }
