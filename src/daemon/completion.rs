@@ -278,6 +278,65 @@ mod tests {
     }
 
     #[test]
+    fn bytes_after_the_declared_end_do_not_make_a_file_wait() {
+        for name in ["rgb24.bmp", "pal8rle.bmp"] {
+            let mut bytes = vector(name);
+            // Trailing bytes the header does not count (some writers pad).
+            bytes.extend_from_slice(&[0xAA; 7]);
+            assert_eq!(declared_of(&bytes), Declared::Complete, "{name}");
+        }
+    }
+
+    #[test]
+    fn an_rle_file_waits_for_its_declared_length_even_past_its_end_marker() {
+        // pal8rle.bmp with four more bytes after its end marker, counted
+        // in both biSizeImage and bfSize.
+        let mut bytes = vector("pal8rle.bmp");
+        bytes.extend_from_slice(&[0; 4]);
+        for at in [2, 34] {
+            let v = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) + 4;
+            bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(declared_of(&bytes), Declared::Complete);
+        let n = bytes.len();
+        assert_eq!(&bytes[n - 6..n - 4], [0, 1]);
+        for cut in n - 4..n {
+            assert_eq!(
+                declared_of(&bytes[..cut]),
+                Declared::NotYet("shorter than its header says"),
+                "cut at {cut} of {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_fifo_is_looked_at_without_waiting_for_a_writer_and_left_to_the_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("f.bmp");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        // No writer will ever open it: an open that waits for one never
+        // ends, so the look runs on a thread the test can give up on.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let inbox = dir.path().to_path_buf();
+        std::thread::spawn(move || {
+            let _ = tx.send(check(
+                &inbox,
+                &fifo,
+                crate::compress::DEFAULT_MAX_PIXELS,
+                false,
+            ));
+        });
+        let seen = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("looking at a FIFO blocked");
+        // Complete: the worker takes it and quarantines it at once rather
+        // than it waiting out the grace as an empty file.
+        assert_eq!(seen.declared, Declared::Complete);
+    }
+
+    #[test]
     fn a_header_of_zeros_is_not_yet_complete_and_a_png_is_not_waited_for_forever() {
         let bytes = vector("pal8.bmp");
         let mut zeros = bytes.clone();
