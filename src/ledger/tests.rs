@@ -176,3 +176,53 @@ fn a_refresh_reads_another_hosts_newest_day_files() {
     );
     assert!(ours.records_archive(Path::new("new.rle")));
 }
+
+/// `e` as a ledger line.
+fn line(e: &Entry) -> String {
+    format!("{}\n", serde_json::to_string(e).unwrap())
+}
+
+#[test]
+fn a_line_being_appended_is_read_once_it_is_whole_and_not_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("2026-11-26.jsonl");
+    let a = entry("a.bmp", 1, "a.rle", "2026-11-26T10:00:00Z");
+    let b = entry("b.bmp", 2, "b.rle", "2026-11-26T10:00:01Z");
+    let (la, lb) = (line(&a), line(&b));
+    // Another host's daemon is half-way through appending b.
+    let half = lb.len() / 2;
+    fs::write(&path, format!("{la}{}", &lb[..half])).unwrap();
+    let (got, offset) = read_from(&path, 0).unwrap();
+    assert_eq!(got, vec![a]);
+    assert_eq!(offset, la.len() as u64);
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(&lb.as_bytes()[half..]).unwrap();
+    let (got, end) = read_from(&path, offset).unwrap();
+    assert_eq!(got, vec![b]);
+    assert_eq!(end, (la.len() + lb.len()) as u64);
+}
+
+#[test]
+fn lines_of_another_format_version_or_none_are_skipped_not_misread() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("2026-11-26.jsonl");
+    let good = entry("a.bmp", 1, "a.rle", "2026-11-26T10:00:00Z");
+    let mut later = serde_json::to_value(&good).unwrap();
+    later["v"] = (VERSION + 1).into();
+    let mut none = later.clone();
+    none.as_object_mut().unwrap().remove("v");
+    fs::write(&path, format!("{later}\n{none}\n{}", line(&good))).unwrap();
+    assert_eq!(read_from(&path, 0).unwrap().0, vec![good]);
+}
+
+#[test]
+fn a_ledger_folder_that_cannot_be_read_is_an_error_and_a_missing_one_is_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(files(dir.path()).unwrap().is_empty());
+    // Where the ledger's folder should be there is a file: not "no ledger
+    // yet", which would let files archived before be archived again.
+    fs::create_dir_all(root(dir.path()).parent().unwrap()).unwrap();
+    fs::write(root(dir.path()), b"").unwrap();
+    let e = files(dir.path()).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR), "{e}");
+}
