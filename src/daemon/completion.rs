@@ -287,25 +287,88 @@ mod tests {
         }
     }
 
+    /// Sets the little-endian u32 at `at`.
+    fn set_u32(bytes: &mut [u8], at: usize, v: u32) {
+        bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    }
+
     #[test]
     fn an_rle_file_waits_for_its_declared_length_even_past_its_end_marker() {
         // pal8rle.bmp with four more bytes after its end marker, counted
-        // in both biSizeImage and bfSize.
-        let mut bytes = vector("pal8rle.bmp");
-        bytes.extend_from_slice(&[0; 4]);
-        for at in [2, 34] {
-            let v = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) + 4;
-            bytes[at..at + 4].copy_from_slice(&v.to_le_bytes());
+        // in biSizeImage (which wins over bfSize), in bfSize alone, or in
+        // neither (then the end marker decides).
+        let whole = vector("pal8rle.bmp");
+        let n = whole.len() + 4;
+        assert_eq!(&whole[whole.len() - 2..], [0, 1]);
+        let size_image = u32::from_le_bytes(whole[34..38].try_into().unwrap());
+        for (bf_size, bi_size_image, waits) in [
+            (whole.len() as u32, size_image + 4, true),
+            (n as u32, 0, true),
+            (0, 0, false),
+        ] {
+            let mut bytes = whole.clone();
+            bytes.extend_from_slice(&[0; 4]);
+            set_u32(&mut bytes, 2, bf_size);
+            set_u32(&mut bytes, 34, bi_size_image);
+            assert_eq!(declared_of(&bytes), Declared::Complete);
+            for cut in n - 4..n {
+                let seen = declared_of(&bytes[..cut]);
+                let why = (bf_size, bi_size_image, cut);
+                if waits {
+                    assert_eq!(
+                        seen,
+                        Declared::NotYet("shorter than its header says"),
+                        "{why:?}"
+                    );
+                } else {
+                    assert_eq!(seen, Declared::Complete, "{why:?}");
+                }
+            }
         }
-        assert_eq!(declared_of(&bytes), Declared::Complete);
-        let n = bytes.len();
-        assert_eq!(&bytes[n - 6..n - 4], [0, 1]);
-        for cut in n - 4..n {
-            assert_eq!(
-                declared_of(&bytes[..cut]),
-                Declared::NotYet("shorter than its header says"),
-                "cut at {cut} of {n}"
-            );
+    }
+
+    #[test]
+    fn the_end_marker_is_found_by_walking_deltas_and_absolute_runs_not_by_bytes() {
+        // Hand-made streams (only the opcodes matter here, not the
+        // picture) after the headers of pal8rle.bmp and pal4rle.bmp.
+        let rle8: &[u8] = &[
+            4, 7, // a run
+            0, 2, 1, 0, // a delta
+            0, 3, 5, 6, 0, 1, // 3 pixels, then a pad byte that is 1
+            0, 0, // end of line
+            0, 1, // end of bitmap
+        ];
+        let rle4: &[u8] = &[
+            4, 0x11, // a run
+            0, 5, 0x12, 0x34, 0x50, 0, // 5 pixels in 3 bytes, padded
+            0, 1, // end of bitmap
+        ];
+        for (name, stream) in [("pal8rle.bmp", rle8), ("pal4rle.bmp", rle4)] {
+            let header = vector(name);
+            let offset = u32::from_le_bytes(header[10..14].try_into().unwrap()) as usize;
+            let mut bytes = header[..offset].to_vec();
+            bytes.extend_from_slice(stream);
+            let len = bytes.len() as u32;
+            set_u32(&mut bytes, 2, len);
+            set_u32(&mut bytes, 34, stream.len() as u32);
+            assert_eq!(declared_of(&bytes), Declared::Complete, "{name}");
+            for cut in 0..bytes.len() {
+                assert!(
+                    matches!(declared_of(&bytes[..cut]), Declared::NotYet(_)),
+                    "{name} cut at {cut}"
+                );
+            }
+            // Without the size fields only the walk can tell.
+            set_u32(&mut bytes, 2, 0);
+            set_u32(&mut bytes, 34, 0);
+            assert_eq!(declared_of(&bytes), Declared::Complete, "{name}");
+            for cut in offset..bytes.len() {
+                assert_eq!(
+                    declared_of(&bytes[..cut]),
+                    Declared::NotYet("no end-of-bitmap marker (yet)"),
+                    "{name} cut at {cut}, no sizes"
+                );
+            }
         }
     }
 
