@@ -351,3 +351,98 @@ fn a_claim_filed_by_another_daemon_while_it_was_opened_is_not_archived_again() {
         other => panic!("expected the new file archived, got {other:?}"),
     }
 }
+
+#[test]
+fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_archive_exists() {
+    let t = tempfile::tempdir().unwrap();
+    let archive = t.path().join("archive");
+    fs::create_dir_all(&archive).unwrap();
+    let s = settings(t.path(), archive.clone());
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let pal8 = fs::read(format!("{data}/pal8.dither.rle")).unwrap();
+    // An earlier attempt published a.rle from a.bmp but could not file
+    // a.bmp away; meanwhile a.bmp was replaced by another image.
+    let src = s.inbox.join("a.bmp");
+    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    fs::write(archive.join("a.rle"), &pal8).unwrap();
+    let earlier = Published {
+        archive: archive.join("a.rle"),
+        source: source_id(&fs::metadata(&src).unwrap()),
+        unrecorded: None,
+    };
+    fs::remove_file(&src).unwrap();
+    fs::copy(format!("{data}/rgb24.bmp"), &src).unwrap();
+    let taken = match encode(&s, &src, 1, Some(&earlier)) {
+        Step::Encoded(e) => e,
+        Step::Over(other) => panic!("the new image was filed with the old archive: {other:?}"),
+    };
+    match finish(*taken) {
+        Report::Archived { archive: a, .. } => assert_eq!(
+            fs::read(a).unwrap(),
+            fs::read(format!("{data}/rgb24.dither.rle")).unwrap()
+        ),
+        other => panic!("expected the new image archived, got {other:?}"),
+    }
+    // The same file, but its earlier archive is gone: archived again.
+    let src = s.inbox.join("b.bmp");
+    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    let earlier = Published {
+        archive: archive.join("b.rle"),
+        source: source_id(&fs::metadata(&src).unwrap()),
+        unrecorded: None,
+    };
+    let taken = match encode(&s, &src, 1, Some(&earlier)) {
+        Step::Encoded(e) => e,
+        Step::Over(other) => panic!("filed without its archive: {other:?}"),
+    };
+    match finish(*taken) {
+        Report::Archived { archive: a, .. } => assert_eq!(fs::read(a).unwrap(), pal8),
+        other => panic!("expected b.bmp archived, got {other:?}"),
+    }
+    // The same file with its earlier archive there: only filed.
+    let src = s.inbox.join("c.bmp");
+    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    fs::write(archive.join("c.rle"), &pal8).unwrap();
+    let earlier = Published {
+        archive: archive.join("c.rle"),
+        source: source_id(&fs::metadata(&src).unwrap()),
+        unrecorded: None,
+    };
+    match encode(&s, &src, 1, Some(&earlier)) {
+        Step::Over(Report::AlreadyArchived { archive: a, .. }) => {
+            assert_eq!(a, archive.join("c.rle"))
+        }
+        Step::Over(other) => panic!("expected c.bmp filed with c.rle, got {other:?}"),
+        Step::Encoded(_) => panic!("c.bmp encoded again"),
+    }
+    assert!(!src.exists());
+    assert_eq!(
+        fs::read(s.done.join("c.bmp")).unwrap(),
+        fs::read(format!("{data}/pal8.bmp")).unwrap()
+    );
+    assert!(!archive.join("c-1.rle").exists());
+}
+
+#[test]
+fn a_bmp_with_a_broken_header_is_quarantined_at_once_with_its_reason() {
+    let t = tempfile::tempdir().unwrap();
+    let s = settings(t.path(), t.path().join("archive"));
+    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bad");
+    for name in ["badbitcount.bmp", "badwidth.bmp", "reallybig.bmp"] {
+        let src = s.inbox.join(name);
+        fs::copy(format!("{data}/{name}"), &src).unwrap();
+        match encode(&s, &src, 0, None) {
+            Step::Over(Report::Quarantined { to, .. }) => {
+                assert_eq!(to, s.failed.join(name));
+                assert_eq!(
+                    fs::read(&to).unwrap(),
+                    fs::read(format!("{data}/{name}")).unwrap()
+                );
+            }
+            Step::Over(other) => panic!("{name}: expected quarantined, got {other:?}"),
+            Step::Encoded(_) => panic!("{name}: encoded"),
+        }
+        assert!(!src.exists(), "{name}");
+    }
+    assert!(claim::list(&s.claims).is_empty());
+}
