@@ -346,3 +346,109 @@ fn the_16_bit_table_agrees_with_the_scalar_rules_for_every_value() {
         }
     }
 }
+
+/// Design §2's lossless verdict read literally, one pixel at a time, for
+/// every direct-colour format and every channel at 0, 1, its maximum
+/// less one and its maximum: pure black is every colour channel 0, pure
+/// white every colour channel all ones, and either counts only where the
+/// alpha channel (if the masks have one) is all ones.
+#[test]
+fn every_pixel_near_black_or_white_gets_the_design_lossless_verdict() {
+    let top = |mask: u32| mask >> mask.trailing_zeros();
+    let levels = |mask: u32| {
+        if mask == 0 {
+            vec![0]
+        } else {
+            vec![0, 1, top(mask) - 1, top(mask)]
+        }
+    };
+    let at = |v: u32, mask: u32| {
+        if mask == 0 {
+            0
+        } else {
+            v << mask.trailing_zeros()
+        }
+    };
+    for &format @ (bits, m, _) in FORMATS.iter().filter(|f| f.2 == PillowMode::Rgb) {
+        // The kernels read 8-bit channels; 16-bit formats go to the
+        // scalar code or its table (checked against it elsewhere).
+        let isas = if bits == 16 {
+            vec![Isa::Scalar]
+        } else {
+            vec![Isa::Scalar, Isa::detect()]
+        };
+        for (r, g, b, a) in levels(m.red).into_iter().flat_map(|r| {
+            levels(m.green).into_iter().flat_map(move |g| {
+                levels(m.blue)
+                    .into_iter()
+                    .flat_map(move |b| levels(m.alpha).into_iter().map(move |a| (r, g, b, a)))
+            })
+        }) {
+            let black = (r, g, b) == (0, 0, 0);
+            let white = (r, g, b) == (top(m.red), top(m.green), top(m.blue));
+            let opaque = m.alpha == 0 || a == top(m.alpha);
+            let want = opaque && (black || white);
+            let px = at(r, m.red) | at(g, m.green) | at(b, m.blue) | at(a, m.alpha);
+            let mut row = px.to_le_bytes()[..usize::from(bits / 8)].to_vec();
+            row.extend_from_slice(&[0xa5; 4]);
+            for &isa in &isas {
+                for conversion in [Conversion::Dither, Conversion::Threshold] {
+                    let mut c = Converter::with_isa(&info(1, format), conversion, isa);
+                    let mut out = vec![0u64; 1];
+                    c.row(RowData::Packed(&row), &mut out);
+                    assert_eq!(
+                        c.lossless(),
+                        want,
+                        "{bits} bits, masks {m:x?}, pixel {px:#x} (r {r} g {g} b {b} a {a}), \
+                         {isa:?}, {conversion}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// The same verdict for palette images (1, 4 and 8 bits): lossless iff
+/// every index used names pure black or pure white, whatever the other
+/// entries are.
+#[test]
+fn a_palette_image_is_lossless_iff_every_colour_it_uses_is_black_or_white() {
+    const BLACK: [u8; 3] = [0, 0, 0];
+    const WHITE: [u8; 3] = [255, 255, 255];
+    let colours = [BLACK, WHITE, [255, 0, 0], [1, 0, 0], [255, 255, 254]];
+    let width = 70; // past one 64-pixel word
+    for bits in [1u16, 4, 8] {
+        for c0 in colours {
+            for c1 in colours {
+                // Only index 0, only index 1, both.
+                for pattern in [|_: usize| 0u8, |_| 1, |x| (x % 3 == 1) as u8] {
+                    let used: Vec<u8> = (0..width).map(pattern).collect();
+                    let want = used
+                        .iter()
+                        .all(|&i| [BLACK, WHITE].contains(&[c0, c1][usize::from(i)]));
+                    let mut row = vec![0u8; (width * usize::from(bits)).div_ceil(8) + 4];
+                    for (x, &i) in used.iter().enumerate() {
+                        let at = x * usize::from(bits);
+                        row[at / 8] |= i << (8 - usize::from(bits) - at % 8);
+                    }
+                    let mut info = info(width, FORMATS[0]);
+                    info.bits_per_pixel = bits;
+                    info.masks = None;
+                    info.palette = vec![c0, c1];
+                    info.mode = PillowMode::P;
+                    for conversion in [Conversion::Dither, Conversion::Threshold] {
+                        let mut c = Converter::new(&info, conversion);
+                        let mut out = vec![0u64; rle::words_for(width)];
+                        c.row(RowData::Packed(&row), &mut out);
+                        assert_eq!(
+                            c.lossless(),
+                            want,
+                            "{bits} bits, palette {c0:?} {c1:?}, indices {:?}…",
+                            &used[..6]
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
