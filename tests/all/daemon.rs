@@ -861,3 +861,45 @@ fn a_different_image_under_a_used_name_with_an_older_mtime_is_archived() {
     assert!(d.wait_log("already archived as", 1, LONG), "{}", d.log());
     assert_eq!(files_below(&d.path("archive")).len(), 2);
 }
+
+/// CPU time (user and system) process `pid` has used, from /proc.
+fn cpu_time(pid: i32) -> Duration {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name, which is in parentheses and may
+    // hold spaces: utime and stime are the 14th and 15th of the line.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..]
+        .split_whitespace()
+        .collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz)
+}
+
+#[test]
+fn an_idle_daemon_sleeps_between_rescans() {
+    // A rescan every second, so that several come due while it is watched:
+    // each must schedule the next one ahead, and the loop must wait for it.
+    let d = Daemon::start("[watch]\nsettle_ms = 50\nrescan_secs = 1\n[log]\nlevel = \"debug\"\n");
+    fs::copy(data("pal1.bmp"), d.inbox().join("a.bmp")).unwrap();
+    assert!(wait_file(&d, "archive/a.rle"), "{}", d.log());
+    let before = cpu_time(d.pid());
+    let watched = std::time::Instant::now();
+    // Not synchronisation: the span over which CPU use is measured.
+    std::thread::sleep(Duration::from_secs(4));
+    let used = cpu_time(d.pid()) - before;
+    let span = watched.elapsed();
+    assert!(
+        used < Duration::from_millis(500),
+        "an idle daemon used {used:?} of CPU in {span:?}: {}",
+        d.log()
+    );
+    // It did rescan meanwhile (at least twice in four seconds).
+    let rescans = |log: &str| log.matches("(periodic)").count();
+    assert!(
+        rescans(&d.log()) >= 2,
+        "{} periodic rescans: {}",
+        rescans(&d.log()),
+        d.log()
+    );
+}
