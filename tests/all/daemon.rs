@@ -878,28 +878,34 @@ fn cpu_time(pid: i32) -> Duration {
 
 #[test]
 fn an_idle_daemon_sleeps_between_rescans() {
-    // A rescan every second, so that several come due while it is watched:
-    // each must schedule the next one ahead, and the loop must wait for it.
-    let d = Daemon::start("[watch]\nsettle_ms = 50\nrescan_secs = 1\n[log]\nlevel = \"debug\"\n");
-    fs::copy(data("pal1.bmp"), d.inbox().join("a.bmp")).unwrap();
-    assert!(wait_file(&d, "archive/a.rle"), "{}", d.log());
-    let before = cpu_time(d.pid());
-    let watched = std::time::Instant::now();
-    // Not synchronisation: the span over which CPU use is measured.
-    std::thread::sleep(Duration::from_secs(4));
-    let used = cpu_time(d.pid()) - before;
-    let span = watched.elapsed();
-    assert!(
-        used < Duration::from_millis(500),
-        "an idle daemon used {used:?} of CPU in {span:?}: {}",
-        d.log()
-    );
-    // It did rescan meanwhile (at least twice in four seconds).
-    let rescans = |log: &str| log.matches("(periodic)").count();
-    assert!(
-        rescans(&d.log()) >= 2,
-        "{} periodic rescans: {}",
-        rescans(&d.log()),
-        d.log()
-    );
+    for backend in ["native", "poll"] {
+        // A rescan every second, so that several come due while it is
+        // watched: each must schedule the next one ahead, and the loop
+        // (and the poll watcher, polling) must wait.
+        let d = Daemon::start(&format!(
+            "[watch]\nbackend = \"{backend}\"\nsettle_ms = 50\nrescan_secs = 1\n\
+             [log]\nlevel = \"debug\"\n"
+        ));
+        fs::copy(data("pal1.bmp"), d.inbox().join("a.bmp")).unwrap();
+        assert!(wait_file(&d, "archive/a.rle"), "{backend}: {}", d.log());
+        let before = cpu_time(d.pid());
+        let watched = std::time::Instant::now();
+        // Not synchronisation: the span over which CPU use is measured.
+        std::thread::sleep(Duration::from_secs(4));
+        let used = cpu_time(d.pid()) - before;
+        let span = watched.elapsed();
+        assert!(
+            used < Duration::from_millis(500),
+            "{backend}: an idle daemon used {used:?} of CPU in {span:?}: {}",
+            d.log()
+        );
+        // It did rescan meanwhile (at least twice in four seconds).
+        let rescans = |log: &str| log.matches("(periodic)").count();
+        assert!(
+            rescans(&d.log()) >= 2,
+            "{backend}: {} periodic rescans: {}",
+            rescans(&d.log()),
+            d.log()
+        );
+    }
 }
