@@ -370,6 +370,9 @@ fn sigterm_during_a_burst_drains_and_loses_nothing() {
         .expect("did not exit within the shutdown timeout");
     assert!(status.success(), "{status:?}");
     assert!(d.log().contains("stopped: archived"));
+    // Drained: the files in progress were finished well within the
+    // shutdown timeout (30 s), none abandoned.
+    assert!(!d.log().contains("abandoning"), "{}", d.log());
     for dir in ["archive", "done", "inbox", "failed"] {
         assert!(no_temp_files(&d.path(dir)), "temporary files left in {dir}");
     }
@@ -516,6 +519,22 @@ fn systemd_hears_ready_reloading_stopping_and_watchdog() {
         &|m| m.lines().any(|l| l == "READY=1") && m.contains("STATUS=")
     ));
     assert!(receive_until(&|m| m.lines().any(|l| l == "WATCHDOG=1")));
+    // Pinged at half the 400 ms interval: about ten times in two seconds,
+    // not once per turn of the loop, nor so rarely that systemd would
+    // kill it.
+    let window = std::time::Instant::now() + Duration::from_secs(2);
+    let mut pings = 0;
+    while std::time::Instant::now() < window {
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = sock.recv(&mut buf) {
+            pings += usize::from(
+                String::from_utf8_lossy(&buf[..n])
+                    .lines()
+                    .any(|l| l == "WATCHDOG=1"),
+            );
+        }
+    }
+    assert!((5..=30).contains(&pings), "{pings} watchdog pings in 2 s");
     d.signal(libc::SIGHUP);
     assert!(receive_until(&|m| {
         let lines: Vec<&str> = m.lines().collect();
