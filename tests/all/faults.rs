@@ -13,8 +13,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    Confine, Daemon, FAST, data, files_below, flocked_inodes, is_root, skip_without_root, tempdir,
-    wait_until,
+    Confine, Daemon, FAST, can_make_user_namespaces, data, files_below, flocked_inodes, is_root,
+    skip_without_root, tempdir, wait_until,
 };
 
 const LONG: Duration = Duration::from_secs(60);
@@ -240,6 +240,49 @@ fn a_missing_done_folder_is_recreated() {
 /// back (the periodic rescan, 300 s by default, or the hosts' heartbeat,
 /// 60 s).
 const REWATCH_BOUND: Duration = Duration::from_secs(2);
+
+#[test]
+fn at_the_inotify_watch_limit_the_inbox_is_polled_and_nothing_is_missed() {
+    if !can_make_user_namespaces() {
+        skip_without_root("cannot make a user namespace to lower the inotify watch limit in");
+        return;
+    }
+    // Four watches in its own user namespace; the inbox gets ten folders.
+    let d = Daemon::start_confined(
+        FAST,
+        &[],
+        Confine {
+            inotify_watches: Some(4),
+            ..Confine::default()
+        },
+    );
+    for i in 0..10 {
+        fs::create_dir(d.inbox().join(format!("d{i}"))).unwrap();
+    }
+    assert!(
+        d.wait_log("inotify watch limit reached", 1, LONG),
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("falling back to polling"), "{}", d.log());
+    // Files written in folders that have no inotify watch, a second after
+    // the folders were made (past the second look the daemon takes at a
+    // new folder, half a second after the first): found by polling, not
+    // at the next periodic rescan, 300 s away. The pause is the scenario,
+    // not synchronisation.
+    std::thread::sleep(Duration::from_secs(1));
+    for i in [0, 9] {
+        fs::copy(data("pal1.bmp"), d.inbox().join(format!("d{i}/a.bmp"))).unwrap();
+    }
+    for i in [0, 9] {
+        let archive = d.path(&format!("archive/d{i}/a.rle"));
+        assert!(
+            wait_until(LONG, || archive.exists()),
+            "d{i}/a.bmp: {}",
+            d.log()
+        );
+    }
+}
 
 #[test]
 fn an_inbox_deleted_and_recreated_is_watched_and_locked_again_within_a_second() {

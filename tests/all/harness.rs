@@ -87,6 +87,9 @@ pub struct Confine {
     /// Run as this (uid, gid) instead of the test's user (needs root); the
     /// daemon's folder is handed to it.
     pub user: Option<(u32, u32)>,
+    /// Run in a user namespace of its own whose inotify watch limit
+    /// (`/proc/sys/user/max_inotify_watches`, per namespace) is this.
+    pub inotify_watches: Option<u32>,
 }
 
 /// The uid and gid of `nobody`, an unprivileged user every Linux has.
@@ -110,6 +113,56 @@ pub fn skip_without_root(reason: &str) {
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
+}
+
+/// True when this process may make a user namespace (some systems forbid
+/// it to unprivileged users).
+pub fn can_make_user_namespaces() -> bool {
+    Command::new("unshare")
+        .args(["-U", "-r", "true"])
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Moves the child about to exec into a user namespace of its own, mapped
+/// to the test's own uid and gid, and sets that namespace's inotify watch
+/// limit to `watches`.
+fn limit_inotify_watches(cmd: &mut Command, watches: u32) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid/getegid have no preconditions.
+    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    // Formatted before the fork: the child may only make plain syscalls.
+    let uid_map = format!("{uid} {uid} 1");
+    let gid_map = format!("{gid} {gid} 1");
+    let limit = watches.to_string();
+    let write = |path: &std::ffi::CStr, data: &[u8]| -> std::io::Result<()> {
+        // SAFETY: a NUL-terminated path; the descriptor is closed below.
+        let fd = unsafe { libc::open(path.as_ptr(), libc::O_WRONLY) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: writes `data` from a live slice to our own descriptor.
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        // SAFETY: closes the descriptor opened above.
+        unsafe { libc::close(fd) };
+        if n != data.len() as isize {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(())
+    };
+    // SAFETY: the closure makes only async-signal-safe syscalls (unshare,
+    // open, write, close) on data prepared before the fork.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            write(c"/proc/self/setgroups", b"deny")?;
+            write(c"/proc/self/uid_map", uid_map.as_bytes())?;
+            write(c"/proc/self/gid_map", gid_map.as_bytes())?;
+            write(c"/proc/sys/user/max_inotify_watches", limit.as_bytes())
+        });
+    }
 }
 
 /// Installs, in the child about to exec, a seccomp filter that fails
@@ -269,6 +322,9 @@ impl Daemon {
         if let Some((uid, gid)) = self.confine.user {
             use std::os::unix::process::CommandExt;
             cmd.uid(uid).gid(gid);
+        }
+        if let Some(watches) = self.confine.inotify_watches {
+            limit_inotify_watches(&mut cmd, watches);
         }
         let child = cmd
             .args(["run", "--config", "config.toml"])
