@@ -138,8 +138,8 @@ fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::
     // The lock is won only once its holder lets go, and a daemon lets go
     // of a file once it is filed away: the file opened may no longer be
     // under its name (a claim another daemon of this host id has just
-    // filed, design §4.3). Archiving it again would only be wasted work,
-    // but filing it would move whatever then has the name.
+    // filed, design §4.3). It is not this attempt's to archive: the name
+    // is looked at again (Busy) or was let go (Gone).
     match durable::stat_at(&entry.parent, &entry.name) {
         Ok(st) if (st.st_dev, st.st_ino) == (before.dev(), before.ino()) => Ok((file, before)),
         Ok(_) => Err(Report::Busy {
