@@ -928,3 +928,60 @@ fn an_idle_daemon_sleeps_between_rescans() {
         );
     }
 }
+
+/// The ledger lines under `archive`'s ledger for `host`.
+fn ledger_lines(d: &Daemon, archive: &str, host: &str) -> Vec<String> {
+    let dir = d.path(&format!("{archive}/.rlewatch/ledger/{host}"));
+    let mut lines = Vec::new();
+    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        lines.extend(
+            fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
+    }
+    lines
+}
+
+#[test]
+fn a_reload_to_another_archive_records_there_under_the_host_it_keeps() {
+    let config = |host: &str, archive: &str| {
+        format!("[daemon]\nhost = \"{host}\"\n[paths]\narchive = \"{archive}\"\n{FAST}")
+    };
+    let d = Daemon::start(&config("h1", "archive"));
+    fs::copy(data("pal1.bmp"), d.inbox().join("a.bmp")).unwrap();
+    assert!(wait_file(&d, "done/a.bmp"), "{}", d.log());
+    fs::write(d.path("config.toml"), config("h2", "archive2")).unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        d.wait_log("configuration reloaded: ", 1, LONG),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.log()
+            .contains("daemon.host changes need a restart; keeping \"h1\""),
+        "{}",
+        d.log()
+    );
+    fs::copy(data("pal8.bmp"), d.inbox().join("b.bmp")).unwrap();
+    assert!(wait_file(&d, "done/b.bmp"), "{}", d.log());
+    assert_eq!(
+        fs::read(d.path("archive2/b.rle")).unwrap(),
+        expected("pal8.dither.rle")
+    );
+    // b's entry is in the new archive's ledger, under the host kept; the
+    // old archive's ledger holds a's alone.
+    let new = ledger_lines(&d, "archive2", "h1");
+    assert!(
+        new.len() == 1 && new[0].contains("\"source\":\"b.bmp\""),
+        "{new:?}"
+    );
+    let old = ledger_lines(&d, "archive", "h1");
+    assert!(
+        old.len() == 1 && old[0].contains("\"source\":\"a.bmp\""),
+        "{old:?}"
+    );
+    assert!(ledger_lines(&d, "archive2", "h2").is_empty());
+}
