@@ -124,3 +124,47 @@ fn a_reload_that_fails_leaves_the_running_configuration_wholly_in_place() {
     c.begin_shutdown();
     c.stop();
 }
+
+#[test]
+fn a_file_reported_busy_changed_or_superseded_is_waited_for_again() {
+    use crate::archive::Report;
+    use crate::daemon::pipeline::JobReport;
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let config = config_in(t.path(), "");
+    let paths = config.paths.clone();
+    let (mut c, _control, _layer) = coordinator(config);
+    // Its writer's last event may have come while it was being read (and
+    // was passed over then, the path being in flight): nothing else may
+    // bring it back before the periodic rescan.
+    for (name, report) in [
+        (
+            "busy.bmp",
+            Report::Busy {
+                reason: "another rlewatch is working on it".into(),
+            },
+        ),
+        ("changed.bmp", Report::Changed),
+        (
+            "superseded.bmp",
+            Report::Superseded {
+                archive: paths.archive.join("superseded.rle"),
+            },
+        ),
+    ] {
+        let path = paths.inbox.join(name);
+        fs::copy(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pal1.bmp"),
+            &path,
+        )
+        .unwrap();
+        let m = fs::metadata(&path).unwrap();
+        c.finished(JobReport {
+            path: path.clone(),
+            key: (m.dev(), m.ino()),
+            attempts: 0,
+            report,
+        });
+        assert!(c.pending.contains_key(&path), "{name} is not waited for");
+    }
+}
