@@ -435,10 +435,19 @@ fn three_hosts_on_sshfs_one_killed_archive_each_file_once() {
         archives = files_below(&archive);
         archives.len() == N + M
     });
+    // Should one be missing: the ledger entries whose archive is not there.
+    let unbacked: Vec<String> = ledger_lines(&archive)
+        .into_iter()
+        .filter(|l| {
+            let e: serde_json::Value = serde_json::from_str(l).unwrap();
+            !archive.join(e["archive"].as_str().unwrap()).exists()
+        })
+        .collect();
     assert_eq!(
         archives.len(),
         N + M,
-        "archives other than 000-…rle to 299-…rle and same*.rle: {:?}",
+        "ledger entries without their archive: {unbacked:?}; \
+         archives other than 000-…rle to 299-…rle and same*.rle: {:?}",
         archives
             .iter()
             .filter(|p| {
