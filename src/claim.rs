@@ -212,8 +212,7 @@ pub fn rename_confirmed(from: &File, name: &OsStr, to: &File, file: &File) -> io
     match rename_into_own(from, name, to) {
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST)) => {
             let m = file.metadata()?;
-            let ours = crate::durable::stat_at(to, name)
-                .is_ok_and(|st| (st.st_dev, st.st_ino) == (m.dev(), m.ino()));
+            let ours = crate::durable::name_holds(to, name, &m).unwrap_or(false);
             if ours {
                 let _moving = moving();
                 sync_moved(from, to);

@@ -4,7 +4,6 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -38,10 +37,8 @@ fn dispose(
     // The name may hold another file by now (only for a file not claimed:
     // a claim's folder is the daemon's own): that one is a new arrival,
     // not this archive's original, and is left alone.
-    match durable::stat_at(&entry.parent, &entry.name) {
-        Ok(st) if (st.st_dev, st.st_ino) != (source.dev(), source.ino()) => {
-            return Ok(Original::Replaced);
-        }
+    match durable::name_holds(&entry.parent, &entry.name, source) {
+        Ok(false) => return Ok(Original::Replaced),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
         _ => {}
     }

@@ -4,7 +4,6 @@
 
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use super::dispose::{quarantine, removal_hint};
@@ -140,9 +139,9 @@ fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::
     // under its name (a claim another daemon of this host id has just
     // filed, design §4.3). It is not this attempt's to archive: the name
     // is looked at again (Busy) or was let go (Gone).
-    match durable::stat_at(&entry.parent, &entry.name) {
-        Ok(st) if (st.st_dev, st.st_ino) == (before.dev(), before.ino()) => Ok((file, before)),
-        Ok(_) => Err(Report::Busy {
+    match durable::name_holds(&entry.parent, &entry.name, &before) {
+        Ok(true) => Ok((file, before)),
+        Ok(false) => Err(Report::Busy {
             reason: "it was replaced while being opened; taking the new file".into(),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Report::Gone),
@@ -202,8 +201,8 @@ fn claim(
     // the name: the claim is then that other file, which nobody holds; it
     // is found by the next look at the claim folder (and this attempt ends
     // as Busy, so the coordinator looks there shortly).
-    match durable::stat_at(&entry.parent, &entry.name) {
-        Ok(st) if (st.st_dev, st.st_ino) == (before.dev(), before.ino()) => Ok(()),
+    match durable::name_holds(&entry.parent, &entry.name, before) {
+        Ok(true) => Ok(()),
         _ => Err(Report::Busy {
             reason: "it was replaced while being claimed; taking the new file".into(),
         }),

@@ -136,3 +136,11 @@ pub fn stat_at(dir: &File, name: &std::ffi::OsStr) -> io::Result<libc::stat> {
     }
     Ok(st)
 }
+
+/// Whether `name` in `dir` is (not followed if a symlink) the very file `m`
+/// describes: same device and inode. The error is `stat_at`'s (NotFound:
+/// nothing has the name now).
+pub fn name_holds(dir: &File, name: &std::ffi::OsStr, m: &std::fs::Metadata) -> io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    stat_at(dir, name).map(|st| (st.st_dev, st.st_ino) == (m.dev(), m.ino()))
+}

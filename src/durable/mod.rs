@@ -20,7 +20,7 @@ mod names;
 #[cfg(test)]
 mod tests;
 
-pub use beneath::{open_beneath, open_beneath_walk, stat_at};
+pub use beneath::{name_holds, open_beneath, open_beneath_walk, stat_at};
 pub use moves::{has_writers, may_remove_at, move_at, same_file_there, unlink_at};
 pub use names::{MAX_NUMBERED, NAME_MAX, fit_name, numbered, split_name, with_numbered};
 
