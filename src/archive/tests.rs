@@ -12,6 +12,17 @@ fn encoded(s: &Arc<Settings>, path: &Path) -> Box<Encoded> {
     }
 }
 
+/// The bundled test vectors.
+const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+
+/// [`settings`] archiving into the folder `t/archive`, made here; and that
+/// folder.
+fn with_archive_folder(t: &Path) -> (Arc<Settings>, PathBuf) {
+    let archive = t.join("archive");
+    fs::create_dir_all(&archive).unwrap();
+    (settings(t, archive.clone()), archive)
+}
+
 /// Settings for an inbox in `t`, archiving into `archive`.
 fn settings(t: &Path, archive: PathBuf) -> Arc<Settings> {
     let inbox = t.join("inbox");
@@ -48,8 +59,8 @@ fn a_file_where_the_archive_folder_should_be_is_a_permanent_failure_and_the_orig
     fs::write(&archive, b"not a folder").unwrap();
     let s = settings(t.path(), archive.clone());
     let src = s.inbox.join("a.bmp");
-    let bmp = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pal1.bmp");
-    fs::copy(bmp, &src).unwrap();
+    let bmp = format!("{DATA}/pal1.bmp");
+    fs::copy(&bmp, &src).unwrap();
     let error = match encode(&s, &src, 0, None) {
         Step::Over(Report::Transient { error }) => error,
         Step::Over(other) => panic!("{other:?}"),
@@ -61,7 +72,7 @@ fn a_file_where_the_archive_folder_should_be_is_a_permanent_failure_and_the_orig
     assert_eq!(error.at, Some(archive.join("")));
     assert!(error.io_error().is_some());
     // Put back from its claim, unchanged.
-    assert_eq!(fs::read(&src).unwrap(), fs::read(bmp).unwrap());
+    assert_eq!(fs::read(&src).unwrap(), fs::read(&bmp).unwrap());
     assert!(claim::list(&s.claims).is_empty());
 }
 
@@ -70,9 +81,8 @@ fn keep_files_the_original_away_when_a_newer_file_has_its_name_and_leaves_the_ne
     let t = tempfile::tempdir().unwrap();
     let mut s = settings(t.path(), t.path().join("archive"));
     Arc::get_mut(&mut s).unwrap().originals = OriginalsAction::Keep;
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
     let src = s.inbox.join("a.bmp");
-    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
     // Claimed and encoded: the name in the inbox is free again, and a
     // writer puts a newer file there before the original can go back.
     let taken = encoded(&s, &src);
@@ -80,7 +90,7 @@ fn keep_files_the_original_away_when_a_newer_file_has_its_name_and_leaves_the_ne
         !src.exists(),
         "the original is claimed while it is worked on"
     );
-    fs::copy(format!("{data}/rgb24.bmp"), &src).unwrap();
+    fs::copy(format!("{DATA}/rgb24.bmp"), &src).unwrap();
     let (archive, original) = match finish(*taken) {
         Report::Archived {
             archive, original, ..
@@ -93,15 +103,15 @@ fn keep_files_the_original_away_when_a_newer_file_has_its_name_and_leaves_the_ne
     // original is in done/, the newer file untouched in the inbox.
     assert_eq!(
         fs::read(&archive).unwrap(),
-        fs::read(format!("{data}/pal8.dither.rle")).unwrap()
+        fs::read(format!("{DATA}/pal8.dither.rle")).unwrap()
     );
     assert_eq!(
         fs::read(&done).unwrap(),
-        fs::read(format!("{data}/pal8.bmp")).unwrap()
+        fs::read(format!("{DATA}/pal8.bmp")).unwrap()
     );
     assert_eq!(
         fs::read(&src).unwrap(),
-        fs::read(format!("{data}/rgb24.bmp")).unwrap()
+        fs::read(format!("{DATA}/rgb24.bmp")).unwrap()
     );
     assert!(claim::list(&s.claims).is_empty());
 }
@@ -109,15 +119,12 @@ fn keep_files_the_original_away_when_a_newer_file_has_its_name_and_leaves_the_ne
 #[test]
 fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() {
     let t = tempfile::tempdir().unwrap();
-    let archive = t.path().join("archive");
-    fs::create_dir_all(&archive).unwrap();
-    let s = settings(t.path(), archive.clone());
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let (s, archive) = with_archive_folder(t.path());
     // A crash left a.bmp claimed, and an unrecorded a.rle is there that is
     // not its archive: of its length, one run different.
     let claimed = s.claims.join("a.bmp");
-    fs::copy(format!("{data}/pal8.bmp"), &claimed).unwrap();
-    let mut other = fs::read(format!("{data}/pal8.dither.rle")).unwrap();
+    fs::copy(format!("{DATA}/pal8.bmp"), &claimed).unwrap();
+    let mut other = fs::read(format!("{DATA}/pal8.dither.rle")).unwrap();
     let last = other.len() - 1;
     other[last] ^= 0x80;
     fs::write(archive.join("a.rle"), &other).unwrap();
@@ -129,14 +136,14 @@ fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() 
     assert_eq!(published, archive.join("a-1.rle"));
     assert_eq!(
         fs::read(&published).unwrap(),
-        fs::read(format!("{data}/pal8.dither.rle")).unwrap()
+        fs::read(format!("{DATA}/pal8.dither.rle")).unwrap()
     );
     assert_eq!(fs::read(archive.join("a.rle")).unwrap(), other);
     // The same again with an unrecorded archive of exactly its bytes (a
     // crash between publishing and recording): that one is recorded, not
     // a second one published.
-    fs::copy(format!("{data}/pal8.bmp"), s.claims.join("b.bmp")).unwrap();
-    let own = fs::read(format!("{data}/pal8.dither.rle")).unwrap();
+    fs::copy(format!("{DATA}/pal8.bmp"), s.claims.join("b.bmp")).unwrap();
+    let own = fs::read(format!("{DATA}/pal8.dither.rle")).unwrap();
     fs::write(archive.join("b.rle"), &own).unwrap();
     let taken = encoded(&s, &s.claims.join("b.bmp"));
     match finish(*taken) {
@@ -150,12 +157,9 @@ fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() 
 /// Encodes `name` (a copy of pal8.bmp) from the inbox, lets `meanwhile`
 /// change the claimed file, then finishes: the report.
 fn finish_after(t: &Path, name: &str, meanwhile: impl FnOnce(&Path)) -> (Arc<Settings>, Report) {
-    let archive = t.join("archive");
-    fs::create_dir_all(&archive).unwrap();
-    let s = settings(t, archive);
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let (s, _) = with_archive_folder(t);
     let src = s.inbox.join(name);
-    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
     let taken = encoded(&s, &src);
     meanwhile(&s.claims.join(name));
     let report = finish(*taken);
@@ -165,7 +169,7 @@ fn finish_after(t: &Path, name: &str, meanwhile: impl FnOnce(&Path)) -> (Arc<Set
 #[test]
 fn a_source_written_to_after_it_was_read_is_not_published_and_stays() {
     use std::os::unix::fs::PermissionsExt;
-    let pal8 = fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pal8.bmp")).unwrap();
+    let pal8 = fs::read(format!("{DATA}/pal8.bmp")).unwrap();
     // Grown; rewritten at the same length; rewritten with its old mtime
     // put back (only the ctime tells); its mode changed (ctime only).
     let grow = |p: &Path| {
@@ -221,14 +225,11 @@ fn a_source_written_to_after_it_was_read_is_not_published_and_stays() {
 #[test]
 fn a_recorded_archive_that_no_longer_holds_its_bytes_is_not_trusted() {
     let t = tempfile::tempdir().unwrap();
-    let archive = t.path().join("archive");
-    fs::create_dir_all(&archive).unwrap();
-    let mut s = settings(t.path(), archive.clone());
+    let (mut s, archive) = with_archive_folder(t.path());
     Arc::get_mut(&mut s).unwrap().originals = OriginalsAction::Keep;
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-    let reference = fs::read(format!("{data}/pal8.dither.rle")).unwrap();
+    let reference = fs::read(format!("{DATA}/pal8.dither.rle")).unwrap();
     let src = s.inbox.join("a.bmp");
-    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
     let archive_once = |s: &Arc<Settings>| finish(*encoded(s, &src));
     match archive_once(&s) {
         Report::Archived { archive: a, .. } => assert_eq!(a, archive.join("a.rle")),
@@ -300,12 +301,9 @@ pub(super) fn between_open_and_lock() {
 #[test]
 fn a_claim_filed_by_another_daemon_while_it_was_opened_is_not_archived_again() {
     let t = tempfile::tempdir().unwrap();
-    let archive = t.path().join("archive");
-    fs::create_dir_all(&archive).unwrap();
-    let s = settings(t.path(), archive.clone());
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
+    let (s, archive) = with_archive_folder(t.path());
     let claimed = s.claims.join("a.bmp");
-    fs::copy(format!("{data}/pal8.bmp"), &claimed).unwrap();
+    fs::copy(format!("{DATA}/pal8.bmp"), &claimed).unwrap();
     // Another daemon of this host id held the claim's lock while this one
     // opened it, then filed it away and let go.
     let (path, done) = (claimed.clone(), s.done.clone());
@@ -323,16 +321,16 @@ fn a_claim_filed_by_another_daemon_while_it_was_opened_is_not_archived_again() {
     assert_eq!(fs::read_dir(&archive).unwrap().count(), 0);
     assert_eq!(
         fs::read(s.done.join("a.bmp")).unwrap(),
-        fs::read(format!("{data}/pal8.bmp")).unwrap()
+        fs::read(format!("{DATA}/pal8.bmp")).unwrap()
     );
     // The same when the name holds another file by then: that one is
     // looked at again, not taken for the one opened.
-    fs::copy(format!("{data}/pal8.bmp"), &claimed).unwrap();
+    fs::copy(format!("{DATA}/pal8.bmp"), &claimed).unwrap();
     let (path, done) = (claimed.clone(), s.done.clone());
     BETWEEN_OPEN_AND_LOCK.with(|b| {
         *b.borrow_mut() = Some(Box::new(move || {
             fs::rename(&path, done.join("b.bmp")).unwrap();
-            fs::copy(format!("{data}/rgb24.bmp"), &path).unwrap();
+            fs::copy(format!("{DATA}/rgb24.bmp"), &path).unwrap();
         }))
     });
     match encode(&s, &claimed, 0, None) {
@@ -346,7 +344,7 @@ fn a_claim_filed_by_another_daemon_while_it_was_opened_is_not_archived_again() {
     match finish(*taken) {
         Report::Archived { archive: a, .. } => assert_eq!(
             fs::read(a).unwrap(),
-            fs::read(format!("{data}/rgb24.dither.rle")).unwrap()
+            fs::read(format!("{DATA}/rgb24.dither.rle")).unwrap()
         ),
         other => panic!("expected the new file archived, got {other:?}"),
     }
@@ -355,15 +353,12 @@ fn a_claim_filed_by_another_daemon_while_it_was_opened_is_not_archived_again() {
 #[test]
 fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_archive_exists() {
     let t = tempfile::tempdir().unwrap();
-    let archive = t.path().join("archive");
-    fs::create_dir_all(&archive).unwrap();
-    let s = settings(t.path(), archive.clone());
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-    let pal8 = fs::read(format!("{data}/pal8.dither.rle")).unwrap();
+    let (s, archive) = with_archive_folder(t.path());
+    let pal8 = fs::read(format!("{DATA}/pal8.dither.rle")).unwrap();
     // An earlier attempt published a.rle from a.bmp but could not file
     // a.bmp away; meanwhile a.bmp was replaced by another image.
     let src = s.inbox.join("a.bmp");
-    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
     fs::write(archive.join("a.rle"), &pal8).unwrap();
     let earlier = Published {
         archive: archive.join("a.rle"),
@@ -371,7 +366,7 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
         unrecorded: None,
     };
     fs::remove_file(&src).unwrap();
-    fs::copy(format!("{data}/rgb24.bmp"), &src).unwrap();
+    fs::copy(format!("{DATA}/rgb24.bmp"), &src).unwrap();
     let taken = match encode(&s, &src, 1, Some(&earlier)) {
         Step::Encoded(e) => e,
         Step::Over(other) => panic!("the new image was filed with the old archive: {other:?}"),
@@ -379,13 +374,13 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
     match finish(*taken) {
         Report::Archived { archive: a, .. } => assert_eq!(
             fs::read(a).unwrap(),
-            fs::read(format!("{data}/rgb24.dither.rle")).unwrap()
+            fs::read(format!("{DATA}/rgb24.dither.rle")).unwrap()
         ),
         other => panic!("expected the new image archived, got {other:?}"),
     }
     // The same file, but its earlier archive is gone: archived again.
     let src = s.inbox.join("b.bmp");
-    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
     let earlier = Published {
         archive: archive.join("b.rle"),
         source: source_id(&fs::metadata(&src).unwrap()),
@@ -401,7 +396,7 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
     }
     // The same file with its earlier archive there: only filed.
     let src = s.inbox.join("c.bmp");
-    fs::copy(format!("{data}/pal8.bmp"), &src).unwrap();
+    fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
     fs::write(archive.join("c.rle"), &pal8).unwrap();
     let earlier = Published {
         archive: archive.join("c.rle"),
@@ -418,7 +413,7 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
     assert!(!src.exists());
     assert_eq!(
         fs::read(s.done.join("c.bmp")).unwrap(),
-        fs::read(format!("{data}/pal8.bmp")).unwrap()
+        fs::read(format!("{DATA}/pal8.bmp")).unwrap()
     );
     assert!(!archive.join("c-1.rle").exists());
 }
@@ -427,7 +422,7 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
 fn a_bmp_with_a_broken_header_is_quarantined_at_once_with_its_reason() {
     let t = tempfile::tempdir().unwrap();
     let s = settings(t.path(), t.path().join("archive"));
-    let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/bad");
+    let data = format!("{DATA}/bad");
     for name in ["badbitcount.bmp", "badwidth.bmp", "reallybig.bmp"] {
         let src = s.inbox.join(name);
         fs::copy(format!("{data}/{name}"), &src).unwrap();
