@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::harness::{Confine, Daemon, bin, data, files_below, run_in, stderr, wait_until};
+use crate::harness::{
+    Confine, Daemon, bin, data, files_below, ledger_lines, run_in, stderr, wait_until,
+};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -62,17 +64,10 @@ impl Drop for Other {
 
 /// Every ledger entry under the archive, parsed.
 fn ledger(d: &Daemon) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(d.path("archive/.rlewatch/ledger"))
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-    {
-        for line in fs::read_to_string(e.path()).unwrap().lines() {
-            out.push(serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")));
-        }
-    }
-    out
+    ledger_lines(&d.path("archive"))
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
+        .collect()
 }
 
 fn audit(dir: &Path, archive: &str) -> (bool, String) {

@@ -8,7 +8,9 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::Duration;
 
-use crate::harness::{Daemon, FAST, data, files_below, run_in, stderr, tempdir, wait_until};
+use crate::harness::{
+    Daemon, FAST, data, files_below, ledger_lines, run_in, stderr, tempdir, wait_until,
+};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -929,21 +931,6 @@ fn an_idle_daemon_sleeps_between_rescans() {
     }
 }
 
-/// The ledger lines under `archive`'s ledger for `host`.
-fn ledger_lines(d: &Daemon, archive: &str, host: &str) -> Vec<String> {
-    let dir = d.path(&format!("{archive}/.rlewatch/ledger/{host}"));
-    let mut lines = Vec::new();
-    for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
-        lines.extend(
-            fs::read_to_string(e.path())
-                .unwrap()
-                .lines()
-                .map(String::from),
-        );
-    }
-    lines
-}
-
 #[test]
 fn a_reload_to_another_archive_records_there_under_the_host_it_keeps() {
     let config = |host: &str, archive: &str| {
@@ -971,17 +958,20 @@ fn a_reload_to_another_archive_records_there_under_the_host_it_keeps() {
         fs::read(d.path("archive2/b.rle")).unwrap(),
         expected("pal8.dither.rle")
     );
-    // b's entry is in the new archive's ledger, under the host kept; the
-    // old archive's ledger holds a's alone.
-    let new = ledger_lines(&d, "archive2", "h1");
+    // b's entry is in the new archive's ledger, in the ledger folder of
+    // the host kept and naming it; the old archive's ledger holds a's alone.
+    let new = ledger_lines(&d.path("archive2"));
     assert!(
-        new.len() == 1 && new[0].contains("\"source\":\"b.bmp\""),
+        new.len() == 1
+            && new[0].contains("\"source\":\"b.bmp\"")
+            && new[0].contains("\"host\":\"h1\""),
         "{new:?}"
     );
-    let old = ledger_lines(&d, "archive", "h1");
+    assert!(d.path("archive2/.rlewatch/ledger/h1").is_dir());
+    assert!(!d.path("archive2/.rlewatch/ledger/h2").exists());
+    let old = ledger_lines(&d.path("archive"));
     assert!(
         old.len() == 1 && old[0].contains("\"source\":\"a.bmp\""),
         "{old:?}"
     );
-    assert!(ledger_lines(&d, "archive2", "h2").is_empty());
 }

@@ -495,3 +495,21 @@ impl Lcg {
         (self.0 >> 33) % n
     }
 }
+
+/// Every ledger line under `archive`, from every host's files.
+pub fn ledger_lines(archive: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in walkdir::WalkDir::new(archive.join(".rlewatch/ledger"))
+        .into_iter()
+        .flatten()
+        .filter(|e| e.file_type().is_file())
+    {
+        out.extend(
+            std::fs::read_to_string(e.path())
+                .unwrap()
+                .lines()
+                .map(String::from),
+        );
+    }
+    out
+}

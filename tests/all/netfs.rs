@@ -21,7 +21,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::harness::{
-    Daemon, data, files_below, is_root, run_in, skip_without_root, stderr, tempdir, wait_until,
+    Daemon, data, files_below, is_root, ledger_lines, run_in, skip_without_root, stderr, tempdir,
+    wait_until,
 };
 
 /// The first of `names` found on PATH or in the sbin folders.
@@ -175,24 +176,6 @@ impl Drop for Sshfs {
             let _ = Command::new("umount").arg("-l").arg(&self.0).status();
         }
     }
-}
-
-/// Every ledger line under `archive`, from every host's files.
-fn ledger_lines(archive: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in walkdir::WalkDir::new(archive.join(".rlewatch/ledger"))
-        .into_iter()
-        .flatten()
-        .filter(|e| e.file_type().is_file())
-    {
-        out.extend(
-            fs::read_to_string(e.path())
-                .unwrap()
-                .lines()
-                .map(String::from),
-        );
-    }
-    out
 }
 
 #[test]
