@@ -355,16 +355,19 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
     let t = tempfile::tempdir().unwrap();
     let (s, archive) = with_archive_folder(t.path());
     let pal8 = fs::read(format!("{DATA}/pal8.dither.rle")).unwrap();
+    // What an earlier attempt on `src` as it is now carries: its archive
+    // `rle` (the retry trusts it only while it is there).
+    let earlier_of = |src: &Path, rle: &str| Published {
+        archive: archive.join(rle),
+        source: source_id(&fs::metadata(src).unwrap()),
+        unrecorded: None,
+    };
     // An earlier attempt published a.rle from a.bmp but could not file
     // a.bmp away; meanwhile a.bmp was replaced by another image.
     let src = s.inbox.join("a.bmp");
     fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
     fs::write(archive.join("a.rle"), &pal8).unwrap();
-    let earlier = Published {
-        archive: archive.join("a.rle"),
-        source: source_id(&fs::metadata(&src).unwrap()),
-        unrecorded: None,
-    };
+    let earlier = earlier_of(&src, "a.rle");
     fs::remove_file(&src).unwrap();
     fs::copy(format!("{DATA}/rgb24.bmp"), &src).unwrap();
     let taken = match encode(&s, &src, 1, Some(&earlier)) {
@@ -381,11 +384,7 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
     // The same file, but its earlier archive is gone: archived again.
     let src = s.inbox.join("b.bmp");
     fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
-    let earlier = Published {
-        archive: archive.join("b.rle"),
-        source: source_id(&fs::metadata(&src).unwrap()),
-        unrecorded: None,
-    };
+    let earlier = earlier_of(&src, "b.rle");
     let taken = match encode(&s, &src, 1, Some(&earlier)) {
         Step::Encoded(e) => e,
         Step::Over(other) => panic!("filed without its archive: {other:?}"),
@@ -398,11 +397,7 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
     let src = s.inbox.join("c.bmp");
     fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
     fs::write(archive.join("c.rle"), &pal8).unwrap();
-    let earlier = Published {
-        archive: archive.join("c.rle"),
-        source: source_id(&fs::metadata(&src).unwrap()),
-        unrecorded: None,
-    };
+    let earlier = earlier_of(&src, "c.rle");
     match encode(&s, &src, 1, Some(&earlier)) {
         Step::Over(Report::AlreadyArchived { archive: a, .. }) => {
             assert_eq!(a, archive.join("c.rle"))
