@@ -23,7 +23,7 @@ started=$SECONDS
 
 suite=bookworm
 mirror=${RLEWATCH_E2E_MIRROR:-http://deb.debian.org/debian}
-# adduser: the package's postinst; acl: the README's default-ACL recipe for
+# adduser: the package's postinst; acl: docs/service.md's default-ACL recipe for
 # writers. systemd-sysv makes systemd /sbin/init, dbus lets systemctl work.
 include=systemd,systemd-sysv,dbus,adduser,acl
 cache=${RLEWATCH_E2E_CACHE:-/var/cache/rlewatch-e2e}
@@ -255,7 +255,7 @@ as_writer "umask 002; mkdir $spool/inbox/u002; cp $w/data/pal8.bmp $spool/inbox/
 # and the log names the fix.
 as_writer "umask 022; mkdir $spool/inbox/u022; cp $w/data/pal4rle.bmp $spool/inbox/u022/pal4rle.bmp"
 u022_at=$SECONDS
-# The README's other recipe: a default ACL on the inbox keeps subfolders
+# docs/service.md's other recipe: a default ACL on the inbox keeps subfolders
 # group-writable whatever the writer's umask.
 acl=ok
 if in_ct setfacl -d -m g:rlewatch:rwX "$spool/inbox" 2>"$work/acl.err"; then
