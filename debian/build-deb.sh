@@ -17,9 +17,11 @@ target_dir=$(cargo metadata --format-version 1 --no-deps |
 assets="$target_dir/release/assets"
 rm -rf "$assets"
 "$target_dir/release/rlewatch" generate-assets "$assets"
+# The configuration file's page, rlewatch.toml(5), is written by hand.
+install -m 0644 docs/rlewatch.toml.5 "$assets/"
 # Debian policy: man pages gzipped at maximum compression, with no name or
 # timestamp in the header (-n) so that the package is reproducible.
-gzip -9n "$assets"/*.1
+gzip -9n "$assets"/*.1 "$assets"/*.5
 
 # --dbgsym: the binary in the package is stripped (36 MB -> a few MB); its
 # debug info ([profile.release] debug = 1, for stack traces) goes into a
