@@ -1,73 +1,22 @@
 //! Claims, the ledger and `rlewatch audit` (design §4.7), through the real
-//! binary: two daemons on one inbox, what the ledger records, what the
-//! audit finds, and a SIGKILL at every named step of a file's life.
+//! binary: two daemons on one inbox, what the ledger records, an archive
+//! published but never recorded, what the audit finds, a dead host's
+//! claims taken over, and a SIGKILL at every named step of a file's life.
 
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use crate::harness::{
-    Confine, Daemon, bin, data, files_below, ledger_lines, run_in, stderr, wait_until,
+use crate::support::{
+    Confine, Daemon, FAST, LONG, data, expected, files_below, ledger, run_in, stderr, wait_file,
+    wait_until,
 };
 
-const LONG: Duration = Duration::from_secs(60);
-
-/// Another `rlewatch run` in the same folder as `d`, on its own config
-/// file and log. Killed on drop.
-struct Other {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Other {
-    fn start(d: &Daemon, name: &str, config: &str) -> Other {
-        let toml = format!("{name}.toml");
-        fs::write(d.path(&toml), config).unwrap();
-        let log = d.path(&format!("{name}.log"));
-        let child = bin()
-            .args(["run", "--config", &toml])
-            .current_dir(d.dir.path())
-            .env_remove("JOURNAL_STREAM")
-            .env_remove("NOTIFY_SOCKET")
-            .stdout(Stdio::null())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let o = Other { child, log };
-        assert!(
-            wait_until(LONG, || o.log().contains(" started: ")),
-            "the second daemon did not start:\n{}",
-            o.log()
-        );
-        o
-    }
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Other {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if std::thread::panicking() {
-            eprintln!("--- second daemon log ---\n{}", self.log());
-        }
-    }
-}
-
-/// Every ledger entry under the archive, parsed.
-fn ledger(d: &Daemon) -> Vec<serde_json::Value> {
-    ledger_lines(&d.path("archive"))
-        .iter()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
-        .collect()
+/// Every entry of the ledger of `d`'s archive.
+fn recorded(d: &Daemon) -> Vec<serde_json::Value> {
+    ledger::entries(&d.path("archive"))
 }
 
 fn audit(dir: &Path, archive: &str) -> (bool, String) {
@@ -92,8 +41,7 @@ fn two_daemons(second: &str, delete_lock: bool) {
         // daemon then gets past the lock.
         fs::remove_file(d.inbox().join(".rlewatch/alpha.lock")).unwrap();
     }
-    let other = Other::start(
-        &d,
+    let other = d.beside(
         "second",
         &format!("[watch]\nsettle_ms = 20\n[daemon]\nhost = \"{second}\"\n"),
     );
@@ -143,7 +91,7 @@ fn two_daemons(second: &str, delete_lock: bool) {
             "{i:03}-{kind}"
         );
     }
-    let entries = ledger(&d);
+    let entries = recorded(&d);
     assert_eq!(entries.len(), N, "one ledger entry per file");
     let (clean, text) = audit(d.dir.path(), "archive");
     assert!(clean, "{text}");
@@ -174,12 +122,12 @@ fn a_second_daemon_past_a_deleted_lock_duplicates_and_loses_nothing() {
 
 #[test]
 fn the_ledger_records_each_file_as_it_is() {
-    let d = Daemon::start(crate::harness::FAST);
+    let d = Daemon::start(FAST);
     fs::create_dir(d.inbox().join("sub")).unwrap();
     fs::copy(data("pal1wb.bmp"), d.inbox().join("sub/bw.bmp")).unwrap();
     fs::copy(data("rgb24.bmp"), d.inbox().join("photo.bmp")).unwrap();
     assert!(wait_until(LONG, || files_below(&d.path("done")).len() == 2));
-    let mut entries = ledger(&d);
+    let mut entries = recorded(&d);
     entries.sort_by_key(|e| e["source"].as_str().unwrap().to_string());
     assert_eq!(entries.len(), 2);
     for (e, src, rle, lossless) in [
@@ -220,7 +168,7 @@ fn the_ledger_records_each_file_as_it_is() {
 
 #[test]
 fn audit_finds_missing_corrupt_unrecorded_and_doubly_recorded_archives() {
-    let d = Daemon::start(crate::harness::FAST);
+    let d = Daemon::start(FAST);
     for (name, src) in [("a", "pal8"), ("b", "rgb24"), ("c", "pal1"), ("e", "rgb16")] {
         fs::copy(
             data(&format!("{src}.bmp")),
@@ -245,12 +193,7 @@ fn audit_finds_missing_corrupt_unrecorded_and_doubly_recorded_archives() {
         fs::read(data("pal8.dither.rle")).unwrap(),
     )
     .unwrap();
-    let file = walkdir::WalkDir::new(d.path("archive/.rlewatch/ledger"))
-        .into_iter()
-        .flatten()
-        .find(|e| e.file_type().is_file())
-        .unwrap()
-        .into_path();
+    let file = ledger::files(&d.path("archive")).remove(0);
     let text_before = fs::read_to_string(&file).unwrap();
     let c_line = text_before
         .lines()
@@ -278,7 +221,7 @@ fn audit_finds_missing_corrupt_unrecorded_and_doubly_recorded_archives() {
 #[test]
 fn a_state_folder_someone_else_can_write_stops_the_daemon() {
     use std::os::unix::fs::PermissionsExt;
-    let mut d = Daemon::start(crate::harness::FAST);
+    let mut d = Daemon::start(FAST);
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(LONG).is_some());
     // As an inbox writer could make it before the first start.
@@ -396,7 +339,7 @@ fn sigkill_at_every_step_of_a_files_life_loses_and_duplicates_nothing() {
                 files_below(&d.path("done"))
             );
             assert_eq!(files_below(&d.path("failed")).len(), 2, "{policy}/{step}");
-            assert_eq!(ledger(&d).len(), 2, "{policy}/{step}: {:?}", ledger(&d));
+            assert_eq!(recorded(&d).len(), 2, "{policy}/{step}: {:?}", recorded(&d));
             let (clean, text) = audit(d.dir.path(), "archive");
             assert!(clean, "{policy}/{step}: {text}");
             println!("{policy}/{step}: killed, restarted, every file exactly once");
@@ -413,8 +356,7 @@ fn two_keep_daemons_record_each_file_once() {
     let d = Daemon::start(
         "[watch]\nsettle_ms = 20\n[originals]\naction = \"keep\"\n[daemon]\nhost = \"a\"\n",
     );
-    let _other = Other::start(
-        &d,
+    let _other = d.beside(
         "b",
         "[watch]\nsettle_ms = 20\n[originals]\naction = \"keep\"\n[daemon]\nhost = \"b\"\n",
     );
@@ -428,7 +370,7 @@ fn two_keep_daemons_record_each_file_once() {
     }
     assert!(
         wait_until(LONG, || files_below(&d.path("archive")).len() == N
-            && ledger(&d).len() >= N
+            && recorded(&d).len() >= N
             && inbox_files(&d).len() == N),
         "archive {:?}",
         files_below(&d.path("archive"))
@@ -436,11 +378,11 @@ fn two_keep_daemons_record_each_file_once() {
     // Both have had time to see each other's put-back originals: a
     // rescan-free wait for the ledger to stay as it is.
     let settled = || {
-        let before = ledger(&d).len();
-        !wait_until(Duration::from_secs(2), || ledger(&d).len() != before)
+        let before = recorded(&d).len();
+        !wait_until(Duration::from_secs(2), || recorded(&d).len() != before)
     };
     assert!(settled());
-    assert_eq!(ledger(&d).len(), N, "{:?}", ledger(&d));
+    assert_eq!(recorded(&d).len(), N, "{:?}", recorded(&d));
     assert_eq!(files_below(&d.path("archive")).len(), N);
     let (clean, text) = audit(d.dir.path(), "archive");
     assert!(clean, "{text}");
@@ -454,7 +396,7 @@ fn a_name_that_is_not_utf8_is_recorded_exactly() {
     let name = std::ffi::OsStr::from_bytes(b"bad\xffname.bmp");
     let mut d = Daemon::start("[watch]\nsettle_ms = 20\n[originals]\naction = \"keep\"\n");
     fs::copy(data("pal1.bmp"), d.inbox().join(name)).unwrap();
-    assert!(wait_until(LONG, || ledger(&d).len() == 1));
+    assert!(wait_until(LONG, || recorded(&d).len() == 1));
     for _ in 0..2 {
         d.signal(libc::SIGTERM);
         assert!(d.wait_exit(LONG).is_some());
@@ -469,7 +411,7 @@ fn a_name_that_is_not_utf8_is_recorded_exactly() {
             b"bad\xffname.rle"
         ))]
     );
-    let entries = ledger(&d);
+    let entries = recorded(&d);
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0]["source_raw"], "626164ff6e616d652e626d70");
     let (clean, text) = audit(d.dir.path(), "archive");
@@ -480,18 +422,58 @@ fn a_name_that_is_not_utf8_is_recorded_exactly() {
 /// to a new file, not into the removed one.
 #[test]
 fn a_ledger_file_removed_while_running_is_made_again() {
-    let d = Daemon::start(crate::harness::FAST);
+    let d = Daemon::start(FAST);
     fs::copy(data("pal8.bmp"), d.inbox().join("one.bmp")).unwrap();
-    assert!(wait_until(LONG, || ledger(&d).len() == 1));
+    assert!(wait_until(LONG, || recorded(&d).len() == 1));
     fs::remove_dir_all(d.path("archive/.rlewatch")).unwrap();
     fs::copy(data("pal8.bmp"), d.inbox().join("two.bmp")).unwrap();
     assert!(wait_until(LONG, || d.path("done/two.bmp").exists()));
-    let entries = ledger(&d);
+    let entries = recorded(&d);
     assert_eq!(entries.len(), 1, "{entries:?}");
     assert_eq!(entries[0]["source"], "two.bmp");
     // What the audit says is then the truth: one.rle has lost its record.
     let (clean, text) = audit(d.dir.path(), "archive");
     assert!(!clean && text.contains("unrecorded: one.rle"), "{text}");
+}
+
+#[test]
+fn an_unrecorded_archive_with_the_same_bytes_is_recorded_not_published_twice() {
+    // As after a crash between publishing the archive and recording it in
+    // the ledger: the file still claimed, an archive under its name with
+    // exactly its bytes that no ledger entry names.
+    let mut d = Daemon::start(FAST);
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(LONG).is_some());
+    let claims = fs::read_dir(d.inbox().join(".rlewatch/claims"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    fs::copy(data("pal8.bmp"), claims.join("again.bmp")).unwrap();
+    std::thread::sleep(Duration::from_millis(20)); // distinct mtimes, not synchronisation
+    fs::write(d.path("archive/again.rle"), expected("pal8.dither.rle")).unwrap();
+    // The same beside a new arrival: that archive may be another host's,
+    // not yet recorded, so the new file gets its own.
+    fs::copy(data("pal1.bmp"), d.inbox().join("other.bmp")).unwrap();
+    fs::write(d.path("archive/other.rle"), expected("pal1.dither.rle")).unwrap();
+    d.spawn();
+    assert!(wait_file(&d, "done/again.bmp"));
+    assert!(wait_file(&d, "done/other.bmp"));
+    // Logged once filing is done, folders fsynced: after the file shows.
+    assert!(d.wait_log("already archived", 1, LONG), "{}", d.log());
+    assert_eq!(
+        files_below(&d.path("archive")),
+        ["again.rle", "other-1.rle", "other.rle"].map(std::path::PathBuf::from)
+    );
+    assert_eq!(
+        fs::read(d.path("archive/other-1.rle")).unwrap(),
+        expected("pal1.dither.rle")
+    );
+    let ledger = ledger::lines(&d.path("archive")).join("\n");
+    assert_eq!(ledger.lines().count(), 2, "{ledger}");
+    assert!(ledger.contains("\"archive\":\"again.rle\""), "{ledger}");
+    assert!(ledger.contains("\"archive\":\"other-1.rle\""), "{ledger}");
 }
 
 /// A temporary archive corrupted between its fsync and its verification
@@ -526,7 +508,7 @@ fn an_archive_corrupted_before_verification_is_never_published() {
             "{policy}: {:?}",
             files_below(&d.path("archive"))
         );
-        assert!(ledger(&d).is_empty());
+        assert!(recorded(&d).is_empty());
         assert!(files_below(&d.path("done")).is_empty());
         assert!(wait_until(LONG, || fs::read(d.inbox().join("bw.bmp")).ok()
             == fs::read(data("pal1wb.bmp")).ok()));
@@ -544,8 +526,8 @@ fn a_dead_hosts_claims_are_finished_by_the_others_exactly_once() {
         format!("[watch]\nsettle_ms = 20\n[daemon]\nhost = \"{host}\"\ntakeover_secs = 3\n")
     };
     let d = Daemon::start(&cfg("a"));
-    let _b = Other::start(&d, "b", &cfg("b"));
-    let mut c = Other::start(&d, "c", &cfg("c"));
+    let _b = d.beside("b", &cfg("b"));
+    let mut c = d.beside("c", &cfg("c"));
     let staging = d.path("staging");
     fs::create_dir(&staging).unwrap();
     let kinds = ["pal1", "pal8", "rgb16", "pal4rle"];
@@ -615,16 +597,16 @@ fn a_dead_hosts_claims_are_finished_by_the_others_exactly_once() {
             "{i:04}-{kind}"
         );
     }
-    assert_eq!(ledger(&d).len(), N + 1);
+    assert_eq!(recorded(&d).len(), N + 1);
     let (clean, text) = audit(d.dir.path(), "archive");
     assert!(clean, "{text}");
     // c comes back: its claims are gone, nothing is done twice.
-    let c2 = Other::start(&d, "c-again", &cfg("c"));
+    let c2 = d.beside("c-again", &cfg("c"));
     assert!(!wait_until(Duration::from_secs(2), || c2
         .log()
         .contains("archived")));
     assert_eq!(files_below(&d.path("archive")).len(), N + 1);
-    assert_eq!(ledger(&d).len(), N + 1);
+    assert_eq!(recorded(&d).len(), N + 1);
 }
 
 /// Where `renameat2(RENAME_NOREPLACE)` is refused with EINVAL (a
@@ -681,6 +663,6 @@ fn without_no_replace_renames_files_are_claimed_and_filed_exactly_once() {
     );
     assert_eq!(files_below(&d.path("done")).len(), 6);
     assert_eq!(files_below(&d.inbox()), Vec::<PathBuf>::new());
-    assert_eq!(ledger(&d).len(), names.len());
+    assert_eq!(recorded(&d).len(), names.len());
     assert!(!d.log().contains("retry"), "{}", d.log());
 }

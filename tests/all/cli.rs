@@ -5,7 +5,7 @@ use std::fs;
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
-use crate::harness::{data, run_in, stderr, tempdir};
+use crate::support::{data, run_in, stderr, tempdir};
 
 fn copy_vector(dir: &std::path::Path, name: &str, to: &str) {
     fs::copy(data(name), dir.join(to)).unwrap();
@@ -260,7 +260,7 @@ fn folder_walk_does_not_follow_symlinks() {
 /// otherwise log "reload failed"), so `systemctl reload` fails visibly.
 #[test]
 fn reload_validates_first_and_signals_only_a_valid_config() {
-    use crate::harness::{Daemon, FAST};
+    use crate::support::{Daemon, FAST};
     let d = Daemon::start(FAST);
     let pid = d.pid().to_string();
     let reload = |config: &str| {

@@ -10,7 +10,7 @@ use rlewatch::bmp::{self, BmpInfo, PillowMode};
 use rlewatch::compress::{self, DEFAULT_MAX_PIXELS, Options};
 use rlewatch::rle::{self, Header};
 
-use crate::harness::{compress_bytes, data, tempdir};
+use crate::support::{compress_bytes, data, tempdir};
 
 const VECTORS: &[&str] = &["pal1", "pal1wb", "pal4rle", "pal8", "rgb24", "rgb16"];
 

@@ -11,9 +11,8 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::harness::{Confine, Daemon, NOBODY, data, files_below, is_root, wait_until};
+use crate::support::{Confine, Daemon, LONG, NOBODY, data, files_below, is_root, wait_until};
 
-const LONG: Duration = Duration::from_secs(60);
 const SETTLE_MS: u64 = 100;
 const PAUSE: Duration = Duration::from_millis(4 * SETTLE_MS);
 
@@ -120,7 +119,7 @@ fn a_file_preallocated_then_filled_slowly_is_waited_for() {
 #[test]
 fn a_preallocated_file_filled_in_several_sessions_is_waited_for() {
     let d = Daemon::start(&config(""));
-    let bytes = crate::faults::big_bmp(600, 400);
+    let bytes = crate::support::big_bmp(600, 400);
     let path = d.inbox().join("prealloc.bmp");
     let f = File::create(&path).unwrap();
     // SAFETY: fallocate on a file we own.
@@ -142,7 +141,7 @@ fn a_preallocated_file_filled_in_several_sessions_is_waited_for() {
         d.log()
     );
     let expected =
-        crate::harness::compress_bytes(&bytes, rlewatch::bilevel::Conversion::Dither).unwrap();
+        crate::support::compress_bytes(&bytes, rlewatch::bilevel::Conversion::Dither).unwrap();
     assert_eq!(fs::read(d.path("archive/prealloc.rle")).unwrap(), expected);
     assert_eq!(fs::read(d.path("done/prealloc.bmp")).unwrap(), bytes);
     assert_eq!(files_below(&d.path("failed")), Vec::<PathBuf>::new());
@@ -249,7 +248,7 @@ fn delete_waits_for_a_writer_that_keeps_the_file_open() {
 #[test]
 fn delete_without_a_lease_probe_files_the_original_instead() {
     if !is_root() {
-        crate::harness::skip_without_root("running the daemon as another user needs root");
+        crate::support::skip_without_root("running the daemon as another user needs root");
         return;
     }
     let d = Daemon::start_confined(

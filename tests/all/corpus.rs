@@ -11,7 +11,7 @@ use rlewatch::bilevel::{Conversion, rgba_row};
 use rlewatch::bmp::{BmpInfo, Compression, Rows};
 use rlewatch::compress::DEFAULT_MAX_PIXELS;
 
-use crate::harness::{compress_bytes, corpus};
+use crate::support::{compress_bytes, corpus};
 
 type Rgba = Vec<[u8; 4]>;
 

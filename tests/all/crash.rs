@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use std::os::unix::fs::MetadataExt;
 
-use crate::harness::{Daemon, Lcg, data, files_below, flocked_inodes, stop_process, wait_until};
+use crate::support::{Daemon, Lcg, data, files_below, flocked_inodes, stop_process, wait_until};
 
 /// (vector, good?) dropped in turn.
 const KINDS: &[(&str, bool)] = &[

@@ -8,10 +8,10 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use crate::faults::{Mount, restart_with};
-use crate::harness::{Confine, Daemon, FAST, NOBODY, data, files_below, is_root, wait_until};
-
-const LONG: Duration = Duration::from_secs(60);
+use crate::support::mount::Mount;
+use crate::support::{
+    Confine, Daemon, FAST, LONG, NOBODY, data, files_below, is_root, restart_with, wait_until,
+};
 
 fn archives_without_openat2(errno: i32) {
     let d = Daemon::start_confined(
@@ -61,7 +61,7 @@ fn openat2_refused_with_eperm_by_a_seccomp_filter_still_archives() {
 /// archive.
 fn unremovable_original_is_never_duplicated(other_filesystem: bool) {
     if !is_root() {
-        crate::harness::skip_without_root("running the daemon as another user needs root");
+        crate::support::skip_without_root("running the daemon as another user needs root");
         return;
     }
     let confine = Confine {

@@ -8,80 +8,14 @@
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::fs::symlink;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::harness::{
-    Confine, Daemon, FAST, can_make_user_namespaces, data, files_below, flocked_inodes, is_root,
-    skip_without_root, tempdir, wait_until,
+use crate::support::mount::Mount;
+use crate::support::{
+    Confine, Daemon, FAST, LONG, big_bmp, can_make_user_namespaces, data, files_below,
+    flocked_inodes, restart_with, skip_without_root, tempdir, wait_until,
 };
-
-const LONG: Duration = Duration::from_secs(60);
-
-/// A tmpfs mounted for the test, unmounted on drop.
-pub struct Mount(PathBuf);
-
-impl Mount {
-    pub fn tmpfs(at: &Path, size: &str) -> Option<Mount> {
-        if !is_root() {
-            skip_without_root("mounting a small filesystem needs root");
-            return None;
-        }
-        fs::create_dir_all(at).unwrap();
-        let ok = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0755"),
-                "tmpfs",
-            ])
-            .arg(at)
-            .status();
-        if !ok.is_ok_and(|s| s.success()) {
-            skip_without_root("cannot mount a tmpfs here");
-            return None;
-        }
-        Some(Mount(at.to_path_buf()))
-    }
-
-    fn remount(&self, options: &str) {
-        let ok = Command::new("mount")
-            .args(["-o", &format!("remount,{options}")])
-            .arg(&self.0)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "remount {options} failed");
-    }
-}
-
-impl Mount {
-    /// Unmounts it now (as a share going away would be).
-    fn unmount(self) {
-        let ok = Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status()
-            .unwrap();
-        assert!(ok.success(), "umount {} failed", self.0.display());
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Stops the daemon, lets `prepare` change its folders, starts it again.
-pub fn restart_with(d: &mut Daemon, prepare: impl FnOnce(&Daemon)) {
-    d.signal(libc::SIGTERM);
-    assert!(d.wait_exit(LONG).is_some());
-    prepare(d);
-    d.spawn();
-}
 
 #[test]
 fn a_full_archive_is_retried_until_there_is_room() {
@@ -330,7 +264,7 @@ fn an_inbox_deleted_and_recreated_is_watched_and_locked_again_within_a_second() 
         fs::read(data("pal8.dither.rle")).unwrap()
     );
     // The lock was taken again on the new folder.
-    let out = crate::harness::run_in(d.dir.path(), &["run", "--config", "config.toml"]);
+    let out = crate::support::run_in(d.dir.path(), &["run", "--config", "config.toml"]);
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -358,7 +292,7 @@ fn an_inbox_replaced_at_once_is_watched_and_locked_again() {
         d.log()
     );
     // The lock was taken again on the new folder.
-    let out = crate::harness::run_in(d.dir.path(), &["run", "--config", "config.toml"]);
+    let out = crate::support::run_in(d.dir.path(), &["run", "--config", "config.toml"]);
     assert_eq!(out.status.code(), Some(1));
 }
 
@@ -462,27 +396,6 @@ fn write_and_hold(path: &Path, name: &str) -> fs::File {
     f
 }
 
-/// A 24-bit BMP big enough that compressing it takes a while.
-pub fn big_bmp(w: usize, h: usize) -> Vec<u8> {
-    let stride = (w * 3).div_ceil(4) * 4;
-    let mut out = Vec::with_capacity(54 + stride * h);
-    out.extend_from_slice(b"BM");
-    out.extend_from_slice(&((54 + stride * h) as u32).to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&54u32.to_le_bytes());
-    out.extend_from_slice(&40u32.to_le_bytes());
-    out.extend_from_slice(&(w as i32).to_le_bytes());
-    out.extend_from_slice(&(h as i32).to_le_bytes());
-    out.extend_from_slice(&[1, 0, 24, 0]);
-    out.extend_from_slice(&[0; 24]);
-    for y in 0..h {
-        for x in 0..stride {
-            out.push(((x * 7 + y * 13) % 256) as u8);
-        }
-    }
-    out
-}
-
 #[test]
 fn a_source_truncated_or_deleted_while_being_compressed_loses_nothing() {
     let d = Daemon::start(FAST);
@@ -502,7 +415,7 @@ fn a_source_truncated_or_deleted_while_being_compressed_loses_nothing() {
         // Once claimed it is no longer under its name in the inbox: the
         // attack then goes to the claim (as a process of the daemon's own
         // user could).
-        let target = crate::harness::files_below(&d.inbox())
+        let target = crate::support::files_below(&d.inbox())
             .into_iter()
             .find(|p| p.file_name() == Some(std::ffi::OsStr::new(name)))
             .map(|p| d.inbox().join(p));
@@ -526,7 +439,7 @@ fn a_source_truncated_or_deleted_while_being_compressed_loses_nothing() {
     // the cut or refused as truncated, and the daemon alive.
     assert!(
         wait_until(LONG, || {
-            let inbox_clear = crate::harness::files_below(&d.inbox())
+            let inbox_clear = crate::support::files_below(&d.inbox())
                 .iter()
                 .all(|p| p.file_name() != Some(std::ffi::OsStr::new("cut.bmp")));
             let no_temps = fs::read_dir(d.path("archive"))
@@ -556,11 +469,11 @@ fn a_source_truncated_or_deleted_while_being_compressed_loses_nothing() {
         let p = d.path(&format!("archive/{rle}"));
         if p.exists() {
             // Anything under a final name is a complete, valid archive.
-            let out = crate::harness::run_in(d.dir.path(), &["verify", p.to_str().unwrap()]);
+            let out = crate::support::run_in(d.dir.path(), &["verify", p.to_str().unwrap()]);
             assert!(
                 out.status.success(),
                 "{rle}: {}",
-                crate::harness::stderr(&out)
+                crate::support::stderr(&out)
             );
         }
     }
@@ -672,8 +585,8 @@ fn a_file_renamed_over_one_being_archived_is_archived_too() {
     got.sort();
     let conv = rlewatch::bilevel::Conversion::Dither;
     let mut want = vec![
-        crate::harness::compress_bytes(&a, conv).unwrap(),
-        crate::harness::compress_bytes(&b, conv).unwrap(),
+        crate::support::compress_bytes(&a, conv).unwrap(),
+        crate::support::compress_bytes(&b, conv).unwrap(),
     ];
     want.sort();
     assert_eq!(got, want, "race hit: {temp_seen}\n{}", d.log());

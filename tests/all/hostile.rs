@@ -10,9 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::harness::{Daemon, FAST, data, files_below, wait_until};
-
-const LONG: Duration = Duration::from_secs(60);
+use crate::support::{Daemon, FAST, LONG, data, files_below, wait_until};
 
 #[test]
 fn awkward_names_are_archived_and_logged_safely() {

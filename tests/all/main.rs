@@ -1,22 +1,42 @@
 //! The one integration test binary. Everything runs the real built binary
-//! in temporary folders: the codec against the bundled vectors and the
-//! shared corpus, the command line, the daemon (arrivals, completion,
-//! faults, crashes, claims and the ledger, several hosts on sshfs, power
-//! loss on a FUSE filesystem) and the deployed setup.
+//! in temporary folders. One module per subject, each saying what it
+//! holds; what they share is in `support`, never in a test file.
 
-mod harness;
+// Shared fixtures: temp folders and the binary, `Daemon` (also beside
+// another as a second host), confinement, the ledger reader, mounts, and
+// the FUSE power-loss filesystem. No tests.
+mod support;
 
-mod hostile;
-
-mod claims;
-mod cli;
+// The codec against the bundled vectors, with property tests.
 mod codec;
-mod completion;
+// The codec against the shared corpus (ignored without it).
 mod corpus;
-mod crash;
-mod daemon;
-mod deployed;
+// The one-shot commands: compress, decompress, verify, reload,
+// check-config; outputs, refusals, error lines and exit codes.
+mod cli;
+// Files arriving every way, bursts, slow writers, bad inputs, taken names.
+mod arrival;
+// When a file is complete: writers that pause, preallocate, write the
+// header last or keep the file open.
+mod completion;
+// What becomes of originals: moved, kept, deleted only when lossless.
+mod originals;
+// check-config, and SIGHUP reloads applied or refused whole.
+mod reload;
+// One daemon per inbox, clean-up at start, signals, systemd, logs, idle.
+mod lifecycle;
+// Hostile names, deep folders and headers that lie.
+mod hostile;
+// Full, read-only and vanishing folders, swapped symlinks, retries.
 mod faults;
+// The shipped service's conditions: seccomp, a non-root user, umask.
+mod deployed;
+// SIGKILL at random moments while files arrive, then every file once.
+mod crash;
+// Claims, the ledger and audit: several daemons on one inbox, a SIGKILL
+// at every step of a file's life, a dead host's claims taken over.
+mod claims;
+// Three hosts on sshfs, one killed: every file archived once.
 mod netfs;
-mod powerfs;
+// Power cuts on the FUSE filesystem that keeps only what was fsynced.
 mod powerloss;

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{
-    Daemon, data, files_below, is_root, ledger_lines, run_in, skip_without_root, stderr, tempdir,
+use crate::support::{
+    Daemon, data, files_below, is_root, ledger, run_in, skip_without_root, stderr, tempdir,
     wait_until,
 };
 
@@ -342,7 +342,7 @@ fn three_hosts_on_sshfs_one_killed_archive_each_file_once() {
     // claimed would be filed twice (the second copy under another name).
     let done = files_below(&server.join("done"));
     assert_eq!(done.len(), N, "originals filed twice: {done:?}");
-    assert_eq!(ledger_lines(&archive).len(), N);
+    assert_eq!(ledger::lines(&archive).len(), N);
 
     // The same name delivered again and again, different bytes each time
     // (pal8.bmp with its last byte, row padding, changed), each as soon as
@@ -386,7 +386,7 @@ fn three_hosts_on_sshfs_one_killed_archive_each_file_once() {
         .map(|i| format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&delivery(i))))
         .collect();
     wanted.sort();
-    let mut recorded: Vec<String> = ledger_lines(&archive)
+    let mut recorded: Vec<String> = ledger::lines(&archive)
         .iter()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
         .filter(|e| e["source"] == "same.bmp")
@@ -419,7 +419,7 @@ fn three_hosts_on_sshfs_one_killed_archive_each_file_once() {
         archives.len() == N + M
     });
     // Should one be missing: the ledger entries whose archive is not there.
-    let unbacked: Vec<String> = ledger_lines(&archive)
+    let unbacked: Vec<String> = ledger::lines(&archive)
         .into_iter()
         .filter(|l| {
             let e: serde_json::Value = serde_json::from_str(l).unwrap();
@@ -440,7 +440,7 @@ fn three_hosts_on_sshfs_one_killed_archive_each_file_once() {
             })
             .collect::<Vec<_>>()
     );
-    assert_eq!(ledger_lines(&archive).len(), N + M);
+    assert_eq!(ledger::lines(&archive).len(), N + M);
     let out = run_in(top.path(), &["audit", archive.to_str().unwrap()]);
     assert!(
         out.status.success(),

@@ -1,7 +1,8 @@
-//! Power loss (design §4.7, "Power loss"): the daemon on [`PowerFs`], a filesystem that
-//! keeps only what was fsynced. The power is cut at random moments while
-//! files are in flight, and after each named step of a file's life (the
-//! test-only crash points, src/faults.rs). After each cut, before the
+//! Power loss (design §4.7, "Power loss"): the daemon on [`PowerFs`]
+//! (support/powerfs.rs), a filesystem that keeps only what was fsynced,
+//! and that filesystem's own model test. The power is cut at random
+//! moments while files are in flight, and after each named step of a
+//! file's life (the test-only crash points, src/faults.rs). After each cut, before the
 //! restart: nothing acknowledged as archived is lost, and no original is
 //! gone whose archive is not durable. After the restart and drain: every
 //! file archived exactly once, no temporary file, `rlewatch audit` clean.
@@ -16,33 +17,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Daemon, Lcg, data, files_below, run_in, stderr, tempdir, wait_until};
-use crate::powerfs::{Mounted, PowerFs};
+use std::os::unix::fs::MetadataExt;
 
-const LONG: Duration = Duration::from_secs(60);
+use crate::support::mount::fuse_prerequisites;
+use crate::support::powerfs::{Mounted, PowerFs};
+use crate::support::{
+    Daemon, LONG, Lcg, data, files_below, ledger, run_in, stderr, tempdir, wait_until,
+};
 const HOST: &str = "powerloss";
-
-/// True when this test can run (root, /dev/fuse); otherwise prints why it
-/// is skipped, or fails with `RLEWATCH_REQUIRE_ROOT=1`.
-pub fn prerequisites(what: &str) -> bool {
-    let missing = if !crate::harness::is_root() {
-        Some("needs root to mount a FUSE filesystem")
-    } else if !Path::new("/dev/fuse").exists() {
-        Some("needs /dev/fuse")
-    } else {
-        None
-    };
-    match missing {
-        None => true,
-        Some(why) if std::env::var_os("RLEWATCH_REQUIRE_ROOT").is_some_and(|v| v == "1") => {
-            panic!("{what}: {why} (RLEWATCH_REQUIRE_ROOT=1)")
-        }
-        Some(why) => {
-            println!("skipped: {what}: {why}");
-            false
-        }
-    }
-}
 
 /// What a handed-over file is: its source and, for a good one, the
 /// reference archive (tests/data), never the implementation's output.
@@ -155,23 +137,9 @@ impl Rig {
         );
     }
 
-    /// Every ledger line that is whole (a line ends with its newline).
+    /// Every whole ledger entry (a torn last line records nothing).
     fn ledger(&self) -> Vec<serde_json::Value> {
-        let mut out = Vec::new();
-        for e in walkdir::WalkDir::new(self.at("archive/.rlewatch/ledger"))
-            .into_iter()
-            .flatten()
-            .filter(|e| e.file_type().is_file())
-        {
-            let text = fs::read_to_string(e.path()).unwrap();
-            for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
-                out.push(
-                    serde_json::from_str(line.trim_end())
-                        .unwrap_or_else(|err| panic!("{}: {line:?}: {err}", e.path().display())),
-                );
-            }
-        }
-        out
+        ledger::whole_entries(&self.at("archive"))
     }
 
     /// Every file below inbox (claims included), done and failed, with
@@ -444,7 +412,7 @@ fn power_cut_at_random_moments_loses_nothing_acknowledged() {
         println!("skipped: built without --features test-hooks");
         return;
     }
-    if !prerequisites("power loss test") {
+    if !fuse_prerequisites("power loss test") {
         return;
     }
     const FILES: usize = 120;
@@ -553,7 +521,7 @@ fn power_cut_after_every_step_of_a_files_life_loses_nothing() {
         println!("skipped: built without --features test-hooks");
         return;
     }
-    if !prerequisites("power loss at every step") {
+    if !fuse_prerequisites("power loss at every step") {
         return;
     }
     let started = Instant::now();
@@ -616,7 +584,7 @@ fn power_cut_after_every_step_of_a_files_life_loses_nothing() {
 /// twice (a second copy filed at the next attempt).
 #[test]
 fn a_move_across_filesystems_survives_a_power_cut_exactly_once() {
-    if !prerequisites("a_move_across_filesystems_survives_a_power_cut_exactly_once") {
+    if !fuse_prerequisites("a_move_across_filesystems_survives_a_power_cut_exactly_once") {
         return;
     }
     let (at_a, at_b) = (tempdir(), tempdir());
@@ -653,4 +621,67 @@ fn a_move_across_filesystems_survives_a_power_cut_exactly_once() {
         },
         if left { "is back" } else { "is gone" }
     );
+}
+
+/// A fresh [`PowerFs`] mounted on a temp folder, if FUSE can be mounted here.
+fn mounted() -> Option<(PowerFs, Mounted, tempfile::TempDir)> {
+    if !fuse_prerequisites("powerfs model") {
+        return None;
+    }
+    let dir = tempdir();
+    let fs = PowerFs::new();
+    let m = fs.mount(dir.path()).expect("mount powerfs");
+    Some((fs, m, dir))
+}
+
+/// The model itself: what a cut keeps and what it loses.
+#[test]
+fn powerfs_keeps_only_what_was_made_durable() {
+    let Some((fs, m, _dir)) = mounted() else {
+        return;
+    };
+    let root = m.path();
+    let sync_dir = |p: &Path| fs::File::open(p).unwrap().sync_all().unwrap();
+    fs::create_dir(root.join("d")).unwrap();
+    sync_dir(root);
+    // Data fsynced, entry fsynced: kept.
+    let f = fs::File::create(root.join("d/kept")).unwrap();
+    std::io::Write::write_all(&mut &f, b"kept").unwrap();
+    f.sync_all().unwrap();
+    drop(f);
+    // Entry fsynced, data not: there, empty.
+    fs::write(root.join("d/empty"), b"lost data").unwrap();
+    sync_dir(&root.join("d"));
+    // Data fsynced, entry not: gone.
+    let g = fs::File::create(root.join("d/gone")).unwrap();
+    std::io::Write::write_all(&mut &g, b"gone").unwrap();
+    g.sync_all().unwrap();
+    drop(g);
+    // Renamed after the folder fsync: back under its old name.
+    fs::rename(root.join("d/kept"), root.join("renamed")).unwrap();
+    let ino = fs::metadata(root.join("renamed")).unwrap().ino();
+    let cut = fs.cut();
+    assert!(cut.vanished >= 1, "{cut:?}");
+    assert!(!root.join("renamed").exists());
+    assert_eq!(fs::read(root.join("d/kept")).unwrap(), b"kept");
+    assert_eq!(fs::metadata(root.join("d/kept")).unwrap().ino(), ino);
+    assert_eq!(fs::read(root.join("d/empty")).unwrap(), b"");
+    assert!(!root.join("d/gone").exists());
+    // A hard link made durable in one folder and renamed out of
+    // another counts its links again.
+    fs::hard_link(root.join("d/kept"), root.join("link")).unwrap();
+    assert_eq!(fs::metadata(root.join("link")).unwrap().nlink(), 2);
+    sync_dir(root);
+    fs::remove_file(root.join("d/kept")).unwrap();
+    fs.cut();
+    assert_eq!(fs::metadata(root.join("link")).unwrap().nlink(), 2);
+    // RENAME_NOREPLACE and O_APPEND.
+    let mut a = fs::OpenOptions::new()
+        .append(true)
+        .open(root.join("link"))
+        .unwrap();
+    std::io::Write::write_all(&mut a, b"+more").unwrap();
+    assert_eq!(fs::read(root.join("d/kept")).unwrap(), b"kept+more");
+    let (s, d) = fs.syncs();
+    assert!(s >= 2 && d >= 3, "{s} {d}");
 }
