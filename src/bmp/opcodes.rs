@@ -398,4 +398,51 @@ mod tests {
         let op = ops.next_op().unwrap().unwrap();
         assert!(!ops.skip(op.data_len()).unwrap());
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            cases: 512,
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(
+                    "tests/proptest-regressions/bmp_opcodes.txt",
+                ),
+            )),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// What the completion check relies on: a file cut anywhere reads
+        /// as the whole file's instructions up to the cut, never as an
+        /// error or as instructions the whole does not have.
+        #[test]
+        fn a_cut_stream_reads_as_a_prefix_of_the_whole_streams_instructions(
+            stream in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::Just(0u8),
+                    proptest::prelude::Just(1u8),
+                    proptest::prelude::Just(2u8),
+                    0u8..8,
+                    proptest::prelude::any::<u8>(),
+                ],
+                0..96,
+            ),
+            cut in proptest::prelude::any::<proptest::sample::Index>(),
+            rle4 in proptest::prelude::any::<bool>(),
+        ) {
+            let kind = if rle4 { Compression::Rle4 } else { Compression::Rle8 };
+            let cut = cut.index(stream.len() + 1);
+            let whole = walk(&stream, kind);
+            let part = walk(&stream[..cut], kind);
+            proptest::prop_assert!(part.len() <= whole.len());
+            for (p, w) in part.iter().zip(&whole) {
+                match (p, w) {
+                    (None, _) => {}
+                    (Some((p_op, p_data)), Some((w_op, w_data))) => {
+                        proptest::prop_assert_eq!(p_op, w_op);
+                        proptest::prop_assert!(w_data.starts_with(p_data));
+                    }
+                    (Some(_), None) => proptest::prop_assert!(false, "{part:?} / {whole:?}"),
+                }
+            }
+        }
+    }
 }

@@ -175,9 +175,12 @@ fn has_end_marker(file: &File, offset: u64, limit: u64, kind: Compression) -> io
         };
         match op {
             RleOp::EndOfBitmap => return Ok(true),
-            RleOp::Absolute { .. } if !ops.skip(op.data_len())? => return Ok(false),
-            RleOp::Absolute { .. } | RleOp::Run { .. } | RleOp::EndOfLine | RleOp::Delta { .. } => {
+            RleOp::Absolute { .. } => {
+                if !ops.skip(op.data_len())? {
+                    return Ok(false);
+                }
             }
+            RleOp::Run { .. } | RleOp::EndOfLine | RleOp::Delta { .. } => {}
         }
     }
 }
