@@ -93,10 +93,8 @@ impl<'s, S: Source + ?Sized> RleReader<'s, S> {
     #[inline]
     pub fn byte(&mut self) -> io::Result<Option<u8>> {
         if self.at == self.len {
-            let want = self
-                .buf
-                .len()
-                .min(self.end.saturating_sub(self.pos) as usize);
+            let left = usize::try_from(self.end.saturating_sub(self.pos)).unwrap_or(usize::MAX);
+            let want = self.buf.len().min(left);
             self.len = self.src.read_at(&mut self.buf[..want], self.pos)?;
             self.pos += self.len as u64;
             self.at = 0;

@@ -278,6 +278,8 @@ impl<'s> Blocks<'s> {
 }
 
 /// Decodes an RLE4/RLE8 stream into one index per pixel in storage order.
+/// The instructions come from [`RleReader`]; what each means for the
+/// pixels is decided here.
 ///
 /// Follows Pillow's decoder step for step (runs clipped at the row end,
 /// absolute runs that may spill into the next row, deltas as skipped
