@@ -17,7 +17,7 @@
 //! [`BmpInfo::parse`] runs them. Every size read from a header is checked
 //! before anything it sizes is allocated.
 
-use super::{BmpError, Source};
+use super::{BmpError, InvalidHeader, Source, Unsupported};
 
 mod format;
 mod palette;
@@ -32,6 +32,16 @@ pub enum Compression {
     None,
     Rle8,
     Rle4,
+}
+
+impl std::fmt::Display for Compression {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Compression::None => "uncompressed",
+            Compression::Rle8 => "RLE8",
+            Compression::Rle4 => "RLE4",
+        })
+    }
 }
 
 /// Where each colour channel sits in a 16/24/32-bit pixel.
@@ -90,11 +100,11 @@ fn u32_at(b: &[u8], off: usize) -> u32 {
     u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
 }
 
-fn invalid(msg: impl Into<String>) -> BmpError {
-    BmpError::Invalid(msg.into())
+fn invalid(why: InvalidHeader) -> BmpError {
+    BmpError::Invalid(why)
 }
-fn unsupported(msg: impl Into<String>) -> BmpError {
-    BmpError::Unsupported(msg.into())
+fn unsupported(what: Unsupported) -> BmpError {
+    BmpError::Unsupported(what)
 }
 
 /// Reads exactly `buf.len()` bytes at `offset` or reports what was cut off.
@@ -162,7 +172,7 @@ fn read_file_header(src: &impl Source, len: u64) -> Result<FileHeader, BmpError>
     let mut head = [0u8; 18];
     let got = src.read_at(&mut head, 0)?;
     if got >= 2 && &head[..2] == b"BA" {
-        return Err(unsupported("OS/2 bitmap array"));
+        return Err(unsupported(Unsupported::Os2BitmapArray));
     }
     if got < 2 || &head[..2] != b"BM" {
         return Err(BmpError::NotBmp(sniff(&head[..got])));
@@ -230,7 +240,7 @@ struct InfoHeader {
 /// that is no known layout is unsupported.
 fn read_info_header(src: &impl Source, len: u64, size: u32) -> Result<InfoHeader, BmpError> {
     let Some(layout) = Layout::of(size) else {
-        return Err(unsupported(format!("info header size {size}")));
+        return Err(unsupported(Unsupported::InfoHeaderSize { size }));
     };
     let mut bytes = [0u8; MAX_INFO_HEADER];
     read_part(

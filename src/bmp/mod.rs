@@ -1,10 +1,13 @@
 //! BMP files (design §3): header parsing and validation, with the mode
 //! Pillow would open the file as ([`BmpInfo::parse`], `header.rs`), a
 //! streaming row reader that hands out rows top row first, as stored
-//! ([`Rows`], `rows.rs`), and the 1-bit writer used by `decompress`
-//! ([`write_1bit`], `writer.rs`); here, the [`Source`] the reading goes
-//! through and the errors ([`BmpError`]). Turning rows into bits (and into
-//! exact colours, [`crate::bilevel::rgba_row`]) is [`crate::bilevel`]'s.
+//! ([`Rows`], `rows.rs`), the one reader of the RLE8/RLE4 opcode grammar
+//! that decoding and the completion check share ([`RleReader`],
+//! `opcodes.rs`), and the 1-bit writer used by `decompress`
+//! ([`write_1bit`], `writer.rs`), and the errors ([`BmpError`],
+//! `error.rs`); here, the [`Source`] the reading goes through. Turning rows
+//! into bits (and into exact colours, [`crate::bilevel::rgba_row`]) is
+//! [`crate::bilevel`]'s.
 //!
 //! Written by hand rather than with the `image`/`bmp` crates because those
 //! decode whole images into memory (O(width × height)), refuse several
@@ -13,11 +16,18 @@
 //! mode choice depends on. Nothing here allocates a size read from a header
 //! before that size has been checked against the file and the pixel limit.
 
+mod error;
 mod header;
+mod opcodes;
 mod rows;
 mod writer;
 
+#[cfg(test)]
+mod tests;
+
+pub use error::{BmpError, InvalidHeader, Unsupported};
 pub use header::{BmpInfo, Compression, Masks, PillowMode};
+pub use opcodes::{RleOp, RleReader};
 pub use rows::{Blocks, RowData, Rows};
 pub use writer::write_1bit;
 
@@ -107,48 +117,5 @@ impl<T: Source + ?Sized> Source for &T {
     }
     fn will_need(&self, offset: u64, len: u64) {
         (**self).will_need(offset, len)
-    }
-}
-
-/// Why a BMP could not be decoded.
-#[derive(Debug, thiserror::Error)]
-pub enum BmpError {
-    #[error("not a BMP file{0}")]
-    NotBmp(&'static str),
-    #[error("unsupported BMP variant: {0}")]
-    Unsupported(String),
-    #[error("invalid BMP header: {0}")]
-    Invalid(String),
-    #[error(
-        "image too large: {width}x{height} exceeds the .rle format's limit of 65535 pixels per side"
-    )]
-    TooLargeForFormat { width: u64, height: u64 },
-    #[error(
-        "image too large: {width}x{height} = {pixels} pixels exceeds the configured limit of {limit}"
-    )]
-    PixelLimit {
-        width: u64,
-        height: u64,
-        pixels: u64,
-        limit: u64,
-    },
-    #[error("truncated BMP: {what} needs {needed} bytes, the file has {len}")]
-    Truncated {
-        what: &'static str,
-        needed: u64,
-        len: u64,
-    },
-    #[error("read failed: {0}")]
-    Io(#[from] io::Error),
-}
-
-impl BmpError {
-    /// True when the cause is the input itself (bad, unsupported, too large),
-    /// false for I/O trouble that may pass.
-    pub fn is_bad_input(&self) -> bool {
-        match self {
-            BmpError::Io(e) => e.kind() == io::ErrorKind::UnexpectedEof,
-            _ => true,
-        }
     }
 }

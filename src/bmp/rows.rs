@@ -4,6 +4,7 @@
 //! that starts at the bottom row, so they are decoded whole into one index
 //! byte per pixel (bounded by the pixel limit checked in the header).
 
+use super::opcodes::{RleOp, RleReader};
 use super::{BmpError, BmpInfo, Compression, Source};
 
 /// One row as stored.
@@ -17,8 +18,6 @@ pub enum RowData<'a> {
 
 /// Bytes read per positioned read of uncompressed data.
 const BLOCK_BYTES: u64 = 256 * 1024;
-/// Chunk size for reading an RLE stream.
-const RLE_READ: usize = 64 * 1024;
 
 enum Store {
     Raw {
@@ -278,31 +277,9 @@ impl<'s> Blocks<'s> {
     }
 }
 
-/// Sequential reader over a [`Source`] from an offset.
-struct Stream<'s, S: Source + ?Sized> {
-    src: &'s S,
-    pos: u64,
-    buf: Vec<u8>,
-    at: usize,
-    len: usize,
-}
-
-impl<S: Source + ?Sized> Stream<'_, S> {
-    fn byte(&mut self) -> Result<Option<u8>, BmpError> {
-        if self.at == self.len {
-            self.len = self.src.read_at(&mut self.buf, self.pos)?;
-            self.pos += self.len as u64;
-            self.at = 0;
-            if self.len == 0 {
-                return Ok(None);
-            }
-        }
-        self.at += 1;
-        Ok(Some(self.buf[self.at - 1]))
-    }
-}
-
 /// Decodes an RLE4/RLE8 stream into one index per pixel in storage order.
+/// The instructions come from [`RleReader`]; what each means for the
+/// pixels is decided here.
 ///
 /// Follows Pillow's decoder step for step (runs clipped at the row end,
 /// absolute runs that may spill into the next row, deltas as skipped
@@ -315,50 +292,42 @@ fn decode_rle<S: Source + ?Sized>(info: &BmpInfo, src: &S) -> Result<Vec<u8>, Bm
     // Grown as the stream delivers pixels, never sized from the header
     // alone: a short stream stays small. At most `dest` plus one step.
     let mut data: Vec<u8> = Vec::new();
-    let mut s = Stream {
-        src,
-        pos: info.data_offset,
-        buf: vec![0u8; RLE_READ],
-        at: 0,
-        len: 0,
-    };
+    let mut ops = RleReader::new(src, info.compression, info.data_offset, u64::MAX);
     let mut x: usize = 0;
     while data.len() < dest {
-        let (Some(count), Some(byte)) = (s.byte()?, s.byte()?) else {
+        let Some(op) = ops.next_op()? else {
             break;
         };
-        if count != 0 {
-            let n = usize::from(count).min(w.saturating_sub(x));
-            if rle4 {
-                let pair = [byte >> 4, byte & 0x0f];
-                data.extend((0..n).map(|i| pair[i % 2]));
-            } else {
-                data.extend(std::iter::repeat_n(byte, n));
+        match op {
+            RleOp::Run { count, value } => {
+                let n = usize::from(count).min(w.saturating_sub(x));
+                if rle4 {
+                    let pair = [value >> 4, value & 0x0f];
+                    data.extend((0..n).map(|i| pair[i % 2]));
+                } else {
+                    data.extend(std::iter::repeat_n(value, n));
+                }
+                x += n;
             }
-            x += n;
-            continue;
-        }
-        match byte {
-            0 => {
+            RleOp::EndOfLine => {
                 let pad = (w - data.len() % w) % w;
                 data.extend(std::iter::repeat_n(0, pad));
                 x = 0;
             }
-            1 => break,
-            2 => {
-                let (Some(right), Some(up)) = (s.byte()?, s.byte()?) else {
-                    break;
-                };
+            RleOp::EndOfBitmap => break,
+            RleOp::Delta { right, up } => {
                 let skip = (usize::from(right) + usize::from(up) * w).min(dest - data.len());
                 data.extend(std::iter::repeat_n(0, skip));
                 x = data.len() % w;
             }
-            literal => {
-                let n = usize::from(literal).min(dest - data.len());
+            RleOp::Absolute { pixels, pad, .. } => {
+                // Only the bytes of the pixels that fit are read; the image
+                // is full after them.
+                let n = usize::from(pixels).min(dest - data.len());
                 let byte_count = if rle4 { n.div_ceil(2) } else { n };
                 let mut got = 0;
                 for i in 0..byte_count {
-                    let Some(b) = s.byte()? else { break };
+                    let Some(b) = ops.byte()? else { break };
                     got += 1;
                     if rle4 {
                         data.push(b >> 4);
@@ -372,14 +341,105 @@ fn decode_rle<S: Source + ?Sized>(info: &BmpInfo, src: &S) -> Result<Vec<u8>, Bm
                 if got < byte_count || data.len() == dest {
                     break;
                 }
-                x += usize::from(literal);
-                // Absolute runs are padded to a 16-bit boundary.
-                if byte_count % 2 == 1 {
-                    s.byte()?;
+                x += usize::from(pixels);
+                if pad {
+                    ops.skip(1)?;
                 }
             }
         }
     }
     data.truncate(dest);
     Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A BMP of `width`×`height` (bottom-up) with an INFO header, a grey
+    /// palette of `colors` entries and `stream` as its RLE pixel data.
+    fn rle_bmp(compression: Compression, width: i32, height: i32, stream: &[u8]) -> Vec<u8> {
+        let (bits, code, colors): (u16, u32, u32) = match compression {
+            Compression::Rle4 => (4, 2, 16),
+            _ => (8, 1, 256),
+        };
+        let offset = 14 + 40 + 4 * colors;
+        let mut b = Vec::new();
+        b.extend_from_slice(b"BM");
+        b.extend_from_slice(&(offset + stream.len() as u32).to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+        b.extend_from_slice(&offset.to_le_bytes());
+        b.extend_from_slice(&40u32.to_le_bytes());
+        b.extend_from_slice(&width.to_le_bytes());
+        b.extend_from_slice(&height.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&bits.to_le_bytes());
+        b.extend_from_slice(&code.to_le_bytes());
+        b.extend_from_slice(&(stream.len() as u32).to_le_bytes());
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&colors.to_le_bytes());
+        b.extend_from_slice(&[0; 4]);
+        for i in 0..colors {
+            let g = (i * 255 / (colors - 1)) as u8;
+            b.extend_from_slice(&[g, g, g, 0]);
+        }
+        b.extend_from_slice(stream);
+        b
+    }
+
+    /// The palette indices of every row, top row first.
+    fn indices(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let info = BmpInfo::parse(&bytes, u64::MAX).unwrap();
+        let mut rows = Rows::new(&info, bytes).unwrap();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next_row().unwrap() {
+            match row {
+                RowData::Indices(i) => out.push(i.to_vec()),
+                RowData::Packed(_) => panic!("an RLE file gave packed rows"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn rle8_runs_absolute_runs_deltas_and_line_ends_give_their_pixels() {
+        // 4×3, stored bottom row first.
+        let stream: &[u8] = &[
+            0, 3, 1, 2, 3, 0xee, // row 0: 1 2 3, then a pad byte
+            1, 2, // 2 (row 0 is full)
+            0, 0, // end of line: on to row 1
+            0, 2, 2, 1, // delta: to x 2 of row 2 (row 1 stays 0)
+            2, 3, // 3 3
+            0, 1, // end of bitmap
+        ];
+        assert_eq!(
+            indices(&rle_bmp(Compression::Rle8, 4, 3, stream)),
+            vec![vec![0, 0, 3, 3], vec![0, 0, 0, 0], vec![1, 2, 3, 2]]
+        );
+    }
+
+    #[test]
+    fn rle4_runs_alternate_nibbles_and_an_early_end_leaves_index_0() {
+        // 5×2, stored bottom row first.
+        let stream: &[u8] = &[
+            0, 5, 0x12, 0x34, 0x50, 0xee, // row 0: 1 2 3 4 5, padded
+            0, 0, // end of line
+            4, 0xab, // row 1: 10 11 10 11
+            0, 1, // end of bitmap; the last pixel is never given
+        ];
+        assert_eq!(
+            indices(&rle_bmp(Compression::Rle4, 5, 2, stream)),
+            vec![vec![10, 11, 10, 11, 0], vec![1, 2, 3, 4, 5]]
+        );
+    }
+
+    #[test]
+    fn a_stream_cut_inside_an_absolute_run_keeps_the_pixels_it_has() {
+        // 4×1: an absolute run of 4 whose data stops after 3 bytes.
+        let stream: &[u8] = &[0, 4, 7, 8, 9];
+        assert_eq!(
+            indices(&rle_bmp(Compression::Rle8, 4, 1, stream)),
+            vec![vec![7, 8, 9, 0]]
+        );
+    }
 }

@@ -5,11 +5,11 @@
 //! end-of-bitmap marker. Only reads; never holds a lease past the probe.
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::bmp::{BmpError, BmpInfo, Compression};
+use crate::bmp::{BmpError, BmpInfo, Compression, RleOp, RleReader};
 use crate::durable;
 
 /// Set once the lease probe has been refused, so that is logged once.
@@ -162,36 +162,25 @@ fn declared_end(file: &File, data_offset: u64) -> Option<u64> {
 }
 
 /// Walks the RLE opcodes from `offset` up to `limit` (without decoding
-/// pixels) and says whether an end-of-bitmap marker (00 01) comes before
-/// the data runs out. Written by hand: it is the opcode grammar of the
-/// BMP RLE formats, a dozen lines, and no crate exposes it.
+/// pixels, [`RleReader`]) and says whether an end-of-bitmap marker (00 01)
+/// comes before the data runs out. A stream that stops inside an
+/// instruction has no marker yet. A read that fails while looking for the
+/// next instruction counts as no marker yet; one that fails inside an
+/// absolute run is the error (and the worker will say why).
 fn has_end_marker(file: &File, offset: u64, limit: u64, kind: Compression) -> io::Result<bool> {
-    let mut f = file.try_clone()?;
-    f.seek(SeekFrom::Start(offset))?;
-    let mut r = BufReader::with_capacity(64 * 1024, f.take(limit.saturating_sub(offset)));
-    let mut op = [0u8; 2];
+    let mut ops = RleReader::new(file, kind, offset, limit);
     loop {
-        if r.read_exact(&mut op).is_err() {
+        let Ok(Some(op)) = ops.next_op() else {
             return Ok(false);
-        }
+        };
         match op {
-            [0, 1] => return Ok(true),
-            [0, 0] => {}
-            // A delta: two more bytes.
-            [0, 2] if r.read_exact(&mut [0u8; 2]).is_err() => return Ok(false),
-            [0, 2] => {}
-            [0, n] => {
-                // Absolute mode: n pixels, padded to a 2-byte boundary.
-                let bytes = match kind {
-                    Compression::Rle4 => u64::from(n).div_ceil(2),
-                    _ => u64::from(n),
-                };
-                let padded = bytes + (bytes & 1);
-                if io::copy(&mut (&mut r).take(padded), &mut io::sink())? < padded {
+            RleOp::EndOfBitmap => return Ok(true),
+            RleOp::Absolute { .. } => {
+                if !ops.skip(op.data_len())? {
                     return Ok(false);
                 }
             }
-            _ => {} // an encoded run
+            RleOp::Run { .. } | RleOp::EndOfLine | RleOp::Delta { .. } => {}
         }
     }
 }

@@ -24,35 +24,41 @@ pub(super) fn pixel_format(info: &InfoHeader) -> Result<PixelFormat, BmpError> {
     let huffman = info.compression == 3 && (info.layout == Layout::Os2V2 || bits == 1);
     let rle24 = info.compression == 4 && bits == 24;
     let (compression, bitfields, alpha_bitfields) = match info.compression {
-        _ if huffman => return Err(unsupported("Huffman 1D compression")),
-        _ if rle24 => return Err(unsupported("RLE24 compression")),
+        _ if huffman => return Err(unsupported(Unsupported::Huffman1D)),
+        _ if rle24 => return Err(unsupported(Unsupported::Rle24)),
         0 => (Compression::None, false, false),
         1 => (Compression::Rle8, false, false),
         2 => (Compression::Rle4, false, false),
         3 => (Compression::None, true, false),
-        4 => return Err(unsupported("embedded JPEG")),
-        5 => return Err(unsupported("embedded PNG")),
+        4 => return Err(unsupported(Unsupported::EmbeddedJpeg)),
+        5 => return Err(unsupported(Unsupported::EmbeddedPng)),
         6 => (Compression::None, true, true),
-        11..=13 => return Err(unsupported("CMYK")),
-        other => return Err(invalid(format!("unknown compression {other}"))),
+        code @ 11..=13 => {
+            return Err(unsupported(Unsupported::Cmyk { compression: code }));
+        }
+        other => {
+            return Err(invalid(InvalidHeader::UnknownCompression {
+                compression: other,
+            }));
+        }
     };
 
     match bits {
         1 | 2 | 4 | 8 | 16 | 24 | 32 => {}
-        64 => return Err(unsupported("64 bits per pixel")),
-        other => return Err(invalid(format!("bit count {other}"))),
+        64 => return Err(unsupported(Unsupported::Bits64)),
+        other => return Err(invalid(InvalidHeader::BitCount { bits: other })),
     }
     match compression {
         Compression::Rle8 if bits != 8 => {
-            return Err(invalid(format!("RLE8 with {bits} bits per pixel")));
+            return Err(invalid(InvalidHeader::RleBitCount { compression, bits }));
         }
         Compression::Rle4 if bits != 4 => {
-            return Err(invalid(format!("RLE4 with {bits} bits per pixel")));
+            return Err(invalid(InvalidHeader::RleBitCount { compression, bits }));
         }
         _ => {}
     }
     if bitfields && bits <= 8 {
-        return Err(invalid(format!("bitfields with {bits} bits per pixel")));
+        return Err(invalid(InvalidHeader::BitfieldsBitCount { bits }));
     }
     Ok(PixelFormat {
         compression,
@@ -75,10 +81,10 @@ pub(super) struct Size {
 pub(super) fn dimensions(info: &InfoHeader, max_pixels: u64) -> Result<Size, BmpError> {
     let (width, height_raw) = (info.width, info.height);
     if width <= 0 {
-        return Err(invalid(format!("width {width}")));
+        return Err(invalid(InvalidHeader::Width { width }));
     }
     if height_raw == 0 || height_raw == i64::from(i32::MIN) {
-        return Err(invalid(format!("height {height_raw}")));
+        return Err(invalid(InvalidHeader::Height { height: height_raw }));
     }
     let top_down = height_raw < 0;
     let height = height_raw.unsigned_abs();
@@ -189,15 +195,20 @@ pub(super) fn check_masks(m: Masks, bits: u16) -> Result<Masks, BmpError> {
         ("alpha", m.alpha),
     ] {
         if u64::from(mask) >= limit {
-            return Err(invalid(format!(
-                "{name} mask {mask:#x} does not fit in {bits} bits"
-            )));
+            return Err(invalid(InvalidHeader::MaskTooWide {
+                channel: name,
+                mask,
+                bits,
+            }));
         }
         if mask != 0
             && (mask >> mask.trailing_zeros()).count_ones()
                 != 32 - (mask >> mask.trailing_zeros()).leading_zeros()
         {
-            return Err(unsupported(format!("non-contiguous {name} mask {mask:#x}")));
+            return Err(unsupported(Unsupported::NonContiguousMask {
+                channel: name,
+                mask,
+            }));
         }
     }
     Ok(m)

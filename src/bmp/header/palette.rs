@@ -46,7 +46,9 @@ pub(super) fn read_palette(
         u64::from(info.colors_used)
     };
     if declared > 65536 {
-        return Err(invalid(format!("palette size {declared}")));
+        return Err(invalid(InvalidHeader::PaletteSizeExceeded {
+            colors_used: declared,
+        }));
     }
     let data_offset = if off_bits <= table_start {
         table_start + declared * entry
