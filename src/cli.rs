@@ -135,6 +135,9 @@ fn open_input(input: &Path) -> Result<File> {
     if !is_stdio(input) {
         return open_regular(input);
     }
+    if io::stdin().is_terminal() {
+        bail!("standard input is a terminal: pipe or redirect a file into it");
+    }
     let mut spool = tempfile::tempfile().context("cannot create a temporary file")?;
     io::copy(&mut io::stdin().lock(), &mut spool).context("standard input")?;
     spool.rewind().context("standard input")?;
