@@ -153,15 +153,49 @@ fn check_stdout() -> Result<()> {
     Ok(())
 }
 
-/// Copies the finished `temp` to standard output.
-fn copy_to_stdout(mut temp: File) -> Result<()> {
-    use std::io::Write;
-    temp.rewind().context("temporary file")?;
-    let mut out = io::stdout().lock();
-    io::copy(&mut temp, &mut out)
-        .and_then(|_| out.flush())
-        .context("standard output")?;
-    Ok(())
+/// Where an output is written until it is complete: a hidden temporary
+/// file beside it, renamed into place; for standard output (`-`), an
+/// anonymous temporary file copied out, so that a failed conversion sends
+/// nothing down the pipe.
+enum Staged {
+    Beside(tempfile::NamedTempFile),
+    Stdout(File),
+}
+
+impl Staged {
+    /// Checks `output` ([`check_output`]) and stages a file for it.
+    fn for_output(output: &Path, force: bool, create_dir: bool) -> Result<Staged> {
+        if is_stdio(output) {
+            let file = tempfile::tempfile().context("cannot create a temporary file")?;
+            return Ok(Staged::Stdout(file));
+        }
+        check_output(output, force)?;
+        Ok(Staged::Beside(temp_beside(output, create_dir)?))
+    }
+
+    fn file(&self) -> &File {
+        match self {
+            Staged::Beside(temp) => temp.as_file(),
+            Staged::Stdout(file) => file,
+        }
+    }
+
+    /// Renames the finished file to `output`, or copies it to standard
+    /// output.
+    fn publish(self, output: &Path, force: bool) -> Result<()> {
+        match self {
+            Staged::Beside(temp) => publish_output(temp, output, force),
+            Staged::Stdout(mut file) => {
+                use std::io::Write;
+                file.rewind().context("temporary file")?;
+                let mut out = io::stdout().lock();
+                io::copy(&mut file, &mut out)
+                    .and_then(|_| out.flush())
+                    .context("standard output")?;
+                Ok(())
+            }
+        }
+    }
 }
 
 /// Runs `one` on every job; a single job's error is the command's, several

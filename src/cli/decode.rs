@@ -39,8 +39,8 @@ fn listed(inputs: &[PathBuf]) -> String {
         .join(", ")
 }
 
-/// Decompresses one file to its output through a temporary file (for
-/// standard output, an anonymous one copied out once complete).
+/// Decompresses one file to its output through a temporary file
+/// ([`Staged`]).
 fn decompress_file(job: &Job, force: bool) -> Result<()> {
     let (input, output) = (&job.input, &job.output);
     let file = open_input(input)?;
@@ -55,30 +55,21 @@ fn decompress_file(job: &Job, force: bool) -> Result<()> {
         while dec.next_row(&mut row).map_err(fail)? {}
         bail!("{}: the output would overwrite the input", input.display());
     }
-    let temp = if is_stdio(output) {
-        None
-    } else {
-        check_output(output, force)?;
-        Some(temp_beside(output, job.create_dir)?)
-    };
-    let anonymous = match &temp {
-        Some(_) => None,
-        None => Some(tempfile::tempfile().context("cannot create a temporary file")?),
-    };
-    let target = temp
-        .as_ref()
-        .map(|t| t.as_file())
-        .or(anonymous.as_ref())
-        .expect("BUG: one of the two temporary files exists");
+    let staged = Staged::for_output(output, force, job.create_dir)?;
     let h = dec.header();
     // Decoder errors travel through io::Error; keep the original to report.
     let mut failure: Option<rle::RleError> = None;
-    let written = bmp::write_1bit(target, u32::from(h.width), u32::from(h.height), |row| {
-        dec.next_row(row).map(drop).map_err(|e| {
-            failure = Some(e);
-            io::Error::other("decode failed")
-        })
-    });
+    let written = bmp::write_1bit(
+        staged.file(),
+        u32::from(h.width),
+        u32::from(h.height),
+        |row| {
+            dec.next_row(row).map(drop).map_err(|e| {
+                failure = Some(e);
+                io::Error::other("decode failed")
+            })
+        },
+    );
     if let Some(e) = failure {
         return Err(fail(e));
     }
@@ -86,11 +77,7 @@ fn decompress_file(job: &Job, force: bool) -> Result<()> {
     // The decoder also checks that nothing follows the last row.
     let mut spare = vec![0u64; rle::words_for(usize::from(h.width))];
     dec.next_row(&mut spare).map_err(fail)?;
-    match (temp, anonymous) {
-        (Some(temp), _) => publish_output(temp, output, force),
-        (None, Some(anonymous)) => copy_to_stdout(anonymous),
-        (None, None) => unreachable!("BUG: one of the two temporary files exists"),
-    }
+    staged.publish(output, force)
 }
 
 fn shown_output(output: &Path) -> String {

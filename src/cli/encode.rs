@@ -23,25 +23,17 @@ pub fn compress_file(
     let file = open_input(input)?;
     let named = shown_input(input);
     bmp::BmpInfo::parse(&file, opts.max_pixels).map_err(|e| anyhow!("{named}: {e}"))?;
-    if is_stdio(output) {
-        let temp = tempfile::tempfile().context("cannot create a temporary file")?;
-        let outcome = compress::compress(&file, BufWriter::with_capacity(256 * 1024, &temp), opts)
-            .map_err(|e| anyhow!("{named}: {e}"))?;
-        copy_to_stdout(temp)?;
-        return Ok(outcome);
-    }
-    if same_file(input, output) {
+    if !is_stdio(output) && same_file(input, output) {
         bail!("{}: the output would overwrite the input", input.display());
     }
-    check_output(output, force)?;
-    let temp = temp_beside(output, create_dir)?;
+    let staged = Staged::for_output(output, force, create_dir)?;
     let outcome = compress::compress(
         &file,
-        BufWriter::with_capacity(256 * 1024, temp.as_file()),
+        BufWriter::with_capacity(256 * 1024, staged.file()),
         opts,
     )
     .map_err(|e| anyhow!("{named}: {e}"))?;
-    publish_output(temp, output, force)?;
+    staged.publish(output, force)?;
     Ok(outcome)
 }
 
