@@ -1,11 +1,13 @@
 //! The one-shot commands behind `rlewatch compress`, `decompress` and
-//! `verify` (`cli/encode.rs`, `cli/decode.rs`), `reload` and
-//! `generate-assets`: argument types (clap) and the output rules they
-//! share. Errors name the file and the reason; outputs go through a temporary file and are renamed into
-//! place, never over an existing file unless `--force`.
+//! `verify` (`cli/encode.rs`, `cli/decode.rs`, with the `-o` rules in
+//! `cli/plan.rs`), `reload` and `generate-assets`: argument types (clap) and
+//! the output rules they share. Errors name the file and the reason; outputs
+//! go through a temporary file and are renamed into place, never over an
+//! existing file unless `--force`; `-` is standard input or output, and
+//! standard output receives nothing unless the whole conversion succeeded.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, IsTerminal};
+use std::io::{self, BufReader, BufWriter, IsTerminal, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -22,6 +24,9 @@ use crate::rle;
 
 mod decode;
 mod encode;
+mod plan;
+
+use plan::{Job, Kind, is_stdio, shown_input};
 
 pub use decode::{decompress_cmd, verify_cmd};
 pub use encode::{compress_cmd, compress_file};
@@ -34,7 +39,9 @@ pub struct CompressArgs {
     /// Threshold at 128 instead of dithering.
     #[arg(long)]
     pub threshold: bool,
-    /// Output file (one input file) or folder (several inputs or a folder).
+    /// Output file, or folder: with several inputs, a folder input or OUT
+    /// ending in `/`, OUT is a folder (made if missing; never an existing
+    /// file or a missing NAME.rle). `-`: standard output (one input only).
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
     /// Overwrite existing output files.
@@ -46,30 +53,37 @@ pub struct CompressArgs {
     /// Worker threads for folders (default: one per CPU).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// BMP files, or folders searched for *.bmp.
+    /// BMP files, or folders searched for *.bmp; `-`: standard input (alone,
+    /// written to standard output unless -o names a file).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Args)]
 pub struct DecompressArgs {
-    /// The .rle file.
-    #[arg(value_name = "IN.rle")]
-    pub input: PathBuf,
-    /// Output BMP (default: the input with a .bmp extension).
-    #[arg(short, long, value_name = "OUT.bmp")]
+    /// .rle files, or folders searched for *.rle; `-`: standard input
+    /// (alone, written to standard output unless -o names a file).
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Output BMP (default: each input with a .bmp extension), or folder:
+    /// with several inputs, a folder input or OUT ending in `/`, OUT is a
+    /// folder (made if missing; never an existing file or a missing
+    /// NAME.bmp). `-`: standard output (one input only).
+    #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
-    /// Overwrite an existing output file.
+    /// Overwrite existing output files.
     #[arg(short, long)]
     pub force: bool,
 }
 
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
-    /// The .rle file to check.
-    #[arg(value_name = "IN.rle")]
-    pub input: PathBuf,
-    /// Also check it equals the compression of this BMP.
+    /// .rle files to check, or folders searched for *.rle; `-`: standard
+    /// input.
+    #[arg(required = true, value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// Also check it equals the compression of this BMP (one .rle file
+    /// only).
     #[arg(long, value_name = "IN.bmp")]
     pub source: Option<PathBuf>,
     /// With --source: compare with the threshold conversion only
@@ -112,6 +126,92 @@ fn open_regular(input: &Path) -> Result<File> {
         bail!("{}: not a regular file", input.display());
     }
     Ok(file)
+}
+
+/// Opens an input file, or copies standard input (`-`) into an anonymous
+/// temporary file, since the readers want a file they can read at any
+/// offset.
+fn open_input(input: &Path) -> Result<File> {
+    if !is_stdio(input) {
+        return open_regular(input);
+    }
+    if io::stdin().is_terminal() {
+        bail!("standard input is a terminal: pipe or redirect a file into it");
+    }
+    let mut spool = tempfile::tempfile().context("cannot create a temporary file")?;
+    io::copy(&mut io::stdin().lock(), &mut spool).context("standard input")?;
+    spool.rewind().context("standard input")?;
+    Ok(spool)
+}
+
+/// Refuses to send binary data to a terminal: standard output as the
+/// output must be redirected.
+fn check_stdout() -> Result<()> {
+    if io::stdout().is_terminal() {
+        bail!("standard output is a terminal: redirect it, or name an output file with -o");
+    }
+    Ok(())
+}
+
+/// Where an output is written until it is complete: a hidden temporary
+/// file beside it, renamed into place; for standard output (`-`), an
+/// anonymous temporary file copied out, so that a failed conversion sends
+/// nothing down the pipe.
+enum Staged {
+    Beside(tempfile::NamedTempFile),
+    Stdout(File),
+}
+
+impl Staged {
+    /// Checks `output` ([`check_output`]) and stages a file for it.
+    fn for_output(output: &Path, force: bool, create_dir: bool) -> Result<Staged> {
+        if is_stdio(output) {
+            let file = tempfile::tempfile().context("cannot create a temporary file")?;
+            return Ok(Staged::Stdout(file));
+        }
+        check_output(output, force)?;
+        Ok(Staged::Beside(temp_beside(output, create_dir)?))
+    }
+
+    fn file(&self) -> &File {
+        match self {
+            Staged::Beside(temp) => temp.as_file(),
+            Staged::Stdout(file) => file,
+        }
+    }
+
+    /// Renames the finished file to `output`, or copies it to standard
+    /// output.
+    fn publish(self, output: &Path, force: bool) -> Result<()> {
+        match self {
+            Staged::Beside(temp) => publish_output(temp, output, force),
+            Staged::Stdout(mut file) => {
+                use std::io::Write;
+                file.rewind().context("temporary file")?;
+                let mut out = io::stdout().lock();
+                io::copy(&mut file, &mut out)
+                    .and_then(|_| out.flush())
+                    .context("standard output")?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Runs `one` on every job; a single job's error is the command's, several
+/// are reported one line each and counted. Returns the number that failed.
+fn run_each(jobs: &[Job], mut one: impl FnMut(&Job) -> Result<()>) -> Result<usize> {
+    if let [job] = jobs {
+        return one(job).map(|()| 0);
+    }
+    let mut failed = 0;
+    for job in jobs {
+        if let Err(e) = one(job) {
+            failed += 1;
+            eprintln!("rlewatch: {}", error_line(&e));
+        }
+    }
+    Ok(failed)
 }
 
 /// True when both paths name one existing file.

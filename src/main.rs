@@ -28,15 +28,26 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// Validate a configuration file and print the effective configuration.
+    ///
+    /// Prints the configuration in effect: every key, defaults filled in,
+    /// folders made absolute; exits 1 with the reason when FILE is invalid.
+    /// With --defaults, prints the built-in configuration instead.
     CheckConfig {
-        #[arg(value_name = "FILE")]
-        file: PathBuf,
+        /// The TOML configuration file to check (as `run --config FILE`
+        /// would read it: relative folders resolve against its folder).
+        #[arg(value_name = "FILE", required_unless_present = "defaults")]
+        file: Option<PathBuf>,
+        /// Print the built-in defaults as a configuration file (every key;
+        /// relative folders; threads = 0 is one per CPU, host = "" the
+        /// hostname).
+        #[arg(long, conflicts_with = "file")]
+        defaults: bool,
     },
     /// Compress BMP files (or folders of them) to .rle.
     Compress(cli::CompressArgs),
-    /// Turn an .rle file back into a 1-bit BMP.
+    /// Turn .rle files (or folders of them) back into 1-bit BMPs.
     Decompress(cli::DecompressArgs),
-    /// Check an .rle file's structure, or that it equals a BMP's compression.
+    /// Check .rle files (or folders of them) strictly, or one against its BMP.
     Verify(cli::VerifyArgs),
     /// Check every archive against the ledger (fixity): exit 0 when clean.
     ///
@@ -79,13 +90,17 @@ fn main() -> ExitCode {
                 Err(e) => Err(anyhow::anyhow!("cannot install signal handlers: {e}")),
             }
         }
-        Command::CheckConfig { file } => rlewatch::daemon::check_config(file).map(|text| {
+        Command::CheckConfig { file, defaults } => match file {
+            Some(file) if !defaults => rlewatch::daemon::check_config(file),
+            _ => Ok(rlewatch::daemon::config::defaults_toml()),
+        }
+        .map(|text| {
             print!("{text}");
             true
         }),
         Command::Compress(a) => cli::compress_cmd(a).map(|failed| failed == 0),
-        Command::Decompress(a) => cli::decompress_cmd(a).map(|()| true),
-        Command::Verify(a) => cli::verify_cmd(a).map(|()| true),
+        Command::Decompress(a) => cli::decompress_cmd(a).map(|failed| failed == 0),
+        Command::Verify(a) => cli::verify_cmd(a).map(|failed| failed == 0),
         Command::Audit {
             config,
             jobs,

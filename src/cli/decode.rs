@@ -1,33 +1,66 @@
-//! `rlewatch decompress` (a `.rle` back to a 1-bit BMP) and `verify` (a
-//! `.rle` checked strictly, or against its source).
+//! `rlewatch decompress` (`.rle` files back to 1-bit BMPs) and `verify`
+//! (`.rle` files checked strictly, or one against its source).
+
+use std::os::unix::fs::FileExt;
 
 use super::*;
 
-/// `rlewatch decompress`.
-pub fn decompress_cmd(args: &DecompressArgs) -> Result<()> {
-    let input = &args.input;
-    let output = args
-        .output
-        .clone()
-        .unwrap_or_else(|| input.with_extension("bmp"));
-    let file = File::open(input).with_context(|| format!("{}", input.display()))?;
-    let mut dec = rle::Decoder::new(BufReader::with_capacity(64 * 1024, file))
-        .map_err(|e| rle_error(input, e))?;
-    if same_file(input, &output) {
+/// What decompress reads and writes.
+const KIND: Kind = Kind {
+    input: "rle",
+    output: "bmp",
+};
+
+/// `rlewatch decompress`: returns the number of files that failed.
+pub fn decompress_cmd(args: &DecompressArgs) -> Result<usize> {
+    let jobs = plan::plan(&args.inputs, args.output.as_deref(), KIND)?;
+    if jobs.is_empty() {
+        bail!("no .rle files found in {}", listed(&args.inputs));
+    }
+    if jobs.iter().any(|j| is_stdio(&j.output)) {
+        check_stdout()?;
+    }
+    let failed = run_each(&jobs, |job| decompress_file(job, args.force))?;
+    if jobs.len() > 1 {
+        eprintln!(
+            "rlewatch: decompressed {} files, {failed} failed",
+            jobs.len() - failed
+        );
+    }
+    Ok(failed)
+}
+
+/// The inputs, for a message.
+fn listed(inputs: &[PathBuf]) -> String {
+    inputs
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Decompresses one file to its output through a temporary file
+/// ([`Staged`]).
+fn decompress_file(job: &Job, force: bool) -> Result<()> {
+    let (input, output) = (&job.input, &job.output);
+    let file = open_input(input)?;
+    let head = Head::of(&file);
+    let fail = |e| rle_error(input, &head, e);
+    let mut dec = rle::Decoder::new(BufReader::with_capacity(64 * 1024, &file)).map_err(fail)?;
+    if same_file(input, output) {
         // Say first what is wrong with the input, if anything (a BMP given
         // by mistake has the very name its output would get).
         let h = dec.header();
         let mut row = vec![0u64; rle::words_for(usize::from(h.width))];
-        while dec.next_row(&mut row).map_err(|e| rle_error(input, e))? {}
+        while dec.next_row(&mut row).map_err(fail)? {}
         bail!("{}: the output would overwrite the input", input.display());
     }
-    check_output(&output, args.force)?;
-    let temp = temp_beside(&output, false)?;
+    let staged = Staged::for_output(output, force, job.create_dir)?;
     let h = dec.header();
     // Decoder errors travel through io::Error; keep the original to report.
     let mut failure: Option<rle::RleError> = None;
     let written = bmp::write_1bit(
-        temp.as_file(),
+        staged.file(),
         u32::from(h.width),
         u32::from(h.height),
         |row| {
@@ -38,46 +71,111 @@ pub fn decompress_cmd(args: &DecompressArgs) -> Result<()> {
         },
     );
     if let Some(e) = failure {
-        return Err(rle_error(input, e));
+        return Err(fail(e));
     }
-    written.with_context(|| format!("{}", output.display()))?;
+    written.with_context(|| shown_output(output))?;
     // The decoder also checks that nothing follows the last row.
     let mut spare = vec![0u64; rle::words_for(usize::from(h.width))];
-    dec.next_row(&mut spare).map_err(|e| rle_error(input, e))?;
-    publish_output(temp, &output, args.force)
+    dec.next_row(&mut spare).map_err(fail)?;
+    staged.publish(output, force)
 }
 
-/// An .rle decoding error for `input`; a file that starts like a BMP gets
-/// the hint that it is one (the .rle format has no magic number, so its
-/// header alone cannot tell).
-fn rle_error(input: &Path, e: rle::RleError) -> anyhow::Error {
-    let mut head = [0u8; 2];
-    let is_bmp = File::open(input)
-        .and_then(|mut f| io::Read::read_exact(&mut f, &mut head))
-        .is_ok()
-        && &head == b"BM";
-    if is_bmp {
-        anyhow!(
-            "{}: {e} (this is a BMP file, not an .rle; `rlewatch compress` makes one)",
-            input.display()
-        )
+fn shown_output(output: &Path) -> String {
+    if is_stdio(output) {
+        "standard output".into()
     } else {
-        anyhow!("{}: {e}", input.display())
+        output.display().to_string()
     }
 }
 
-/// `rlewatch verify`: prints what it found; errors when the check fails.
-pub fn verify_cmd(args: &VerifyArgs) -> Result<()> {
-    let input = &args.input;
-    let open = || File::open(input).with_context(|| format!("{}", input.display()));
+/// The first bytes of an input, kept to tell what it is when it does not
+/// decode as an .rle.
+struct Head(Vec<u8>);
+
+impl Head {
+    fn of(file: &File) -> Head {
+        let mut head = vec![0u8; 32];
+        let got = file.read_at(&mut head, 0).unwrap_or(0);
+        head.truncate(got);
+        Head(head)
+    }
+}
+
+/// An .rle decoding error for `input`. The .rle format has no magic number
+/// (design §1), so only a file that fails to decode is looked at: one in a
+/// format the BMP reader recognises is named as such (its own detection,
+/// [`bmp::BmpInfo::parse`] on the first bytes).
+fn rle_error(input: &Path, head: &Head, e: rle::RleError) -> anyhow::Error {
+    let named = shown_input(input);
+    let bytes: &[u8] = &head.0;
+    match bmp::BmpInfo::parse(&bytes, u64::MAX) {
+        // "it looks like a PNG", a JPEG, …: a known format that is not BMP.
+        Err(bmp::BmpError::NotBmp(hint)) if hint.starts_with(" (it looks like") => {
+            anyhow!("{named}: not an .rle file{hint}")
+        }
+        // No "BM" signature, or empty: nothing better to say than the
+        // decoder's finding.
+        Err(bmp::BmpError::NotBmp(_)) => anyhow!("{named}: {e}"),
+        // It starts as a BMP does.
+        _ => {
+            anyhow!("{named}: {e} (this is a BMP file, not an .rle; `rlewatch compress` makes one)")
+        }
+    }
+}
+
+/// `rlewatch verify`: prints what it found for each file; returns the
+/// number of files that failed.
+pub fn verify_cmd(args: &VerifyArgs) -> Result<usize> {
+    let mut files = Vec::new();
+    for input in &args.inputs {
+        if !is_stdio(input) && input.is_dir() {
+            files.extend(plan::walk(input, "rle")?);
+        } else {
+            files.push(input.clone());
+        }
+    }
+    if files.is_empty() {
+        bail!("no .rle files found in {}", listed(&args.inputs));
+    }
+    if args.source.is_some() && (files.len() > 1 || args.inputs.len() > 1) {
+        bail!("--source compares one .rle file with its BMP, not several");
+    }
+    let jobs: Vec<Job> = files
+        .into_iter()
+        .map(|input| Job {
+            input,
+            output: PathBuf::new(),
+            create_dir: false,
+        })
+        .collect();
+    let failed = run_each(&jobs, |job| {
+        let found = verify_file(&job.input, args)?;
+        println!("{found}");
+        Ok(())
+    })?;
+    if jobs.len() > 1 {
+        eprintln!(
+            "rlewatch: verified {} files: {} ok, {failed} failed",
+            jobs.len(),
+            jobs.len() - failed
+        );
+    }
+    Ok(failed)
+}
+
+/// Checks one .rle; returns the line to print.
+fn verify_file(input: &Path, args: &VerifyArgs) -> Result<String> {
+    let named = shown_input(input);
+    let file = open_input(input)?;
+    let head = Head::of(&file);
+    let fail = |e| rle_error(input, &head, e);
     let Some(source) = &args.source else {
-        let mut dec = rle::Decoder::new(BufReader::with_capacity(64 * 1024, open()?))
-            .map_err(|e| rle_error(input, e))?;
+        let mut dec =
+            rle::Decoder::new(BufReader::with_capacity(64 * 1024, &file)).map_err(fail)?;
         let h = dec.header();
         let mut row = vec![0u64; rle::words_for(usize::from(h.width))];
-        while dec.next_row(&mut row).map_err(|e| rle_error(input, e))? {}
-        println!("{}: ok, {}x{}", input.display(), h.width, h.height);
-        return Ok(());
+        while dec.next_row(&mut row).map_err(fail)? {}
+        return Ok(format!("{named}: ok, {}x{}", h.width, h.height));
     };
     let src = File::open(source).with_context(|| format!("{}", source.display()))?;
     let modes: &[Conversion] = if args.threshold {
@@ -96,23 +194,33 @@ pub fn verify_cmd(args: &VerifyArgs) -> Result<()> {
             },
         )
         .map_err(|e| anyhow!("{}: {e}", source.display()))?;
-        match compress::verify_rle(open()?, &expected) {
+        // Positioned reads: each attempt reads the file from its start.
+        let reader = BufReader::new(ReadFrom { file: &file, at: 0 });
+        match compress::verify_rle(reader, &expected) {
             Ok(()) => {
-                println!(
-                    "{}: ok, equals {} ({conversion})",
-                    input.display(),
+                return Ok(format!(
+                    "{named}: ok, equals {} ({conversion})",
                     source.display()
-                );
-                return Ok(());
+                ));
             }
-            Err(compress::VerifyError::Corrupt(e)) => return Err(rle_error(input, e)),
+            Err(compress::VerifyError::Corrupt(e)) => return Err(fail(e)),
             Err(e) => last = Some(e),
         }
     }
     let e = last.expect("BUG: at least one conversion was tried");
-    bail!(
-        "{}: does not equal {}: {e}",
-        input.display(),
-        source.display()
-    )
+    bail!("{named}: does not equal {}: {e}", source.display())
+}
+
+/// A file read from offset `at` on, by positioned reads.
+struct ReadFrom<'a> {
+    file: &'a File,
+    at: u64,
+}
+
+impl io::Read for ReadFrom<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.file.read_at(buf, self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
 }

@@ -3,90 +3,16 @@
 
 use super::*;
 
-/// One file to compress.
-struct Job {
-    input: PathBuf,
-    output: PathBuf,
-    /// Folder mode mirrors subfolders below the output folder, creating
-    /// them; a single output file's folder must already exist.
-    create_dir: bool,
-}
-
-fn is_bmp_name(path: &Path) -> bool {
-    path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("bmp"))
-}
-
-/// Works out input → output pairs.
-fn plan_jobs(args: &CompressArgs) -> Result<Vec<Job>> {
-    // `-o DIR` with one input file puts its .rle into that existing folder.
-    let single_file = args.inputs.len() == 1
-        && !args.inputs[0].is_dir()
-        && !args.output.as_deref().is_some_and(Path::is_dir);
-    let mut jobs = Vec::new();
-    for input in &args.inputs {
-        let meta = std::fs::metadata(input).with_context(|| format!("{}", input.display()))?;
-        if meta.is_dir() {
-            let mut found: Vec<PathBuf> = Vec::new();
-            for entry in walkdir::WalkDir::new(input).follow_links(false) {
-                let entry = entry.with_context(|| format!("{}", input.display()))?;
-                if entry.file_type().is_file() && is_bmp_name(entry.path()) {
-                    found.push(entry.into_path());
-                }
-            }
-            found.sort();
-            for file in found {
-                let output = match &args.output {
-                    None => file.with_extension("rle"),
-                    Some(out) => out
-                        .join(
-                            file.strip_prefix(input)
-                                .expect("BUG: walkdir yields paths under its root"),
-                        )
-                        .with_extension("rle"),
-                };
-                jobs.push(Job {
-                    input: file,
-                    output,
-                    create_dir: true,
-                });
-            }
-        } else {
-            let output = match &args.output {
-                Some(out) if single_file => out.clone(),
-                Some(out) => out.join(
-                    Path::new(input.file_name().unwrap_or(input.as_os_str())).with_extension("rle"),
-                ),
-                None => input.with_extension("rle"),
-            };
-            jobs.push(Job {
-                input: input.clone(),
-                output,
-                // `-o` names a folder here (several inputs): made if missing.
-                create_dir: args.output.is_some() && !single_file,
-            });
-        }
-    }
-    // Two inputs that would write one output (x.bmp and x.BMP, or the same
-    // name from two folders): refuse before writing anything, instead of
-    // one silently replacing the other.
-    let mut seen = std::collections::HashMap::new();
-    for job in &jobs {
-        if let Some(first) = seen.insert(job.output.clone(), &job.input) {
-            bail!(
-                "{} and {} would both be written to {}",
-                first.display(),
-                job.input.display(),
-                job.output.display()
-            );
-        }
-    }
-    Ok(jobs)
-}
+/// What compress reads and writes.
+const KIND: Kind = Kind {
+    input: "bmp",
+    output: "rle",
+};
 
 /// Compresses one file to its output through a temporary file. The input
 /// is checked to be a BMP before anything about the output is decided, so
-/// a wrong input is reported as such.
+/// a wrong input is reported as such. `-` as input is standard input, as
+/// output standard output.
 pub fn compress_file(
     input: &Path,
     output: &Path,
@@ -94,20 +20,20 @@ pub fn compress_file(
     force: bool,
     create_dir: bool,
 ) -> Result<Outcome> {
-    let file = open_regular(input)?;
-    bmp::BmpInfo::parse(&file, opts.max_pixels).map_err(|e| anyhow!("{}: {e}", input.display()))?;
-    if same_file(input, output) {
+    let file = open_input(input)?;
+    let named = shown_input(input);
+    bmp::BmpInfo::parse(&file, opts.max_pixels).map_err(|e| anyhow!("{named}: {e}"))?;
+    if !is_stdio(output) && same_file(input, output) {
         bail!("{}: the output would overwrite the input", input.display());
     }
-    check_output(output, force)?;
-    let temp = temp_beside(output, create_dir)?;
+    let staged = Staged::for_output(output, force, create_dir)?;
     let outcome = compress::compress(
         &file,
-        BufWriter::with_capacity(256 * 1024, temp.as_file()),
+        BufWriter::with_capacity(256 * 1024, staged.file()),
         opts,
     )
-    .map_err(|e| anyhow!("{}: {e}", input.display()))?;
-    publish_output(temp, output, force)?;
+    .map_err(|e| anyhow!("{named}: {e}"))?;
+    staged.publish(output, force)?;
     Ok(outcome)
 }
 
@@ -121,7 +47,10 @@ pub fn compress_cmd(args: &CompressArgs) -> Result<usize> {
         },
         max_pixels: args.max_pixels,
     };
-    let jobs = plan_jobs(args)?;
+    let jobs = plan::plan(&args.inputs, args.output.as_deref(), KIND)?;
+    if jobs.iter().any(|j| is_stdio(&j.output)) {
+        check_stdout()?;
+    }
     if jobs.is_empty() {
         bail!(
             "no .bmp files found in {}",

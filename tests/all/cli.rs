@@ -562,3 +562,441 @@ fn compress_of_a_fifo_says_so_instead_of_hanging() {
         stderr(&out)
     );
 }
+
+/// The binary, for the tests that wire its standard streams themselves.
+fn rlewatch_in(dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_rlewatch"));
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// Several inputs go into a folder: `-o new.rle` is refused instead of
+/// becoming a folder of that name, `-o new.rle/` makes one, and an existing
+/// file as `-o` is one error naming it, before anything is written.
+#[test]
+fn compress_of_several_inputs_to_a_file_name_is_refused_once_and_writes_nothing() {
+    let dir = tempdir();
+    let p = dir.path();
+    copy_vector(p, "pal8.bmp", "a.bmp");
+    copy_vector(p, "pal1.bmp", "b.bmp");
+    fs::create_dir(p.join("scans")).unwrap();
+    copy_vector(&p.join("scans"), "pal8.bmp", "c.bmp");
+
+    let out = run_in(p, &["compress", "a.bmp", "b.bmp", "-o", "new.rle"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("rlewatch: new.rle: ") && err.contains("write new.rle/ to make a folder"),
+        "{err}"
+    );
+    assert!(!p.join("new.rle").exists());
+    assert!(!p.join("a.rle").exists() && !p.join("b.rle").exists());
+
+    fs::write(p.join("out.txt"), b"keep me").unwrap();
+    for args in [
+        &["compress", "a.bmp", "b.bmp", "-o", "out.txt"][..],
+        &["compress", "scans", "-o", "out.txt"],
+    ] {
+        let out = run_in(p, args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(
+            err.starts_with("rlewatch: out.txt: is a file, not a folder"),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(fs::read(p.join("out.txt")).unwrap(), b"keep me");
+
+    // A trailing slash says "a folder", whatever its name.
+    let out = run_in(p, &["compress", "a.bmp", "b.bmp", "-o", "new.rle/"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(p.join("new.rle/a.rle")).unwrap(),
+        fs::read(data("pal8.dither.rle")).unwrap()
+    );
+    assert_eq!(
+        fs::read(p.join("new.rle/b.rle")).unwrap(),
+        fs::read(data("pal1.dither.rle")).unwrap()
+    );
+    let out = run_in(p, &["compress", "a.bmp", "-o", "one/"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(p.join("one/a.rle").is_file());
+
+    // Standard output takes one input.
+    let out = run_in(p, &["compress", "a.bmp", "b.bmp", "-o", "-"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(stderr(&out).contains("-o - (standard output) takes one input file"));
+}
+
+/// `decompress` takes several inputs and folders, and `-o` a folder, by
+/// the same rules as `compress`.
+#[test]
+fn decompress_takes_a_folder_for_output_and_several_inputs_as_compress_does() {
+    let dir = tempdir();
+    let p = dir.path();
+    copy_vector(p, "pal8.dither.rle", "x.rle");
+    copy_vector(p, "pal1.dither.rle", "y.rle");
+    // The reference: decompressed beside the input, its default.
+    let out = run_in(p, &["decompress", "x.rle"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let x_bmp = fs::read(p.join("x.bmp")).unwrap();
+    let out = run_in(p, &["decompress", "y.rle"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let y_bmp = fs::read(p.join("y.bmp")).unwrap();
+
+    fs::create_dir(p.join("out")).unwrap();
+    let out = run_in(p, &["decompress", "x.rle", "-o", "out"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs::read(p.join("out/x.bmp")).unwrap(), x_bmp);
+    let out = run_in(p, &["decompress", "x.rle", "-o", "out"]);
+    assert!(stderr(&out).contains("out/x.bmp: already exists (use --force"));
+
+    let out = run_in(p, &["decompress", "x.rle", "y.rle", "-o", "new"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs::read(p.join("new/x.bmp")).unwrap(), x_bmp);
+    assert_eq!(fs::read(p.join("new/y.bmp")).unwrap(), y_bmp);
+    assert!(
+        stderr(&out).contains("decompressed 2 files, 0 failed"),
+        "{}",
+        stderr(&out)
+    );
+
+    fs::create_dir_all(p.join("rles/sub")).unwrap();
+    copy_vector(&p.join("rles"), "pal8.dither.rle", "x.rle");
+    copy_vector(&p.join("rles/sub"), "pal1.dither.rle", "y.rle");
+    let out = run_in(p, &["decompress", "rles", "-o", "bmps"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(fs::read(p.join("bmps/x.bmp")).unwrap(), x_bmp);
+    assert_eq!(fs::read(p.join("bmps/sub/y.bmp")).unwrap(), y_bmp);
+
+    let out = run_in(p, &["decompress", "x.rle", "y.rle", "-o", "both.bmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("both.bmp: ") && !p.join("both.bmp").exists(),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// The .rle format has no magic number; a file in a format the BMP reader
+/// knows is named for what it is, not as a corrupt run.
+#[test]
+fn decompress_of_a_png_says_it_is_not_an_rle() {
+    let dir = tempdir();
+    let p = dir.path();
+    // A PNG's signature and the start of its IHDR chunk.
+    let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x10\0\0\0\x10\x08\x00\x00\x00\x00";
+    fs::write(p.join("page.png"), png).unwrap();
+    fs::write(p.join("photo.jpg"), b"\xff\xd8\xff\xe0\0\x10JFIF\0").unwrap();
+    fs::write(p.join("scan.tif"), b"II*\0\x08\0\0\0\0\0").unwrap();
+    for (file, kind) in [
+        ("page.png", "PNG"),
+        ("photo.jpg", "JPEG"),
+        ("scan.tif", "TIFF"),
+    ] {
+        for cmd in ["decompress", "verify"] {
+            let out = run_in(p, &[cmd, file]);
+            assert_eq!(out.status.code(), Some(1), "{cmd} {file}");
+            assert_eq!(
+                stderr(&out).trim(),
+                format!("rlewatch: {file}: not an .rle file (it looks like a {kind})"),
+                "{cmd} {file}"
+            );
+        }
+    }
+    let made: Vec<_> = fs::read_dir(p).unwrap().collect();
+    assert_eq!(made.len(), 3, "nothing written: {made:?}");
+}
+
+/// `verify` checks files and folders, says what it found for each, sums up
+/// and fails when any one does.
+#[test]
+fn verify_takes_several_files_and_folders_with_a_summary() {
+    let dir = tempdir();
+    let p = dir.path();
+    fs::create_dir_all(p.join("archive/sub")).unwrap();
+    copy_vector(p, "rgb24.dither.rle", "one.rle");
+    copy_vector(&p.join("archive"), "pal8.dither.rle", "a.rle");
+    copy_vector(&p.join("archive/sub"), "pal1.dither.rle", "b.rle");
+    fs::write(p.join("archive/notes.txt"), "not checked").unwrap();
+
+    let out = run_in(p, &["verify", "one.rle", "archive"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "{stdout}");
+    assert_eq!(lines[0], "one.rle: ok, 127x64");
+    assert!(lines[1].starts_with("archive/a.rle: ok, "), "{stdout}");
+    assert!(lines[2].starts_with("archive/sub/b.rle: ok, "), "{stdout}");
+    assert!(
+        stderr(&out).contains("verified 3 files: 3 ok, 0 failed"),
+        "{}",
+        stderr(&out)
+    );
+
+    let mut bad = fs::read(data("pal1.dither.rle")).unwrap();
+    bad[10] = 0x80; // count 0
+    fs::write(p.join("archive/sub/bad.rle"), &bad).unwrap();
+    let out = run_in(p, &["verify", "one.rle", "archive"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("rlewatch: archive/sub/bad.rle: corrupt run at byte 10: count 0"),
+        "{err}"
+    );
+    assert!(err.contains("verified 4 files: 3 ok, 1 failed"), "{err}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 3);
+
+    fs::create_dir(p.join("empty")).unwrap();
+    let out = run_in(p, &["verify", "empty"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no .rle files found in empty"));
+
+    copy_vector(p, "rgb24.bmp", "img.bmp");
+    let out = run_in(p, &["verify", "one.rle", "archive", "--source", "img.bmp"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--source"), "{}", stderr(&out));
+}
+
+/// `check-config --defaults` prints the built-in configuration as a file
+/// `check-config` accepts, and its values are those the shipped example
+/// documents as the defaults.
+#[test]
+fn check_config_defaults_round_trip_and_match_the_documented_defaults() {
+    let dir = tempdir();
+    let p = dir.path();
+    let out = run_in(p, &["check-config", "--defaults"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let defaults: toml::Table = text.parse().unwrap();
+
+    fs::write(p.join("defaults.toml"), &text).unwrap();
+    let out = run_in(p, &["check-config", "defaults.toml"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let effective: toml::Table = String::from_utf8(out.stdout).unwrap().parse().unwrap();
+    // Its folders are resolved against the file's folder.
+    let archive = effective["paths"]["archive"].as_str().unwrap();
+    assert!(
+        archive.starts_with('/') && archive.ends_with("/archive"),
+        "{archive}"
+    );
+
+    // The example file says: "the values below are the defaults unless
+    // noted"; its [paths] are the production folders, not the defaults.
+    let example: toml::Table =
+        fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/etc/rlewatch.toml"))
+            .unwrap()
+            .parse()
+            .unwrap();
+    for (table, keys) in &example {
+        if table == "paths" {
+            continue;
+        }
+        for (key, value) in keys.as_table().unwrap() {
+            assert_eq!(
+                defaults.get(table).and_then(|t| t.get(key)),
+                Some(value),
+                "{table}.{key}"
+            );
+        }
+    }
+    // Every default is in the example, and the folders are the four of
+    // design §4.6, relative to the file.
+    for (table, keys) in &defaults {
+        for key in keys.as_table().unwrap().keys() {
+            assert!(example[table].get(key).is_some(), "{table}.{key}");
+        }
+    }
+    for name in ["inbox", "archive", "done", "failed"] {
+        assert_eq!(defaults["paths"][name].as_str(), Some(name));
+    }
+
+    let help = run_in(p, &["check-config", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    assert!(
+        help.contains("The TOML configuration file to check") && help.contains("--defaults"),
+        "{help}"
+    );
+    assert_eq!(run_in(p, &["check-config"]).status.code(), Some(2));
+    assert_eq!(
+        run_in(p, &["check-config", "--defaults", "defaults.toml"])
+            .status
+            .code(),
+        Some(2)
+    );
+}
+
+/// A configured folder that is a file is named as such, by `check-config`
+/// and at start, instead of "File exists (os error 17)".
+#[test]
+fn a_configured_folder_that_is_a_file_is_named_as_such() {
+    let dir = tempdir();
+    let p = dir.path();
+    fs::write(p.join("plainfile"), b"").unwrap();
+    for (paths, expected) in [
+        (
+            "archive = \"plainfile\"",
+            "plainfile) is a file, not a folder",
+        ),
+        (
+            "failed = \"plainfile\"",
+            "plainfile) is a file, not a folder",
+        ),
+        (
+            "done = \"plainfile/done\"",
+            "plainfile/done) cannot be made: ",
+        ),
+    ] {
+        fs::write(p.join("c.toml"), format!("[paths]\n{paths}\n")).unwrap();
+        for args in [
+            &["check-config", "c.toml"][..],
+            &["run", "--config", "c.toml"][..],
+        ] {
+            let out = run_in(p, args);
+            assert_eq!(out.status.code(), Some(1), "{paths}: {args:?}");
+            let err = stderr(&out);
+            assert!(
+                err.contains(expected) && !err.contains("os error"),
+                "{paths}: {args:?}: {err}"
+            );
+            assert_eq!(err.lines().count(), 1, "{err}");
+        }
+    }
+    assert!(!p.join("inbox").exists(), "nothing made");
+}
+
+/// `-` is standard input as the input and standard output as `-o`, through
+/// real pipes: BMP → .rle → BMP → .rle gives the reference bytes.
+#[test]
+fn compress_and_decompress_work_in_a_pipeline() {
+    use std::process::Stdio;
+    let dir = tempdir();
+    let p = dir.path();
+    let spawn = |args: &[&str], stdin: Stdio| {
+        rlewatch_in(p)
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let source = fs::File::open(data("pal8.bmp")).unwrap();
+    let mut first = spawn(&["compress", "-", "-o", "-"], source.into());
+    let mut second = spawn(
+        &["decompress", "-", "-o", "-"],
+        first.stdout.take().unwrap().into(),
+    );
+    // Without -o, standard input goes to standard output.
+    let third = spawn(&["compress", "-"], second.stdout.take().unwrap().into());
+    let last = third.wait_with_output().unwrap();
+    for child in [&mut first, &mut second] {
+        assert!(child.wait().unwrap().success());
+    }
+    assert!(last.status.success(), "{}", stderr(&last));
+    assert_eq!(last.stdout, fs::read(data("pal8.dither.rle")).unwrap());
+    let names: Vec<_> = fs::read_dir(p).unwrap().collect();
+    assert!(names.is_empty(), "nothing written beside: {names:?}");
+
+    // An output file from standard input; verify reads it back the same way.
+    let out = spawn(
+        &["compress", "--threshold", "-", "-o", "t.rle"],
+        fs::File::open(data("pal8.bmp")).unwrap().into(),
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs::read(p.join("t.rle")).unwrap(),
+        fs::read(data("pal8.threshold.rle")).unwrap()
+    );
+    let out = spawn(
+        &["verify", "-"],
+        fs::File::open(p.join("t.rle")).unwrap().into(),
+    )
+    .wait_with_output()
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let size = dims(&fs::read(p.join("t.rle")).unwrap());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("standard input: ok, {size}")
+    );
+
+    // A wrong input: the reason on stderr, nothing on stdout.
+    let out = spawn(
+        &["compress", "-", "-o", "-"],
+        fs::File::open(data("pal8.dither.rle")).unwrap().into(),
+    )
+    .wait_with_output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out).starts_with("rlewatch: standard input: not a BMP file"),
+        "{}",
+        stderr(&out)
+    );
+    let out = spawn(&["compress", "-", "a.bmp"], Stdio::null())
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("must be the only input"));
+}
+
+/// `WxH` from an .rle header (design §1: two little-endian u16).
+fn dims(rle: &[u8]) -> String {
+    let w = u16::from_le_bytes([rle[0], rle[1]]);
+    let h = u16::from_le_bytes([rle[2], rle[3]]);
+    format!("{w}x{h}")
+}
+
+/// Log lines name their event shortly (`report`), not by the module path
+/// (`rlewatch::daemon::coordinator::report`), in text and in JSON.
+#[test]
+fn log_lines_carry_a_short_target() {
+    use crate::support::{Daemon, FAST};
+    for format in ["text", "json"] {
+        let d = Daemon::start(&format!("[log]\nformat = \"{format}\"\n{FAST}"));
+        fs::copy(data("pal1.bmp"), d.inbox().join("s.bmp")).unwrap();
+        assert!(
+            d.wait_log("archived ", 1, Duration::from_secs(20)),
+            "{format}"
+        );
+        let log = d.log();
+        assert!(!log.contains("rlewatch::"), "{format}: {log}");
+        let archived = log.lines().find(|l| l.contains("s.bmp -> ")).unwrap();
+        if format == "text" {
+            assert!(archived.contains(" INFO report: archived "), "{archived}");
+        } else {
+            for line in log.lines() {
+                let v: serde_json::Value = serde_json::from_str(line).unwrap();
+                assert!(v["fields"]["message"].is_string(), "{line}");
+                assert!(v["timestamp"].is_string(), "{line}");
+            }
+            let v: serde_json::Value = serde_json::from_str(archived).unwrap();
+            assert_eq!(v["target"], "report", "{archived}");
+            assert_eq!(v["level"], "INFO", "{archived}");
+        }
+    }
+}
+
+/// The packaged man pages and completions know the new flags.
+#[test]
+fn generated_man_pages_and_completions_know_the_new_flags() {
+    let dir = tempdir();
+    let out = run_in(dir.path(), &["generate-assets", "out"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let o = dir.path().join("out");
+    let page = fs::read_to_string(o.join("rlewatch-check-config.1")).unwrap();
+    assert!(page.contains("defaults") && page.contains("FILE"), "{page}");
+    let page = fs::read_to_string(o.join("rlewatch-verify.1")).unwrap();
+    assert!(page.contains("INPUT"), "{page}");
+    for file in ["rlewatch.bash", "_rlewatch", "rlewatch.fish"] {
+        let text = fs::read_to_string(o.join(file)).unwrap();
+        assert!(text.contains("defaults"), "{file}");
+    }
+}

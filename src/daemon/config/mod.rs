@@ -18,7 +18,7 @@ mod raw;
 #[cfg(test)]
 mod tests;
 
-pub use paths::Paths;
+pub use paths::{FolderError, Paths};
 pub use raw::{
     RawCompress, RawConfig, RawDaemon, RawLog, RawOriginals, RawPaths, RawWatch, RawWorkers,
 };
@@ -35,6 +35,12 @@ pub enum ConfigError {
     Invalid {
         path: Option<PathBuf>,
         message: String,
+    },
+    /// The folders as they are on disk ([`Paths::check_on_disk`]).
+    #[error("{}: {source}", .path.display())]
+    Folders {
+        path: PathBuf,
+        source: Box<FolderError>,
     },
 }
 
@@ -248,6 +254,14 @@ impl Config {
     }
 }
 
+/// The built-in configuration as a configuration file (`check-config
+/// --defaults`): every key with its default, folders relative (to the
+/// file's folder once saved), `workers.threads = 0` (one per CPU) and
+/// `daemon.host = ""` (the hostname) as written, not resolved.
+pub fn defaults_toml() -> String {
+    toml::to_string(&RawConfig::default()).expect("BUG: the defaults serialise")
+}
+
 /// Parses TOML text; relative paths resolve against `base`.
 pub fn parse(text: &str, base: &Path) -> Result<Config, ConfigError> {
     let raw: RawConfig = toml::from_str(text).map_err(|e| invalid(toml_message(text, &e)))?;
@@ -301,9 +315,9 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
         .and_then(|c| {
             c.paths
                 .check_on_disk()
-                .map_err(|message| ConfigError::Invalid {
-                    path: Some(path.to_path_buf()),
-                    message,
+                .map_err(|source| ConfigError::Folders {
+                    path: path.to_path_buf(),
+                    source: Box::new(source),
                 })?;
             Ok(c)
         })

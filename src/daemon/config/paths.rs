@@ -59,12 +59,9 @@ impl Paths {
     /// errors. Folders not created yet are judged by their nearest
     /// existing ancestor. The one check here that reads the filesystem;
     /// run at start, at reload and by `check-config`.
-    pub fn check_on_disk(&self) -> Result<(), String> {
+    pub fn check_on_disk(&self) -> Result<(), FolderError> {
         if self.inbox.exists() && !self.inbox.is_dir() {
-            return Err(format!(
-                "paths.inbox ({}) is not a folder",
-                self.inbox.display()
-            ));
+            return Err(FolderError::InboxNotFolder(self.inbox.clone()));
         }
         let named = [
             ("inbox", &self.inbox),
@@ -72,35 +69,113 @@ impl Paths {
             ("done", &self.done),
             ("failed", &self.failed),
         ];
+        for (key, path) in &named[1..] {
+            check_makeable(key, path)?;
+        }
         let real: Vec<PathBuf> = named.iter().map(|(_, p)| resolved(p)).collect();
         for (i, (a, pa)) in named.iter().enumerate() {
             for (j, (b, pb)) in named.iter().enumerate().skip(i + 1) {
                 if real[i] == real[j] {
-                    return Err(format!(
-                        "paths.{a} ({}) and paths.{b} ({}) are the same folder ({})",
-                        pa.display(),
-                        pb.display(),
-                        real[i].display()
-                    ));
+                    return Err(FolderError::Same {
+                        a,
+                        b,
+                        path_a: pa.to_path_buf(),
+                        path_b: pb.to_path_buf(),
+                        real: real[i].clone(),
+                    });
                 }
             }
             if i > 0 && real[i].starts_with(&real[0]) && !pa.starts_with(&self.inbox) {
-                return Err(format!(
-                    "paths.{a} ({}) is inside the inbox through a symlink ({}): \
-                     the daemon would archive its own outputs",
-                    pa.display(),
-                    real[i].display()
-                ));
+                return Err(FolderError::InsideInboxThroughSymlink {
+                    key: a,
+                    path: pa.to_path_buf(),
+                    real: real[i].clone(),
+                });
             }
             if i > 0 && real[0].starts_with(&real[i]) {
-                return Err(format!(
-                    "paths.inbox ({}) is inside paths.{a} ({})",
-                    self.inbox.display(),
-                    real[i].display()
-                ));
+                return Err(FolderError::InboxInside {
+                    key: a,
+                    inbox: self.inbox.clone(),
+                    real: real[i].clone(),
+                });
             }
         }
         Ok(())
+    }
+}
+
+/// What is wrong with the configured folders as they are on disk.
+#[derive(Debug, thiserror::Error)]
+pub enum FolderError {
+    #[error("paths.inbox ({}) is not a folder", .0.display())]
+    InboxNotFolder(PathBuf),
+    /// An output folder's path, or the nearest part of it that exists, is
+    /// a file: the folder cannot be made.
+    #[error("paths.{key} ({}) is a file, not a folder", .path.display())]
+    FileNotFolder { key: &'static str, path: PathBuf },
+    #[error(
+        "paths.{key} ({}) cannot be made: {} is a file, not a folder",
+        .path.display(),
+        .file.display()
+    )]
+    FileInTheWay {
+        key: &'static str,
+        path: PathBuf,
+        file: PathBuf,
+    },
+    #[error(
+        "paths.{a} ({}) and paths.{b} ({}) are the same folder ({})",
+        .path_a.display(),
+        .path_b.display(),
+        .real.display()
+    )]
+    Same {
+        a: &'static str,
+        b: &'static str,
+        path_a: PathBuf,
+        path_b: PathBuf,
+        real: PathBuf,
+    },
+    #[error(
+        "paths.{key} ({}) is inside the inbox through a symlink ({}): \
+         the daemon would archive its own outputs",
+        .path.display(),
+        .real.display()
+    )]
+    InsideInboxThroughSymlink {
+        key: &'static str,
+        path: PathBuf,
+        real: PathBuf,
+    },
+    #[error("paths.inbox ({}) is inside paths.{key} ({})", .inbox.display(), .real.display())]
+    InboxInside {
+        key: &'static str,
+        inbox: PathBuf,
+        real: PathBuf,
+    },
+}
+
+/// An output folder exists as a folder, or can be made: neither it nor
+/// its nearest existing ancestor is anything but a folder (symlinks
+/// followed).
+fn check_makeable(key: &'static str, path: &Path) -> Result<(), FolderError> {
+    let Some((at, meta)) = path
+        .ancestors()
+        .find_map(|a| std::fs::metadata(a).ok().map(|m| (a, m)))
+    else {
+        return Ok(());
+    };
+    match (meta.is_dir(), at == path) {
+        (true, _) => Ok(()),
+        (false, true) => Err(FolderError::FileNotFolder {
+            key,
+            path: path.to_path_buf(),
+        }),
+        (false, false) => Err(FolderError::FileInTheWay {
+            key,
+            path: path.to_path_buf(),
+            file: at.to_path_buf(),
+        }),
     }
 }
 
