@@ -20,6 +20,7 @@
 //! - [`daemon`]: `rlewatch run`: config, watcher, coordinator, pool,
 //!   signals, systemd, lock, logging.
 //! - [`display`]: how paths appear in log lines (a leaf).
+//! - [`magic`]: what a file is by its first bytes (a leaf).
 //! - [`cli`]: the one-shot commands (`compress`, `decompress`, `verify`,
 //!   `reload`, `generate-assets`; `audit` is [`audit`]'s).
 //! - [`faults`]: test-only crash points (feature `test-hooks`).
@@ -36,4 +37,5 @@ pub mod display;
 pub mod durable;
 pub mod faults;
 pub mod ledger;
+pub mod magic;
 pub mod rle;

@@ -12,8 +12,9 @@ use super::Compression;
 /// Why a BMP could not be decoded.
 #[derive(Debug, thiserror::Error)]
 pub enum BmpError {
+    /// Not a BMP: what the file looks like instead.
     #[error("not a BMP file{0}")]
-    NotBmp(&'static str),
+    NotBmp(crate::magic::Magic),
     #[error("unsupported BMP variant: {0}")]
     Unsupported(Unsupported),
     #[error("invalid BMP header: {0}")]

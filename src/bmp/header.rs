@@ -18,6 +18,7 @@
 //! before anything it sizes is allocated.
 
 use super::{BmpError, InvalidHeader, Source, Unsupported};
+use crate::magic::Magic;
 
 mod format;
 mod palette;
@@ -175,7 +176,7 @@ fn read_file_header(src: &impl Source, len: u64) -> Result<FileHeader, BmpError>
         return Err(unsupported(Unsupported::Os2BitmapArray));
     }
     if got < 2 || &head[..2] != b"BM" {
-        return Err(BmpError::NotBmp(sniff(&head[..got])));
+        return Err(BmpError::NotBmp(Magic::of(&head[..got])));
     }
     if got < 18 {
         return Err(BmpError::Truncated {
@@ -293,23 +294,6 @@ impl InfoHeader {
             colors_used: field(32),
             bytes,
         }
-    }
-}
-
-/// A hint at what a non-BMP file is, for the error message.
-fn sniff(head: &[u8]) -> &'static str {
-    if head.starts_with(b"\x89PNG") {
-        " (it looks like a PNG)"
-    } else if head.starts_with(&[0xff, 0xd8, 0xff]) {
-        " (it looks like a JPEG)"
-    } else if head.starts_with(b"GIF8") {
-        " (it looks like a GIF)"
-    } else if head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") {
-        " (it looks like a TIFF)"
-    } else if head.is_empty() {
-        " (it is empty)"
-    } else {
-        " (no \"BM\" signature)"
     }
 }
 

@@ -110,8 +110,8 @@ fn rle_error(input: &Path, head: &Head, e: rle::RleError) -> anyhow::Error {
     let bytes: &[u8] = &head.0;
     match bmp::BmpInfo::parse(&bytes, u64::MAX) {
         // "it looks like a PNG", a JPEG, …: a known format that is not BMP.
-        Err(bmp::BmpError::NotBmp(hint)) if hint.starts_with(" (it looks like") => {
-            anyhow!("{named}: not an .rle file{hint}")
+        Err(bmp::BmpError::NotBmp(magic)) if magic.other_format().is_some() => {
+            anyhow!("{named}: not an .rle file{magic}")
         }
         // No "BM" signature, or empty: nothing better to say than the
         // decoder's finding.
