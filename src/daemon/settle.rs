@@ -2,7 +2,7 @@
 //! and the durations that decide when it is looked at again. No I/O, and
 //! time is passed in (only [`jittered`] reads the clock, for its jitter).
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -13,9 +13,16 @@ use super::completion::Declared;
 /// inbox — and the list remembers it overflowed; once it has drained below
 /// half, a rescan finds what was left out. Files put back for a retry or
 /// found claimed are always kept (`insert`), never left out.
+///
+/// A file's due time is recorded once, in its [`Pending`]; the list keeps
+/// the files in the order they are due as an index of that record, changed
+/// only together with it (so no timer is ever stale). A file taken to be
+/// looked at ([`WaitList::take_due`]) leaves the index until it is given a
+/// new due time.
 #[derive(Debug, Default)]
 pub(super) struct WaitList {
     files: HashMap<PathBuf, Pending>,
+    by_due: BTreeSet<(Instant, PathBuf)>,
     overflowed: bool,
 }
 
@@ -39,18 +46,70 @@ impl WaitList {
     pub(super) fn rescanning(&mut self) {
         self.overflowed = false;
     }
-}
 
-impl std::ops::Deref for WaitList {
-    type Target = HashMap<PathBuf, Pending>;
-    fn deref(&self) -> &Self::Target {
-        &self.files
+    /// Puts `path` on the list, due when `p` says, in place of whatever
+    /// waited under that name.
+    pub(super) fn insert(&mut self, path: PathBuf, p: Pending) {
+        if let Some(old) = self.files.remove(&path) {
+            self.by_due.remove(&(old.due, path.clone()));
+        }
+        self.by_due.insert((p.due, path.clone()));
+        self.files.insert(path, p);
     }
-}
 
-impl std::ops::DerefMut for WaitList {
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        &mut self.files
+    /// Takes `path` off the list.
+    pub(super) fn remove(&mut self, path: &Path) -> Option<Pending> {
+        let p = self.files.remove(path)?;
+        self.by_due.remove(&(p.due, path.to_path_buf()));
+        Some(p)
+    }
+
+    /// Makes a waiting file due at `due` (earlier or later than before).
+    pub(super) fn set_due(&mut self, path: &Path, due: Instant) {
+        let Some(p) = self.files.get_mut(path) else {
+            return;
+        };
+        self.by_due.remove(&(p.due, path.to_path_buf()));
+        p.due = due;
+        self.by_due.insert((due, path.to_path_buf()));
+    }
+
+    /// The earliest due time on the list.
+    pub(super) fn first_due(&self) -> Option<Instant> {
+        self.by_due.first().map(|(due, _)| *due)
+    }
+
+    /// The earliest file due by `now`, taken out of the order (it stays on
+    /// the list until it goes or is given a new due time).
+    pub(super) fn take_due(&mut self, now: Instant) -> Option<PathBuf> {
+        if self.first_due()? > now {
+            return None;
+        }
+        self.by_due.pop_first().map(|(_, path)| path)
+    }
+
+    /// Forgets every waiting file (the inbox was replaced).
+    pub(super) fn clear(&mut self) {
+        self.files.clear();
+        self.by_due.clear();
+    }
+
+    /// The file's record, to look at it (its due time changes only through
+    /// [`WaitList::set_due`]).
+    pub(super) fn get_mut(&mut self, path: &Path) -> Option<&mut Pending> {
+        self.files.get_mut(path)
+    }
+
+    pub(super) fn contains_key(&self, path: &Path) -> bool {
+        self.files.contains_key(path)
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.files.len()
+    }
+
+    pub(super) fn values(&self) -> impl Iterator<Item = &Pending> {
+        self.files.values()
     }
 }
 
@@ -59,7 +118,8 @@ impl std::ops::DerefMut for WaitList {
 pub(super) struct Pending {
     pub(super) size: u64,
     pub(super) mtime: (i64, i64),
-    pub(super) due: Instant,
+    /// When it is looked at next: the one record of it (see [`WaitList`]).
+    due: Instant,
     /// When size and mtime were first seen as they are now.
     pub(super) since: Instant,
     pub(super) attempts: u32,
@@ -85,7 +145,8 @@ impl Pending {
     }
 
     /// Takes note of the file's current size and mtime; when they changed,
-    /// the file must settle again: returns its new due time.
+    /// the file must settle again: returns its new due time (never earlier
+    /// than the one it has), for [`WaitList::set_due`].
     pub(super) fn update(
         &mut self,
         size: u64,
@@ -99,8 +160,7 @@ impl Pending {
         self.size = size;
         self.mtime = mtime;
         self.since = now;
-        self.due = self.due.max(now + settle);
-        Some(self.due)
+        Some(self.due.max(now + settle))
     }
 
     /// Until when a file just looked at (after [`Pending::update`]) must
