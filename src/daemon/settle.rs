@@ -1,6 +1,7 @@
 //! Settling and retrying (design §4.2, §4.4): a file waiting in the inbox,
-//! and the durations that decide when it is looked at again. No I/O, and
-//! time is passed in (only [`jittered`] reads the clock, for its jitter).
+//! the wait list (the files in the order they are due), and the durations
+//! that decide when a file is looked at again. No I/O, and time is passed
+//! in (only [`jittered`] reads the clock, for its jitter).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
