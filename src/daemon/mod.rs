@@ -5,8 +5,9 @@
 //! Threads: notify's thread runs the watcher callback ([`watch::Handler`]),
 //! which only does non-blocking sends onto the bounded channel; a signal
 //! thread turns signals into messages; the *coordinator* (the thread that
-//! called [`run`]) owns all state: files waiting to settle, timers, retries,
-//! what is in flight. The pool runs exactly one long-lived worker loop per
+//! called [`run`]) owns all state: files waiting to settle with their due
+//! times, retries, what is in flight (its schedule), the worker threads,
+//! the channels and its own deadlines, one role each. The pool runs exactly one long-lived worker loop per
 //! thread (its own unbounded queue stays empty); the loops take files from
 //! a channel the coordinator keeps a step ahead of them, encode each into a
 //! temporary file and pass it to finisher threads, which fsync, verify,

@@ -1,66 +1,16 @@
 //! The work after the coordinator lets a file go (design §4.1, §4.3): the
 //! jobs it hands out, one worker loop per pool thread (decode, convert,
-//! encode into a temporary file) and the finisher threads (fsync, verify,
-//! publish, the original). Holds no state of its own.
+//! encode into a temporary file), the finisher threads (fsync, verify,
+//! publish, the original) and [`Workers`] owning both. Decides nothing:
+//! what goes when is the coordinator's.
 
-use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
 
 use super::config::Config;
 use crate::archive::{self, Report, Settings};
-
-/// The files handed out and not yet reported back, by (device, inode) and
-/// by path, kept together: the same file under a second name (a hard link,
-/// a rename while it waited) is not handed out twice, and a path in flight
-/// is not observed again (design §4.1).
-#[derive(Debug, Default)]
-pub(super) struct InFlight {
-    by_file: HashMap<(u64, u64), PathBuf>,
-    paths: HashSet<PathBuf>,
-}
-
-impl InFlight {
-    /// Takes `path`, the file `key`, as handed out; false (and nothing
-    /// changes) when that file is in flight already, under any name.
-    pub(super) fn start(&mut self, key: (u64, u64), path: &Path) -> bool {
-        if self.by_file.contains_key(&key) {
-            return false;
-        }
-        self.by_file.insert(key, path.to_path_buf());
-        self.paths.insert(path.to_path_buf());
-        true
-    }
-
-    /// The file `key` is back (reported, or never started): its path.
-    pub(super) fn finish(&mut self, key: (u64, u64)) -> Option<PathBuf> {
-        let path = self.by_file.remove(&key)?;
-        self.paths.remove(&path);
-        Some(path)
-    }
-
-    pub(super) fn has_file(&self, key: (u64, u64)) -> bool {
-        self.by_file.contains_key(&key)
-    }
-
-    pub(super) fn has_path(&self, path: &Path) -> bool {
-        self.paths.contains(path)
-    }
-
-    pub(super) fn len(&self) -> usize {
-        self.by_file.len()
-    }
-
-    pub(super) fn is_empty(&self) -> bool {
-        self.by_file.is_empty()
-    }
-
-    pub(super) fn paths(&self) -> impl Iterator<Item = &PathBuf> {
-        self.by_file.values()
-    }
-}
 
 /// What a worker loop is handed.
 pub(super) enum Job {
@@ -77,8 +27,9 @@ pub(super) enum Job {
     Stop,
 }
 
-/// An encoded file on its way to being made durable.
-pub(super) struct Finish {
+/// An encoded file on its way from a worker to a finisher, to be made
+/// durable.
+pub(super) struct EncodedFile {
     pub(super) encoded: Box<archive::Encoded>,
     pub(super) path: PathBuf,
     pub(super) key: (u64, u64),
@@ -89,7 +40,7 @@ pub(super) struct Finish {
 /// or the channel closes, and pass them on to the finishers. The CPU work
 /// happens here; fsync waits happen in the finishers, so a worker is free
 /// for the next file while the disk catches up.
-pub(super) fn worker_loop(jobs: Receiver<Job>, reports: Sender<JobReport>, finish: Sender<Finish>) {
+fn worker_loop(jobs: Receiver<Job>, reports: Sender<JobReport>, to_finishers: Sender<EncodedFile>) {
     for job in jobs {
         match job {
             Job::Archive {
@@ -113,8 +64,8 @@ pub(super) fn worker_loop(jobs: Receiver<Job>, reports: Sender<JobReport>, finis
                     }
                 }
                 archive::Step::Encoded(encoded) => {
-                    if finish
-                        .send(Finish {
+                    if to_finishers
+                        .send(EncodedFile {
                             encoded,
                             path,
                             key,
@@ -131,9 +82,14 @@ pub(super) fn worker_loop(jobs: Receiver<Job>, reports: Sender<JobReport>, finis
     }
 }
 
-/// One finisher: fsync, verify, publish, then the original.
-fn finisher_loop(finish: Receiver<Finish>, stop: Receiver<()>, reports: Sender<JobReport>) {
-    let archive = |f: Finish| {
+/// One finisher thread's life: each encoded file made durable (fsync,
+/// verify, publish, then the original) and reported, until told to stop.
+fn make_durable_loop(
+    encoded: Receiver<EncodedFile>,
+    stop: Receiver<()>,
+    reports: Sender<JobReport>,
+) {
+    let make_durable = |f: EncodedFile| {
         let report = archive::finish(*f.encoded);
         reports
             .send(JobReport {
@@ -151,17 +107,17 @@ fn finisher_loop(finish: Receiver<Finish>, stop: Receiver<()>, reports: Sender<J
                 Ok(()) => return,
                 // The coordinator is gone: finish what is left, then end.
                 Err(_) => {
-                    for f in &finish {
-                        if !archive(f) {
+                    for f in &encoded {
+                        if !make_durable(f) {
                             return;
                         }
                     }
                     return;
                 }
             },
-            recv(finish) -> f => match f {
+            recv(encoded) -> f => match f {
                 Ok(f) => {
-                    if !archive(f) {
+                    if !make_durable(f) {
                         return;
                     }
                 }
@@ -175,8 +131,8 @@ fn finisher_loop(finish: Receiver<Finish>, stop: Receiver<()>, reports: Sender<J
 /// The finisher threads: they mostly wait on fsync, so there are twice as
 /// many as workers (at least two), and a reload that resizes the workers
 /// resizes them too (design §4.1).
-pub(super) struct Finishers {
-    finish: Receiver<Finish>,
+struct Finishers {
+    encoded: Receiver<EncodedFile>,
     reports: Sender<JobReport>,
     stop_tx: Sender<()>,
     stop: Receiver<()>,
@@ -187,20 +143,20 @@ pub(super) struct Finishers {
 
 impl Finishers {
     /// How many finishers `workers` workers get.
-    pub(super) fn for_workers(workers: usize) -> usize {
+    fn for_workers(workers: usize) -> usize {
         (workers * 2).max(2)
     }
 
     /// Starts the finishers for `workers` workers, taking files from
-    /// `finish` and reporting on `reports`.
-    pub(super) fn start(
-        finish: Receiver<Finish>,
+    /// `encoded` and reporting on `reports`.
+    fn start(
+        encoded: Receiver<EncodedFile>,
         reports: Sender<JobReport>,
         workers: usize,
     ) -> std::io::Result<Finishers> {
         let (stop_tx, stop) = crossbeam_channel::unbounded();
         let mut f = Finishers {
-            finish,
+            encoded,
             reports,
             stop_tx,
             stop,
@@ -214,16 +170,19 @@ impl Finishers {
 
     /// As many finishers as `workers` workers get: more are started, or
     /// as many as too many are told to stop (each after its current file).
-    pub(super) fn resize(&mut self, workers: usize) -> std::io::Result<()> {
+    fn resize(&mut self, workers: usize) -> std::io::Result<()> {
         let want = Self::for_workers(workers);
         // Threads that stopped are done with; forget their handles.
         self.threads.retain(|t| !t.is_finished());
         while self.count < want {
-            let (rx, stop, reports) =
-                (self.finish.clone(), self.stop.clone(), self.reports.clone());
+            let (rx, stop, reports) = (
+                self.encoded.clone(),
+                self.stop.clone(),
+                self.reports.clone(),
+            );
             let t = std::thread::Builder::new()
                 .name(format!("finisher-{}", self.started))
-                .spawn(move || finisher_loop(rx, stop, reports))?;
+                .spawn(move || make_durable_loop(rx, stop, reports))?;
             self.threads.push(t);
             self.count += 1;
             self.started += 1;
@@ -236,17 +195,140 @@ impl Finishers {
     }
 
     /// Waits for every finisher to end (once the channel to them closed).
-    pub(super) fn join(self) {
+    fn join(self) {
         let Finishers {
-            finish,
+            encoded,
             stop_tx,
             threads,
             ..
         } = self;
-        drop((finish, stop_tx));
+        drop((encoded, stop_tx));
         for t in threads {
             let _ = t.join();
         }
+    }
+}
+
+/// The pipeline's threads, as the coordinator holds them: the pool of
+/// worker loops, the channel of jobs to them, and the finishers.
+pub(super) struct Workers {
+    pool: threadpool::ThreadPool,
+    /// Feeds the worker loops; `None` once closed.
+    jobs_tx: Option<Sender<Job>>,
+    /// The far end, to start loops on and to take back jobs not started.
+    jobs: Receiver<Job>,
+    /// From workers to finishers; this copy is for worker loops started
+    /// later (a reload) and is dropped when closing.
+    to_finishers: Option<Sender<EncodedFile>>,
+    /// `None` once joined.
+    finishers: Option<Finishers>,
+    reports: Sender<JobReport>,
+}
+
+impl Workers {
+    /// The finishers for `threads` workers, started, and a pool of
+    /// `threads` with no loop yet ([`Workers::start_loops`]); everything
+    /// reports on `reports`.
+    pub(super) fn new(threads: usize, reports: Sender<JobReport>) -> std::io::Result<Workers> {
+        let (jobs_tx, jobs) = crossbeam_channel::unbounded();
+        // The channel to the finishers is as deep as there are workers at
+        // start (a reload resizes the finishers, not the channel).
+        let (to_finishers, encoded) = crossbeam_channel::bounded(threads);
+        let finishers = Finishers::start(encoded, reports.clone(), threads)?;
+        Ok(Workers {
+            pool: threadpool::Builder::new()
+                .num_threads(threads)
+                .thread_name("worker".into())
+                .build(),
+            jobs_tx: Some(jobs_tx),
+            jobs,
+            to_finishers: Some(to_finishers),
+            finishers: Some(finishers),
+            reports,
+        })
+    }
+
+    /// Starts `n` more worker loops (none once closed).
+    pub(super) fn start_loops(&self, n: usize) {
+        let Some(to_finishers) = &self.to_finishers else {
+            return;
+        };
+        for _ in 0..n {
+            let (jobs, reports, to_finishers) = (
+                self.jobs.clone(),
+                self.reports.clone(),
+                to_finishers.clone(),
+            );
+            self.pool
+                .execute(move || worker_loop(jobs, reports, to_finishers));
+        }
+    }
+
+    /// Whether jobs are still taken (not closed).
+    pub(super) fn open(&self) -> bool {
+        self.jobs_tx.is_some()
+    }
+
+    /// Hands a job to the worker loops. Never blocks: the channel is
+    /// unbounded in type, and the coordinator keeps it short.
+    pub(super) fn send(&self, job: Job) {
+        let Some(tx) = &self.jobs_tx else { return };
+        if tx.send(job).is_err() {
+            tracing::error!("BUG: the worker loops are gone");
+        }
+    }
+
+    /// Every pool thread runs exactly one worker loop for its whole life,
+    /// so the pool never has an idle thread: growing spawns threads that
+    /// each take one new loop; shrinking lowers the pool's limit *first*,
+    /// so a thread whose loop was stopped sees it and exits instead of
+    /// idling (an idle thread would be counted again at the next growth,
+    /// and leak). The finishers follow.
+    pub(super) fn resize(&mut self, old: usize, new: usize) {
+        if let Some(f) = &mut self.finishers
+            && let Err(e) = f.resize(new)
+        {
+            tracing::error!("cannot start more finisher threads: {e}");
+        }
+        if new > old {
+            self.pool.set_num_threads(new);
+            self.start_loops(new - old);
+        } else if let Some(tx) = &self.jobs_tx {
+            self.pool.set_num_threads(new);
+            for _ in new..old {
+                let _ = tx.send(Job::Stop);
+            }
+        }
+    }
+
+    /// Closes the channels: each worker loop ends after its current file,
+    /// the finishers once they have made durable what reached them.
+    /// Returns the files handed out but not started (they stay in the
+    /// inbox).
+    pub(super) fn close(&mut self) -> Vec<(u64, u64)> {
+        self.jobs_tx = None;
+        self.to_finishers = None;
+        let mut unstarted = Vec::new();
+        while let Ok(job) = self.jobs.try_recv() {
+            if let Job::Archive { key, .. } = job {
+                unstarted.push(key);
+            }
+        }
+        unstarted
+    }
+
+    /// Waits for every thread to end (after [`Workers::close`]).
+    pub(super) fn join(&mut self) {
+        self.pool.join();
+        if let Some(f) = self.finishers.take() {
+            f.join();
+        }
+    }
+
+    /// How many worker threads the pool may run.
+    #[cfg(test)]
+    pub(super) fn max_count(&self) -> usize {
+        self.pool.max_count()
     }
 }
 
@@ -284,28 +366,4 @@ pub(super) fn settings_of(
 pub(super) fn devices_of(c: &Config) -> archive::Devices {
     let p = &c.paths;
     archive::Devices::of(&p.inbox, &p.archive, &p.done, &p.failed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_file_is_in_flight_once_under_any_name_and_both_indexes_agree() {
-        let mut f = InFlight::default();
-        let (a, b) = (Path::new("/in/a.bmp"), Path::new("/in/b.bmp"));
-        assert!(f.start((1, 10), a));
-        // The same file (device, inode) under another name: not twice.
-        assert!(!f.start((1, 10), b));
-        assert!(f.has_file((1, 10)) && f.has_path(a) && !f.has_path(b));
-        // Another file; same inode number on another device is another file.
-        assert!(f.start((2, 10), b));
-        assert_eq!(f.len(), 2);
-        assert_eq!(f.finish((1, 10)).as_deref(), Some(a));
-        assert!(!f.has_path(a) && !f.has_file((1, 10)));
-        assert_eq!(f.finish((1, 10)), None);
-        assert_eq!(f.paths().collect::<Vec<_>>(), [b]);
-        assert_eq!(f.finish((2, 10)).as_deref(), Some(b));
-        assert!(f.is_empty() && !f.has_path(b));
-    }
 }

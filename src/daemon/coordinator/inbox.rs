@@ -1,7 +1,8 @@
-//! The inbox as the coordinator watches it (design §4.1, §4.8): starting
-//! the watch, falling back to polling at the inotify limit, and the inbox
-//! gone, replaced, unmounted or back.
+//! The inbox as the coordinator watches it (design §4.1, §4.8): its lock
+//! and watch ([`InboxWatch`]), starting the watch, falling back to polling
+//! at the inotify limit, and the inbox gone, replaced, unmounted or back.
 
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -11,16 +12,41 @@ use tracing::{error, info, warn};
 use super::Coordinator;
 use crate::daemon::config::Config;
 use crate::daemon::lock;
-use crate::daemon::watch::{self, Handler, Watch};
+use crate::daemon::watch::{self, Flags, Handler, Watch};
 use crate::display::shown;
+
+/// The hold on the inbox: its lock, its watch and what the watcher flags.
+pub(super) struct InboxWatch {
+    /// Held while the inbox is watched (never read).
+    pub(super) _lock: lock::InboxLock,
+    /// `None` while the inbox is gone, elsewhere or shutting down.
+    pub(super) watch: Option<Watch>,
+    /// Shared with the watcher's callback: the watch limit, errors,
+    /// dropped events.
+    pub(super) flags: Arc<Flags>,
+    /// The inbox was a mount point and is none now (said once).
+    pub(super) elsewhere: bool,
+}
+
+impl InboxWatch {
+    /// Holding `lock`, no watch yet.
+    pub(super) fn new(lock: lock::InboxLock) -> InboxWatch {
+        InboxWatch {
+            _lock: lock,
+            watch: None,
+            flags: Arc::default(),
+            elsewhere: false,
+        }
+    }
+}
 
 impl Coordinator {
     /// The watcher's callback: events to the coordinator, flags shared.
     pub(super) fn handler(&self) -> Handler {
         Handler {
-            tx: self.events_tx.clone(),
-            wake: self.wake_tx.clone(),
-            flags: self.flags.clone(),
+            tx: self.channels.events_tx.clone(),
+            wake: self.channels.wake_tx.clone(),
+            flags: self.inbox.flags.clone(),
             filter: self.filter.clone(),
             polling: false,
         }
@@ -33,7 +59,7 @@ impl Coordinator {
     /// Watches the inbox anew (the configured backend), replacing any watch.
     pub(super) fn start_watch(&mut self) -> Result<()> {
         // Drop the old watcher first: one inotify instance at a time.
-        self.watch = None;
+        self.inbox.watch = None;
         let w = watch::start(
             self.config.backend,
             self.config.recursive,
@@ -41,7 +67,7 @@ impl Coordinator {
             &self.handler(),
         )?;
         log_watching(&self.config, &w);
-        self.watch = Some(w);
+        self.inbox.watch = Some(w);
         Ok(())
     }
 
@@ -49,19 +75,22 @@ impl Coordinator {
     /// filesystem (the lease probe then says per file whether it can
     /// answer).
     pub(super) fn completion_observable(&self) -> bool {
-        self.watch.as_ref().is_some_and(|w| w.observes_writers)
+        self.inbox
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.observes_writers)
     }
 
     /// At the inotify watch limit: the native watch gives way to polling.
     pub(super) fn fall_back_to_polling(&mut self) {
-        if self.flags.watch_limit.swap(false, Ordering::SeqCst)
-            && !self.watch.as_ref().is_some_and(|w| w.polling)
+        if self.inbox.flags.watch_limit.swap(false, Ordering::SeqCst)
+            && !self.inbox.watch.as_ref().is_some_and(|w| w.polling)
         {
             watch::log_watch_limit(&self.config.paths.inbox);
-            self.watch = None;
+            self.inbox.watch = None;
             let mode = watch::mode(self.config.recursive);
             match watch::start_poll(mode, self.poll_interval(), &self.handler()) {
-                Ok(w) => self.watch = Some(w),
+                Ok(w) => self.inbox.watch = Some(w),
                 Err(e) => error!("{e}"),
             }
         }
@@ -79,7 +108,7 @@ impl Coordinator {
         let elsewhere = inbox_there
             && self.settings.devices.inbox.mount
             && !crate::archive::mount_point(&self.config.paths.inbox);
-        if let Some(w) = &self.watch
+        if let Some(w) = &self.inbox.watch
             && w.inbox_id != inbox_id
         {
             // Its watch died with it (or watches the old folder, moved
@@ -95,22 +124,21 @@ impl Coordinator {
                     }
                 );
             }
-            self.watch = None;
-            self.pending.clear();
-            self.timers.clear();
+            self.inbox.watch = None;
+            self.schedule.forget_waiting();
         }
-        if elsewhere && !self.inbox_elsewhere {
+        if elsewhere && !self.inbox.elsewhere {
             error!(
                 "{}: the inbox is no longer the mount point it was when rlewatch started (a \
                  network share unmounted?); waiting for it to be mounted again",
                 shown(&self.config.paths.inbox)
             );
         }
-        self.inbox_elsewhere = elsewhere;
-        if self.watch.is_none() && inbox_there && !elsewhere {
+        self.inbox.elsewhere = elsewhere;
+        if self.inbox.watch.is_none() && inbox_there && !elsewhere {
             // The lock file went with the old folder: take it again.
             match lock::lock(&self.config.paths.inbox, &self.config.host) {
-                Ok(l) => self._lock = l,
+                Ok(l) => self.inbox._lock = l,
                 Err(e) => {
                     error!("{e}; stopping");
                     self.begin_shutdown();

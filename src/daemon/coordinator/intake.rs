@@ -1,38 +1,38 @@
 //! Intake (design §4.2): what the watcher and scans report becomes pending
 //! files; a pending file whose time has come is looked at (writers, what
 //! it declares, settling) and either let go to a worker or given a new
-//! time. One (device, inode) is never in flight twice.
+//! time. The looking is done here; the
+//! [`Schedule`](super::schedule::Schedule) keeps the times and decides.
+//! One (device, inode) is never in flight twice.
 
-use std::cmp::Reverse;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use tracing::{debug, error, warn};
+use tracing::{debug, warn};
 
 use super::Coordinator;
+use super::schedule::{NEW_FOLDER_RESCAN, Stat, Verdict};
 use crate::daemon::completion;
 use crate::daemon::pipeline::Job;
-use crate::daemon::settle::{Pending, recheck};
+use crate::daemon::settle::Pending;
 use crate::daemon::watch::Seen;
 use crate::display::shown;
 
 impl Coordinator {
     /// Takes note of a path that may be work.
     pub(super) fn observe(&mut self, path: &Path) {
-        if self.in_flight.has_path(path) {
+        if self.schedule.in_flight().has_path(path) {
             return;
         }
         let meta = match fs::symlink_metadata(path) {
             Ok(m) => m,
             Err(_) => {
-                self.pending.remove(path);
+                self.schedule.forget(path);
                 return;
             }
         };
-        let ft = meta.file_type();
-        if ft.is_dir() {
+        if meta.file_type().is_dir() {
             if self.filter.wants_dir(path) {
                 self.scan(path);
             }
@@ -41,35 +41,13 @@ impl Coordinator {
         if !self.filter.wants_file(path) {
             return;
         }
-        let now = Instant::now();
-        let mtime = (meta.mtime(), meta.mtime_nsec());
-        let settle = self.config.settle;
         // Where writers can be observed, every event is a moment to look
         // (a close after writing, a rename in): no settle wait up front.
         let observable = self.completion_observable();
-        if let Some(p) = self.pending.get_mut(path) {
-            if observable && !p.retry {
-                p.due = now;
-                self.schedule(path.to_path_buf(), now);
-            } else if let Some(due) = p.update(meta.len(), mtime, now, settle) {
-                self.schedule(path.to_path_buf(), due);
-            }
-            return;
-        }
-        if !self.pending.room_for(path, self.wait_cap()) {
-            return;
-        }
-        // Symlinks and other non-files need no settling: they are refused.
-        let due = if ft.is_file() && !observable {
-            now + settle
-        } else {
-            now
-        };
-        self.pending.insert(
-            path.to_path_buf(),
-            Pending::new(meta.len(), mtime, due, now),
-        );
-        self.schedule(path.to_path_buf(), due);
+        let (settle, cap) = (self.config.settle, self.wait_cap());
+        let stat = Stat::of(&meta);
+        self.schedule
+            .seen(path, &stat, Instant::now(), settle, observable, cap);
     }
     /// Walks a folder of the inbox for work.
     pub(super) fn scan(&mut self, dir: &Path) {
@@ -90,20 +68,20 @@ impl Coordinator {
             if entry.file_type().is_dir() || !self.filter.wants_file(entry.path()) {
                 continue;
             }
-            if !self.pending.room_for(entry.path(), self.wait_cap()) {
+            if !self.schedule.room_for(entry.path(), self.wait_cap()) {
                 break;
             }
             self.observe(entry.path());
         }
     }
     pub(super) fn rescan(&mut self, why: &str) {
-        if self.inbox_elsewhere {
+        if self.inbox.elsewhere {
             return;
         }
-        self.kept.retain(|p, _| p.exists());
+        self.schedule.retain_kept(|p| p.exists());
         self.adopt_claims();
         debug!("rescanning {} ({why})", shown(&self.config.paths.inbox));
-        self.pending.rescanning();
+        self.schedule.rescanning();
         let inbox = self.config.paths.inbox.clone();
         if !inbox.is_dir() {
             warn!(
@@ -117,36 +95,21 @@ impl Coordinator {
     /// Starts due files while workers are free.
     pub(super) fn dispatch_due(&mut self) {
         let now = Instant::now();
-        while self.in_flight.len() < self.max_in_flight() {
-            let Some(Reverse((due, _))) = self.timers.peek() else {
-                break;
-            };
-            if *due > now {
-                break;
-            }
-            let Some(Reverse((due, path))) = self.timers.pop() else {
-                break;
-            };
-            let Some(p) = self.pending.get(&path) else {
-                continue;
-            };
-            if p.due != due {
-                continue; // superseded timer
-            }
+        while let Some(path) = self.schedule.take_due(now, self.max_in_flight()) {
             self.consider(path, now);
         }
     }
     /// A pending file's time has come: start it if it has settled.
     pub(super) fn consider(&mut self, path: PathBuf, now: Instant) {
-        let settle = self.config.settle;
         let meta = match fs::symlink_metadata(&path) {
             Ok(m) => m,
             Err(_) => {
-                self.pending.remove(&path);
+                self.schedule.forget(&path);
                 return;
             }
         };
-        let c = meta.file_type().is_file().then(|| {
+        let stat = Stat::of(&meta);
+        let look = stat.regular.then(|| {
             completion::check(
                 &self.config.paths.inbox,
                 &path,
@@ -154,74 +117,44 @@ impl Coordinator {
                 self.completion_observable(),
             )
         });
-        let p = self
-            .pending
-            .get_mut(&path)
-            .expect("BUG: considered file is pending");
-        let mtime = (meta.mtime(), meta.mtime_nsec());
-        if let Some(c) = c {
-            p.update(meta.len(), mtime, now, settle);
-            let wait_until = p.wait_until(c.writers, &c.declared, now, settle);
-            if let Some(due) = wait_until {
-                p.due = due;
-                self.schedule(path, due);
-                return;
-            }
-        }
-        if self.kept.get(&path) == Some(&crate::archive::source_id(&meta)) {
-            // Archived and kept, unchanged since: nothing to do.
-            self.pending.remove(&path);
+        let settle = self.config.settle;
+        let verdict = self
+            .schedule
+            .decide(&path, &stat, look.as_ref(), now, settle);
+        if verdict != Verdict::Ready || !self.workers.open() {
             return;
         }
-        let key = (meta.dev(), meta.ino());
-        if self.in_flight.has_file(key) {
-            // The same file under another name is being archived (never
-            // `now + settle`: with settle_ms = 0 that would spin).
-            p.due = now + recheck(settle);
-            let due = p.due;
-            self.schedule(path, due);
-            return;
-        }
-        let attempts = p.attempts;
-        let Some(tx) = &self.jobs_tx else { return };
-        let published = self.pending.remove(&path).and_then(|p| p.published);
-        self.in_flight.start(key, &path);
-        let job = Job::Archive {
+        let (attempts, published) = self.schedule.hand_out(&path, stat.key);
+        // Never blocks and never grows past max_in_flight: the channel is
+        // unbounded only in type.
+        self.workers.send(Job::Archive {
             path,
-            key,
+            key: stat.key,
             attempts,
             settings: self.settings.clone(),
             published,
-        };
-        // Never blocks and never grows past max_in_flight: the channel is
-        // unbounded only in type.
-        if tx.send(job).is_err() {
-            error!("BUG: the worker loops are gone");
-        }
+        });
     }
     /// Puts a file that is not seen by the watcher (a claim, a retry) on
-    /// the waiting list, due at `due`.
+    /// the waiting list, due at `due`; `retry`: waiting out a backoff.
     pub(super) fn pend(
         &mut self,
         path: PathBuf,
         due: Instant,
         attempts: u32,
         published: Option<crate::archive::Published>,
+        retry: bool,
     ) {
         let Ok(meta) = fs::symlink_metadata(&path) else {
-            self.pending.remove(&path);
+            self.schedule.forget(&path);
             return;
         };
-        let mut p = Pending::new(
-            meta.len(),
-            (meta.mtime(), meta.mtime_nsec()),
-            due,
-            Instant::now(),
-        );
+        let stat = Stat::of(&meta);
+        let mut p = Pending::new(stat.size, stat.mtime, due, Instant::now());
         p.attempts = attempts;
         p.published = published;
-        self.pending.insert(path.clone(), p);
-        self.schedule(path, due);
+        p.retry = retry;
+        self.schedule.put(path, p);
     }
 
     /// Puts every claim of this host's claim folder that is neither
@@ -232,8 +165,8 @@ impl Coordinator {
         let now = Instant::now();
         let mut adopted = 0;
         for c in crate::claim::list(&self.settings.claims) {
-            if !self.pending.contains_key(&c) && !self.in_flight.has_path(&c) {
-                self.pend(c, now, 0, None);
+            if !self.schedule.is_waiting(&c) && !self.schedule.in_flight().has_path(&c) {
+                self.pend(c, now, 0, None, false);
                 adopted += 1;
             }
         }
@@ -241,22 +174,17 @@ impl Coordinator {
     }
 
     pub(super) fn on_seen(&mut self, seen: Seen) {
-        if self.stopping.is_some() {
+        if self.deadlines.stopping().is_some() {
             return;
         }
         if seen.folder {
             if self.filter.wants_dir(&seen.path) {
                 self.scan(&seen.path.clone());
-                self.new_folders
-                    .push_back((Instant::now() + NEW_FOLDER_RESCAN, seen.path));
+                let due = Instant::now() + NEW_FOLDER_RESCAN;
+                self.schedule.new_folder(seen.path, due);
             }
         } else {
             self.observe(&seen.path);
         }
     }
 }
-
-/// How long after a new folder's first scan it is scanned again (see
-/// `Coordinator::new_folders`): notify adds its watch within microseconds
-/// of reporting it; half a second covers a heavily loaded machine.
-const NEW_FOLDER_RESCAN: Duration = Duration::from_millis(500);

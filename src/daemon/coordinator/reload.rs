@@ -14,8 +14,7 @@ use super::inbox::{log_watching, poll_interval};
 use crate::daemon::config::{self, Config};
 use crate::daemon::filter::Filter;
 use crate::daemon::lock;
-use crate::daemon::pipeline::{Job, devices_of, settings_of};
-use crate::daemon::settle::jittered;
+use crate::daemon::pipeline::{devices_of, settings_of};
 use crate::daemon::startup::make_folders;
 use crate::daemon::watch::{self, Seen, Watch};
 use crate::display::shown;
@@ -142,7 +141,7 @@ impl Coordinator {
             watch,
         } = ready;
         if watch.is_some() {
-            self.watch = watch;
+            self.inbox.watch = watch;
         }
         if new.log_level != old.log_level
             && let Err(e) = self.level.set(&new.log_level)
@@ -150,16 +149,15 @@ impl Coordinator {
             warn!("reload: log level {:?}: {e}", new.log_level);
         }
         if let Some(l) = new_lock {
-            self._lock = l;
-            self.pending.clear();
-            self.timers.clear();
+            self.inbox._lock = l;
+            self.schedule.forget_waiting();
         }
         if let Some((tx, rx)) = events {
-            self.events_tx = tx;
-            self.events = rx;
+            self.channels.events_tx = tx;
+            self.channels.events = rx;
         }
         if new.threads != old.threads {
-            self.resize_workers(old.threads, new.threads);
+            self.workers.resize(old.threads, new.threads);
         }
         // The filesystems the folders are on are taken anew only for
         // folders that changed.
@@ -170,7 +168,7 @@ impl Coordinator {
         };
         self.settings = Arc::new(settings_of(&new, ledger, devices));
         self.filter = filter;
-        self.next_rescan = new.rescan.map(|d| Instant::now() + jittered(d));
+        self.deadlines.rescan_from(Instant::now(), new.rescan);
         if new.paths.inbox != old.paths.inbox {
             self.hosts =
                 crate::daemon::hosts::Hosts::new(&new.paths.inbox, &new.host, new.takeover);
@@ -178,29 +176,6 @@ impl Coordinator {
             self.hosts.set_timeout(new.takeover);
         }
         self.config = Arc::new(new);
-    }
-
-    /// Every pool thread runs exactly one worker loop for its whole life,
-    /// so the pool never has an idle thread: growing spawns threads that
-    /// each take one new loop; shrinking lowers the pool's limit *first*,
-    /// so a thread whose loop was stopped sees it and exits instead of
-    /// idling (an idle thread would be counted again at the next growth,
-    /// and leak).
-    fn resize_workers(&mut self, old: usize, new: usize) {
-        if let Some(f) = &mut self.finishers
-            && let Err(e) = f.resize(new)
-        {
-            tracing::error!("cannot start more finisher threads: {e}");
-        }
-        if new > old {
-            self.pool.set_num_threads(new);
-            self.start_workers(new - old);
-        } else if let Some(tx) = &self.jobs_tx {
-            self.pool.set_num_threads(new);
-            for _ in new..old {
-                let _ = tx.send(Job::Stop);
-            }
-        }
     }
 }
 

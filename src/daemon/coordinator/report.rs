@@ -1,6 +1,6 @@
 //! What the coordinator tells (design §4.3, §4.5): counters, the `STATUS=`
-//! line, and one log line per finished file (and what happens next to a
-//! file that must be retried or looked at again).
+//! line, and one log line per file the pipeline reports back (and what
+//! happens next to a file that must be retried or looked at again).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -29,18 +29,20 @@ impl Coordinator {
     pub(super) fn status(&self) -> String {
         // Files being retried after a transient error are shown apart: a
         // number that stays up is a stuck source someone must look at.
-        let retrying = self.pending.values().filter(|p| p.retry).count();
+        let (waiting, retrying) = self.schedule.waiting();
         format!(
             "archived {}, failed {}, waiting {}, retrying {retrying}, in progress {}; host {}",
             self.stats.archived,
             self.stats.failed,
-            self.pending.len() - retrying,
-            self.in_flight.len(),
+            waiting - retrying,
+            self.schedule.in_flight().len(),
             self.config.host
         )
     }
-    pub(super) fn finished(&mut self, d: JobReport) {
-        self.in_flight.finish(d.key);
+    /// A file back from the pipeline: counted, logged, and put back to
+    /// wait when it is to be tried or looked at again.
+    pub(super) fn on_report(&mut self, d: JobReport) {
+        self.schedule.returned(d.key);
         let (rel, was_claim) = archive::relative(&self.settings, &d.path);
         let dropped = self.config.paths.inbox.join(rel);
         let claim = self.settings.claims.join(rel);
@@ -107,9 +109,9 @@ impl Coordinator {
         }
         // A claim of that name this job did not take (another file claimed
         // meanwhile, or one put there while this one was being claimed).
-        if claim.exists() && !self.pending.contains_key(&claim) {
+        if claim.exists() && !self.schedule.is_waiting(&claim) {
             let now = Instant::now();
-            self.pend(claim, now, 0, None);
+            self.pend(claim, now, 0, None, false);
         }
     }
 
@@ -151,7 +153,7 @@ impl Coordinator {
     /// A file to be looked at again at `due` (an event for it meanwhile
     /// brings that forward, as for any waiting file).
     fn look_again(&mut self, path: PathBuf, due: Instant, attempts: u32) {
-        self.pend(path, due, attempts, None);
+        self.pend(path, due, attempts, None, false);
     }
 
     /// A kept original is remembered as archived; a replaced one is looked
@@ -160,8 +162,8 @@ impl Coordinator {
         match original {
             Original::Kept => {
                 if let Ok(meta) = fs::symlink_metadata(path) {
-                    self.kept
-                        .insert(path.to_path_buf(), crate::archive::source_id(&meta));
+                    self.schedule
+                        .keep(path.to_path_buf(), crate::archive::source_id(&meta));
                 }
             }
             Original::Replaced => self.observe(path),
@@ -192,10 +194,7 @@ impl Coordinator {
             "{error}; original left in place, retry {attempts} in {}s{needs}",
             wait.as_secs()
         );
-        self.pend(path.clone(), Instant::now() + wait, attempts, published);
-        if let Some(p) = self.pending.get_mut(&path) {
-            p.retry = true;
-        }
+        self.pend(path, Instant::now() + wait, attempts, published, true);
     }
 }
 

@@ -113,14 +113,14 @@ fn a_reload_that_fails_leaves_the_running_configuration_wholly_in_place() {
     // Nothing switched: the configuration, the workers, the watch.
     assert!(Arc::ptr_eq(&c.config, &before));
     assert_eq!(c.settings.inbox, before.paths.inbox);
-    assert_eq!(c.pool.max_count(), 2);
-    assert!(c.watch.is_some(), "the running watch stays");
+    assert_eq!(c.workers.max_count(), 2);
+    assert!(c.inbox.watch.is_some(), "the running watch stays");
     // A valid reload then applies.
     let mut good = (*before).clone();
     good.threads = 3;
     c.apply(good).unwrap();
     assert_eq!(c.config.threads, 3);
-    assert_eq!(c.pool.max_count(), 3);
+    assert_eq!(c.workers.max_count(), 3);
     c.begin_shutdown();
     c.stop();
 }
@@ -159,12 +159,12 @@ fn a_file_reported_busy_changed_or_superseded_is_waited_for_again() {
         )
         .unwrap();
         let m = fs::metadata(&path).unwrap();
-        c.finished(JobReport {
+        c.on_report(JobReport {
             path: path.clone(),
             key: (m.dev(), m.ino()),
             attempts: 0,
             report,
         });
-        assert!(c.pending.contains_key(&path), "{name} is not waited for");
+        assert!(c.schedule.is_waiting(&path), "{name} is not waited for");
     }
 }
