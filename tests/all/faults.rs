@@ -100,7 +100,7 @@ fn logged_at(log: &str, needle: &str) -> Option<std::time::SystemTime> {
     humantime::parse_rfc3339(line.split_whitespace().next()?).ok()
 }
 
-/// README: trouble that may pass is retried with backoff, 1 s doubling to
+/// docs/guide.md: trouble that may pass is retried with backoff, 1 s doubling to
 /// 5 min (design §4.4; the whole schedule, cap included, is the unit test
 /// `settle::tests::backoff_doubles_from_one_second_to_five_minutes`).
 /// Here through the real binary: a read-only archive fails every attempt,
@@ -165,7 +165,7 @@ fn a_missing_done_folder_is_recreated() {
     assert!(d.path("archive/a.rle").exists());
 }
 
-/// README "Guarantees": an inbox deleted and recreated is re-watched and
+/// docs/guarantees.md, "Faults are survived and recovered from": an inbox deleted and recreated is re-watched and
 /// re-locked within a second. The coordinator looks at the inbox each
 /// time it wakes, and it wakes at least once a second (design §4.1,
 /// `next_wakeup`); the lock, the watch and the rescan that follow take

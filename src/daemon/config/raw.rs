@@ -1,6 +1,6 @@
 //! The configuration file exactly as written: every key optional, unknown
-//! keys rejected; the defaults are the built-in configuration (README
-//! "Configuration").
+//! keys rejected; the defaults are the built-in configuration
+//! (`rlewatch.toml(5)`, `docs/rlewatch.toml.5`).
 
 use std::path::PathBuf;
 

@@ -40,7 +40,7 @@ impl Coordinator {
                         "{n} claimed file(s) wait in {}, the claim folder of host id {:?}: with \
                          takeover_secs = 0 only a daemon with that host id finishes them; if \
                          that host id is retired, stop the daemons and move them back into the \
-                         inbox (see the README, \"Where did my file go?\")",
+                         inbox (see docs/faq.md, \"Where did my file go?\")",
                         shown(&dir),
                         host.file_name()
                     ),

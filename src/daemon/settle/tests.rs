@@ -142,7 +142,7 @@ fn a_file_waits_for_its_writer_its_settle_time_or_its_grace_and_no_longer() {
 
 #[test]
 fn backoff_doubles_from_one_second_to_five_minutes() {
-    // README and design §4.4: 1 s doubling, capped at 5 min. Whole
+    // docs/guide.md and design §4.4: 1 s doubling, capped at 5 min. Whole
     // Durations, so a sub-second error cannot hide behind as_secs.
     let expected = [1, 2, 4, 8, 16, 32, 64, 128, 256, 300, 300, 300];
     let got: Vec<Duration> = (1..=12).map(backoff).collect();
