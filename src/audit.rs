@@ -155,7 +155,7 @@ fn archive_files(archive: &Path) -> Result<Vec<PathBuf>> {
     let walker = walkdir::WalkDir::new(archive)
         .follow_links(false)
         .into_iter()
-        .filter_entry(|e| e.depth() != 1 || e.file_name() != ledger::STATE_DIR);
+        .filter_entry(|e| e.depth() != 1 || !crate::layout::is_state_dir(e.file_name()));
     for entry in walker {
         let entry = entry.with_context(|| shown(archive))?;
         let name = entry.file_name();

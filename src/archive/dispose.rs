@@ -12,7 +12,7 @@ use super::{
     transient,
 };
 use crate::display::shown;
-use crate::{claim, durable, faults};
+use crate::{durable, faults};
 
 /// Applies the originals policy once the archive is safe.
 pub(super) fn dispose_original(
@@ -72,7 +72,7 @@ fn dispose(
         A::Move => move_to_done(Original::Moved),
         A::Delete if may_delete && still_written(entry) => move_to_done(Original::MovedOpen),
         A::Delete if may_delete => {
-            let _moving = claim::moving();
+            let _moving = durable::moving();
             match durable::unlink_at(&entry.parent, &entry.name) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
                 other => other.map_err(|e| {
@@ -100,7 +100,7 @@ pub(super) fn put_back(s: &Settings, entry: &Entry) -> io::Result<bool> {
     let dir = File::open(&s.inbox).and_then(|inbox| {
         durable::open_beneath(&inbox, &entry.rel_dir, libc::O_RDONLY | libc::O_DIRECTORY)
     })?;
-    match claim::rename_noreplace(&entry.parent, &entry.name, &dir) {
+    match durable::rename_noreplace(&entry.parent, &entry.name, &dir) {
         Ok(()) => Ok(true),
         // The same file back under its inbox name after a power cut is
         // this original put back already.

@@ -161,7 +161,7 @@ fn claim(
         Ok(d) => d,
         Err(e) => return Err(transient(entry, Op::ClaimFolder, &s.claims, e)),
     };
-    match claim::rename_confirmed(&entry.parent, &entry.name, &dir, file) {
+    match durable::rename_confirmed(&entry.parent, &entry.name, &dir, file) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // The source is gone (another daemon took it), or the claim

@@ -17,6 +17,7 @@ mod crash;
 mod daemon;
 mod deployed;
 mod faults;
+mod imports;
 mod netfs;
 mod powerfs;
 mod powerloss;
