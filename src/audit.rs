@@ -29,7 +29,7 @@ pub struct Findings {
     pub entries: usize,
     pub missing: Vec<PathBuf>,
     /// (archive, why).
-    pub corrupt: Vec<(PathBuf, String)>,
+    pub corrupt: Vec<(PathBuf, CheckError)>,
     pub unrecorded: Vec<PathBuf>,
     pub doubly_recorded: Vec<PathBuf>,
     /// `file:line: why`.
@@ -118,16 +118,33 @@ pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings>
     });
     bar.finish_and_clear();
     f.corrupt = corrupt.into_inner().unwrap_or_else(|p| p.into_inner());
-    f.corrupt.sort();
+    // By archive: each is checked once, so no two share a path.
+    f.corrupt.sort_by(|a, b| a.0.cmp(&b.0));
     f.checked = work.len();
     f.bytes = total;
     Ok(f)
 }
 
+/// Why an archive does not match its ledger entry.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The entry's `archive_xxh3` is not a hexadecimal number.
+    #[error("ledger digest {0:?} is not hex")]
+    Digest(String),
+    /// The archive cannot be opened or its size read.
+    #[error("{0}")]
+    Io(io::Error),
+    #[error("{len} bytes, the ledger records {recorded}")]
+    Size { len: u64, recorded: u64 },
+    /// Not decodable, or not the bytes the entry describes.
+    #[error("{0}")]
+    Verify(compress::VerifyError),
+}
+
 /// Checks one archive against its entry.
-fn check(path: &Path, e: &Entry) -> Result<(), String> {
+fn check(path: &Path, e: &Entry) -> Result<(), CheckError> {
     let digest = u64::from_str_radix(&e.archive_xxh3, 16)
-        .map_err(|_| format!("ledger digest {:?} is not hex", e.archive_xxh3))?;
+        .map_err(|_| CheckError::Digest(e.archive_xxh3.clone()))?;
     let expected = Outcome {
         width: e.width,
         height: e.height,
@@ -136,16 +153,16 @@ fn check(path: &Path, e: &Entry) -> Result<(), String> {
         lossless: e.lossless,
         digest,
     };
-    let file = File::open(path).map_err(|err| err.to_string())?;
-    let len = file.metadata().map_err(|err| err.to_string())?.len();
+    let file = File::open(path).map_err(CheckError::Io)?;
+    let len = file.metadata().map_err(CheckError::Io)?.len();
     if len != e.archive_size {
-        return Err(format!(
-            "{len} bytes, the ledger records {}",
-            e.archive_size
-        ));
+        return Err(CheckError::Size {
+            len,
+            recorded: e.archive_size,
+        });
     }
     compress::verify_rle(BufReader::with_capacity(1 << 20, file), &expected)
-        .map_err(|err| err.to_string())
+        .map_err(CheckError::Verify)
 }
 
 /// Every `.rle` below `archive` (relative paths), leaving out rlewatch's

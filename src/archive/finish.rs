@@ -160,8 +160,7 @@ fn check_temp(
         File::open(temp.path())
             .map_err(Cause::Io)
             .and_then(|f| {
-                compress::verify_rle(f, outcome)
-                    .map_err(|e: VerifyError| Cause::Other(e.to_string()))
+                compress::verify_rle(f, outcome).map_err(|e: VerifyError| Cause::Verify(e))
             })
             .map_err(|e| Report::Transient {
                 error: Box::new(Failure::at(&entry.path, Op::Verify, temp.path(), e)),

@@ -251,7 +251,7 @@ fn write_archive(
                 &entry.path,
                 Op::Read,
                 &entry.path,
-                Cause::Other(other.to_string()),
+                Cause::Compress(other),
             )),
         }),
     }

@@ -33,7 +33,7 @@ mod read;
 mod tests;
 
 pub use entry::{Entry, hex, path_fields, path_hash};
-pub use read::{files, for_each_entry};
+pub use read::{LineError, files, for_each_entry};
 
 use entry::{Key, key, key_of};
 use read::{read_dir_sorted, read_from};
