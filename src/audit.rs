@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::compress::{self, Outcome};
 use crate::display::shown;
-use crate::ledger::{self, Entry};
+use crate::ledger::{self, Record};
 
 /// What an audit found.
 #[derive(Debug, Default)]
@@ -50,11 +50,11 @@ impl Findings {
 /// bar when `progress`.
 pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings> {
     let mut f = Findings::default();
-    let mut recorded: HashMap<PathBuf, Vec<Entry>> = HashMap::new();
+    let mut recorded: HashMap<PathBuf, Vec<Record>> = HashMap::new();
     for (_, file) in ledger::files(archive)
         .with_context(|| format!("{}: reading the ledger", shown(&ledger::root(archive))))?
     {
-        ledger::for_each_entry(&file, |n, e| match e {
+        ledger::for_each_record(&file, |n, e| match e {
             Ok(e) => {
                 f.entries += 1;
                 recorded.entry(e.archive_path()).or_default().push(e);
@@ -70,7 +70,7 @@ pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings>
         }
     }
     let present: std::collections::HashSet<&PathBuf> = on_disk.iter().collect();
-    let mut work: Vec<(PathBuf, Entry)> = Vec::new();
+    let mut work: Vec<(PathBuf, Record)> = Vec::new();
     let mut names: Vec<&PathBuf> = recorded.keys().collect();
     names.sort();
     for rel in names {
@@ -142,7 +142,7 @@ pub enum CheckError {
 }
 
 /// Checks one archive against its entry.
-fn check(path: &Path, e: &Entry) -> Result<(), CheckError> {
+fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
     let digest = u64::from_str_radix(&e.archive_xxh3, 16)
         .map_err(|_| CheckError::Digest(e.archive_xxh3.clone()))?;
     let expected = Outcome {

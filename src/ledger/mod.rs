@@ -27,16 +27,16 @@ use std::sync::Mutex;
 
 use crate::layout::ArchiveLayout;
 
-mod entry;
 mod read;
+mod record;
 #[cfg(test)]
 mod tests;
 
-pub use entry::{Entry, hex, path_fields, path_hash};
-pub use read::{LineError, files, for_each_entry};
+pub use read::{LineError, files, for_each_record};
+pub use record::{Record, hex, path_fields, path_hash};
 
-use entry::{Key, key, key_of};
 use read::{read_dir_sorted, read_from};
+use record::{Key, key, key_of};
 
 /// The ledger format's version, the `v` of every entry.
 pub const VERSION: u32 = 1;
@@ -87,7 +87,7 @@ struct State {
 }
 
 impl State {
-    fn remember(&mut self, e: &Entry) {
+    fn remember(&mut self, e: &Record) {
         let key = key_of(e);
         let archive = path_hash(&e.archive_path());
         *self.archives.entry(archive).or_default() += 1;
@@ -214,7 +214,7 @@ impl Ledger {
 
     /// Appends `entry` and makes it durable (fdatasync; the folder too when
     /// the day's file is new).
-    pub fn append(&self, entry: &Entry) -> io::Result<()> {
+    pub fn append(&self, entry: &Record) -> io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
         line.push(b'\n');
         let day = entry.time.get(..10).unwrap_or("unknown").to_string();

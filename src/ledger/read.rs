@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::{Entry, VERSION, root};
+use super::{Record, VERSION, root};
 
 /// The entries of `dir` (name, path), sorted by name; empty when `dir`
 /// does not exist.
@@ -47,7 +47,7 @@ pub fn files(archive: &Path) -> io::Result<Vec<(String, PathBuf)>> {
 /// The entries of the complete lines of `path` from byte `offset` on
 /// (unreadable lines skipped), and the offset after the last complete
 /// line.
-pub(super) fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Entry>, u64)> {
+pub(super) fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Record>, u64)> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(offset))?;
     let mut bytes = Vec::new();
@@ -74,12 +74,12 @@ pub enum LineError {
 }
 
 /// One ledger line, or why it cannot be read.
-fn parse_line(line: &[u8]) -> Result<Entry, LineError> {
+fn parse_line(line: &[u8]) -> Result<Record, LineError> {
     // The version first: a later format may have other fields.
     let value = serde_json::from_slice::<serde_json::Value>(line).map_err(LineError::Json)?;
     match value.get("v").and_then(|v| v.as_u64()) {
         Some(v) if v == u64::from(VERSION) => {
-            serde_json::from_value::<Entry>(value).map_err(LineError::Json)
+            serde_json::from_value::<Record>(value).map_err(LineError::Json)
         }
         Some(v) => Err(LineError::UnknownVersion(v)),
         None => Err(LineError::NoVersion),
@@ -88,9 +88,9 @@ fn parse_line(line: &[u8]) -> Result<Entry, LineError> {
 
 /// Calls `f` with (line number, entry or why the line is unreadable) for
 /// every non-empty line of a ledger file.
-pub fn for_each_entry(
+pub fn for_each_record(
     path: &Path,
-    mut f: impl FnMut(usize, Result<Entry, LineError>),
+    mut f: impl FnMut(usize, Result<Record, LineError>),
 ) -> io::Result<()> {
     let reader = BufReader::new(File::open(path)?);
     for (n, line) in reader.split(b'\n').enumerate() {
