@@ -26,13 +26,15 @@ pub fn root(inbox: &Path, host: &str) -> PathBuf {
     InboxLayout::new(inbox).claims(host)
 }
 
-/// Why the daemon's own folders in the inbox cannot be used.
+/// Why the daemon's own folders in the inbox cannot be used. The message
+/// includes the system's error, so no variant has a `source` of its own
+/// and an error chain does not repeat it.
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
-    #[error("cannot create {}: {source}", shown(.path))]
-    Create { path: PathBuf, source: io::Error },
-    #[error("{}: {source}", shown(.path))]
-    Stat { path: PathBuf, source: io::Error },
+    #[error("cannot create {}: {error}", shown(.path))]
+    Create { path: PathBuf, error: io::Error },
+    #[error("{}: {error}", shown(.path))]
+    Stat { path: PathBuf, error: io::Error },
     #[error("{} is not a folder: rlewatch keeps its claims there; remove it", shown(.path))]
     NotAFolder { path: PathBuf },
     #[error(
@@ -50,8 +52,8 @@ pub enum PrepareError {
         /// This process's effective uid.
         me: u32,
     },
-    #[error("{}: fsync: {source}", shown(.path))]
-    Sync { path: PathBuf, source: io::Error },
+    #[error("{}: fsync: {error}", shown(.path))]
+    Sync { path: PathBuf, error: io::Error },
 }
 
 /// Creates `INBOX/.rlewatch`, its `claims` folder and this host's claim
@@ -69,16 +71,16 @@ pub fn prepare(inbox: &Path, host: &str) -> Result<PathBuf, PrepareError> {
         match fs::DirBuilder::new().mode(0o700).create(dir) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(source) => {
+            Err(error) => {
                 return Err(PrepareError::Create {
                     path: path(),
-                    source,
+                    error,
                 });
             }
         }
-        let meta = fs::symlink_metadata(dir).map_err(|source| PrepareError::Stat {
+        let meta = fs::symlink_metadata(dir).map_err(|error| PrepareError::Stat {
             path: path(),
-            source,
+            error,
         })?;
         // SAFETY: geteuid has no preconditions.
         let me = unsafe { libc::geteuid() };
@@ -97,9 +99,9 @@ pub fn prepare(inbox: &Path, host: &str) -> Result<PathBuf, PrepareError> {
     // Durable before any claim goes in: each folder in its parent, from
     // the claim folder up to the inbox (design §4.7, "Power loss").
     for dir in [&mine, &claims, &state, &inbox.to_path_buf()] {
-        crate::durable::sync_dir(dir).map_err(|source| PrepareError::Sync {
+        crate::durable::sync_dir(dir).map_err(|error| PrepareError::Sync {
             path: dir.to_path_buf(),
-            source,
+            error,
         })?;
     }
     Ok(mine)
