@@ -69,7 +69,7 @@ fn main() {
         let name = format!("{i:05}.rle");
         fs::write(archive.join(&name), &rle).unwrap();
         ledger
-            .append(&ledger::Entry {
+            .append(&ledger::Record {
                 v: ledger::VERSION,
                 time: "2026-11-26T00:00:00Z".into(),
                 host: "bench".into(),

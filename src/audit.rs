@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::compress::{self, Outcome};
 use crate::display::shown;
-use crate::ledger::{self, Entry};
+use crate::ledger::{self, Record};
 
 /// What an audit found.
 #[derive(Debug, Default)]
@@ -29,7 +29,7 @@ pub struct Findings {
     pub entries: usize,
     pub missing: Vec<PathBuf>,
     /// (archive, why).
-    pub corrupt: Vec<(PathBuf, String)>,
+    pub corrupt: Vec<(PathBuf, CheckError)>,
     pub unrecorded: Vec<PathBuf>,
     pub doubly_recorded: Vec<PathBuf>,
     /// `file:line: why`.
@@ -50,11 +50,11 @@ impl Findings {
 /// bar when `progress`.
 pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings> {
     let mut f = Findings::default();
-    let mut recorded: HashMap<PathBuf, Vec<Entry>> = HashMap::new();
+    let mut recorded: HashMap<PathBuf, Vec<Record>> = HashMap::new();
     for (_, file) in ledger::files(archive)
         .with_context(|| format!("{}: reading the ledger", shown(&ledger::root(archive))))?
     {
-        ledger::for_each_entry(&file, |n, e| match e {
+        ledger::for_each_record(&file, |n, e| match e {
             Ok(e) => {
                 f.entries += 1;
                 recorded.entry(e.archive_path()).or_default().push(e);
@@ -70,7 +70,7 @@ pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings>
         }
     }
     let present: std::collections::HashSet<&PathBuf> = on_disk.iter().collect();
-    let mut work: Vec<(PathBuf, Entry)> = Vec::new();
+    let mut work: Vec<(PathBuf, Record)> = Vec::new();
     let mut names: Vec<&PathBuf> = recorded.keys().collect();
     names.sort();
     for rel in names {
@@ -118,16 +118,33 @@ pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings>
     });
     bar.finish_and_clear();
     f.corrupt = corrupt.into_inner().unwrap_or_else(|p| p.into_inner());
-    f.corrupt.sort();
+    // By archive: each is checked once, so no two share a path.
+    f.corrupt.sort_by(|a, b| a.0.cmp(&b.0));
     f.checked = work.len();
     f.bytes = total;
     Ok(f)
 }
 
+/// Why an archive does not match its ledger entry.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The entry's `archive_xxh3` is not a hexadecimal number.
+    #[error("ledger digest {0:?} is not hex")]
+    Digest(String),
+    /// The archive cannot be opened or its size read.
+    #[error("{0}")]
+    Io(io::Error),
+    #[error("{len} bytes, the ledger records {recorded}")]
+    Size { len: u64, recorded: u64 },
+    /// Not decodable, or not the bytes the entry describes.
+    #[error("{0}")]
+    Verify(compress::VerifyError),
+}
+
 /// Checks one archive against its entry.
-fn check(path: &Path, e: &Entry) -> Result<(), String> {
+fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
     let digest = u64::from_str_radix(&e.archive_xxh3, 16)
-        .map_err(|_| format!("ledger digest {:?} is not hex", e.archive_xxh3))?;
+        .map_err(|_| CheckError::Digest(e.archive_xxh3.clone()))?;
     let expected = Outcome {
         width: e.width,
         height: e.height,
@@ -136,16 +153,16 @@ fn check(path: &Path, e: &Entry) -> Result<(), String> {
         lossless: e.lossless,
         digest,
     };
-    let file = File::open(path).map_err(|err| err.to_string())?;
-    let len = file.metadata().map_err(|err| err.to_string())?.len();
+    let file = File::open(path).map_err(CheckError::Io)?;
+    let len = file.metadata().map_err(CheckError::Io)?.len();
     if len != e.archive_size {
-        return Err(format!(
-            "{len} bytes, the ledger records {}",
-            e.archive_size
-        ));
+        return Err(CheckError::Size {
+            len,
+            recorded: e.archive_size,
+        });
     }
     compress::verify_rle(BufReader::with_capacity(1 << 20, file), &expected)
-        .map_err(|err| err.to_string())
+        .map_err(CheckError::Verify)
 }
 
 /// Every `.rle` below `archive` (relative paths), leaving out rlewatch's
@@ -155,7 +172,7 @@ fn archive_files(archive: &Path) -> Result<Vec<PathBuf>> {
     let walker = walkdir::WalkDir::new(archive)
         .follow_links(false)
         .into_iter()
-        .filter_entry(|e| e.depth() != 1 || e.file_name() != ledger::STATE_DIR);
+        .filter_entry(|e| e.depth() != 1 || !crate::layout::is_state_dir(e.file_name()));
     for entry in walker {
         let entry = entry.with_context(|| shown(archive))?;
         let name = entry.file_name();

@@ -49,7 +49,7 @@ pub fn reached(step: &str) {
 /// fsync), and the power-loss tests cut the power only outside it.
 #[cfg(feature = "test-hooks")]
 fn die() {
-    let _no_move_in_flight = crate::claim::moving();
+    let _no_move_in_flight = crate::durable::moving();
     // SAFETY: kill on our own pid.
     unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
 }

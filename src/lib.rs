@@ -10,7 +10,10 @@
 //! - [`bmp`]: BMP headers, streaming row reader, 1-bit writer.
 //! - [`bilevel`]: pixels → bits, bit-exact with Pillow's `convert('1')`.
 //! - [`compress`]: one image BMP → `.rle` (streaming), and verification.
-//! - [`durable`]: temporary files, fsync, no-clobber publication.
+//! - [`durable`]: temporary files, fsync, no-clobber publication and
+//!   renames, the `flock` and move lock; imports nothing of the crate.
+//! - [`layout`]: every path under `INBOX/.rlewatch/` and
+//!   `ARCHIVE/.rlewatch/` (a leaf).
 //! - [`claim`]: taking an inbox file by renaming it into the daemon's
 //!   private claim folder, under a lock.
 //! - [`ledger`]: the archive's append-only record of what was archived.
@@ -36,6 +39,7 @@ pub mod daemon;
 pub mod display;
 pub mod durable;
 pub mod faults;
+pub mod layout;
 pub mod ledger;
 pub mod magic;
 pub mod rle;

@@ -8,36 +8,36 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{
-    Entry, FILE_MODE, Failure, Op, Original, OriginalsAction, Report, Settings, still_there,
+    FILE_MODE, Failure, Held, Op, Original, OriginalsAction, Report, Settings, still_there,
     transient,
 };
 use crate::display::shown;
-use crate::{claim, durable, faults};
+use crate::{durable, faults};
 
 /// Applies the originals policy once the archive is safe.
 pub(super) fn dispose_original(
     s: &Settings,
-    entry: &Entry,
+    held: &Held,
     source: &fs::Metadata,
     may_delete: bool,
 ) -> Result<Original, Box<Failure>> {
-    let original = dispose(s, entry, source, may_delete)?;
+    let original = dispose(s, held, source, may_delete)?;
     faults::reached("filed");
     Ok(original)
 }
 
 fn dispose(
     s: &Settings,
-    entry: &Entry,
+    held: &Held,
     source: &fs::Metadata,
     may_delete: bool,
 ) -> Result<Original, Box<Failure>> {
     use OriginalsAction as A;
-    let path = &entry.path;
+    let path = &held.path;
     // The name may hold another file by now (only for a file not claimed:
     // a claim's folder is the daemon's own): that one is a new arrival,
     // not this archive's original, and is left alone.
-    match durable::name_holds(&entry.parent, &entry.name, source) {
+    match durable::name_holds(&held.parent, &held.name, source) {
         Ok(false) => return Ok(Original::Replaced),
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
         _ => {}
@@ -47,41 +47,40 @@ fn dispose(
     let move_to_done = |fate: fn(PathBuf) -> Original| match still_there(&s.done, s.devices.done)
         .and_then(|()| {
             durable::move_at(
-                &entry.parent,
-                &entry.name,
-                &s.done.join(&entry.rel_dir),
+                &held.parent,
+                &held.name,
+                &s.done.join(&held.rel_dir),
                 FILE_MODE,
             )
         }) {
         Ok(to) => Ok(fate(to)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Original::Vanished),
         Err(e) => {
-            let hint = removal_hint(&e, s, entry);
+            let hint = removal_hint(&e, s, held);
             Err(Box::new(
                 Failure::at(path, Op::MoveToDone, &s.done, e).with_hint(hint),
             ))
         }
     };
     match s.originals {
-        A::Keep if entry.claimed => match put_back(s, entry) {
+        A::Keep if held.claimed => match put_back(s, held) {
             Ok(true) => Ok(Original::Kept),
             Ok(false) => move_to_done(Original::MovedNameTaken),
             Err(e) => Err(Box::new(Failure::io(path, Op::PutBack, e))),
         },
         A::Keep => Ok(Original::Kept),
         A::Move => move_to_done(Original::Moved),
-        A::Delete if may_delete && still_written(entry) => move_to_done(Original::MovedOpen),
+        A::Delete if may_delete && still_written(held) => move_to_done(Original::MovedOpen),
         A::Delete if may_delete => {
-            let _moving = claim::moving();
-            match durable::unlink_at(&entry.parent, &entry.name) {
+            let _moving = durable::moving();
+            match durable::unlink_at(&held.parent, &held.name) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
                 other => other.map_err(|e| {
-                    let hint = removal_hint(&e, s, entry);
+                    let hint = removal_hint(&e, s, held);
                     Box::new(Failure::io(path, Op::Delete, e).with_hint(hint))
                 })?,
             }
-            entry
-                .parent
+            held.parent
                 .sync_all()
                 .map_err(|e| Box::new(Failure::io(path, Op::Fsync, e)))?;
             Ok(Original::Deleted)
@@ -93,23 +92,23 @@ fn dispose(
 /// `keep`: the claimed original goes back under its name in the inbox
 /// (its subfolder made again if it was removed). False when a newer file
 /// has that name now: it is not replaced.
-pub(super) fn put_back(s: &Settings, entry: &Entry) -> io::Result<bool> {
+pub(super) fn put_back(s: &Settings, held: &Held) -> io::Result<bool> {
     still_there(&s.inbox, s.devices.inbox)?;
-    let inbox_dir = s.inbox.join(&entry.rel_dir);
+    let inbox_dir = s.inbox.join(&held.rel_dir);
     durable::create_dir_all(&inbox_dir)?;
     let dir = File::open(&s.inbox).and_then(|inbox| {
-        durable::open_beneath(&inbox, &entry.rel_dir, libc::O_RDONLY | libc::O_DIRECTORY)
+        durable::open_beneath(&inbox, &held.rel_dir, libc::O_RDONLY | libc::O_DIRECTORY)
     })?;
-    match claim::rename_noreplace(&entry.parent, &entry.name, &dir) {
+    match durable::rename_noreplace(&held.parent, &held.name, &dir) {
         Ok(()) => Ok(true),
         // The same file back under its inbox name after a power cut is
         // this original put back already.
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
             match durable::same_file_there(
-                &entry.parent,
-                &entry.name,
+                &held.parent,
+                &held.name,
                 &dir,
-                &inbox_dir.join(&entry.name),
+                &inbox_dir.join(&held.name),
                 e,
             ) {
                 Ok(_) => Ok(true),
@@ -126,10 +125,10 @@ pub(super) fn put_back(s: &Settings, entry: &Entry) -> io::Result<bool> {
 /// writing, or no answer (no `CAP_LEASE`, a filesystem without leases):
 /// the original is filed to done/ instead, so nothing its writer adds later
 /// is lost (design §4.4).
-fn still_written(entry: &Entry) -> bool {
+fn still_written(held: &Held) -> bool {
     let file = durable::open_beneath(
-        &entry.parent,
-        Path::new(&entry.name),
+        &held.parent,
+        Path::new(&held.name),
         libc::O_RDONLY | libc::O_NONBLOCK,
     );
     match file {
@@ -143,7 +142,7 @@ fn still_written(entry: &Entry) -> bool {
 /// The fix for an original that cannot be taken out of its folder: folders
 /// that writers create must stay writable by the daemon's group. Empty for
 /// other errors.
-pub(super) fn removal_hint(e: &io::Error, s: &Settings, entry: &Entry) -> String {
+pub(super) fn removal_hint(e: &io::Error, s: &Settings, held: &Held) -> String {
     if !matches!(
         e.raw_os_error(),
         Some(libc::EACCES) | Some(libc::EPERM) | Some(libc::EROFS)
@@ -152,7 +151,7 @@ pub(super) fn removal_hint(e: &io::Error, s: &Settings, entry: &Entry) -> String
     }
     // Whose folder is in the way: the source's (a writer's umask) or the
     // destination (done/ or failed/, the daemon's own)?
-    if durable::may_remove_at(&entry.parent, &entry.name).is_ok() {
+    if durable::may_remove_at(&held.parent, &held.name).is_ok() {
         return " (the destination folder is not writable by rlewatch: check its owner and \
                  mode, and that it is in the unit's ReadWritePaths=)"
             .to_string();
@@ -160,16 +159,16 @@ pub(super) fn removal_hint(e: &io::Error, s: &Settings, entry: &Entry) -> String
     format!(
         " (the folder {} is not writable by rlewatch: writers need umask 002 or a default ACL \
          such as `setfacl -d -m g:GROUP:rwX {}`; see the README, \"Setting up writers\")",
-        shown(&s.inbox.join(&entry.rel_dir)),
+        shown(&s.inbox.join(&held.rel_dir)),
         shown(&s.inbox)
     )
 }
 
 /// Moves a bad file to the failed folder and writes `NAME.error.txt`
 /// beside it.
-pub(super) fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u32) -> Report {
-    let path = entry.path.as_path();
-    let dir = s.failed.join(&entry.rel_dir);
+pub(super) fn quarantine(s: &Settings, held: &Held, reason: &str, attempts: u32) -> Report {
+    let path = held.path.as_path();
+    let dir = s.failed.join(&held.rel_dir);
     let note_for = |to: &Path| {
         dir.join(durable::fit_name(
             to.file_name().unwrap_or_default(),
@@ -204,16 +203,16 @@ pub(super) fn quarantine(s: &Settings, entry: &Entry, reason: &str, attempts: u3
         })
     };
     if let Err(e) = write_note(&note_for(&expected)) {
-        return transient(entry, Op::WriteNote, &note_for(&expected), e);
+        return transient(held, Op::WriteNote, &note_for(&expected), e);
     }
-    let to = match durable::move_at(&entry.parent, &entry.name, &dir, FILE_MODE) {
+    let to = match durable::move_at(&held.parent, &held.name, &dir, FILE_MODE) {
         Ok(to) => to,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let _ = fs::remove_file(note_for(&expected));
             return Report::Gone;
         }
         Err(e) => {
-            let hint = removal_hint(&e, s, entry);
+            let hint = removal_hint(&e, s, held);
             return Report::Transient {
                 error: Box::new(Failure::at(path, Op::MoveToFailed, &dir, e).with_hint(hint)),
             };

@@ -73,9 +73,15 @@ impl fmt::Display for Op {
 pub enum Cause {
     #[error(transparent)]
     Io(#[from] io::Error),
-    /// Not an I/O error: the temporary archive read back differs.
+    /// The temporary archive read back is not what was encoded
+    /// (`verify = true`). Its Display only: no source of its own, so an
+    /// error chain does not repeat it.
     #[error("{0}")]
-    Other(String),
+    Verify(crate::compress::VerifyError),
+    /// The source could not be read for a reason that is neither its
+    /// content (that is quarantined) nor a plain I/O error.
+    #[error("{0}")]
+    Compress(crate::compress::CompressError),
 }
 
 /// Whether waiting can help.
@@ -144,7 +150,7 @@ impl Failure {
     pub fn io_error(&self) -> Option<&io::Error> {
         match &self.cause {
             Cause::Io(e) => Some(e),
-            Cause::Other(_) => None,
+            Cause::Verify(_) | Cause::Compress(_) => None,
         }
     }
 
@@ -241,7 +247,7 @@ mod tests {
             Path::new("/in/a.bmp"),
             Op::Verify,
             Path::new("/arc/.t.tmp"),
-            Cause::Other("differs".into()),
+            Cause::Verify(crate::compress::VerifyError::Content),
         );
         assert_eq!(verify.kind(), Kind::Transient);
     }

@@ -21,22 +21,24 @@ use crate::display::shown;
 use crate::ledger::Ledger;
 use crate::{durable, faults};
 
+mod commit;
 mod devices;
 mod dispose;
 mod failure;
-mod finish;
 mod report;
 mod take;
 #[cfg(test)]
 mod tests;
 
+pub use commit::commit;
+/// [`commit()`] under the name `daemon::pipeline` calls it by.
+pub use commit::commit as finish;
 pub use devices::{Devices, Root, mount_point, still_there};
 pub use failure::{Cause, Failure, Kind, Op};
-pub use finish::finish;
 pub use report::{Original, Published, Report};
 
+use commit::file_published;
 use dispose::{put_back, quarantine};
-use finish::file_published;
 use take::take;
 
 /// Mode of the files the daemon writes (before the umask).
@@ -82,7 +84,7 @@ pub struct Settings {
 /// step (moving, deleting) acts on `name` inside `parent`, never
 /// re-resolving the path, so a folder swapped for a symlink meanwhile
 /// cannot redirect it. Once claimed, `parent` is the claim folder.
-pub struct Entry {
+pub struct Held {
     /// Where the file was dropped (for messages and the error note).
     pub path: PathBuf,
     /// Its subfolder, relative to the inbox.
@@ -109,10 +111,10 @@ pub fn source_id(m: &fs::Metadata) -> SourceId {
 }
 
 /// A file whose archive is written to a temporary file but not yet made
-/// durable, verified or published; see [`finish()`].
+/// durable, verified or published; see [`commit()`].
 pub struct Encoded {
     settings: Arc<Settings>,
-    entry: Entry,
+    held: Held,
     work: Work,
     /// The claimed source, locked, to notice a later write before its
     /// archive is published or the original filed away.
@@ -126,7 +128,7 @@ pub struct Encoded {
 pub enum Step {
     /// Over already (archived before, refused, gone, failed).
     Over(Report),
-    /// Encoded; [`finish()`] must follow.
+    /// Encoded; [`commit()`] must follow.
     Encoded(Box<Encoded>),
 }
 
@@ -151,21 +153,21 @@ pub fn encode(
 ) -> Step {
     let s = &**settings;
     let started = Instant::now();
-    let (entry, file, before) = match take(s, path, attempts) {
+    let (held, file, before) = match take(s, path, attempts) {
         Ok(taken) => taken,
         Err(report) => return Step::Over(report),
     };
     let (work, source_xxh3) =
-        match encode_taken(s, &entry, (&file, &before), attempts, published, started) {
+        match encode_taken(s, &held, (&file, &before), attempts, published, started) {
             Ok(encoded) => encoded,
             // Whatever ends the attempt early: a claimed file that must be
             // tried again goes back to the inbox first.
-            Err(report) => return Step::Over(release(s, &entry, report)),
+            Err(report) => return Step::Over(release(s, &held, report)),
         };
     faults::reached("encoded");
     Step::Encoded(Box::new(Encoded {
         settings: settings.clone(),
-        entry,
+        held,
         work,
         source: file,
         before,
@@ -178,26 +180,26 @@ pub fn encode(
 /// attempt with that report.
 fn encode_taken(
     s: &Settings,
-    entry: &Entry,
+    held: &Held,
     (file, before): (&File, &fs::Metadata),
     attempts: u32,
     published: Option<&Published>,
     started: Instant,
 ) -> Result<(Work, u64), Report> {
-    let stem = durable::split_name(&entry.name).0.to_os_string();
-    let archive_dir = s.archive.join(&entry.rel_dir);
+    let stem = durable::split_name(&held.name).0.to_os_string();
+    let archive_dir = s.archive.join(&held.rel_dir);
     // This very file (same inode, size and mtime) was archived by an
     // earlier attempt whose original could not be filed: file it now.
     if let Some(p) = published.filter(|p| p.source == source_id(before) && p.archive.exists()) {
-        return Err(file_published(s, entry, before, p));
+        return Err(file_published(s, held, before, p));
     }
     still_there(&s.archive, s.devices.archive)
         .and_then(|()| durable::create_dir_all(&archive_dir))
-        .map_err(|e| transient(entry, Op::ArchiveFolder, &archive_dir, e))?;
+        .map_err(|e| transient(held, Op::ArchiveFolder, &archive_dir, e))?;
     let temp = durable::temp_in(&archive_dir, FILE_MODE)
-        .map_err(|e| transient(entry, Op::ArchiveFolder, &archive_dir, e))?;
-    let (temp, outcome) = write_archive(s, entry, file, before, temp, attempts)?;
-    let source_xxh3 = digest(file).map_err(|e| transient(entry, Op::Read, &entry.path, e))?;
+        .map_err(|e| transient(held, Op::ArchiveFolder, &archive_dir, e))?;
+    let (temp, outcome) = write_archive(s, held, file, before, temp, attempts)?;
+    let source_xxh3 = digest(file).map_err(|e| transient(held, Op::Read, &held.path, e))?;
     if changed(file, before) {
         return Err(Report::Changed);
     }
@@ -217,7 +219,7 @@ fn encode_taken(
 /// `Changed`.
 fn write_archive(
     s: &Settings,
-    entry: &Entry,
+    held: &Held,
     file: &File,
     before: &fs::Metadata,
     temp: tempfile::NamedTempFile,
@@ -238,20 +240,20 @@ fn write_archive(
                 return Err(Report::Changed);
             }
             drop(temp);
-            Err(quarantine(s, entry, &e.to_string(), attempts))
+            Err(quarantine(s, held, &e.to_string(), attempts))
         }
         Err(CompressError::Write(io)) => Err(Report::Transient {
-            error: Box::new(Failure::at(&entry.path, Op::Write, temp.path(), io)),
+            error: Box::new(Failure::at(&held.path, Op::Write, temp.path(), io)),
         }),
         Err(CompressError::Bmp(BmpError::Io(io))) => Err(Report::Transient {
-            error: Box::new(Failure::io(&entry.path, Op::Read, io)),
+            error: Box::new(Failure::io(&held.path, Op::Read, io)),
         }),
         Err(other) => Err(Report::Transient {
             error: Box::new(Failure::at(
-                &entry.path,
+                &held.path,
                 Op::Read,
-                &entry.path,
-                Cause::Other(other.to_string()),
+                &held.path,
+                Cause::Compress(other),
             )),
         }),
     }
@@ -262,20 +264,20 @@ fn write_archive(
 /// operator expects a file that is not archived yet (design §4.4); when
 /// that name is taken meanwhile it stays claimed and is retried from
 /// there.
-fn release(s: &Settings, entry: &Entry, report: Report) -> Report {
-    if entry.claimed
+fn release(s: &Settings, held: &Held, report: Report) -> Report {
+    if held.claimed
         && matches!(report, Report::Transient { .. } | Report::Unfiled { .. })
-        && let Err(e) = put_back(s, entry)
+        && let Err(e) = put_back(s, held)
     {
-        tracing::debug!("{}: stays claimed: {e}", shown(&entry.path));
+        tracing::debug!("{}: stays claimed: {e}", shown(&held.path));
     }
     report
 }
 
-/// A failure of `op` on `at` while working on `entry`.
-fn transient(entry: &Entry, op: Op, at: &Path, e: io::Error) -> Report {
+/// A failure of `op` on `at` while working on `held`.
+fn transient(held: &Held, op: Op, at: &Path, e: io::Error) -> Report {
     Report::Transient {
-        error: Box::new(Failure::at(&entry.path, op, at, e)),
+        error: Box::new(Failure::at(&held.path, op, at, e)),
     }
 }
 
@@ -311,7 +313,7 @@ fn digest(file: &File) -> io::Result<u64> {
     }
 }
 
-/// The archive in the making: the parts of an [`Encoded`] that `finish`
+/// The archive in the making: the parts of an [`Encoded`] that [`commit()`]
 /// uses up.
 struct Work {
     stem: std::ffi::OsString,

@@ -68,7 +68,7 @@ pub struct Published {
     pub archive: PathBuf,
     pub source: SourceId,
     /// Its ledger entry, when appending it failed: appended first.
-    pub unrecorded: Option<Box<ledger::Entry>>,
+    pub unrecorded: Option<Box<ledger::Record>>,
 }
 
 /// The result of one attempt.

@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 
 use super::dispose::{quarantine, removal_hint};
-use super::{Entry, Failure, Op, Report, Settings, relative, transient};
+use super::{Failure, Held, Op, Report, Settings, relative, transient};
 use crate::display::shown;
 use crate::{claim, durable, faults};
 
@@ -17,7 +17,7 @@ pub(super) fn take(
     s: &Settings,
     path: &Path,
     attempts: u32,
-) -> Result<(Entry, File, fs::Metadata), Report> {
+) -> Result<(Held, File, fs::Metadata), Report> {
     let (rel, claimed) = relative(s, path);
     let rel_dir = rel.parent().unwrap_or(Path::new("")).to_path_buf();
     let Some(name) = rel.file_name().map(|n| n.to_os_string()) else {
@@ -50,7 +50,7 @@ pub(super) fn take(
             });
         }
     };
-    let mut entry = Entry {
+    let mut held = Held {
         path: dropped,
         rel_dir,
         parent,
@@ -59,9 +59,9 @@ pub(super) fn take(
         from_claim: claimed,
         _lock: None,
     };
-    let (mut file, mut before) = open_locked(s, &entry, attempts)?;
+    let (mut file, mut before) = open_locked(s, &held, attempts)?;
     if !claimed {
-        claim(s, &mut entry, &file, &before)?;
+        claim(s, &mut held, &file, &before)?;
         faults::reached("claimed");
         // What is archived is what the claim holds, read through a
         // descriptor opened on it now. Locally the two are one file
@@ -73,31 +73,31 @@ pub(super) fn take(
         // claim would be filed away unarchived (design §4.8). The old
         // descriptor stays open: it holds the lock.
         let fresh = match durable::open_beneath(
-            &entry.parent,
-            Path::new(&entry.name),
+            &held.parent,
+            Path::new(&held.name),
             libc::O_RDONLY | libc::O_NONBLOCK,
         ) {
             Ok(f) => f,
-            Err(e) => return Err(transient(&entry, Op::Open, &entry.path, e)),
+            Err(e) => return Err(transient(&held, Op::Open, &held.path, e)),
         };
         // The rename moved its ctime: what it is compared with later is
         // taken now.
         before = match fresh.metadata() {
             Ok(m) if m.file_type().is_file() => m,
-            Ok(_) => return Err(quarantine(s, &entry, "not a regular file", attempts)),
-            Err(e) => return Err(transient(&entry, Op::Stat, &entry.path, e)),
+            Ok(_) => return Err(quarantine(s, &held, "not a regular file", attempts)),
+            Err(e) => return Err(transient(&held, Op::Stat, &held.path, e)),
         };
-        entry._lock = Some(std::mem::replace(&mut file, fresh));
+        held._lock = Some(std::mem::replace(&mut file, fresh));
     }
-    Ok((entry, file, before))
+    Ok((held, file, before))
 }
 
-/// Opens `entry` read-only without following a symlink, checks it is a
+/// Opens `held` read-only without following a symlink, checks it is a
 /// regular file and locks it (Busy when another daemon holds it).
-fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::Metadata), Report> {
+fn open_locked(s: &Settings, held: &Held, attempts: u32) -> Result<(File, fs::Metadata), Report> {
     let file = match durable::open_beneath(
-        &entry.parent,
-        Path::new(&entry.name),
+        &held.parent,
+        Path::new(&held.name),
         libc::O_RDONLY | libc::O_NONBLOCK,
     ) {
         Ok(f) => f,
@@ -105,23 +105,23 @@ fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
             return Err(quarantine(
                 s,
-                entry,
+                held,
                 "symbolic links are not followed",
                 attempts,
             ));
         }
         // A socket cannot be opened at all (ENXIO); it will never be a BMP.
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            return Err(quarantine(s, entry, "not a regular file", attempts));
+            return Err(quarantine(s, held, "not a regular file", attempts));
         }
-        Err(e) => return Err(transient(entry, Op::Open, &entry.path, e)),
+        Err(e) => return Err(transient(held, Op::Open, &held.path, e)),
     };
     let before = match file.metadata() {
         Ok(m) => m,
-        Err(e) => return Err(transient(entry, Op::Stat, &entry.path, e)),
+        Err(e) => return Err(transient(held, Op::Stat, &held.path, e)),
     };
     if !before.file_type().is_file() {
-        return Err(quarantine(s, entry, "not a regular file", attempts));
+        return Err(quarantine(s, held, "not a regular file", attempts));
     }
     #[cfg(test)]
     super::tests::between_open_and_lock();
@@ -132,42 +132,37 @@ fn open_locked(s: &Settings, entry: &Entry, attempts: u32) -> Result<(File, fs::
                 reason: "another rlewatch is working on it".into(),
             });
         }
-        Err(e) => return Err(transient(entry, Op::Lock, &entry.path, e)),
+        Err(e) => return Err(transient(held, Op::Lock, &held.path, e)),
     }
     // The lock is won only once its holder lets go, and a daemon lets go
     // of a file once it is filed away: the file opened may no longer be
     // under its name (a claim another daemon of this host id has just
     // filed, design §4.3). It is not this attempt's to archive: the name
     // is looked at again (Busy) or was let go (Gone).
-    match durable::name_holds(&entry.parent, &entry.name, &before) {
+    match durable::name_holds(&held.parent, &held.name, &before) {
         Ok(true) => Ok((file, before)),
         Ok(false) => Err(Report::Busy {
             reason: "it was replaced while being opened; taking the new file".into(),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Err(Report::Gone),
-        Err(e) => Err(transient(entry, Op::Stat, &entry.path, e)),
+        Err(e) => Err(transient(held, Op::Stat, &held.path, e)),
     }
 }
 
-/// Renames the locked inbox file into the claim folder; `entry` then
+/// Renames the locked inbox file into the claim folder; `held` then
 /// names the claim.
-fn claim(
-    s: &Settings,
-    entry: &mut Entry,
-    file: &File,
-    before: &fs::Metadata,
-) -> Result<(), Report> {
-    let dir = match claim::open_dir(&s.claims, &entry.rel_dir) {
+fn claim(s: &Settings, held: &mut Held, file: &File, before: &fs::Metadata) -> Result<(), Report> {
+    let dir = match claim::open_dir(&s.claims, &held.rel_dir) {
         Ok(d) => d,
-        Err(e) => return Err(transient(entry, Op::ClaimFolder, &s.claims, e)),
+        Err(e) => return Err(transient(held, Op::ClaimFolder, &s.claims, e)),
     };
-    match claim::rename_confirmed(&entry.parent, &entry.name, &dir, file) {
+    match durable::rename_confirmed(&held.parent, &held.name, &dir, file) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             // The source is gone (another daemon took it), or the claim
             // folder was removed under us (a start-up cleanup of another
             // daemon): then look again.
-            return Err(match durable::stat_at(&entry.parent, &entry.name) {
+            return Err(match durable::stat_at(&held.parent, &held.name) {
                 Ok(_) => Report::Busy {
                     reason: "its claim folder went away; trying again".into(),
                 },
@@ -189,19 +184,19 @@ fn claim(
             });
         }
         Err(e) => {
-            let hint = removal_hint(&e, s, entry);
+            let hint = removal_hint(&e, s, held);
             return Err(Report::Transient {
-                error: Box::new(Failure::at(&entry.path, Op::Claim, &s.claims, e).with_hint(hint)),
+                error: Box::new(Failure::at(&held.path, Op::Claim, &s.claims, e).with_hint(hint)),
             });
         }
     }
-    entry.parent = dir;
-    entry.claimed = true;
+    held.parent = dir;
+    held.claimed = true;
     // Between the open and the rename another file may have been put under
     // the name: the claim is then that other file, which nobody holds; it
     // is found by the next look at the claim folder (and this attempt ends
     // as Busy, so the coordinator looks there shortly).
-    match durable::name_holds(&entry.parent, &entry.name, before) {
+    match durable::name_holds(&held.parent, &held.name, before) {
         Ok(true) => Ok(()),
         _ => Err(Report::Busy {
             reason: "it was replaced while being claimed; taking the new file".into(),

@@ -91,7 +91,7 @@ fn keep_files_the_original_away_when_a_newer_file_has_its_name_and_leaves_the_ne
         "the original is claimed while it is worked on"
     );
     fs::copy(format!("{DATA}/rgb24.bmp"), &src).unwrap();
-    let (archive, original) = match finish(*taken) {
+    let (archive, original) = match commit(*taken) {
         Report::Archived {
             archive, original, ..
         } => (archive, original),
@@ -129,7 +129,7 @@ fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() 
     other[last] ^= 0x80;
     fs::write(archive.join("a.rle"), &other).unwrap();
     let taken = encoded(&s, &claimed);
-    let published = match finish(*taken) {
+    let published = match commit(*taken) {
         Report::Archived { archive, .. } => archive,
         other => panic!("expected a new archive, got {other:?}"),
     };
@@ -146,7 +146,7 @@ fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() 
     let own = fs::read(format!("{DATA}/pal8.dither.rle")).unwrap();
     fs::write(archive.join("b.rle"), &own).unwrap();
     let taken = encoded(&s, &s.claims.join("b.bmp"));
-    match finish(*taken) {
+    match commit(*taken) {
         Report::AlreadyArchived { archive: a, .. } => assert_eq!(a, archive.join("b.rle")),
         other => panic!("expected the unrecorded archive adopted, got {other:?}"),
     }
@@ -155,14 +155,14 @@ fn a_claim_left_by_a_crash_adopts_only_an_unrecorded_archive_of_its_own_bytes() 
 }
 
 /// Encodes `name` (a copy of pal8.bmp) from the inbox, lets `meanwhile`
-/// change the claimed file, then finishes: the report.
-fn finish_after(t: &Path, name: &str, meanwhile: impl FnOnce(&Path)) -> (Arc<Settings>, Report) {
+/// change the claimed file, then commits it: the report.
+fn commit_after(t: &Path, name: &str, meanwhile: impl FnOnce(&Path)) -> (Arc<Settings>, Report) {
     let (s, _) = with_archive_folder(t);
     let src = s.inbox.join(name);
     fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
     let taken = encoded(&s, &src);
     meanwhile(&s.claims.join(name));
-    let report = finish(*taken);
+    let report = commit(*taken);
     (s, report)
 }
 
@@ -208,7 +208,7 @@ fn a_source_written_to_after_it_was_read_is_not_published_and_stays() {
     ];
     for (what, change) in cases {
         let t = tempfile::tempdir().unwrap();
-        let (s, report) = finish_after(t.path(), "a.bmp", change);
+        let (s, report) = commit_after(t.path(), "a.bmp", change);
         assert!(matches!(report, Report::Changed), "{what}: {report:?}");
         assert!(!s.archive.join("a.rle").exists(), "{what}: published");
         // The changed file is still there to be archived again: back in
@@ -230,7 +230,7 @@ fn a_recorded_archive_that_no_longer_holds_its_bytes_is_not_trusted() {
     let reference = fs::read(format!("{DATA}/pal8.dither.rle")).unwrap();
     let src = s.inbox.join("a.bmp");
     fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
-    let archive_once = |s: &Arc<Settings>| finish(*encoded(s, &src));
+    let archive_once = |s: &Arc<Settings>| commit(*encoded(s, &src));
     match archive_once(&s) {
         Report::Archived { archive: a, .. } => assert_eq!(a, archive.join("a.rle")),
         other => panic!("{other:?}"),
@@ -341,7 +341,7 @@ fn a_claim_filed_by_another_daemon_while_it_was_opened_is_not_archived_again() {
     assert_eq!(fs::read_dir(&archive).unwrap().count(), 0);
     // Looked at again, the new file is archived.
     let taken = encoded(&s, &claimed);
-    match finish(*taken) {
+    match commit(*taken) {
         Report::Archived { archive: a, .. } => assert_eq!(
             fs::read(a).unwrap(),
             fs::read(format!("{DATA}/rgb24.dither.rle")).unwrap()
@@ -374,7 +374,7 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
         Step::Encoded(e) => e,
         Step::Over(other) => panic!("the new image was filed with the old archive: {other:?}"),
     };
-    match finish(*taken) {
+    match commit(*taken) {
         Report::Archived { archive: a, .. } => assert_eq!(
             fs::read(a).unwrap(),
             fs::read(format!("{DATA}/rgb24.dither.rle")).unwrap()
@@ -389,7 +389,7 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
         Step::Encoded(e) => e,
         Step::Over(other) => panic!("filed without its archive: {other:?}"),
     };
-    match finish(*taken) {
+    match commit(*taken) {
         Report::Archived { archive: a, .. } => assert_eq!(fs::read(a).unwrap(), pal8),
         other => panic!("expected b.bmp archived, got {other:?}"),
     }

@@ -16,12 +16,13 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::claim;
+use crate::layout::InboxLayout;
 
 /// The heartbeats, this host's and what it has seen of the others'.
 pub(super) struct Hosts {
     me: String,
-    /// `INBOX/.rlewatch`.
-    state: PathBuf,
+    /// Where the heartbeats and claim folders are.
+    layout: InboxLayout,
     timeout: Option<Duration>,
     beats: u64,
     /// Per other host: its heartbeat's content when last read, and when it
@@ -39,7 +40,7 @@ impl Hosts {
     pub(super) fn new(inbox: &Path, me: &str, timeout: Option<Duration>) -> Hosts {
         Hosts {
             me: me.to_string(),
-            state: inbox.join(crate::ledger::STATE_DIR),
+            layout: InboxLayout::new(inbox),
             timeout,
             beats: 0,
             seen: HashMap::new(),
@@ -71,7 +72,7 @@ impl Hosts {
                 tracing::warn!(
                     "{}: cannot refresh the heartbeat: {e}; other hosts may take over this \
                      host's claims after their takeover_secs (said once until it works again)",
-                    crate::display::shown(&self.state.join("hosts").join(&self.me))
+                    crate::display::shown(&self.layout.heartbeat(&self.me))
                 );
             }
             Err(_) => {}
@@ -82,7 +83,7 @@ impl Hosts {
         };
         let mut stale = Vec::new();
         for host in self.others() {
-            let content = fs::read(self.state.join("hosts").join(&host)).unwrap_or_default();
+            let content = fs::read(self.layout.heartbeat(&host)).unwrap_or_default();
             let entry = self
                 .seen
                 .entry(host.clone())
@@ -98,7 +99,7 @@ impl Hosts {
     }
 
     fn beat(&mut self) -> io::Result<()> {
-        let dir = self.state.join("hosts");
+        let dir = self.layout.hosts();
         // Not recursive: a missing inbox (a share unmounted) is not made
         // again by a heartbeat.
         match fs::DirBuilder::new().mode(0o700).create(&dir) {
@@ -119,9 +120,9 @@ impl Hosts {
 
     /// Host ids with a heartbeat or a claim folder, other than this one.
     fn others(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = ["hosts", "claims"]
+        let mut hosts: Vec<String> = [self.layout.hosts(), self.layout.claims_root()]
             .iter()
-            .filter_map(|d| fs::read_dir(self.state.join(d)).ok())
+            .filter_map(|d| fs::read_dir(d).ok())
             .flat_map(|rd| rd.flatten())
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|h| *h != self.me && !h.starts_with('.'))
@@ -141,7 +142,7 @@ impl Hosts {
     /// `mine`; returns the claims taken (their new paths) and how many were
     /// found held.
     pub(super) fn take_over(&self, host: &str, mine: &Path) -> (Vec<PathBuf>, usize) {
-        let theirs = self.state.join("claims").join(host);
+        let theirs = self.layout.claims(host);
         let mut taken = Vec::new();
         let mut held = 0;
         for path in claim::list(&theirs) {
@@ -197,7 +198,7 @@ fn take_one(theirs: &Path, rel: &Path, mine: &Path) -> io::Result<Taken> {
         return Ok(Taken::Held); // a live daemon here is working on it
     }
     let to = claim::open_dir(mine, rel_dir)?;
-    match claim::rename_confirmed(&from, name, &to, &file) {
+    match crate::durable::rename_confirmed(&from, name, &to, &file) {
         Ok(()) => Ok(Taken::Yes),
         // Gone meanwhile, or another host took it first.
         Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::EEXIST)) => {
@@ -215,7 +216,7 @@ mod tests {
     fn a_heartbeat_that_stops_changing_is_stale_after_the_timeout_only() {
         let d = tempfile::tempdir().unwrap();
         // The state folder the inbox lock makes (heartbeats do not make it).
-        fs::create_dir(d.path().join(".rlewatch")).unwrap();
+        fs::create_dir(InboxLayout::new(d.path()).state()).unwrap();
         let t = Duration::from_secs(10);
         let mut a = Hosts::new(d.path(), "a", Some(t));
         let mut b = Hosts::new(d.path(), "b", Some(t));

@@ -11,6 +11,8 @@ use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
+use crate::layout::InboxLayout;
+
 #[derive(Debug)]
 pub struct InboxLock {
     _file: File,
@@ -36,9 +38,7 @@ pub fn lock(inbox: &Path, host: &str) -> Result<InboxLock, LockError> {
         path: crate::display::shown(inbox),
         source: io::Error::other(message),
     })?;
-    let path = inbox
-        .join(crate::ledger::STATE_DIR)
-        .join(format!("{host}.lock"));
+    let path = InboxLayout::new(inbox).lock(host);
     let shown = crate::display::shown(&path);
     let io_err = |source| LockError::Io {
         path: shown.clone(),
@@ -52,7 +52,7 @@ pub fn lock(inbox: &Path, host: &str) -> Result<InboxLock, LockError> {
         .mode(0o600)
         .open(&path)
         .map_err(io_err)?;
-    if !crate::claim::lock(&file).map_err(io_err)? {
+    if !crate::durable::try_lock(&file).map_err(io_err)? {
         {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);

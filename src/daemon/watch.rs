@@ -61,7 +61,7 @@ impl Handler {
     /// error about the inbox itself still does.
     fn vanished(&self, e: &notify::Error) -> bool {
         let inbox = self.filter.inbox();
-        let state = inbox.join(crate::ledger::STATE_DIR);
+        let state = crate::layout::InboxLayout::new(inbox).state().to_path_buf();
         let io = matches!(&e.kind, notify::ErrorKind::Io(_));
         let not_found = matches!(&e.kind, notify::ErrorKind::Io(io) if io.kind() == std::io::ErrorKind::NotFound);
         // The daemon's own folder (claims that hosts rename, heartbeats):

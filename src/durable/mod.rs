@@ -4,8 +4,10 @@
 //! and after a crash the final name holds either nothing or the whole file.
 //! Here: temporary files, publishing, durable folders; beside it
 //! `names.rs` (numbered names that fit), `beneath.rs` (opening beneath a
-//! folder without following symlinks) and `moves.rs` (moves and unlinks
-//! by a folder's descriptor, the lease probe).
+//! folder without following symlinks), `flock.rs` (a file's `flock`, the
+//! process-wide move lock), `rename.rs` (no-clobber renames between open
+//! folders, made durable) and `moves.rs` (moves and unlinks by a folder's
+//! descriptor, the lease probe). It builds on nothing else in the crate.
 
 use std::fs::{self, File, Permissions};
 use std::io;
@@ -15,14 +17,18 @@ use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 mod beneath;
+mod flock;
 mod moves;
 mod names;
+mod rename;
 #[cfg(test)]
 mod tests;
 
 pub use beneath::{name_holds, open_beneath, open_beneath_walk, stat_at};
+pub use flock::{moving, try_lock};
 pub use moves::{has_writers, may_remove_at, move_at, same_file_there, unlink_at};
 pub use names::{MAX_NUMBERED, NAME_MAX, fit_name, numbered, split_name, with_numbered};
+pub use rename::{rename_confirmed, rename_into_own, rename_noreplace, sync_moved};
 
 /// Prefix of every temporary file rlewatch creates; files with it are
 /// rlewatch's own and may be removed when stale.
@@ -71,7 +77,7 @@ pub fn temp_in(dir: &Path, mode: u32) -> io::Result<NamedTempFile> {
         .suffix(TEMP_SUFFIX)
         .permissions(Permissions::from_mode(mode))
         .tempfile_in(dir)?;
-    crate::claim::lock(temp.as_file())?;
+    try_lock(temp.as_file())?;
     Ok(temp)
 }
 
@@ -98,7 +104,7 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
         .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
         .collect();
     fs::create_dir_all(dir)?;
-    let _moving = crate::claim::moving();
+    let _moving = moving();
     for d in missing {
         let parent = d
             .parent()

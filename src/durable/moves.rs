@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::beneath::c_path;
 use super::{
-    PublishError, create_dir_all, open_beneath, publish, split_name, stat_at, sync_dir, temp_in,
-    with_numbered,
+    PublishError, create_dir_all, moving, open_beneath, publish, split_name, stat_at, sync_dir,
+    sync_moved, temp_in, with_numbered,
 };
 
 /// Moves the entry `name` of the open folder `from_dir` into `dir` under
@@ -30,7 +30,7 @@ pub fn move_at(
     let c_name = c_path(Path::new(name))?;
     let moved = with_numbered(dir, stem, &ext, |to| {
         let c_to = c_path(Path::new(to.file_name().unwrap_or_default()))?;
-        let moving = crate::claim::moving();
+        let moving = moving();
         // SAFETY: valid folder fds and NUL-terminated names.
         let rc = unsafe {
             libc::renameat2(
@@ -46,7 +46,7 @@ pub fn move_at(
             // fsynced (design §4.7, "Power loss"): without it, a power cut
             // after the source folder was fsynced for another reason (a
             // later claim, a writer's arrival) loses the file.
-            crate::claim::sync_moved(from_dir, &dest);
+            sync_moved(from_dir, &dest);
             return Ok(to.to_path_buf());
         }
         let err = io::Error::last_os_error();
@@ -77,7 +77,7 @@ pub fn move_at(
             return Err(err);
         }
         unlink_at(from_dir, name)?;
-        crate::claim::sync_moved(from_dir, &dest);
+        sync_moved(from_dir, &dest);
         Ok(to.to_path_buf())
     });
     match moved {
@@ -104,9 +104,9 @@ pub fn same_file_there(
     let to_name = to.file_name().unwrap_or_default();
     match (stat_at(from_dir, name), stat_at(dest, to_name)) {
         (Ok(a), Ok(b)) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => {
-            let _moving = crate::claim::moving();
+            let _moving = moving();
             unlink_at(from_dir, name)?;
-            crate::claim::sync_moved(from_dir, dest);
+            sync_moved(from_dir, dest);
             Ok(to.to_path_buf())
         }
         _ => Err(err),

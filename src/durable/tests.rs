@@ -284,3 +284,80 @@ fn an_original_that_cannot_be_unlinked_after_its_copy_keeps_no_second_copy() {
     assert_eq!(fs::read(&moved).unwrap(), b"the only original");
     assert!(!src.path().join("a.bmp").exists());
 }
+
+#[test]
+fn one_of_two_renames_wins_and_nothing_is_replaced() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b, c) = (d.path().join("a"), d.path().join("b"), d.path().join("c"));
+    for p in [&a, &b, &c] {
+        fs::create_dir(p).unwrap();
+    }
+    fs::write(a.join("x.bmp"), b"first").unwrap();
+    fs::write(c.join("x.bmp"), b"already claimed").unwrap();
+    let (fa, fb, fc) = (
+        File::open(&a).unwrap(),
+        File::open(&b).unwrap(),
+        File::open(&c).unwrap(),
+    );
+    // Into a folder that holds that name already: refused.
+    let e = rename_noreplace(&fa, std::ffi::OsStr::new("x.bmp"), &fc).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    assert_eq!(fs::read(c.join("x.bmp")).unwrap(), b"already claimed");
+    rename_noreplace(&fa, std::ffi::OsStr::new("x.bmp"), &fb).unwrap();
+    // The loser finds the source gone.
+    let e = rename_noreplace(&fa, std::ffi::OsStr::new("x.bmp"), &fb).unwrap_err();
+    assert_eq!(e.kind(), io::ErrorKind::NotFound);
+    assert_eq!(fs::read(b.join("x.bmp")).unwrap(), b"first");
+}
+
+/// Design §4.8: on NFS a retransmitted rename reports ENOENT or EEXIST
+/// although it was done. Only the file itself found under the name at
+/// the target confirms it; another file there never does (taking that
+/// for a claim would let two daemons work on one file).
+#[test]
+fn a_rename_is_confirmed_only_by_the_file_itself_at_the_target() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (d.path().join("a"), d.path().join("b"));
+    for p in [&a, &b] {
+        fs::create_dir(p).unwrap();
+    }
+    let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
+    let name = std::ffi::OsStr::new("x.bmp");
+
+    // ENOENT: the rename was done already (by the first transmission).
+    fs::write(a.join("x.bmp"), b"mine").unwrap();
+    let mine = File::open(a.join("x.bmp")).unwrap();
+    fs::rename(a.join("x.bmp"), b.join("x.bmp")).unwrap();
+    rename_confirmed(&fa, name, &fb, &mine).unwrap();
+    // ENOENT with another file under the name at the target: refused.
+    fs::write(a.join("y.bmp"), b"other").unwrap();
+    let other = File::open(a.join("y.bmp")).unwrap();
+    let e = rename_confirmed(&fa, name, &fb, &other).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::ENOENT));
+
+    // EEXIST: the file is at both names (a retransmitted link, or a
+    // rename seen half done) — it is the target: confirmed.
+    fs::hard_link(b.join("x.bmp"), a.join("x.bmp")).unwrap();
+    rename_confirmed(&fa, name, &fb, &mine).unwrap();
+    // EEXIST with another file at the target: refused, both kept.
+    fs::remove_file(a.join("x.bmp")).unwrap();
+    fs::write(a.join("x.bmp"), b"newer").unwrap();
+    let newer = File::open(a.join("x.bmp")).unwrap();
+    let e = rename_confirmed(&fa, name, &fb, &newer).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EEXIST));
+    assert_eq!(fs::read(a.join("x.bmp")).unwrap(), b"newer");
+    assert_eq!(fs::read(b.join("x.bmp")).unwrap(), b"mine");
+}
+
+#[test]
+fn a_lock_is_exclusive_between_open_files_and_ends_with_them() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("x");
+    fs::write(&p, b"x").unwrap();
+    let first = File::open(&p).unwrap();
+    assert!(try_lock(&first).unwrap());
+    let second = File::open(&p).unwrap();
+    assert!(!try_lock(&second).unwrap());
+    drop(first);
+    assert!(try_lock(&second).unwrap());
+}

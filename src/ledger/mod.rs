@@ -5,7 +5,7 @@
 //! or modification times) and is what `rlewatch audit` checks the archive
 //! against.
 //!
-//! Layout: `ARCHIVE/.rlewatch/ledger/HOST/YYYY-MM-DD.jsonl`, one file per
+//! Layout ([`crate::layout`]): `ARCHIVE/.rlewatch/ledger/HOST/YYYY-MM-DD.jsonl`, one file per
 //! host (no two hosts ever append to one file, which network filesystems
 //! would not keep atomic) and per UTC day, so no file grows without bound:
 //! at 100,000 files a day a day's file is about 40 MB, and a year is 365
@@ -25,20 +25,18 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-mod entry;
+use crate::layout::ArchiveLayout;
+
 mod read;
+mod record;
 #[cfg(test)]
 mod tests;
 
-pub use entry::{Entry, hex, path_fields, path_hash};
-pub use read::{files, for_each_entry};
+pub use read::{LineError, files, for_each_record};
+pub use record::{Record, hex, path_fields, path_hash};
 
-use entry::{Key, key, key_of};
 use read::{read_dir_sorted, read_from};
-
-/// The folder, inside the archive (and the inbox), that holds rlewatch's
-/// own state; hidden, so never work.
-pub const STATE_DIR: &str = ".rlewatch";
+use record::{Key, key, key_of};
 
 /// The ledger format's version, the `v` of every entry.
 pub const VERSION: u32 = 1;
@@ -89,7 +87,7 @@ struct State {
 }
 
 impl State {
-    fn remember(&mut self, e: &Entry) {
+    fn remember(&mut self, e: &Record) {
         let key = key_of(e);
         let archive = path_hash(&e.archive_path());
         *self.archives.entry(archive).or_default() += 1;
@@ -158,7 +156,7 @@ impl Ledger {
             }
         }
         Ok(Ledger {
-            dir: root.join(host),
+            dir: ArchiveLayout::new(archive).ledger_of(host),
             root,
             host: host.to_string(),
             state: Mutex::new(state),
@@ -216,7 +214,7 @@ impl Ledger {
 
     /// Appends `entry` and makes it durable (fdatasync; the folder too when
     /// the day's file is new).
-    pub fn append(&self, entry: &Entry) -> io::Result<()> {
+    pub fn append(&self, entry: &Record) -> io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
         line.push(b'\n');
         let day = entry.time.get(..10).unwrap_or("unknown").to_string();
@@ -369,7 +367,7 @@ fn withdraw(mut file: &File, before: u64, line: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
-/// `ARCHIVE/.rlewatch/ledger`.
+/// `ARCHIVE/.rlewatch/ledger`, every host's ledger ([`ArchiveLayout::ledger`]).
 pub fn root(archive: &Path) -> PathBuf {
-    archive.join(STATE_DIR).join("ledger")
+    ArchiveLayout::new(archive).ledger()
 }

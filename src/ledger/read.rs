@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::{Entry, VERSION, root};
+use super::{Record, VERSION, root};
 
 /// The entries of `dir` (name, path), sorted by name; empty when `dir`
 /// does not exist.
@@ -47,7 +47,7 @@ pub fn files(archive: &Path) -> io::Result<Vec<(String, PathBuf)>> {
 /// The entries of the complete lines of `path` from byte `offset` on
 /// (unreadable lines skipped), and the offset after the last complete
 /// line.
-pub(super) fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Entry>, u64)> {
+pub(super) fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Record>, u64)> {
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(offset))?;
     let mut bytes = Vec::new();
@@ -60,24 +60,37 @@ pub(super) fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Entry>, u64
     Ok((entries, offset + complete as u64))
 }
 
+/// Why a ledger line cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LineError {
+    /// Not JSON, or not an entry of this version's shape.
+    #[error("{0}")]
+    Json(serde_json::Error),
+    /// A version this build does not know (a later one).
+    #[error("unknown ledger version {0}")]
+    UnknownVersion(u64),
+    #[error("no ledger version (\"v\")")]
+    NoVersion,
+}
+
 /// One ledger line, or why it cannot be read.
-fn parse_line(line: &[u8]) -> Result<Entry, String> {
+fn parse_line(line: &[u8]) -> Result<Record, LineError> {
     // The version first: a later format may have other fields.
-    let value = serde_json::from_slice::<serde_json::Value>(line).map_err(|e| e.to_string())?;
+    let value = serde_json::from_slice::<serde_json::Value>(line).map_err(LineError::Json)?;
     match value.get("v").and_then(|v| v.as_u64()) {
         Some(v) if v == u64::from(VERSION) => {
-            serde_json::from_value::<Entry>(value).map_err(|e| e.to_string())
+            serde_json::from_value::<Record>(value).map_err(LineError::Json)
         }
-        Some(v) => Err(format!("unknown ledger version {v}")),
-        None => Err("no ledger version (\"v\")".into()),
+        Some(v) => Err(LineError::UnknownVersion(v)),
+        None => Err(LineError::NoVersion),
     }
 }
 
 /// Calls `f` with (line number, entry or why the line is unreadable) for
 /// every non-empty line of a ledger file.
-pub fn for_each_entry(
+pub fn for_each_record(
     path: &Path,
-    mut f: impl FnMut(usize, Result<Entry, String>),
+    mut f: impl FnMut(usize, Result<Record, LineError>),
 ) -> io::Result<()> {
     let reader = BufReader::new(File::open(path)?);
     for (n, line) in reader.split(b'\n').enumerate() {

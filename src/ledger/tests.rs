@@ -1,11 +1,11 @@
 //! Tests of the ledger: lookups after reopening, torn lines, exact names,
 //! concurrent appends.
 
-use super::entry::path_of;
+use super::record::path_of;
 use super::*;
 
-fn entry(source: &str, digest: u64, archive: &str, time: &str) -> Entry {
-    Entry {
+fn entry(source: &str, digest: u64, archive: &str, time: &str) -> Record {
+    Record {
         v: VERSION,
         time: time.into(),
         host: "h".into(),
@@ -67,7 +67,7 @@ fn a_torn_last_line_does_not_swallow_the_next_entry() {
         .unwrap();
     let mut good = Vec::new();
     let mut bad = Vec::new();
-    for_each_entry(&path, |n, e| match e {
+    for_each_record(&path, |n, e| match e {
         Ok(e) => good.push(e.source),
         Err(_) => bad.push(n),
     })
@@ -106,7 +106,7 @@ fn concurrent_appends_are_all_kept_and_made_durable_together() {
     assert_eq!((g.written, g.durable, g.busy), (400, 400, false));
     drop(g);
     let mut n = 0;
-    for_each_entry(&root(dir.path()).join("h/2026-11-26.jsonl"), |_, e| {
+    for_each_record(&root(dir.path()).join("h/2026-11-26.jsonl"), |_, e| {
         e.unwrap();
         n += 1;
     })
@@ -160,7 +160,7 @@ fn a_refresh_reads_another_hosts_newest_day_files() {
     // day files, the entry in the newest.
     let theirs = root(t.path()).join("h2");
     fs::create_dir_all(&theirs).unwrap();
-    let line = |e: &Entry| format!("{}\n", serde_json::to_string(e).unwrap());
+    let line = |e: &Record| format!("{}\n", serde_json::to_string(e).unwrap());
     for (day, e) in [
         ("2026-01-01", entry("old.bmp", 1, "old.rle", "t")),
         ("2026-01-02", entry("older.bmp", 2, "older.rle", "t")),
@@ -178,7 +178,7 @@ fn a_refresh_reads_another_hosts_newest_day_files() {
 }
 
 /// `e` as a ledger line.
-fn line(e: &Entry) -> String {
+fn line(e: &Record) -> String {
     format!("{}\n", serde_json::to_string(e).unwrap())
 }
 

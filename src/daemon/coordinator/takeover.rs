@@ -9,15 +9,14 @@ use tracing::{info, warn};
 use super::Coordinator;
 use crate::daemon::startup;
 use crate::display::shown;
+use crate::layout::InboxLayout;
 
 impl Coordinator {
     /// Claims in other host ids' folders are finished only by a daemon with
     /// that host id: said at start, so that files of a retired or renamed
     /// host id are not forgotten there.
     pub(super) fn warn_foreign_claims(&self) {
-        let Some(all) = self.settings.claims.parent() else {
-            return;
-        };
+        let all = InboxLayout::new(&self.settings.inbox).claims_root();
         let Ok(hosts) = std::fs::read_dir(all) else {
             return;
         };

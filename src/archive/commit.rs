@@ -9,36 +9,42 @@ use std::time::SystemTime;
 
 use super::dispose::dispose_original;
 use super::{
-    Cause, Encoded, Entry, Failure, Op, Published, Report, Settings, Work, changed, release,
+    Cause, Encoded, Failure, Held, Op, Published, Report, Settings, Work, changed, release,
     source_id, transient,
 };
-use crate::compress::{self, Outcome, VerifyError};
+use crate::compress::{self, Outcome};
 use crate::{durable, faults, ledger};
 
 /// The I/O-bound half: fsync, verify, publish under a free name, record
-/// in the ledger, then the original.
-pub fn finish(e: Encoded) -> Report {
+/// in the ledger, then the original; a claimed file that is to be tried
+/// again goes back to the inbox.
+pub fn commit(e: Encoded) -> Report {
     let settings = e.settings.clone();
-    let (entry, report) = finish_entry(e);
-    release(&settings, &entry, report)
+    let (held, report) = commit_encoded(e);
+    release(&settings, &held, report)
 }
 
-fn finish_entry(e: Encoded) -> (Entry, Report) {
+/// [`publish_record_and_file`] on the parts of `e`, giving back the held
+/// file for the release.
+fn commit_encoded(e: Encoded) -> (Held, Report) {
     let Encoded {
         settings,
-        entry,
+        held,
         work,
         source,
         before,
         source_xxh3,
     } = e;
-    let report = finish_taken(&settings, &entry, work, &source, &before, source_xxh3);
-    (entry, report)
+    let report = publish_record_and_file(&settings, &held, work, &source, &before, source_xxh3);
+    (held, report)
 }
 
-fn finish_taken(
+/// The steps in their order (design §4.7): the temporary archive made
+/// durable and verified, published (or an archive of this very source
+/// adopted), recorded in the ledger, then the original filed away.
+fn publish_record_and_file(
     s: &Settings,
-    entry: &Entry,
+    held: &Held,
     work: Work,
     source: &File,
     before: &fs::Metadata,
@@ -51,7 +57,7 @@ fn finish_taken(
         outcome,
         started,
     } = work;
-    if let Err(report) = check_temp(s, entry, &temp, &outcome) {
+    if let Err(report) = check_temp(s, held, &temp, &outcome) {
         return report;
     }
     // Written to since it was read (a second write session): this archive
@@ -60,7 +66,7 @@ fn finish_taken(
         return Report::Changed;
     }
     let lossless_and_verified = outcome.lossless && s.verify;
-    let source_rel = entry.rel_dir.join(&entry.name);
+    let source_rel = held.rel_dir.join(&held.name);
     let names = Names {
         dir: &archive_dir,
         stem: &stem,
@@ -69,14 +75,14 @@ fn finish_taken(
         .filter(|a| holds(a, &outcome))
     {
         drop(temp);
-        return file_away_archived(s, entry, before, archive, lossless_and_verified);
+        return file_away_archived(s, held, before, archive, lossless_and_verified);
     }
-    let (archive, adopted) = match publish_or_adopt(s, entry, temp, names, &outcome) {
+    let (archive, adopted) = match publish_or_adopt(s, held, temp, names, &outcome) {
         Ok(published) => published,
         Err(report) => return report,
     };
     faults::reached("published");
-    let record = ledger_entry(
+    let record = ledger_record(
         s,
         &source_rel,
         (before.len(), source_xxh3),
@@ -90,7 +96,7 @@ fn finish_taken(
                 source: source_id(before),
                 unrecorded: Some(Box::new(record)),
             },
-            error: ledger_error(entry, e),
+            error: ledger_error(held, e),
         };
     }
     faults::reached("recorded");
@@ -100,9 +106,9 @@ fn finish_taken(
         return Report::Superseded { archive };
     }
     if adopted {
-        return file_away_archived(s, entry, before, archive, lossless_and_verified);
+        return file_away_archived(s, held, before, archive, lossless_and_verified);
     }
-    match dispose_original(s, entry, before, lossless_and_verified) {
+    match dispose_original(s, held, before, lossless_and_verified) {
         Ok(original) => Report::Archived {
             archive,
             outcome,
@@ -117,7 +123,7 @@ fn finish_taken(
 /// file published under a free name, or an archive found unrecorded.
 fn publish_or_adopt(
     s: &Settings,
-    entry: &Entry,
+    held: &Held,
     temp: tempfile::NamedTempFile,
     names: Names,
     outcome: &Outcome,
@@ -130,7 +136,7 @@ fn publish_or_adopt(
     // beside a new arrival may be another host's, between its publishing
     // and its recording, of an image that encodes the same (design §4.8).
     let unrecorded = existing_archives(names.dir, names.stem)
-        .filter(|_| entry.from_claim)
+        .filter(|_| held.from_claim)
         .find(|p| !s.ledger.records_archive(&relative_to(&s.archive, p)) && holds(p, outcome));
     match unrecorded {
         Some(a) => {
@@ -139,7 +145,7 @@ fn publish_or_adopt(
         }
         None => publish_numbered(temp, names.dir, names.stem)
             .map(|p| (p, false))
-            .map_err(|(op, e)| transient(entry, op, names.dir, e)),
+            .map_err(|(op, e)| transient(held, op, names.dir, e)),
     }
 }
 
@@ -147,24 +153,21 @@ fn publish_or_adopt(
 /// back through the strict decoder.
 fn check_temp(
     s: &Settings,
-    entry: &Entry,
+    held: &Held,
     temp: &tempfile::NamedTempFile,
     outcome: &Outcome,
 ) -> Result<(), Report> {
     temp.as_file()
         .sync_all()
-        .map_err(|e| transient(entry, Op::Fsync, temp.path(), e))?;
+        .map_err(|e| transient(held, Op::Fsync, temp.path(), e))?;
     faults::reached("synced");
     faults::corrupt_temp(temp.as_file());
     if s.verify {
         File::open(temp.path())
             .map_err(Cause::Io)
-            .and_then(|f| {
-                compress::verify_rle(f, outcome)
-                    .map_err(|e: VerifyError| Cause::Other(e.to_string()))
-            })
+            .and_then(|f| compress::verify_rle(f, outcome).map_err(Cause::Verify))
             .map_err(|e| Report::Transient {
-                error: Box::new(Failure::at(&entry.path, Op::Verify, temp.path(), e)),
+                error: Box::new(Failure::at(&held.path, Op::Verify, temp.path(), e)),
             })?;
         faults::reached("verified");
     }
@@ -207,16 +210,16 @@ fn relative_to(root: &Path, p: &Path) -> PathBuf {
 
 /// The ledger line for `archive`, published for the source at
 /// `source_rel` of (size, digest) `source`.
-fn ledger_entry(
+fn ledger_record(
     s: &Settings,
     source_rel: &Path,
     (source_size, source_xxh3): (u64, u64),
     archive: &Path,
     outcome: &Outcome,
-) -> ledger::Entry {
+) -> ledger::Record {
     let (source_text, source_raw) = ledger::path_fields(source_rel);
     let (archive_text, archive_raw) = ledger::path_fields(&relative_to(&s.archive, archive));
-    ledger::Entry {
+    ledger::Record {
         v: ledger::VERSION,
         time: humantime::format_rfc3339_micros(SystemTime::now()).to_string(),
         host: s.ledger.host().to_string(),
@@ -235,20 +238,20 @@ fn ledger_entry(
     }
 }
 
-pub(super) fn ledger_error(entry: &Entry, e: io::Error) -> Box<Failure> {
-    Box::new(Failure::io(&entry.path, Op::Record, e))
+pub(super) fn ledger_error(held: &Held, e: io::Error) -> Box<Failure> {
+    Box::new(Failure::io(&held.path, Op::Record, e))
 }
 
 /// Files away the original of a source found already archived as
 /// `archive`.
 pub(super) fn file_away_archived(
     s: &Settings,
-    entry: &Entry,
+    held: &Held,
     before: &fs::Metadata,
     archive: PathBuf,
     may_delete: bool,
 ) -> Report {
-    match dispose_original(s, entry, before, may_delete) {
+    match dispose_original(s, held, before, may_delete) {
         Ok(original) => Report::AlreadyArchived { archive, original },
         Err(error) => unfiled(archive, before, error),
     }
@@ -319,7 +322,7 @@ fn publish_numbered(
 /// recording that archive first if the ledger append failed then.
 pub(super) fn file_published(
     s: &Settings,
-    entry: &Entry,
+    held: &Held,
     before: &fs::Metadata,
     p: &Published,
 ) -> Report {
@@ -328,10 +331,10 @@ pub(super) fn file_published(
     {
         return Report::Unfiled {
             published: p.clone(),
-            error: ledger_error(entry, err),
+            error: ledger_error(held, err),
         };
     }
     // Whether that archive's conversion was lossless is not known here,
     // so `delete` moves the original to done/ instead of deleting it.
-    file_away_archived(s, entry, before, p.archive.clone(), false)
+    file_away_archived(s, held, before, p.archive.clone(), false)
 }

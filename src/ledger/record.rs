@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-/// One archived file.
+/// One ledger entry (one line): one archived file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Entry {
+pub struct Record {
     /// Format version ([`VERSION`](super::VERSION)).
     pub v: u32,
     /// When the entry was written, RFC 3339, UTC.
@@ -60,7 +60,7 @@ pub(super) fn key(source: &Path, size: u64, xxh3: u64) -> Key {
     h.digest()
 }
 
-pub(super) fn key_of(e: &Entry) -> Key {
+pub(super) fn key_of(e: &Record) -> Key {
     key(
         &e.source_path(),
         e.source_size,
@@ -108,7 +108,7 @@ pub(super) fn path_of(text: &str, raw: Option<&str>) -> PathBuf {
     }
 }
 
-impl Entry {
+impl Record {
     /// The source's exact relative path.
     pub fn source_path(&self) -> PathBuf {
         path_of(&self.source, self.source_raw.as_deref())
