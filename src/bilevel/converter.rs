@@ -261,7 +261,7 @@ impl Converter {
 
     /// Direct colour by the scalar reference code alone.
     fn scalar_direct_row(&mut self, d: &Direct, bytes: &[u8], out: &mut [u64]) {
-        if self.lossless && !lossless::direct_pure(d, bytes, 0..self.width) {
+        if self.lossless && !d.all_pure(bytes, 0..self.width) {
             self.lossless = false;
         }
         direct_grey(d, bytes, 0, &mut self.grey, false);

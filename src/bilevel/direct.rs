@@ -4,7 +4,6 @@
 //! the lossless verdict, every 16-bit value tabulated, and the layouts the
 //! kernels in `simd` read.
 
-use super::lossless;
 use super::luma1000;
 use crate::bmp::Masks;
 
@@ -123,6 +122,12 @@ impl Direct {
         let white = r == self.r.max && g == self.g.max && b == self.b.max;
         opaque && (black || white)
     }
+
+    /// The pixels `pixels` of a row are all pure ([`Direct::pure`]): the
+    /// scalar lossless verdict for direct colour (design §2 "Lossless").
+    pub(super) fn all_pure(&self, bytes: &[u8], mut pixels: std::ops::Range<usize>) -> bool {
+        pixels.all(|x| self.pure(self.pixel(bytes, x)))
+    }
 }
 
 /// Every 16-bit pixel value's grey level and purity, tabulated with the
@@ -189,7 +194,7 @@ pub(super) fn direct_grey(
     grey: &mut [u8],
     check: bool,
 ) -> bool {
-    let pure = !check || lossless::direct_pure(d, bytes, start..start + grey.len());
+    let pure = !check || d.all_pure(bytes, start..start + grey.len());
     if d.bgr8 {
         let pixels = bytes[start * d.bytes..].chunks_exact(d.bytes);
         for (g, p) in grey.iter_mut().zip(pixels) {

@@ -1,11 +1,10 @@
 //! The lossless verdict (design §2 "Lossless", relied on in §4.4): every
 //! decoded pixel pure black or pure white, and opaque. Each plan's test is
-//! here ([`words_pure`], [`indices_pure`], [`direct_pure`]); the kernels
+//! here ([`words_pure`], [`indices_pure`]) or, for direct colour, on the
+//! pixel's own type ([`Direct::all_pure`]); the kernels
 //! (`simd`) and the 16-bit table (`direct.rs`) compute the same purity in
 //! their own passes, and the converter ANDs the rows' answers. Also the
 //! exact colours the verdict is about, for inspection: [`rgba_row`].
-
-use std::ops::Range;
 
 use super::direct::Direct;
 use super::threshold::unpack_indices;
@@ -28,12 +27,6 @@ pub(super) fn words_pure(words: &[u64], tail: u64, pure: [bool; 2]) -> bool {
 /// Every index of a palette row is pure by the palette's table.
 pub(super) fn indices_pure(indices: &[u8], pure: &[bool; 256]) -> bool {
     indices.iter().all(|&i| pure[usize::from(i)])
-}
-
-/// The direct-colour pixels `pixels` of a row are all pure (the scalar
-/// rule, [`Direct::pure`]).
-pub(super) fn direct_pure(d: &Direct, bytes: &[u8], mut pixels: Range<usize>) -> bool {
-    pixels.all(|x| d.pure(d.pixel(bytes, x)))
 }
 
 /// The exact colour of each pixel of a row as RGBA (direct colour channels
