@@ -18,6 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::compress::{self, Outcome};
 use crate::display::shown;
+use crate::layout::ArchiveLayout;
 use crate::ledger::{self, Record};
 
 /// What an audit found.
@@ -51,9 +52,12 @@ impl Findings {
 pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings> {
     let mut f = Findings::default();
     let mut recorded: HashMap<PathBuf, Vec<Record>> = HashMap::new();
-    for (_, file) in ledger::files(archive)
-        .with_context(|| format!("{}: reading the ledger", shown(&ledger::root(archive))))?
-    {
+    for (_, file) in ledger::files(archive).with_context(|| {
+        format!(
+            "{}: reading the ledger",
+            shown(&ArchiveLayout::new(archive).ledger())
+        )
+    })? {
         ledger::for_each_record(&file, |n, e| match e {
             Ok(e) => {
                 f.entries += 1;

@@ -21,11 +21,6 @@ use std::path::{Path, PathBuf};
 use crate::display::shown;
 use crate::layout::InboxLayout;
 
-/// `INBOX/.rlewatch/claims/HOST` ([`InboxLayout::claims`]).
-pub fn root(inbox: &Path, host: &str) -> PathBuf {
-    InboxLayout::new(inbox).claims(host)
-}
-
 /// Why the daemon's own folders in the inbox cannot be used. The message
 /// includes the system's error, so no variant has a `source` of its own
 /// and an error chain does not repeat it.
@@ -106,10 +101,6 @@ pub fn prepare(inbox: &Path, host: &str) -> Result<PathBuf, PrepareError> {
     }
     Ok(mine)
 }
-
-/// Takes the exclusive `flock` that marks a claim (or a file about to be
-/// claimed) as this process's: false when another process holds it.
-pub use crate::durable::try_lock as lock;
 
 /// Opens (creating) the claim folder for files of the inbox subfolder
 /// `rel_dir`.

@@ -31,8 +31,6 @@ mod take;
 mod tests;
 
 pub use commit::commit;
-/// [`commit()`] under the name `daemon::pipeline` calls it by.
-pub use commit::commit as finish;
 pub use devices::{Devices, Root, mount_point, still_there};
 pub use failure::{Cause, Failure, Kind, Op};
 pub use report::{Original, Published, Report};

@@ -125,7 +125,7 @@ fn open_locked(s: &Settings, held: &Held, attempts: u32) -> Result<(File, fs::Me
     }
     #[cfg(test)]
     super::tests::between_open_and_lock();
-    match claim::lock(&file) {
+    match durable::try_lock(&file) {
         Ok(true) => {}
         Ok(false) => {
             return Err(Report::Busy {

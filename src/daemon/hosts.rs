@@ -194,7 +194,7 @@ fn take_one(theirs: &Path, rel: &Path, mine: &Path) -> io::Result<Taken> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Taken::No),
         Err(e) => return Err(e),
     };
-    if !claim::lock(&file)? {
+    if !crate::durable::try_lock(&file)? {
         return Ok(Taken::Held); // a live daemon here is working on it
     }
     let to = claim::open_dir(mine, rel_dir)?;
@@ -240,7 +240,7 @@ mod tests {
         fs::write(theirs.join("sub/x.bmp"), b"x").unwrap();
         fs::write(theirs.join("held.bmp"), b"h").unwrap();
         let held = File::open(theirs.join("held.bmp")).unwrap();
-        assert!(claim::lock(&held).unwrap());
+        assert!(crate::durable::try_lock(&held).unwrap());
         let h = Hosts::new(d.path(), "me", Some(Duration::from_secs(1)));
         assert_eq!(
             h.take_over("dead", &mine),

@@ -63,7 +63,9 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
         crate::ledger::Ledger::open(&config.paths.archive, &config.host).with_context(|| {
             format!(
                 "{}: cannot read the ledger",
-                crate::display::shown(&crate::ledger::root(&config.paths.archive))
+                crate::display::shown(
+                    &crate::layout::ArchiveLayout::new(&config.paths.archive).ledger()
+                )
             )
         })?,
     );

@@ -90,7 +90,7 @@ fn make_durable_loop(
     reports: Sender<JobReport>,
 ) {
     let make_durable = |f: EncodedFile| {
-        let report = archive::finish(*f.encoded);
+        let report = archive::commit(*f.encoded);
         reports
             .send(JobReport {
                 path: f.path,
@@ -356,7 +356,7 @@ pub(super) fn settings_of(
         verify: c.verify,
         max_pixels: c.max_pixels,
         originals: c.originals,
-        claims: crate::claim::root(&c.paths.inbox, &c.host),
+        claims: crate::layout::InboxLayout::new(&c.paths.inbox).claims(&c.host),
         ledger,
         devices,
     }

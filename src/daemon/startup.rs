@@ -66,7 +66,7 @@ pub(super) fn remove_stale_temps(c: &Config, whose: Stale) {
     let mut removed = 0;
     let unheld = |p: &Path| {
         fs::File::open(p)
-            .and_then(|f| crate::claim::lock(&f))
+            .and_then(|f| crate::durable::try_lock(&f))
             .unwrap_or(true)
     };
     let wanted = |owner: Option<&str>| match (&whose, owner) {

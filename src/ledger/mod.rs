@@ -119,7 +119,7 @@ impl Ledger {
     /// The ledger of `archive` for `host`, with the newest entries of every
     /// host's ledger remembered.
     pub fn open(archive: &Path, host: &str) -> io::Result<Ledger> {
-        let root = root(archive);
+        let root = ArchiveLayout::new(archive).ledger();
         let named = |p: &Path| {
             let p = p.to_path_buf();
             move |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.display()))
@@ -365,9 +365,4 @@ fn withdraw(mut file: &File, before: u64, line: &[u8]) -> io::Result<()> {
         file.sync_data()?;
     }
     Ok(())
-}
-
-/// `ARCHIVE/.rlewatch/ledger`, every host's ledger ([`ArchiveLayout::ledger`]).
-pub fn root(archive: &Path) -> PathBuf {
-    ArchiveLayout::new(archive).ledger()
 }

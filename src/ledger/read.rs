@@ -5,7 +5,8 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::{Record, VERSION, root};
+use super::{Record, VERSION};
+use crate::layout::ArchiveLayout;
 
 /// The entries of `dir` (name, path), sorted by name; empty when `dir`
 /// does not exist.
@@ -31,7 +32,7 @@ pub(super) fn read_dir_sorted(dir: &Path) -> io::Result<Vec<(String, PathBuf)>> 
 /// Every ledger file under `archive`: (host, path), by host then day.
 pub fn files(archive: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     let mut out = Vec::new();
-    for (host, dir) in read_dir_sorted(&root(archive))? {
+    for (host, dir) in read_dir_sorted(&ArchiveLayout::new(archive).ledger())? {
         if !dir.is_dir() {
             continue;
         }

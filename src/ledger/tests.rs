@@ -59,7 +59,9 @@ fn a_torn_last_line_does_not_swallow_the_next_entry() {
     l.append(&entry("x.bmp", 1, "x.rle", "2026-11-26T10:00:00Z"))
         .unwrap();
     drop(l);
-    let path = root(dir.path()).join("h/2026-11-26.jsonl");
+    let path = ArchiveLayout::new(dir.path())
+        .ledger()
+        .join("h/2026-11-26.jsonl");
     let mut f = OpenOptions::new().append(true).open(&path).unwrap();
     f.write_all(b"{\"v\":1,\"time\":\"2026-").unwrap();
     let l = Ledger::open(dir.path(), "h").unwrap();
@@ -106,10 +108,15 @@ fn concurrent_appends_are_all_kept_and_made_durable_together() {
     assert_eq!((g.written, g.durable, g.busy), (400, 400, false));
     drop(g);
     let mut n = 0;
-    for_each_record(&root(dir.path()).join("h/2026-11-26.jsonl"), |_, e| {
-        e.unwrap();
-        n += 1;
-    })
+    for_each_record(
+        &ArchiveLayout::new(dir.path())
+            .ledger()
+            .join("h/2026-11-26.jsonl"),
+        |_, e| {
+            e.unwrap();
+            n += 1;
+        },
+    )
     .unwrap();
     assert_eq!(n, 400);
 }
@@ -158,7 +165,7 @@ fn a_refresh_reads_another_hosts_newest_day_files() {
     let ours = Ledger::open(t.path(), "h1").unwrap();
     // Another host's ledger, written after this one was opened: three
     // day files, the entry in the newest.
-    let theirs = root(t.path()).join("h2");
+    let theirs = ArchiveLayout::new(t.path()).ledger().join("h2");
     fs::create_dir_all(&theirs).unwrap();
     let line = |e: &Record| format!("{}\n", serde_json::to_string(e).unwrap());
     for (day, e) in [
@@ -221,8 +228,8 @@ fn a_ledger_folder_that_cannot_be_read_is_an_error_and_a_missing_one_is_empty() 
     assert!(files(dir.path()).unwrap().is_empty());
     // Where the ledger's folder should be there is a file: not "no ledger
     // yet", which would let files archived before be archived again.
-    fs::create_dir_all(root(dir.path()).parent().unwrap()).unwrap();
-    fs::write(root(dir.path()), b"").unwrap();
+    fs::create_dir_all(ArchiveLayout::new(dir.path()).ledger().parent().unwrap()).unwrap();
+    fs::write(ArchiveLayout::new(dir.path()).ledger(), b"").unwrap();
     let e = files(dir.path()).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR), "{e}");
 }
