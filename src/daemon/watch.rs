@@ -231,8 +231,7 @@ pub fn start(
     };
     if !use_poll {
         let h = handler.clone();
-        let native =
-            notify::RecommendedWatcher::new(move |r| h.handle(r), notify::Config::default());
+        let native = notify::RecommendedWatcher::new(move |r| h.handle(r), watch_config());
         let result = native.and_then(|mut w| w.watch(&inbox, mode).map(|()| w));
         match result {
             Ok(w) => {
@@ -266,6 +265,14 @@ pub fn start(
     start_poll(mode, poll_interval, handler)
 }
 
+/// The watchers' settings: a symlink to a folder is not followed (notify
+/// follows them by default), so a link in the inbox cannot make the daemon
+/// watch, or list, a tree outside it (design §4.3: nothing is opened
+/// through a symlink).
+fn watch_config() -> notify::Config {
+    notify::Config::default().with_follow_symlinks(false)
+}
+
 /// Starts a polling watcher.
 pub fn start_poll(
     mode: RecursiveMode,
@@ -275,7 +282,7 @@ pub fn start_poll(
     let inbox = handler.filter.inbox().to_path_buf();
     let mut h = handler.clone();
     h.polling = true;
-    let config = notify::Config::default().with_poll_interval(interval);
+    let config = watch_config().with_poll_interval(interval);
     let mut w = notify::PollWatcher::new(move |r| h.handle(r), config).map_err(|source| {
         WatchError::Watch {
             path: inbox.clone(),

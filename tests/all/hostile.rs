@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::{Daemon, FAST, LONG, data, files_below, wait_until};
+use crate::support::{Daemon, FAST, LONG, data, files_below, restart_with, wait_until};
 
 #[test]
 fn awkward_names_are_archived_and_logged_safely() {
@@ -213,4 +213,70 @@ fn a_socket_named_bmp_is_quarantined_not_retried() {
             .contains("not a regular file")
     );
     assert!(!d.log().contains("retry"), "{}", d.log());
+}
+
+/// The inodes of the folders an inotify descriptor of `pid` watches, from
+/// `/proc/PID/fdinfo` (`inotify wd:N ino:HEX sdev:…`).
+fn watched_inodes(pid: i32) -> std::collections::HashSet<u64> {
+    let mut inodes = std::collections::HashSet::new();
+    for entry in fs::read_dir(format!("/proc/{pid}/fdinfo")).unwrap() {
+        let Ok(info) = fs::read_to_string(entry.unwrap().path()) else {
+            continue;
+        };
+        for line in info.lines().filter(|l| l.starts_with("inotify wd:")) {
+            let ino = line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("ino:"))
+                .unwrap();
+            inodes.insert(u64::from_str_radix(ino, 16).unwrap());
+        }
+    }
+    inodes
+}
+
+/// A symlink to a folder outside the inbox is not followed by the watch:
+/// whoever can write to the inbox cannot make the daemon watch (and log
+/// what is created in) another tree, whether the link is made while it
+/// runs or is there when it starts.
+#[test]
+fn a_folder_symlink_in_the_inbox_does_not_make_the_daemon_watch_outside() {
+    use std::os::unix::fs::MetadataExt;
+    let mut d = Daemon::start(FAST);
+    let outside = d.path("outside");
+    let deep = outside.join("s1/s2/s3");
+    fs::create_dir_all(&deep).unwrap();
+    let outside_inodes: Vec<u64> = [&outside, &outside.join("s1"), &outside.join("s1/s2"), &deep]
+        .iter()
+        .map(|p| fs::metadata(p).unwrap().ino())
+        .collect();
+    std::os::unix::fs::symlink(&outside, d.inbox().join("link")).unwrap();
+    // The watch sees the inbox: a page dropped after the link is archived.
+    for round in ["while-running", "at-start"] {
+        fs::copy(data("pal1.bmp"), d.inbox().join(format!("{round}.bmp"))).unwrap();
+        assert!(
+            wait_until(LONG, || d.path(&format!("archive/{round}.rle")).exists()),
+            "{}",
+            d.log()
+        );
+        let watched = watched_inodes(d.pid());
+        assert!(
+            watched.contains(&fs::metadata(d.inbox()).unwrap().ino()),
+            "the inbox itself is not watched: {watched:?}"
+        );
+        for ino in &outside_inodes {
+            assert!(
+                !watched.contains(ino),
+                "{round}: a folder outside the inbox (inode {ino}) is watched"
+            );
+        }
+        restart_with(&mut d, |_| {});
+    }
+    fs::write(deep.join("outside.bmp"), b"not the daemon's").unwrap();
+    fs::copy(data("pal1.bmp"), d.inbox().join("after.bmp")).unwrap();
+    assert!(wait_until(LONG, || d.path("archive/after.rle").exists()));
+    assert!(!d.log().contains("outside.bmp"), "{}", d.log());
+    assert_eq!(
+        fs::read(deep.join("outside.bmp")).unwrap(),
+        b"not the daemon's"
+    );
 }
