@@ -36,7 +36,7 @@ pub(super) fn signal_loop(mut signals: Signals, control: Sender<Control>) {
             }
             _ if terminating => {
                 eprintln!(
-                    "rlewatch: second termination signal: exiting now (files in progress stay in the inbox)"
+                    "rlewatch: second termination signal: exiting now (files in progress stay claimed and are finished at the next start)"
                 );
                 std::process::exit(1);
             }

@@ -247,7 +247,7 @@ impl Coordinator {
             .map(|p| shown(p))
             .collect();
         warn!(
-            "shutdown timeout: abandoning {} file(s) in progress (they stay in the inbox): {}",
+            "shutdown timeout: abandoning {} file(s) in progress (they are finished at the next start): {}",
             left.len(),
             left.join(", ")
         );

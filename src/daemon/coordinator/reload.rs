@@ -44,7 +44,7 @@ impl Coordinator {
             Err(e) => error!("reload failed, keeping the running configuration: {e}"),
             Ok(new) => {
                 if let Err(e) = self.apply(new) {
-                    error!("reload: {e:#}");
+                    error!("reload failed, keeping the running configuration: {e:#}");
                 }
             }
         }
@@ -58,7 +58,7 @@ impl Coordinator {
         let old = self.config.clone();
         if new.host != old.host {
             warn!(
-                "reload: daemon.host changes need a restart; keeping {:?}",
+                "daemon.host changes need a restart; keeping {:?}",
                 old.host
             );
             new.host = old.host.clone();
@@ -66,7 +66,7 @@ impl Coordinator {
         let d = diff(&old, &new);
         if new.log_format != old.log_format {
             warn!(
-                "reload: log.format changes need a restart; keeping {:?}",
+                "log.format changes need a restart; keeping {:?}",
                 old.log_format
             );
         }
@@ -146,7 +146,7 @@ impl Coordinator {
         if new.log_level != old.log_level
             && let Err(e) = self.level.set(&new.log_level)
         {
-            warn!("reload: log level {:?}: {e}", new.log_level);
+            warn!("log level {:?}: {e}", new.log_level);
         }
         if let Some(l) = new_lock {
             self.inbox._lock = l;
