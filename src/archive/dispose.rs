@@ -56,7 +56,8 @@ fn dispose(
         Ok(to) => Ok(fate(to)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Original::Vanished),
         Err(e) => {
-            let hint = removal_hint(&e, s, held);
+            let dest = s.done.join(&held.rel_dir);
+            let hint = removal_hint(&e, s, held) + &not_a_folder_hint(&e, &dest);
             Err(Box::new(
                 Failure::at(path, Op::MoveToDone, &s.done, e).with_hint(hint),
             ))
@@ -158,10 +159,33 @@ pub(super) fn removal_hint(e: &io::Error, s: &Settings, held: &Held) -> String {
     }
     format!(
         " (the folder {} is not writable by rlewatch: writers need umask 002 or a default ACL \
-         such as `setfacl -d -m g:GROUP:rwX {}`; see the README, \"Setting up writers\")",
+         such as `setfacl -d -m g:GROUP:rwX {}`; see docs/service.md, \"Setting up writers\")",
         shown(&s.inbox.join(&held.rel_dir)),
         shown(&s.inbox)
     )
+}
+
+/// " (PATH is a file, not a folder)" when moving towards the folder `dest`
+/// failed because a file stands where `dest` or one of its parents should
+/// be (making the folder or renaming into it then fails with EEXIST or
+/// ENOTDIR, whose own text says only "File exists"); else nothing.
+pub(super) fn not_a_folder_hint(e: &io::Error, dest: &Path) -> String {
+    let about_a_folder = matches!(e.raw_os_error(), Some(libc::EEXIST | libc::ENOTDIR))
+        || matches!(
+            e.kind(),
+            io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory
+        );
+    // Without a trailing slash (`done/` joined with an empty subfolder has
+    // one), which would make a file there fail to stat instead.
+    let dest: PathBuf = dest.components().collect();
+    let file_in_the_way = || {
+        dest.ancestors()
+            .find(|p| fs::symlink_metadata(p).is_ok_and(|m| !m.is_dir()))
+    };
+    match about_a_folder.then(file_in_the_way).flatten() {
+        Some(p) => format!(" ({} is a file, not a folder)", shown(p)),
+        None => String::new(),
+    }
 }
 
 /// Moves a bad file to the failed folder and writes `NAME.error.txt`
@@ -212,7 +236,7 @@ pub(super) fn quarantine(s: &Settings, held: &Held, reason: &str, attempts: u32)
             return Report::Gone;
         }
         Err(e) => {
-            let hint = removal_hint(&e, s, held);
+            let hint = removal_hint(&e, s, held) + &not_a_folder_hint(&e, &dir);
             return Report::Transient {
                 error: Box::new(Failure::at(path, Op::MoveToFailed, &dir, e).with_hint(hint)),
             };

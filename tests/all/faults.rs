@@ -705,3 +705,32 @@ fn folders_on_a_share_that_goes_away_are_not_made_again_on_the_mount_point() {
         d.log()
     );
 }
+
+/// done/ replaced by a file while the daemon runs: the failure names the
+/// file in the way ("is a file, not a folder", not only "File exists"),
+/// the original is not lost, and once done/ is a folder again it is filed.
+#[test]
+fn a_done_folder_replaced_by_a_file_is_named_and_recovered_from() {
+    let d = Daemon::start(FAST);
+    fs::remove_dir_all(d.path("done")).unwrap();
+    fs::write(d.path("done"), b"in the way").unwrap();
+    fs::copy(data("pal1.bmp"), d.inbox().join("a.bmp")).unwrap();
+    let named = format!("{} is a file, not a folder", d.path("done").display());
+    assert!(d.wait_log(&named, 1, LONG), "{}", d.log());
+    assert_eq!(
+        fs::read(d.path("archive/a.rle")).unwrap(),
+        fs::read(data("pal1.dither.rle")).unwrap()
+    );
+    assert_eq!(fs::read(d.path("done")).unwrap(), b"in the way");
+    fs::remove_file(d.path("done")).unwrap();
+    fs::create_dir(d.path("done")).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("done/a.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        fs::read(d.path("done/a.bmp")).unwrap(),
+        fs::read(data("pal1.bmp")).unwrap()
+    );
+}

@@ -57,10 +57,7 @@ impl Coordinator {
     pub(super) fn apply(&mut self, mut new: Config) -> Result<()> {
         let old = self.config.clone();
         if new.host != old.host {
-            warn!(
-                "daemon.host changes need a restart; keeping {:?}",
-                old.host
-            );
+            warn!("daemon.host changes need a restart; keeping {:?}", old.host);
             new.host = old.host.clone();
         }
         let d = diff(&old, &new);
