@@ -308,7 +308,7 @@ fn publish_numbered(
             Ok(_) => Ok(dest.to_path_buf()),
             Err(e) => {
                 temp = Some(e.file);
-                Err(e.error)
+                Err(durable::taken_as_exists(e.error, dest))
             }
         }
     })

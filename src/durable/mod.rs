@@ -27,7 +27,9 @@ mod tests;
 pub use beneath::{name_holds, open_beneath, open_beneath_walk, stat_at};
 pub use flock::{moving, try_lock};
 pub use moves::{has_writers, may_remove_at, move_at, same_file_there, unlink_at};
-pub use names::{MAX_NUMBERED, NAME_MAX, fit_name, numbered, split_name, with_numbered};
+pub use names::{
+    MAX_NUMBERED, NAME_MAX, fit_name, numbered, split_name, taken_as_exists, with_numbered,
+};
 pub use rename::{rename_confirmed, rename_into_own, rename_noreplace, sync_moved};
 
 /// Prefix of every temporary file rlewatch creates; files with it are
@@ -138,12 +140,17 @@ pub fn publish(temp: NamedTempFile, dest: &Path, overwrite: bool) -> Result<(), 
         temp.persist_noclobber(dest).map(drop)
     };
     if let Err(e) = result {
-        if e.error.kind() == io::ErrorKind::AlreadyExists {
+        let error = if overwrite {
+            e.error
+        } else {
+            taken_as_exists(e.error, dest)
+        };
+        if error.kind() == io::ErrorKind::AlreadyExists {
             return Err(PublishError::Exists(dest.to_path_buf()));
         }
         return Err(PublishError::Io {
             path: dest.to_path_buf(),
-            source: e.error,
+            source: error,
         });
     }
     let dir = dest

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use super::beneath::c_path;
 use super::{
     PublishError, create_dir_all, moving, open_beneath, publish, split_name, stat_at, sync_dir,
-    sync_moved, temp_in, with_numbered,
+    sync_moved, taken_as_exists, temp_in, with_numbered,
 };
 
 /// Moves the entry `name` of the open folder `from_dir` into `dir` under
@@ -69,7 +69,7 @@ pub fn move_at(
             )
         } != 0
         {
-            let err = io::Error::last_os_error();
+            let err = taken_as_exists(io::Error::last_os_error(), to);
             if err.raw_os_error() == Some(libc::EEXIST) {
                 drop(moving);
                 return same_file_there(from_dir, name, &dest, to, err);

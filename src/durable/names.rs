@@ -50,6 +50,22 @@ pub fn fit_name(stem: &std::ffi::OsStr, suffix: &str) -> std::ffi::OsString {
     std::ffi::OsString::from_vec(name)
 }
 
+/// `err`, from linking or renaming a file to `to` without replacing
+/// anything, as EEXIST when a file is now at `to` though `err` says
+/// something else. sshfs reports a name taken on the server as EPERM (the
+/// SFTP server's link fails with a generic failure, which sshfs maps so),
+/// when its own cache had not yet seen another host's file there: without
+/// this, a lost race for a name on a shared archive (design §4.8) would be
+/// taken for a refusal instead of a cue to try the next name. A link or a
+/// no-replace rename never replaces a file, so with one at `to` it could
+/// not have succeeded anyway.
+pub fn taken_as_exists(err: io::Error, to: &Path) -> io::Error {
+    if err.kind() != io::ErrorKind::AlreadyExists && std::fs::symlink_metadata(to).is_ok() {
+        return io::Error::from_raw_os_error(libc::EEXIST);
+    }
+    err
+}
+
 /// How many numbered names are tried before giving up.
 pub const MAX_NUMBERED: u32 = 10_000;
 

@@ -361,3 +361,33 @@ fn a_lock_is_exclusive_between_open_files_and_ends_with_them() {
     drop(first);
     assert!(try_lock(&second).unwrap());
 }
+
+/// A link or no-replace publish refused for another reason than EEXIST
+/// while the name is taken (sshfs says EPERM for a name another host took)
+/// moves on to the next name; with the name free the error stands.
+#[test]
+fn an_error_for_a_name_now_taken_is_eexist_and_any_other_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let eperm = || io::Error::from_raw_os_error(libc::EPERM);
+    fs::write(dir.path().join("a.rle"), b"theirs").unwrap();
+    symlink("nowhere", dir.path().join("a-1.rle")).unwrap();
+    let taken = |p: &Path| taken_as_exists(eperm(), p).raw_os_error();
+    assert_eq!(taken(&dir.path().join("a.rle")), Some(libc::EEXIST));
+    assert_eq!(taken(&dir.path().join("a-1.rle")), Some(libc::EEXIST));
+    assert_eq!(taken(&dir.path().join("a-2.rle")), Some(libc::EPERM));
+    // As a publisher on sshfs sees it: EPERM on each taken name.
+    let got = with_numbered(dir.path(), std::ffi::OsStr::new("a"), "rle", |to| {
+        if fs::symlink_metadata(to).is_ok() {
+            return Err(taken_as_exists(eperm(), to));
+        }
+        fs::write(to, b"mine").map(|()| to.to_path_buf())
+    })
+    .unwrap();
+    assert_eq!(got, dir.path().join("a-2.rle"));
+    assert_eq!(fs::read(dir.path().join("a.rle")).unwrap(), b"theirs");
+    // Refused with the name free: the refusal is reported as it is.
+    let refused = with_numbered(dir.path(), std::ffi::OsStr::new("b"), "rle", |to| {
+        Err::<PathBuf, _>(taken_as_exists(eperm(), to))
+    });
+    assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EPERM));
+}
