@@ -166,3 +166,50 @@ fn completion_rules(root: &Path) {
 fn the_completion_rules_hold_on_every_filesystem() {
     loopfs::on_each(256, completion_rules);
 }
+
+/// A writer that preallocates a page, fills all of it but the last 100
+/// bytes, closes it, pauses, then writes the rest: the filesystem reports
+/// no hole (the unwritten end of a partly written block is data on each
+/// of the matrix's filesystems, see above), the header's length is there
+/// and no one has it open, so the daemon takes it before the last bytes
+/// are written and archives zeros in their place. Design §4.2 says this
+/// of a file that fits in one block; it holds of the last block of any
+/// file. Fails today on every filesystem of the matrix, so it runs only
+/// with `RLEWATCH_KNOWN_GAPS=1` (not `#[ignore]`: `.ci/run` runs the
+/// ignored tests) until completion has a rule for it.
+#[test]
+fn a_preallocated_file_missing_only_the_end_of_its_last_block_is_waited_for() {
+    if std::env::var_os("RLEWATCH_KNOWN_GAPS").is_none() {
+        println!(
+            "skipped: known gap (design §4.2), a preallocated file missing only the end of its \
+             last block is taken early; RLEWATCH_KNOWN_GAPS=1 runs it"
+        );
+        return;
+    }
+    loopfs::on_each(256, |root| {
+        let d = crate::support::Daemon::start_in(root, "[watch]\nsettle_ms = 100\n");
+        let bmp = big_bmp(600, 400);
+        let path = d.inbox().join("tail.bmp");
+        let mut f = reserved(&path, bmp.len(), true);
+        let short = bmp.len() - 100;
+        f.write_all(&bmp[..short]).unwrap();
+        drop(f);
+        // The writer's pause between its sessions: the scenario, not
+        // synchronisation.
+        std::thread::sleep(std::time::Duration::from_millis(400));
+        let Ok(mut f) = OpenOptions::new().write(true).open(&path) else {
+            panic!("taken before its last bytes were written:\n{}", d.log());
+        };
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(short as u64)).unwrap();
+        f.write_all(&bmp[short..]).unwrap();
+        drop(f);
+        assert!(
+            crate::support::wait_until(crate::support::LONG, || d.path("done/tail.bmp").exists()),
+            "{}",
+            d.log()
+        );
+        let expected =
+            crate::support::compress_bytes(&bmp, rlewatch::bilevel::Conversion::Dither).unwrap();
+        assert!(fs::read(d.path("archive/tail.rle")).unwrap() == expected);
+    });
+}
