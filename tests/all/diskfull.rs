@@ -1,5 +1,5 @@
 //! Real disks full and real read-only remounts (design §4.4), on
-//! loop-mounted ext4 and XFS (`support::loopfs`): the tmpfs versions in
+//! loop-mounted ext4, XFS and btrfs (`support::loopfs`): the tmpfs versions in
 //! `faults.rs` show the retry; these show it where blocks, journals and
 //! delayed allocation are real. Outcomes are checked against the sources,
 //! never the daemon's word: every file either still in the inbox (its
@@ -254,6 +254,11 @@ fn full_disk(kind: Kind, size_mb: u64) {
 #[test]
 fn every_folder_on_a_full_ext4_loses_nothing_and_recovers() {
     full_disk(Kind::Ext4, 64);
+}
+
+#[test]
+fn every_folder_on_a_full_btrfs_loses_nothing_and_recovers() {
+    full_disk(Kind::Btrfs, 256);
 }
 
 #[test]

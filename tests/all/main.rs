@@ -41,7 +41,7 @@ mod netfs;
 // What the daemon assumes of a filesystem (leases, holes, no-replace
 // renames), checked on ext4, XFS, btrfs and tmpfs.
 mod fsmatrix;
-// Real disks full (loop-mounted ext4 and XFS) and folders remounted
+// Real disks full (loop-mounted ext4, XFS, btrfs) and folders remounted
 // read-only under the running daemon.
 mod diskfull;
 // Power cuts on the FUSE filesystem that keeps only what was fsynced.
