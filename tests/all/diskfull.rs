@@ -397,7 +397,9 @@ fn du_kb(dir: &Path) -> u64 {
 /// The folder `folder` (archive or done) on its own `kind` filesystem,
 /// remounted read-only under the running daemon before files arrive, then
 /// read-write again. (Remounting read-only is refused while a file there
-/// is open for writing: the archive's is before the first ledger line.)
+/// is open for writing: the archive's is before the first ledger line;
+/// the inbox's never is, the daemon holding its lock file open for
+/// writing, so `mount -o remount,ro` on it says busy.)
 fn remounted_read_only(kind: Kind, folder: &str) {
     let Some(fs) = LoopFs::new(kind, 64) else {
         return;
