@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use crate::support::loopfs::{Kind, LoopFs};
 use crate::support::{
@@ -56,17 +57,27 @@ fn fill(dir: &Path) -> Vec<PathBuf> {
 /// archived as its compression with its original in done/; nothing
 /// archived twice, nothing in failed/. Returns how many are archived.
 fn nothing_lost(d: &Daemon, sources: &BTreeMap<String, Vec<u8>>) -> usize {
-    let inbox = files_below(&folder(d, "inbox"));
     let archive = files_below(&folder(d, "archive"));
     let finals: Vec<_> = archive
         .iter()
         .filter(|p| !p.to_string_lossy().starts_with(".rlewatch"))
         .collect();
+    // Where the original is now: filed unchanged in done/, or in the inbox
+    // (under its name or claimed). A listing of a folder whose files are
+    // being renamed can miss one that moves during it (from the inbox into
+    // its claim folder, say), so a miss is looked at again, for a while.
+    let present = |name: &str, bytes: &[u8]| {
+        wait_until(Duration::from_secs(10), || {
+            fs::read(d.path(&format!("done/{name}"))).is_ok_and(|f| f == bytes)
+                || files_below(&folder(d, "inbox"))
+                    .iter()
+                    .any(|p| p.file_name() == Some(name.as_ref()))
+        })
+    };
     let mut archived = 0;
     for (name, bytes) in sources {
         let stem = name.trim_end_matches(".bmp");
         let rle = d.path(&format!("archive/{stem}.rle"));
-        let waiting = inbox.iter().any(|p| p.file_name() == Some(name.as_ref()));
         if let Ok(got) = fs::read(&rle) {
             assert_eq!(
                 got,
@@ -75,16 +86,15 @@ fn nothing_lost(d: &Daemon, sources: &BTreeMap<String, Vec<u8>>) -> usize {
             );
             // Filed after its archive is recorded: in done/ or, still
             // being filed, in the inbox.
-            let filed = fs::read(d.path(&format!("done/{name}")));
             assert!(
-                filed.as_ref().is_ok_and(|f| f == bytes) || waiting,
+                present(name, bytes),
                 "{name}: archived, original neither filed nor waiting\n{}",
                 d.log()
             );
             archived += 1;
         } else {
             assert!(
-                waiting,
+                present(name, bytes),
                 "{name}: neither archived nor in the inbox\n{}",
                 d.log()
             );
