@@ -16,7 +16,10 @@
 //!
 //! Sizes: `RLEWATCH_BENCH_FILES` (default 2000), `RLEWATCH_BENCH_BACKLOG`
 //! (default 10000). `RLEWATCH_BENCH_BIN`: another build's binary to measure
-//! with this same harness.
+//! with this same harness. `RLEWATCH_BENCH_ROOT`: the folder the bench
+//! works in (inbox, archive, done, staging), say a filesystem mounted to
+//! measure it (`benches/fsmatrix.sh` runs it on each of the test matrix's);
+//! by default under `target/tmp`.
 
 use std::fs;
 use std::io::Write;
@@ -176,7 +179,10 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let root = tempfile::Builder::new()
         .prefix("rlewatch-bench")
-        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .tempdir_in(
+            std::env::var_os("RLEWATCH_BENCH_ROOT")
+                .map_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")), PathBuf::from),
+        )
         .unwrap();
     let bmp = page::bmp_1bit(&page::ink(W, H), W, H);
     println!(

@@ -8,15 +8,27 @@
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::symlink;
+use std::path::Path;
 use std::time::Duration;
 
+use crate::support::loopfs;
 use crate::support::{
     Daemon, FAST, LONG, data, expected, files_below, tempdir, wait_file, wait_until,
 };
 
 #[test]
 fn files_arriving_every_way_are_archived_exactly_once() {
-    let d = Daemon::start(FAST);
+    arriving_every_way(&std::env::temp_dir());
+}
+
+/// The same on each filesystem of the matrix (`support::loopfs`).
+#[test]
+fn fsmatrix_files_arriving_every_way_are_archived_exactly_once() {
+    loopfs::on_each(256, arriving_every_way);
+}
+
+fn arriving_every_way(root: &Path) {
+    let d = Daemon::start_in(root, FAST);
     let inbox = d.inbox();
     let outside = tempdir();
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::loopfs;
 use crate::support::{
     Confine, Daemon, FAST, LONG, data, expected, files_below, ledger, run_in, stderr, wait_file,
     wait_until,
@@ -31,11 +32,13 @@ fn inbox_files(d: &Daemon) -> Vec<PathBuf> {
     files_below(&d.inbox())
 }
 
-/// 500 files renamed into one inbox watched by two daemons: each archived
+/// `n` files renamed into one inbox (under `root`) watched by two daemons: each archived
 /// exactly once, nothing lost, the ledgers agree with the archive.
-fn two_daemons(second: &str, delete_lock: bool) {
-    const N: usize = 500;
-    let d = Daemon::start("[watch]\nsettle_ms = 20\n[daemon]\nhost = \"alpha\"\n");
+fn two_daemons(root: &Path, n: usize, second: &str, delete_lock: bool) {
+    let d = Daemon::start_in(
+        root,
+        "[watch]\nsettle_ms = 20\n[daemon]\nhost = \"alpha\"\n",
+    );
     if delete_lock {
         // As any inbox writer with the old layout could; the second
         // daemon then gets past the lock.
@@ -48,7 +51,7 @@ fn two_daemons(second: &str, delete_lock: bool) {
     let staging = d.path("staging");
     fs::create_dir(&staging).unwrap();
     let kinds = ["pal1", "pal8", "rgb24", "pal4rle"];
-    for i in 0..N {
+    for i in 0..n {
         let kind = kinds[i % kinds.len()];
         fs::copy(
             data(&format!("{kind}.bmp")),
@@ -56,16 +59,16 @@ fn two_daemons(second: &str, delete_lock: bool) {
         )
         .unwrap();
     }
-    for i in 0..N {
+    for i in 0..n {
         let name = format!("{i:03}-{}.bmp", kinds[i % kinds.len()]);
         fs::rename(staging.join(&name), d.inbox().join(&name)).unwrap();
     }
     assert!(
         wait_until(Duration::from_secs(180), || files_below(&d.path("done"))
             .len()
-            >= N
+            >= n
             && inbox_files(&d).is_empty()),
-        "done {} of {N}, inbox {:?}",
+        "done {} of {n}, inbox {:?}",
         files_below(&d.path("done")).len(),
         inbox_files(&d)
     );
@@ -81,9 +84,9 @@ fn two_daemons(second: &str, delete_lock: bool) {
         !files_below(&d.path("archive")).iter().any(temporary)
     });
     let archive = files_below(&d.path("archive"));
-    assert_eq!(archive.len(), N, "duplicates or losses: {archive:?}");
-    assert_eq!(files_below(&d.path("done")).len(), N);
-    for i in 0..N {
+    assert_eq!(archive.len(), n, "duplicates or losses: {archive:?}");
+    assert_eq!(files_below(&d.path("done")).len(), n);
+    for i in 0..n {
         let kind = kinds[i % kinds.len()];
         assert_eq!(
             fs::read(d.path(&format!("archive/{i:03}-{kind}.rle"))).unwrap(),
@@ -92,7 +95,7 @@ fn two_daemons(second: &str, delete_lock: bool) {
         );
     }
     let entries = recorded(&d);
-    assert_eq!(entries.len(), N, "one ledger entry per file");
+    assert_eq!(entries.len(), n, "one ledger entry per file");
     let (clean, text) = audit(d.dir.path(), "archive");
     assert!(clean, "{text}");
     // Both did some of the work (otherwise this proves little).
@@ -112,12 +115,19 @@ fn two_daemons(second: &str, delete_lock: bool) {
 
 #[test]
 fn two_daemons_with_their_own_host_ids_share_an_inbox_exactly_once() {
-    two_daemons("beta", false);
+    two_daemons(&std::env::temp_dir(), 500, "beta", false);
+}
+
+/// The same, with 200 files, on each filesystem of the matrix
+/// (`support::loopfs`).
+#[test]
+fn fsmatrix_two_daemons_with_their_own_host_ids_share_an_inbox_exactly_once() {
+    loopfs::on_each(256, |root| two_daemons(root, 200, "beta", false));
 }
 
 #[test]
 fn a_second_daemon_past_a_deleted_lock_duplicates_and_loses_nothing() {
-    two_daemons("alpha", true);
+    two_daemons(&std::env::temp_dir(), 500, "alpha", true);
 }
 
 #[test]

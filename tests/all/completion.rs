@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::loopfs;
 use crate::support::{Confine, Daemon, LONG, NOBODY, data, files_below, is_root, wait_until};
 
 const SETTLE_MS: u64 = 100;
@@ -118,7 +119,19 @@ fn a_file_preallocated_then_filled_slowly_is_waited_for() {
 /// blocks: a file that fits in one block cannot show a hole.
 #[test]
 fn a_preallocated_file_filled_in_several_sessions_is_waited_for() {
-    let d = Daemon::start(&config(""));
+    preallocated_in_sessions(&std::env::temp_dir());
+}
+
+/// The same on each filesystem of the matrix: each reports the space
+/// reserved and not yet written as a hole (`support::loopfs`,
+/// `fsmatrix::the_completion_rules_hold_on_every_filesystem`).
+#[test]
+fn fsmatrix_a_preallocated_file_filled_in_several_sessions_is_waited_for() {
+    loopfs::on_each(256, preallocated_in_sessions);
+}
+
+fn preallocated_in_sessions(root: &Path) {
+    let d = Daemon::start_in(root, &config(""));
     let bytes = crate::support::big_bmp(600, 400);
     let path = d.inbox().join("prealloc.bmp");
     let f = File::create(&path).unwrap();
@@ -220,7 +233,18 @@ fn settle_ms_zero_with_plain_cp_quarantines_nothing() {
 /// deletes it only once closed.
 #[test]
 fn delete_waits_for_a_writer_that_keeps_the_file_open() {
-    let d = Daemon::start(&config("[originals]\naction = \"delete\"\n"));
+    delete_waits_for_an_open_writer(&std::env::temp_dir());
+}
+
+/// The same on each filesystem of the matrix: the lease probe sees the
+/// writer on each.
+#[test]
+fn fsmatrix_delete_waits_for_a_writer_that_keeps_the_file_open() {
+    loopfs::on_each(256, delete_waits_for_an_open_writer);
+}
+
+fn delete_waits_for_an_open_writer(root: &Path) {
+    let d = Daemon::start_in(root, &config("[originals]\naction = \"delete\"\n"));
     let path = d.inbox().join("open.bmp");
     let mut f = File::create(&path).unwrap();
     f.write_all(&fs::read(data("pal1.bmp")).unwrap()).unwrap();

@@ -11,6 +11,7 @@ use std::os::unix::fs::symlink;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::loopfs;
 use crate::support::mount::Mount;
 use crate::support::{
     Confine, Daemon, FAST, LONG, big_bmp, can_make_user_namespaces, data, files_below,
@@ -398,7 +399,17 @@ fn write_and_hold(path: &Path, name: &str) -> fs::File {
 
 #[test]
 fn a_source_truncated_or_deleted_while_being_compressed_loses_nothing() {
-    let d = Daemon::start(FAST);
+    truncated_or_deleted_while_compressed(&std::env::temp_dir());
+}
+
+/// The same on each filesystem of the matrix (`support::loopfs`).
+#[test]
+fn fsmatrix_a_source_truncated_or_deleted_while_being_compressed_loses_nothing() {
+    loopfs::on_each(512, truncated_or_deleted_while_compressed);
+}
+
+fn truncated_or_deleted_while_compressed(root: &Path) {
+    let d = Daemon::start_in(root, FAST);
     let bytes = big_bmp(3000, 3000);
     for (name, action) in [("cut.bmp", "truncate"), ("gone.bmp", "delete")] {
         let staging = d.path(name);
@@ -492,7 +503,18 @@ fn a_source_truncated_or_deleted_while_being_compressed_loses_nothing() {
 
 #[test]
 fn originals_are_copied_across_filesystems_before_being_removed() {
-    let mut d = Daemon::start(FAST);
+    copied_across_filesystems(&std::env::temp_dir());
+}
+
+/// The same from each filesystem of the matrix to a tmpfs
+/// (`support::loopfs`).
+#[test]
+fn fsmatrix_originals_are_copied_across_filesystems_before_being_removed() {
+    loopfs::on_each(256, copied_across_filesystems);
+}
+
+fn copied_across_filesystems(root: &Path) {
+    let mut d = Daemon::start_in(root, FAST);
     let mut mount = None;
     restart_with(&mut d, |d| mount = Mount::tmpfs(&d.path("done"), "8m"));
     let Some(_mount) = mount else { return };
@@ -546,7 +568,17 @@ fn bw_page(w: usize, h: usize, seed: usize) -> Vec<u8> {
 /// in 10 the new file was deleted unarchived.)
 #[test]
 fn a_file_renamed_over_one_being_archived_is_archived_too() {
-    let d = Daemon::start("[originals]\naction = \"delete\"\n");
+    renamed_over_one_being_archived(&std::env::temp_dir());
+}
+
+/// The same on each filesystem of the matrix (`support::loopfs`).
+#[test]
+fn fsmatrix_a_file_renamed_over_one_being_archived_is_archived_too() {
+    loopfs::on_each(256, renamed_over_one_being_archived);
+}
+
+fn renamed_over_one_being_archived(root: &Path) {
+    let d = Daemon::start_in(root, "[originals]\naction = \"delete\"\n");
     let (a, b) = (bw_page(2500, 2000, 0), bw_page(2500, 2000, 3));
     let staging = d.path("staging");
     fs::create_dir(&staging).unwrap();

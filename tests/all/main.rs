@@ -38,6 +38,12 @@ mod crash;
 mod claims;
 // Three hosts on sshfs, one killed: every file archived once.
 mod netfs;
+// What the daemon assumes of a filesystem (leases, holes, no-replace
+// renames), checked on ext4, XFS, btrfs and tmpfs.
+mod fsmatrix;
+// Real disks full (loop-mounted ext4, XFS, btrfs) and folders remounted
+// read-only under the running daemon.
+mod diskfull;
 // Power cuts on the FUSE filesystem that keeps only what was fsynced.
 mod powerloss;
 // The source's top-level modules import each other without a cycle

@@ -2,12 +2,12 @@
 //! as a test needs: with extra environment, confined as where it is
 //! deployed, or beside another as a second host.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::confine::Confine;
-use super::harness::{LONG, bin, tempdir, wait_until};
+use super::harness::{LONG, bin, wait_until};
 
 /// A running `rlewatch run` in its own temp folder (inbox, archive, done,
 /// failed beside `config.toml`), logging to `daemon.log`. Killed on drop.
@@ -39,7 +39,24 @@ impl Daemon {
 
     /// [`Daemon::start_with_env`], confined as `confine` says.
     pub fn start_confined(config: &str, env: &[(&str, &str)], confine: Confine) -> Daemon {
-        let dir = tempdir();
+        Daemon::start_confined_in(&std::env::temp_dir(), config, env, confine)
+    }
+
+    /// [`Daemon::start`] with its folder (inbox, archive, done, failed,
+    /// its config and log) made under `root`: a filesystem mounted for the
+    /// test (`support::loopfs`).
+    pub fn start_in(root: &Path, config: &str) -> Daemon {
+        Daemon::start_confined_in(root, config, &[], Confine::default())
+    }
+
+    /// [`Daemon::start_confined`] with its folder made under `root`.
+    pub fn start_confined_in(
+        root: &Path,
+        config: &str,
+        env: &[(&str, &str)],
+        confine: Confine,
+    ) -> Daemon {
+        let dir = tempfile::tempdir_in(root).expect("create temp dir");
         std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let env = env
             .iter()

@@ -19,6 +19,10 @@ pub mod ledger;
 // Small tmpfs mounts; whether FUSE can be mounted here.
 pub mod mount;
 
+// Real filesystems (ext4, XFS, btrfs, tmpfs) on loop devices, made and
+// mounted for a test; running a scenario on each.
+pub mod loopfs;
+
 // `PowerFs`: an in-memory FUSE filesystem that keeps only what was
 // fsynced, and cuts the power.
 pub mod powerfs;
