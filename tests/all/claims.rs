@@ -10,8 +10,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::{
-    Confine, Daemon, FAST, LONG, data, expected, files_below, ledger, run_in, stderr, wait_file,
-    wait_until,
+    Confine, Daemon, FAST, LONG, data, expected, files_below, ledger, restart_with, run_in, stderr,
+    wait_file, wait_until,
 };
 
 /// Every entry of the ledger of `d`'s archive.
@@ -665,4 +665,55 @@ fn without_no_replace_renames_files_are_claimed_and_filed_exactly_once() {
     assert_eq!(files_below(&d.inbox()), Vec::<PathBuf>::new());
     assert_eq!(recorded(&d).len(), names.len());
     assert!(!d.log().contains("retry"), "{}", d.log());
+}
+
+/// Claims in another host id's folder are finished only by a daemon with
+/// that host id: with `takeover_secs = 0` they wait there for ever, so the
+/// start says where and how many (design §4.8), naming no folder that
+/// holds none and not this host's own (whose claims it finishes first).
+#[test]
+fn claims_waiting_in_another_host_ids_folder_are_named_at_start() {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut d =
+        Daemon::start("[watch]\nsettle_ms = 50\n[daemon]\nhost = \"a\"\ntakeover_secs = 0\n");
+    restart_with(&mut d, |d| {
+        let claims = d.inbox().join(".rlewatch/claims");
+        for host in ["retired/sub", "empty"] {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .recursive(true)
+                .create(claims.join(host))
+                .unwrap();
+        }
+        fs::copy(data("pal1.bmp"), claims.join("retired/x.bmp")).unwrap();
+        fs::copy(data("pal8.bmp"), claims.join("retired/sub/y.bmp")).unwrap();
+        // Left by a crash of this host: finished first, not warned about.
+        fs::copy(data("rgb16.bmp"), claims.join("a/z.bmp")).unwrap();
+    });
+    let log = d.log();
+    let named: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("claimed file(s) wait in"))
+        .collect();
+    assert_eq!(named.len(), 1, "one folder named: {named:?}");
+    assert!(
+        named[0].contains("2 claimed file(s) wait in") && named[0].contains("host id \"retired\""),
+        "{}",
+        named[0]
+    );
+    assert!(
+        log.contains("finishing 1 claimed file(s) left by an earlier run first"),
+        "{log}"
+    );
+    assert!(
+        wait_file(&d, "done/z.bmp"),
+        "this host's own claim was not finished"
+    );
+    // The other host id's claims stay where they are.
+    assert!(d.inbox().join(".rlewatch/claims/retired/x.bmp").exists());
+    assert!(
+        d.inbox()
+            .join(".rlewatch/claims/retired/sub/y.bmp")
+            .exists()
+    );
 }

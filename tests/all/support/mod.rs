@@ -19,6 +19,9 @@ pub mod ledger;
 // Small tmpfs mounts; whether FUSE can be mounted here.
 pub mod mount;
 
+// A small loop-mounted ext4, for `chattr +i`/`+a` (which tmpfs lacks).
+pub mod loop_ext4;
+
 // `PowerFs`: an in-memory FUSE filesystem that keeps only what was
 // fsynced, and cuts the power.
 pub mod powerfs;
