@@ -582,11 +582,13 @@ fn an_original_that_cannot_be_removed_after_its_copy_to_another_filesystem_stays
 }
 
 /// A FIFO named `*.bmp` is quarantined (not a regular file). With
-/// `failed/` on another filesystem that is a copy, whose open must not
-/// wait for a writer that never comes: the worker (the only one) would
-/// hang, and every file after it wait for ever.
+/// `failed/` on another filesystem that is a copy (of nothing: no writer),
+/// whose open must not wait for a writer that never comes: the worker
+/// (the only one) would hang, and every file after it wait for ever. And
+/// the copy does not rewind what cannot seek (it did: ESPIPE at every
+/// retry, the FIFO claimed for ever).
 #[test]
-fn a_fifo_quarantined_to_another_filesystem_does_not_hang_its_worker() {
+fn a_fifo_quarantined_to_another_filesystem_leaves_without_hanging_its_worker() {
     let mut d = Daemon::start("[watch]\nsettle_ms = 50\n[workers]\nthreads = 1\n");
     let mut mount = None;
     restart_with(&mut d, |d| mount = Mount::tmpfs(&d.path("failed"), "8m"));
