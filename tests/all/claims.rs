@@ -609,6 +609,47 @@ fn a_dead_hosts_claims_are_finished_by_the_others_exactly_once() {
     assert_eq!(recorded(&d).len(), N + 1);
 }
 
+/// Design §4.8: a silent host's claim that a live process on this
+/// machine holds locked (a stopped or stalled daemon) is left to it, and
+/// that is said once, not at every look; a silent host with no claims is
+/// not mentioned. Once the lock is gone the claim is taken over.
+#[test]
+fn a_silent_hosts_claim_held_by_a_live_process_is_left_to_it_and_said_once() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::DirBuilderExt;
+    let d = Daemon::start("[watch]\nsettle_ms = 50\n[daemon]\nhost = \"a\"\ntakeover_secs = 2\n");
+    let claims = d.inbox().join(".rlewatch/claims");
+    for host in ["stalled", "idle"] {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(claims.join(host))
+            .unwrap();
+    }
+    let claim = claims.join("stalled/x.bmp");
+    fs::copy(data("pal1.bmp"), &claim).unwrap();
+    let held = fs::File::open(&claim).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let said = "a live process on this machine holds its";
+    assert!(
+        d.wait_log("holds its 1 claimed file(s) locked", 1, LONG),
+        "{}",
+        d.log()
+    );
+    // The hosts are looked at every second (a fifth of takeover_secs,
+    // at least 1 s): three more looks say nothing more.
+    assert!(
+        !wait_until(Duration::from_secs(3), || d.log().matches(said).count() > 1),
+        "{}",
+        d.log()
+    );
+    assert!(claim.exists(), "a held claim was taken");
+    drop(held);
+    assert!(wait_file(&d, "done/x.bmp"), "{}", d.log());
+    assert!(!claim.exists());
+    assert_eq!(d.log().matches(said).count(), 1, "{}", d.log());
+}
+
 /// Where `renameat2(RENAME_NOREPLACE)` is refused with EINVAL (a
 /// filesystem without it), claiming, putting back and filing fall back to
 /// link + unlink, which never replace either (design §4.7, §4.4): every
