@@ -127,7 +127,12 @@ fn copy_across_at(
         if fs::symlink_metadata(to).is_ok() {
             return Err(io::ErrorKind::AlreadyExists.into());
         }
-        io::Seek::rewind(&mut src)?;
+        // From the start for each name tried. A FIFO (quarantined: not a
+        // regular file) cannot seek, and has nothing to read again.
+        match io::Seek::rewind(&mut src) {
+            Err(e) if e.raw_os_error() == Some(libc::ESPIPE) => {}
+            other => other?,
+        }
         let mut temp = temp_in(dir, mode)?;
         io::copy(&mut src, temp.as_file_mut())?;
         match publish(temp, to, false) {

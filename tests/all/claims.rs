@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use crate::support::loopfs;
 use crate::support::{
-    Confine, Daemon, FAST, LONG, data, expected, files_below, ledger, run_in, stderr, wait_file,
-    wait_until,
+    Confine, Daemon, FAST, LONG, data, expected, files_below, ledger, restart_with, run_in, stderr,
+    wait_file, wait_until,
 };
 
 /// Every entry of the ledger of `d`'s archive.
@@ -619,6 +619,47 @@ fn a_dead_hosts_claims_are_finished_by_the_others_exactly_once() {
     assert_eq!(recorded(&d).len(), N + 1);
 }
 
+/// Design §4.8: a silent host's claim that a live process on this
+/// machine holds locked (a stopped or stalled daemon) is left to it, and
+/// that is said once, not at every look; a silent host with no claims is
+/// not mentioned. Once the lock is gone the claim is taken over.
+#[test]
+fn a_silent_hosts_claim_held_by_a_live_process_is_left_to_it_and_said_once() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::DirBuilderExt;
+    let d = Daemon::start("[watch]\nsettle_ms = 50\n[daemon]\nhost = \"a\"\ntakeover_secs = 2\n");
+    let claims = d.inbox().join(".rlewatch/claims");
+    for host in ["stalled", "idle"] {
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(claims.join(host))
+            .unwrap();
+    }
+    let claim = claims.join("stalled/x.bmp");
+    fs::copy(data("pal1.bmp"), &claim).unwrap();
+    let held = fs::File::open(&claim).unwrap();
+    // SAFETY: flock on a descriptor we own.
+    assert_eq!(unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX) }, 0);
+    let said = "a live process on this machine holds its";
+    assert!(
+        d.wait_log("holds its 1 claimed file(s) locked", 1, LONG),
+        "{}",
+        d.log()
+    );
+    // The hosts are looked at every second (a fifth of takeover_secs,
+    // at least 1 s): three more looks say nothing more.
+    assert!(
+        !wait_until(Duration::from_secs(3), || d.log().matches(said).count() > 1),
+        "{}",
+        d.log()
+    );
+    assert!(claim.exists(), "a held claim was taken");
+    drop(held);
+    assert!(wait_file(&d, "done/x.bmp"), "{}", d.log());
+    assert!(!claim.exists());
+    assert_eq!(d.log().matches(said).count(), 1, "{}", d.log());
+}
+
 /// Where `renameat2(RENAME_NOREPLACE)` is refused with EINVAL (a
 /// filesystem without it), claiming, putting back and filing fall back to
 /// link + unlink, which never replace either (design §4.7, §4.4): every
@@ -675,4 +716,55 @@ fn without_no_replace_renames_files_are_claimed_and_filed_exactly_once() {
     assert_eq!(files_below(&d.inbox()), Vec::<PathBuf>::new());
     assert_eq!(recorded(&d).len(), names.len());
     assert!(!d.log().contains("retry"), "{}", d.log());
+}
+
+/// Claims in another host id's folder are finished only by a daemon with
+/// that host id: with `takeover_secs = 0` they wait there for ever, so the
+/// start says where and how many (design §4.8), naming no folder that
+/// holds none and not this host's own (whose claims it finishes first).
+#[test]
+fn claims_waiting_in_another_host_ids_folder_are_named_at_start() {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut d =
+        Daemon::start("[watch]\nsettle_ms = 50\n[daemon]\nhost = \"a\"\ntakeover_secs = 0\n");
+    restart_with(&mut d, |d| {
+        let claims = d.inbox().join(".rlewatch/claims");
+        for host in ["retired/sub", "empty"] {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .recursive(true)
+                .create(claims.join(host))
+                .unwrap();
+        }
+        fs::copy(data("pal1.bmp"), claims.join("retired/x.bmp")).unwrap();
+        fs::copy(data("pal8.bmp"), claims.join("retired/sub/y.bmp")).unwrap();
+        // Left by a crash of this host: finished first, not warned about.
+        fs::copy(data("rgb16.bmp"), claims.join("a/z.bmp")).unwrap();
+    });
+    let log = d.log();
+    let named: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("claimed file(s) wait in"))
+        .collect();
+    assert_eq!(named.len(), 1, "one folder named: {named:?}");
+    assert!(
+        named[0].contains("2 claimed file(s) wait in") && named[0].contains("host id \"retired\""),
+        "{}",
+        named[0]
+    );
+    assert!(
+        log.contains("finishing 1 claimed file(s) left by an earlier run first"),
+        "{log}"
+    );
+    assert!(
+        wait_file(&d, "done/z.bmp"),
+        "this host's own claim was not finished"
+    );
+    // The other host id's claims stay where they are.
+    assert!(d.inbox().join(".rlewatch/claims/retired/x.bmp").exists());
+    assert!(
+        d.inbox()
+            .join(".rlewatch/claims/retired/sub/y.bmp")
+            .exists()
+    );
 }

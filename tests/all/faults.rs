@@ -543,6 +543,105 @@ fn copied_across_filesystems(root: &Path) {
     }));
 }
 
+/// Design §4.7 (6): across filesystems an original is copied, and the
+/// copy stays only once the original is unlinked. Here the claim folder
+/// (on ext4) is append-only (`chattr +a`): the claim's rename into it
+/// works, its removal after the copy fails even for root, whom the
+/// removability check lets through. Each attempt withdraws its copy, so
+/// no second copy piles up in `done/` (a duplicate, filed again from the
+/// claim that stays); once the folder is writable the file is filed
+/// exactly once.
+#[test]
+fn an_original_that_cannot_be_removed_after_its_copy_to_another_filesystem_stays_the_only_one() {
+    let Some(ext4) = loopfs::LoopFs::new(loopfs::Kind::Ext4, 32) else {
+        return;
+    };
+    let inbox = ext4.path().join("inbox");
+    fs::create_dir(&inbox).unwrap();
+    // done/ and the archive in the daemon's folder, on another filesystem.
+    let d = Daemon::start(&format!(
+        "[paths]\ninbox = {inbox:?}\n[watch]\nsettle_ms = 50\n[daemon]\nhost = \"h\"\n"
+    ));
+    let claims = inbox.join(".rlewatch/claims/h");
+    loopfs::chattr("+a", &claims);
+    fs::copy(data("rgb24.bmp"), inbox.join("a.bmp")).unwrap();
+    let failures = || d.log().matches("Operation not permitted").count();
+    assert!(
+        wait_until(LONG, || failures() >= 2 || d.log().contains("archived ")),
+        "{}",
+        d.log()
+    );
+    // The next attempt comes 2 s after the second: nothing moves now.
+    let log = d.log();
+    assert!(
+        !log.contains("archived "),
+        "filed while its original stays:\n{log}"
+    );
+    assert!(
+        claims.join("a.bmp").exists(),
+        "the original is not in its claim"
+    );
+    let left = files_below(&d.path("done"));
+    assert!(left.is_empty(), "a copy beside the original: {left:?}");
+    loopfs::chattr("-a", &claims);
+    assert!(
+        wait_until(LONG, || d.log().contains("archived ")
+            && !claims.join("a.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(files_below(&d.path("done")), [Path::new("a.bmp")]);
+    assert_eq!(
+        fs::read(d.path("done/a.bmp")).unwrap(),
+        fs::read(data("rgb24.bmp")).unwrap()
+    );
+    assert!(files_below(&inbox).is_empty(), "{:?}", files_below(&inbox));
+    assert_eq!(
+        fs::read(d.path("archive/a.rle")).unwrap(),
+        fs::read(data("rgb24.dither.rle")).unwrap()
+    );
+}
+
+/// A FIFO named `*.bmp` is quarantined (not a regular file). With
+/// `failed/` on another filesystem that is a copy (of nothing: no writer),
+/// whose open must not wait for a writer that never comes: the worker
+/// (the only one) would hang, and every file after it wait for ever. And
+/// the copy does not rewind what cannot seek (it did: ESPIPE at every
+/// retry, the FIFO claimed for ever).
+#[test]
+fn a_fifo_quarantined_to_another_filesystem_leaves_without_hanging_its_worker() {
+    let mut d = Daemon::start("[watch]\nsettle_ms = 50\n[workers]\nthreads = 1\n");
+    let mut mount = None;
+    restart_with(&mut d, |d| mount = Mount::tmpfs(&d.path("failed"), "8m"));
+    let Some(_mount) = mount else { return };
+    let fifo = std::ffi::CString::new(
+        d.inbox()
+            .join("f.bmp")
+            .into_os_string()
+            .into_encoded_bytes(),
+    )
+    .unwrap();
+    // SAFETY: mkfifo with a NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o644) }, 0);
+    assert!(
+        wait_until(LONG, || d.path("failed/f.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert!(d.path("failed/f.bmp.error.txt").exists());
+    assert!(
+        files_below(&d.inbox()).is_empty(),
+        "{:?}",
+        files_below(&d.inbox())
+    );
+    fs::copy(data("pal1.bmp"), d.inbox().join("after.bmp")).unwrap();
+    assert!(
+        wait_until(LONG, || d.path("done/after.bmp").exists()),
+        "{}",
+        d.log()
+    );
+}
+
 /// A 24-bit page of pure black and white (a lossless conversion, so
 /// `delete` applies), in a pattern that depends on `seed`.
 fn bw_page(w: usize, h: usize, seed: usize) -> Vec<u8> {

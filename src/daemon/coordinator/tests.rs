@@ -168,3 +168,103 @@ fn a_file_reported_busy_changed_or_superseded_is_waited_for_again() {
         assert!(c.schedule.is_waiting(&path), "{name} is not waited for");
     }
 }
+
+/// A copy of the bundled `pal1.bmp` at `path`.
+fn a_bmp_at(path: &Path) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/pal1.bmp"),
+        path,
+    )
+    .unwrap();
+}
+
+/// Design §4.7: a claim a crash left in this host's claim folder is put on
+/// the waiting list (counted for the start-up line "finishing N claimed
+/// file(s)"); one already waiting or in flight is neither put there again
+/// nor counted.
+#[test]
+fn a_claim_left_in_this_hosts_folder_is_adopted_once() {
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let (mut c, _control, _layer) = coordinator(config_in(t.path(), ""));
+    let claim = c.settings.claims.join("sub/left.bmp");
+    a_bmp_at(&claim);
+    assert_eq!(c.adopt_claims(), 1);
+    assert!(c.schedule.is_waiting(&claim), "the claim is not waited for");
+    assert_eq!(c.adopt_claims(), 0, "a waiting claim adopted again");
+    // Handed out to a worker: in flight, no longer waiting.
+    let m = fs::metadata(&claim).unwrap();
+    c.schedule.hand_out(&claim, (m.dev(), m.ino()));
+    assert_eq!(c.adopt_claims(), 0, "a claim in flight adopted again");
+    assert!(!c.schedule.is_waiting(&claim));
+}
+
+/// What the watcher reports (design §4.2): a file is waited for; a new
+/// folder is scanned at once (files that landed before its watch existed)
+/// and again `NEW_FOLDER_RESCAN` later, not at once (files that land
+/// between that scan and its watch).
+#[test]
+fn what_the_watcher_reports_is_waited_for_and_a_new_folder_scanned_again_later() {
+    use super::schedule::NEW_FOLDER_RESCAN;
+    use crate::daemon::watch::Seen;
+    let t = tempfile::tempdir().unwrap();
+    let config = config_in(t.path(), "");
+    let inbox = config.paths.inbox.clone();
+    let (mut c, _control, _layer) = coordinator(config);
+    let file = inbox.join("a.bmp");
+    a_bmp_at(&file);
+    c.on_seen(Seen {
+        path: file.clone(),
+        folder: false,
+    });
+    assert!(
+        c.schedule.is_waiting(&file),
+        "a reported file is not waited for"
+    );
+    let folder = inbox.join("new");
+    let inside = folder.join("b.bmp");
+    a_bmp_at(&inside);
+    let before = Instant::now();
+    c.on_seen(Seen {
+        path: folder.clone(),
+        folder: true,
+    });
+    assert!(
+        c.schedule.is_waiting(&inside),
+        "a file in a new folder is not waited for"
+    );
+    let again = c
+        .schedule
+        .next_folder()
+        .expect("no second scan of the new folder");
+    assert!(
+        again >= before + NEW_FOLDER_RESCAN,
+        "the second scan is due {:?} after the first, not {NEW_FOLDER_RESCAN:?}",
+        again.checked_duration_since(before)
+    );
+}
+
+/// Design §4.8: once another host's heartbeat has stayed still for
+/// `takeover_secs` (on this host's clock), its claims move into this
+/// host's claim folder and wait to be finished here at once.
+#[test]
+fn a_silent_hosts_claims_are_taken_over_and_waited_for() {
+    let t = tempfile::tempdir().unwrap();
+    let config = config_in(t.path(), "takeover_secs = 60\n");
+    let inbox = config.paths.inbox.clone();
+    let (mut c, _control, _layer) = coordinator(config);
+    let theirs = crate::claim::prepare(&inbox, "dead").unwrap();
+    a_bmp_at(&theirs.join("sub/x.bmp"));
+    let t0 = Instant::now();
+    c.tend_hosts(t0); // first sight of "dead": not silent yet
+    assert!(theirs.join("sub/x.bmp").exists());
+    c.tend_hosts(t0 + Duration::from_secs(61));
+    let mine = c.settings.claims.join("sub/x.bmp");
+    assert!(mine.exists(), "the claim was not taken over");
+    assert!(!theirs.join("sub/x.bmp").exists());
+    assert!(
+        c.schedule.is_waiting(&mine),
+        "the claim taken over is not waited for"
+    );
+}

@@ -270,3 +270,19 @@ pub fn on_each_of(kinds: &[Kind], size_mb: u64, scenario: impl Fn(&Path)) {
     }
     assert!(failed.is_empty(), "failed on:\n{}", failed.join("\n"));
 }
+
+/// Sets or clears a file attribute (`chattr +a PATH`, `-a`, `+i`): what
+/// tmpfs lacks and ext4 has, for an entry that even root cannot remove.
+pub fn chattr(flag: &str, path: &Path) {
+    let out = Command::new("chattr")
+        .arg(flag)
+        .arg(path)
+        .output()
+        .expect("run chattr (package e2fsprogs)");
+    assert!(
+        out.status.success(),
+        "chattr {flag} {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+}
