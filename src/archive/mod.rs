@@ -73,6 +73,10 @@ pub struct Settings {
     pub originals: OriginalsAction,
     /// This host's claim folder (`INBOX/.rlewatch/claims/HOST`).
     pub claims: PathBuf,
+    /// Claim by a hard link, made durable before the inbox name goes
+    /// (design §4.7): only where every daemon that can reach the inbox
+    /// shares this host's `flock`, that is not on a network filesystem.
+    pub link_claims: bool,
     pub ledger: Arc<Ledger>,
     /// Where the four folders were when configured.
     pub devices: Devices,

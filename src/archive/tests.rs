@@ -42,6 +42,7 @@ fn settings(t: &Path, archive: PathBuf) -> Arc<Settings> {
         max_pixels: 1_000_000,
         originals: OriginalsAction::Move,
         claims,
+        link_claims: true,
         ledger: Arc::new(ledger),
         devices: Devices::of(
             &t.join("inbox"),
