@@ -258,4 +258,31 @@ mod tests {
         let e = prepare(d2.path(), "h").unwrap_err().to_string();
         assert!(e.contains("not a folder"), "{e}");
     }
+
+    /// A crash in the middle of removing a claim's inbox name (design
+    /// §4.7) leaves a scratch name: a second name of the claim beside it
+    /// is removed; a newer file moved there on its way back to the inbox
+    /// goes back. Neither is ever listed as a claim.
+    #[test]
+    fn scratch_names_left_by_a_crash_are_swept() {
+        use std::os::unix::ffi::OsStrExt;
+        let d = tempfile::tempdir().unwrap();
+        let claims = prepare(d.path(), "h").unwrap();
+        fs::create_dir_all(claims.join("sub")).unwrap();
+        fs::create_dir_all(d.path().join("sub")).unwrap();
+        fs::write(claims.join("sub/a.bmp"), b"claimed").unwrap();
+        let scratch = |n: &str| {
+            claims.join("sub").join(OsStr::from_bytes(
+                crate::durable::unclaim_name(OsStr::new(n)).as_bytes(),
+            ))
+        };
+        fs::hard_link(claims.join("sub/a.bmp"), scratch("a.bmp")).unwrap();
+        fs::write(scratch("b.bmp"), b"newer").unwrap();
+        assert_eq!(list(&claims), vec![claims.join("sub/a.bmp")]);
+        sweep(&claims, d.path());
+        assert!(!scratch("a.bmp").exists() && !scratch("b.bmp").exists());
+        assert_eq!(fs::read(claims.join("sub/a.bmp")).unwrap(), b"claimed");
+        assert_eq!(fs::metadata(claims.join("sub/a.bmp")).unwrap().nlink(), 1);
+        assert_eq!(fs::read(d.path().join("sub/b.bmp")).unwrap(), b"newer");
+    }
 }

@@ -65,6 +65,11 @@ pub(super) fn take(
     let (mut file, mut before) = open_locked(s, &held, attempts)?;
     if claimed && before.nlink() > 1 {
         finish_claim(s, &held, &before)?;
+        // Removing a name moved its ctime.
+        before = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return Err(transient(&held, Op::Stat, &held.path, e)),
+        };
     }
     if !claimed {
         claim(s, &mut held, &file, &before)?;
