@@ -5,7 +5,7 @@
 //! point. Without the feature [`reached`] is empty and the variable is
 //! never read. `RLEWATCH_TEST_CORRUPT_TEMP` corrupts temporary archives
 //! before verification ([`corrupt_temp`]). SIGUSR2 makes it SIGKILL itself
-//! outside a move ([`arm`]).
+//! ([`arm`]).
 
 /// The steps of a file's life, in order: claimed (renamed into the claim
 /// folder), encoded (into a temporary file), synced (temporary file
@@ -21,6 +21,12 @@ pub const STEPS: &[&str] = &[
     "recorded",
     "filed",
 ];
+
+/// Points inside a claim (design §4.7), for the power-loss test of the
+/// claim itself: `claim-linked` (the claim folder has the file's new name,
+/// not yet fsynced), `claim-unlinked` (the inbox name is gone, neither
+/// folder fsynced since): the claim must survive a kill and a cut there.
+pub const CLAIM_STEPS: &[&str] = &["claim-linked", "claim-unlinked"];
 
 /// Marks that a file reached `step`.
 #[cfg(feature = "test-hooks")]
@@ -42,21 +48,18 @@ pub fn reached(step: &str) {
     }
 }
 
-/// SIGKILLs this process, but never while another thread is between a
-/// move and the fsyncs that make it durable: one window there is open
-/// under the strict POSIX model (design §4.7, "Power loss": a writer's
-/// fsync of the inbox between a claim's rename and the claim folder's
-/// fsync), and the power-loss tests cut the power only outside it.
+/// SIGKILLs this process, wherever its other threads are: a claim, a
+/// move and each fsync must survive a kill and then a power cut at any
+/// moment (design §4.7, "Power loss").
 #[cfg(feature = "test-hooks")]
 fn die() {
-    let _no_move_in_flight = crate::durable::moving();
     // SAFETY: kill on our own pid.
     unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
 }
 
 /// With the `test-hooks` feature: SIGUSR2 makes the daemon SIGKILL itself
-/// outside a move ([`die`]), for tests that kill at random moments and
-/// then cut the power.
+/// ([`die`]), for tests that kill at random moments and then cut the
+/// power.
 #[cfg(feature = "test-hooks")]
 pub fn arm() {
     if let Ok(mut signals) = signal_hook::iterator::Signals::new([libc::SIGUSR2]) {
@@ -74,6 +77,21 @@ pub fn arm() {
 #[cfg(not(feature = "test-hooks"))]
 #[inline(always)]
 pub fn arm() {}
+
+/// With `RLEWATCH_TEST_LINK_CLAIMS` set (and the `test-hooks` feature):
+/// claim by a hard link on a FUSE filesystem too (design §4.7), for the
+/// power-loss filesystem, where this daemon is the only one.
+#[cfg(feature = "test-hooks")]
+pub fn link_claims_forced() -> bool {
+    std::env::var_os("RLEWATCH_TEST_LINK_CLAIMS").is_some()
+}
+
+/// False without `test-hooks`.
+#[cfg(not(feature = "test-hooks"))]
+#[inline(always)]
+pub fn link_claims_forced() -> bool {
+    false
+}
 
 /// With `RLEWATCH_TEST_CORRUPT_TEMP` set (and the `test-hooks` feature),
 /// flips one bit of every temporary archive after it is fsynced, before

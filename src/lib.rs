@@ -14,8 +14,9 @@
 //!   renames, the `flock` and move lock; imports nothing of the crate.
 //! - [`layout`]: every path under `INBOX/.rlewatch/` and
 //!   `ARCHIVE/.rlewatch/` (a leaf).
-//! - [`claim`]: taking an inbox file by renaming it into the daemon's
-//!   private claim folder, under a lock.
+//! - [`claim`]: the daemon's private claim folders, where an inbox file
+//!   is taken (linked, then its inbox name removed; or renamed) under a
+//!   lock.
 //! - [`ledger`]: the archive's append-only record of what was archived.
 //! - [`archive`]: archive one inbox file: claim, temp, fsync, verify,
 //!   publish, record, then the original (move/keep/delete) or quarantine.

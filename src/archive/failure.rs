@@ -21,7 +21,7 @@ pub enum Op {
     Read,
     /// Making or opening this host's claim folder.
     ClaimFolder,
-    /// The rename into the claim folder.
+    /// The move (link, then unlink; or rename) into the claim folder.
     Claim,
     /// Making the archive folder or a temporary file in it.
     ArchiveFolder,
@@ -53,7 +53,7 @@ impl fmt::Display for Op {
             Op::Lock => "lock",
             Op::Read => "read",
             Op::ClaimFolder => "claim folder",
-            Op::Claim => "claiming it (a rename into",
+            Op::Claim => "claiming it (a move into",
             Op::ArchiveFolder => "archive folder",
             Op::Write => "writing the archive",
             Op::Verify => "verification failed for",

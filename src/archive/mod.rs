@@ -1,6 +1,6 @@
 //! Archiving one inbox file (design §4.3–4.4, §4.7): open it without
-//! following symlinks, lock it and claim it by a rename into the daemon's
-//! claim folder, stream it into a hidden temporary file in the archive,
+//! following symlinks, lock it and claim it into the daemon's claim folder
+//! (a hard link made durable, then the inbox name removed; or a rename), stream it into a hidden temporary file in the archive,
 //! fsync, verify, publish under a name that overwrites nothing, record it
 //! in the ledger, then move, keep (put back) or delete the original. Bad input goes to the failed folder with a
 //! `NAME.error.txt`; trouble that may pass is reported for a retry with the
@@ -73,6 +73,10 @@ pub struct Settings {
     pub originals: OriginalsAction,
     /// This host's claim folder (`INBOX/.rlewatch/claims/HOST`).
     pub claims: PathBuf,
+    /// Claim by a hard link, made durable before the inbox name goes
+    /// (design §4.7): only where every daemon that can reach the inbox
+    /// shares this host's `flock`, that is not on a network filesystem.
+    pub link_claims: bool,
     pub ledger: Arc<Ledger>,
     /// Where the four folders were when configured.
     pub devices: Devices,

@@ -1,10 +1,13 @@
 //! Taking a file (design §4.3): open it beneath the inbox without
-//! following symlinks, lock it, and claim it by a rename into this host's
-//! claim folder.
+//! following symlinks, lock it, and claim it into this host's claim
+//! folder: a hard link made durable, then the inbox name removed, or one
+//! rename where links cannot be used (design §4.7).
 
 use std::fs::{self, File};
 use std::io;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::dispose::{quarantine, removal_hint};
 use super::{Failure, Held, Op, Report, Settings, relative, transient};
@@ -60,6 +63,14 @@ pub(super) fn take(
         _lock: None,
     };
     let (mut file, mut before) = open_locked(s, &held, attempts)?;
+    if claimed && before.nlink() > 1 {
+        finish_claim(s, &held, &before)?;
+        // Removing a name moved its ctime.
+        before = match file.metadata() {
+            Ok(m) => m,
+            Err(e) => return Err(transient(&held, Op::Stat, &held.path, e)),
+        };
+    }
     if !claimed {
         claim(s, &mut held, &file, &before)?;
         faults::reached("claimed");
@@ -149,13 +160,29 @@ fn open_locked(s: &Settings, held: &Held, attempts: u32) -> Result<(File, fs::Me
     }
 }
 
-/// Renames the locked inbox file into the claim folder; `held` then
-/// names the claim.
+/// Set once hard links turned out not to work on the inbox's filesystem
+/// (see [`claim_by_link`]): claims are renames from then on.
+static NO_LINKS: AtomicBool = AtomicBool::new(false);
+
+/// Moves the locked inbox file into the claim folder (design §4.7); `held`
+/// then names the claim. By a hard link where `s.link_claims` allows it
+/// and the filesystem has them, else by one rename.
 fn claim(s: &Settings, held: &mut Held, file: &File, before: &fs::Metadata) -> Result<(), Report> {
     let dir = match claim::open_dir(&s.claims, &held.rel_dir) {
         Ok(d) => d,
         Err(e) => return Err(transient(held, Op::ClaimFolder, &s.claims, e)),
     };
+    if s.link_claims
+        && !NO_LINKS.load(Ordering::Relaxed)
+        && let Some(linked) = claim_by_link(s, held, &dir, before)
+    {
+        linked?;
+        held.parent = dir;
+        held.claimed = true;
+        return Ok(());
+    }
+    // One rename: the inbox folder can be fsynced by a writer between it
+    // and the claim folder's fsync (design §4.7, "Power loss").
     match durable::rename_confirmed(&held.parent, &held.name, &dir, file) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -201,5 +228,127 @@ fn claim(s: &Settings, held: &mut Held, file: &File, before: &fs::Metadata) -> R
         _ => Err(Report::Busy {
             reason: "it was replaced while being claimed; taking the new file".into(),
         }),
+    }
+}
+
+/// The claim in two halves (design §4.7, "Power loss"): `linkat` into the
+/// claim folder, that folder fsynced, then the inbox name removed
+/// ([`durable::unlink_twin_durably`]) and both folders fsynced. At every
+/// instant the file has a durable name. `None`: links cannot be used here,
+/// claim by a rename instead.
+fn claim_by_link(
+    s: &Settings,
+    held: &Held,
+    dir: &File,
+    before: &fs::Metadata,
+) -> Option<Result<(), Report>> {
+    // Another name: perhaps the claim of another host id whose daemon died
+    // between the halves. Its next start or a take-over finishes it.
+    if before.nlink() > 1 && claim::linked_elsewhere(&s.claims, &held.rel_dir, &held.name, before) {
+        return Some(Err(Report::Gone));
+    }
+    match durable::link_at(&held.parent, &held.name, dir) {
+        Ok(()) => {}
+        // Linked by an attempt that a crash ended before the inbox name was
+        // removed: this one finishes the claim. Any other file of the name
+        // is a claim not finished yet.
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            if !durable::name_holds(dir, &held.name, before).unwrap_or(false) {
+                return Some(Err(Report::Busy {
+                    reason: "a file of the same name is still being archived".into(),
+                }));
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Some(Err(match durable::stat_at(&held.parent, &held.name) {
+                Ok(_) => Report::Busy {
+                    reason: "its claim folder went away; trying again".into(),
+                },
+                Err(_) => Report::Gone,
+            }));
+        }
+        Err(e) if durable::no_links(&e) => {
+            NO_LINKS.store(true, Ordering::Relaxed);
+            tracing::info!(
+                "hard links are not available in {} ({e}): files are claimed by a rename, which \
+                 a power cut can lose in one window (design §4.7)",
+                shown(&s.claims)
+            );
+            return None;
+        }
+        Err(e) => return Some(Err(transient(held, Op::Claim, &s.claims, e))),
+    }
+    faults::reached("claim-linked");
+    if let Err(e) = dir.sync_all() {
+        return Some(Err(transient(held, Op::Claim, &s.claims, e)));
+    }
+    if !durable::name_holds(dir, &held.name, before).unwrap_or(false) {
+        if durable::name_holds(&held.parent, &held.name, before).unwrap_or(false) {
+            // The inbox name still holds the file, the claim's new name
+            // shows another identity: this filesystem does not keep a
+            // file's identity across its names (sshfs without `use_ino`),
+            // and no claim here could be recognised again.
+            let _moving = durable::moving();
+            if durable::unlink_at(dir, &held.name).is_ok() {
+                let _ = dir.sync_all();
+            }
+            NO_LINKS.store(true, Ordering::Relaxed);
+            tracing::info!(
+                "a file's hard links show different identities in {}: files are claimed by a \
+                 rename (design §4.7)",
+                shown(&s.claims)
+            );
+            return None;
+        }
+        // Another file was put under the name between the open and the
+        // link: that file is a claim now, which nobody holds; the next
+        // look at the claim folder takes it and removes its inbox name.
+        return Some(Err(Report::Busy {
+            reason: "it was replaced while being claimed; taking the new file".into(),
+        }));
+    }
+    match durable::unlink_twin(&held.parent, &held.name, dir, before) {
+        Ok(durable::Twin::Removed) | Ok(durable::Twin::Replaced) => {}
+        Ok(durable::Twin::Gone) => {
+            // Removed by someone else: a writer taking it back (it is
+            // claimed now all the same), or, on storage shared by hosts,
+            // another host that won it and holds it in its claim folder.
+            if claim::linked_elsewhere(&s.claims, &held.rel_dir, &held.name, before) {
+                let _moving = durable::moving();
+                if let Err(e) = durable::unlink_at(dir, &held.name) {
+                    return Some(Err(transient(held, Op::Claim, &s.claims, e)));
+                }
+                let _ = dir.sync_all();
+                return Some(Err(Report::Gone));
+            }
+        }
+        Err(e) => return Some(Err(transient(held, Op::Claim, &s.claims, e))),
+    }
+    faults::reached("claim-unlinked");
+    {
+        let _moving = durable::moving();
+        durable::sync_moved(&held.parent, dir);
+    }
+    Some(Ok(()))
+}
+
+/// A claim that still has its inbox name (a crash between the halves of a
+/// claim, design §4.7; or a claim taken over from a dead host in that
+/// state): the inbox name is removed before anything else, so the file is
+/// never taken from the inbox a second time.
+fn finish_claim(s: &Settings, held: &Held, before: &fs::Metadata) -> Result<(), Report> {
+    let inbox = File::open(&s.inbox)
+        .and_then(|i| durable::open_beneath(&i, &held.rel_dir, libc::O_RDONLY | libc::O_DIRECTORY));
+    let inbox = match inbox {
+        Ok(d) => d,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(transient(held, Op::Claim, &s.inbox, e)),
+    };
+    if !durable::name_holds(&inbox, &held.name, before).unwrap_or(false) {
+        return Ok(());
+    }
+    match durable::unlink_twin_durably(&inbox, &held.name, &held.parent, before) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(transient(held, Op::Claim, &s.inbox, e)),
     }
 }

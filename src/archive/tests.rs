@@ -42,6 +42,7 @@ fn settings(t: &Path, archive: PathBuf) -> Arc<Settings> {
         max_pixels: 1_000_000,
         originals: OriginalsAction::Move,
         claims,
+        link_claims: true,
         ledger: Arc::new(ledger),
         devices: Devices::of(
             &t.join("inbox"),
@@ -434,5 +435,56 @@ fn a_bmp_with_a_broken_header_is_quarantined_at_once_with_its_reason() {
         }
         assert!(!src.exists(), "{name}");
     }
+    assert!(claim::list(&s.claims).is_empty());
+}
+
+/// A crash between the two halves of a claim (design §4.7) leaves one
+/// inode under its inbox name and its claim name. Taken from either name,
+/// it is archived once and its inbox name removed, never taken again.
+#[test]
+fn a_claim_linked_but_not_unlinked_is_archived_once_from_either_name() {
+    for from_inbox in [false, true] {
+        let t = tempfile::tempdir().unwrap();
+        let s = settings(t.path(), t.path().join("archive"));
+        let src = s.inbox.join("a.bmp");
+        fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
+        let claim = s.claims.join("a.bmp");
+        fs::hard_link(&src, &claim).unwrap();
+        let taken = encoded(&s, if from_inbox { &src } else { &claim });
+        assert!(!src.exists(), "from the inbox: {from_inbox}");
+        assert!(matches!(commit(*taken), Report::Archived { .. }));
+        assert!(!src.exists());
+        assert!(claim::list(&s.claims).is_empty());
+        assert_eq!(
+            fs::read(t.path().join("done/a.bmp")).unwrap(),
+            fs::read(format!("{DATA}/pal8.bmp")).unwrap()
+        );
+        // Nothing left to take from either name.
+        assert!(matches!(
+            encode(&s, &src, 0, None),
+            Step::Over(Report::Gone)
+        ));
+        assert!(matches!(
+            encode(&s, &claim, 0, None),
+            Step::Over(Report::Gone)
+        ));
+    }
+}
+
+/// A file whose inode is another host id's claim (that host died between
+/// the halves of its claim) is that host's: not taken from the inbox.
+#[test]
+fn an_inbox_file_linked_into_another_hosts_claim_folder_is_left_to_it() {
+    let t = tempfile::tempdir().unwrap();
+    let s = settings(t.path(), t.path().join("archive"));
+    let theirs = claim::prepare(&s.inbox, "other").unwrap();
+    let src = s.inbox.join("a.bmp");
+    fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
+    fs::hard_link(&src, theirs.join("a.bmp")).unwrap();
+    assert!(matches!(
+        encode(&s, &src, 0, None),
+        Step::Over(Report::Gone)
+    ));
+    assert!(src.exists() && theirs.join("a.bmp").exists());
     assert!(claim::list(&s.claims).is_empty());
 }

@@ -143,6 +143,11 @@ impl Hosts {
     /// found held.
     pub(super) fn take_over(&self, host: &str, mine: &Path) -> (Vec<PathBuf>, usize) {
         let theirs = self.layout.claims(host);
+        // Scratch names its daemon left in the middle of a claim (design
+        // §4.7) first: a newer arrival among them goes back to the inbox.
+        if let Some(inbox) = self.layout.state().parent() {
+            claim::sweep(&theirs, inbox);
+        }
         let mut taken = Vec::new();
         let mut held = 0;
         for path in claim::list(&theirs) {

@@ -357,6 +357,8 @@ pub(super) fn settings_of(
         max_pixels: c.max_pixels,
         originals: c.originals,
         claims: crate::layout::InboxLayout::new(&c.paths.inbox).claims(&c.host),
+        link_claims: !super::watch::is_network_fs(&c.paths.inbox)
+            || crate::faults::link_claims_forced(),
         ledger,
         devices,
     }

@@ -6,7 +6,8 @@
 //! `names.rs` (numbered names that fit), `beneath.rs` (opening beneath a
 //! folder without following symlinks), `flock.rs` (a file's `flock`, the
 //! process-wide move lock), `rename.rs` (no-clobber renames between open
-//! folders, made durable) and `moves.rs` (moves and unlinks by a folder's
+//! folders, made durable), `link.rs` (the two halves of a claim by a hard
+//! link) and `moves.rs` (moves and unlinks by a folder's
 //! descriptor, the lease probe). It builds on nothing else in the crate.
 
 use std::fs::{self, File, Permissions};
@@ -18,6 +19,7 @@ use tempfile::NamedTempFile;
 
 mod beneath;
 mod flock;
+mod link;
 mod moves;
 mod names;
 mod rename;
@@ -26,6 +28,10 @@ mod tests;
 
 pub use beneath::{name_holds, open_beneath, open_beneath_walk, stat_at};
 pub use flock::{moving, try_lock};
+pub use link::{
+    Twin, UNCLAIM_PREFIX, is_unclaim_name, link_at, no_links, put_back, unclaim_name, unlink_twin,
+    unlink_twin_durably,
+};
 pub use moves::{has_writers, may_remove_at, move_at, same_file_there, unlink_at};
 pub use names::{
     MAX_NUMBERED, NAME_MAX, fit_name, numbered, split_name, taken_as_exists, with_numbered,

@@ -31,11 +31,11 @@ fn renameat2_noreplace(from: &File, name: &CStr, to: &File) -> io::Result<()> {
 
 /// True for the errors of a filesystem without `RENAME_NOREPLACE` (NFS,
 /// SMB, sshfs and other FUSE filesystems).
-fn unsupported(e: &io::Error) -> bool {
+pub(super) fn unsupported(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS))
 }
 
-fn c_name(name: &OsStr) -> io::Result<CString> {
+pub(super) fn c_name(name: &OsStr) -> io::Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(name.as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }

@@ -391,3 +391,75 @@ fn an_error_for_a_name_now_taken_is_eexist_and_any_other_is_kept() {
     });
     assert_eq!(refused.unwrap_err().raw_os_error(), Some(libc::EPERM));
 }
+
+/// The second half of a claim (design §4.7): the inbox name goes when it
+/// is the claimed file; a file a writer put under it after the link is
+/// put back, never destroyed; a name already gone is said so.
+#[test]
+fn removing_a_claims_inbox_name_never_destroys_a_newer_file() {
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("inbox"), t.path().join("claims"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
+    let name = std::ffi::OsStr::new("x.bmp");
+    let scratch_left = || {
+        fs::read_dir(&b)
+            .unwrap()
+            .flatten()
+            .any(|e| is_unclaim_name(&e.file_name()))
+    };
+
+    fs::write(a.join("x.bmp"), b"claimed").unwrap();
+    link_at(&fa, name, &fb).unwrap();
+    let m = fs::metadata(b.join("x.bmp")).unwrap();
+    assert_eq!(m.nlink(), 2);
+    // The claim's own name is taken now: a second link is refused.
+    assert_eq!(
+        link_at(&fa, name, &fb).unwrap_err().raw_os_error(),
+        Some(libc::EEXIST)
+    );
+    assert_eq!(
+        unlink_twin_durably(&fa, name, &fb, &m).unwrap(),
+        Twin::Removed
+    );
+    assert!(!a.join("x.bmp").exists());
+    assert_eq!(fs::read(b.join("x.bmp")).unwrap(), b"claimed");
+    assert_eq!(fs::metadata(b.join("x.bmp")).unwrap().nlink(), 1);
+    assert!(!scratch_left());
+
+    // Gone already.
+    assert_eq!(unlink_twin(&fa, name, &fb, &m).unwrap(), Twin::Gone);
+
+    // Replaced by a writer between the link and the removal.
+    fs::remove_file(b.join("x.bmp")).unwrap();
+    fs::write(a.join("x.bmp"), b"claimed").unwrap();
+    link_at(&fa, name, &fb).unwrap();
+    let m = fs::metadata(b.join("x.bmp")).unwrap();
+    fs::write(t.path().join("newer"), b"newer").unwrap();
+    fs::rename(t.path().join("newer"), a.join("x.bmp")).unwrap();
+    assert_eq!(unlink_twin(&fa, name, &fb, &m).unwrap(), Twin::Replaced);
+    assert_eq!(fs::read(a.join("x.bmp")).unwrap(), b"newer");
+    assert_eq!(fs::read(b.join("x.bmp")).unwrap(), b"claimed");
+    assert!(!scratch_left());
+}
+
+/// `link_at` links a symlink as itself, never its target.
+#[test]
+fn a_claim_link_never_follows_a_symlink() {
+    let t = tempfile::tempdir().unwrap();
+    let (a, b) = (t.path().join("a"), t.path().join("b"));
+    fs::create_dir_all(&a).unwrap();
+    fs::create_dir_all(&b).unwrap();
+    fs::write(t.path().join("target"), b"secret").unwrap();
+    symlink(t.path().join("target"), a.join("s.bmp")).unwrap();
+    let (fa, fb) = (File::open(&a).unwrap(), File::open(&b).unwrap());
+    link_at(&fa, std::ffi::OsStr::new("s.bmp"), &fb).unwrap();
+    assert!(
+        fs::symlink_metadata(b.join("s.bmp"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+}

@@ -269,8 +269,11 @@ fn sigkill_at_every_step_of_a_files_life_loses_and_duplicates_nothing() {
         ("photo.bmp", "rgb24.bmp", Some("rgb24.dither.rle"), false),
         ("bad.bmp", "bad/badbitcount.bmp", None, false),
     ];
+    let steps = rlewatch::faults::STEPS
+        .iter()
+        .chain(rlewatch::faults::CLAIM_STEPS);
     for policy in ["move", "delete", "keep"] {
-        for step in rlewatch::faults::STEPS {
+        for step in steps.clone() {
             let config = format!("[watch]\nsettle_ms = 20\n[originals]\naction = \"{policy}\"\n");
             let mut d = Daemon::start_with_env(&config, &[("RLEWATCH_TEST_CRASH_AT", step)]);
             for (name, src, _, _) in files {

@@ -25,6 +25,10 @@ use crate::support::{
     Daemon, LONG, Lcg, data, files_below, ledger, run_in, stderr, tempdir, wait_until,
 };
 const HOST: &str = "powerloss";
+/// The power-loss filesystem is FUSE, where the daemon claims by a rename
+/// unless told that every daemon on the inbox shares its locks (design
+/// §4.7): here it is the only one, so the claim is the two-phase one.
+const LINK_CLAIMS: (&str, &str) = ("RLEWATCH_TEST_LINK_CLAIMS", "1");
 
 /// What a handed-over file is: its source and, for a good one, the
 /// reference archive (tests/data), never the implementation's output.
@@ -107,7 +111,8 @@ impl Rig {
             p("done"),
             p("failed"),
         );
-        let daemon = Daemon::start_with_env(&config, env);
+        let env: Vec<(&str, &str)> = env.iter().copied().chain([LINK_CLAIMS]).collect();
+        let daemon = Daemon::start_with_env(&config, &env);
         Rig {
             daemon,
             fs,
@@ -125,8 +130,8 @@ impl Rig {
 
     /// Has the daemon SIGKILL itself (if the crash point has not already)
     /// and waits for it to end. SIGUSR2, a test hook (`faults::arm`): the
-    /// daemon kills itself when no thread is between a move and its folder
-    /// fsyncs, outside the one window design §4.7 leaves open.
+    /// daemon SIGKILLs itself at once, whatever its threads are doing (a
+    /// claim, a move, an fsync).
     fn kill(&mut self) {
         if self.daemon.exited().is_none() {
             self.daemon.signal(libc::SIGUSR2);
@@ -565,7 +570,7 @@ fn power_cut_after_every_step_of_a_files_life_loses_nothing() {
                     listing(&rig)
                 );
             }
-            rig.daemon.set_env(&[]);
+            rig.daemon.set_env(&[LINK_CLAIMS]);
             rig.daemon.spawn();
             check_drained(&mut rig, &handed, policy, &what);
             println!("{what}: killed, power cut ({state}), restarted, every file exactly once");
@@ -575,6 +580,57 @@ fn power_cut_after_every_step_of_a_files_life_loses_nothing() {
         "power loss: {cuts} cuts, one after each step, {:.1} s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// A writer's fsync of the inbox in the middle of a claim (design §4.7,
+/// "Power loss"): the daemon is killed at once at each point inside the
+/// claim ([`rlewatch::faults::CLAIM_STEPS`]), holding no lock, and a writer
+/// then hands its next file over, which fsyncs the inbox, before the power
+/// is cut. The file being claimed must survive in the inbox or the claim
+/// folder, and be archived once after the restart. A claim made by one
+/// rename fails here: the inbox's fsync makes the file's removal durable
+/// before its arrival in the claim folder is.
+#[test]
+#[cfg_attr(
+    not(feature = "test-hooks"),
+    ignore = "needs the crash points: cargo test --release --features test-hooks"
+)]
+fn power_cut_after_a_writers_inbox_fsync_in_the_middle_of_a_claim_loses_nothing() {
+    if !cfg!(feature = "test-hooks") {
+        println!("skipped: built without --features test-hooks");
+        return;
+    }
+    if !fuse_prerequisites("power cut in the middle of a claim") {
+        return;
+    }
+    for step in rlewatch::faults::CLAIM_STEPS {
+        let what = format!("cut at {step} after a writer's inbox fsync");
+        let mut rig = Rig::start("move", &[("RLEWATCH_TEST_CRASH_AT", step)]);
+        let first = "sub/f000-pal8.bmp";
+        hand_over(rig.root(), first, &Kind::of(first).source()).unwrap();
+        let status = rig.daemon.wait_exit(LONG);
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(
+            status.and_then(|s| s.signal()),
+            Some(libc::SIGKILL),
+            "{what}: not killed there\n{}",
+            rig.daemon.log()
+        );
+        // The writer's next file, into the same folder: its handover
+        // ends with an fsync of the folder the claim took the first from.
+        let next = "sub/f001-rgb24.bmp";
+        hand_over(rig.root(), next, &Kind::of(next).source()).unwrap();
+        let undone = rig.fs.cut();
+        let handed = [first.to_string(), next.to_string()];
+        let state = check_after_cut(&rig, &handed, &what);
+        rig.daemon.set_env(&[LINK_CLAIMS]);
+        rig.daemon.spawn();
+        check_drained(&mut rig, &handed, "move", &what);
+        println!(
+            "{what}: power cut ({state}; {} inodes lost), restarted, both files archived once",
+            undone.vanished
+        );
+    }
 }
 
 /// A move to another filesystem (done/ on its own disk) is a copy and an

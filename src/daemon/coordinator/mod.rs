@@ -106,6 +106,7 @@ impl Coordinator {
         // worst, never missed.
         self.start_watch()?;
         // Claims a crash left are finished first (design §4.7).
+        crate::claim::sweep(&self.settings.claims, &self.settings.inbox);
         crate::claim::prune(&self.settings.claims);
         let claimed = self.adopt_claims();
         if claimed > 0 {
