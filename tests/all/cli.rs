@@ -1504,18 +1504,68 @@ fn compression_4_is_named_by_its_header_kind() {
 }
 
 /// `audit` of a small archive reads in milliseconds: its rate is not
-/// "(0 MB/s)".
+/// "(0 MB/s)" (a unit that fits, or none for a run that short).
 #[test]
 fn audit_of_a_small_archive_prints_no_zero_rate() {
+    let mut d = crate::support::Daemon::start(crate::support::FAST);
+    fs::copy(data("pal1.bmp"), d.inbox().join("a.bmp")).unwrap();
+    assert!(
+        d.wait_log("archived ", 1, crate::support::LONG),
+        "{}",
+        d.log()
+    );
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(crate::support::LONG).is_some(), "{}", d.log());
+    let out = run_in(d.dir.path(), &["audit", "--config", "config.toml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("audited 1 recorded archive(s)"), "{text}");
+    assert!(!text.contains("(0 MB/s)"), "{text}");
+
+    // And an empty one.
     let dir = tempdir();
-    let archive = dir.path().join("archive");
-    fs::create_dir(&archive).unwrap();
-    fs::copy(data("pal1.dither.rle"), archive.join("a.rle")).unwrap();
+    fs::create_dir(dir.path().join("archive")).unwrap();
     let out = run_in(dir.path(), &["audit", "archive"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("audited "), "{text}{}", stderr(&out));
+    assert!(text.contains("audited 0 recorded archive(s)"), "{text}");
+    assert!(!text.contains("MB/s"), "{text}");
+}
+
+/// Where `/proc/PID` cannot be read (another user's daemon, a relative
+/// `--config` to resolve through its working folder), `reload` says so and
+/// sends nothing, rather than guess.
+#[test]
+fn reload_refuses_when_proc_cannot_be_read() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !crate::support::is_root() {
+        crate::support::skip_without_root("needs root to run reload as another user");
+        return;
+    }
+    let mut d = crate::support::Daemon::start(crate::support::FAST);
+    fs::set_permissions(d.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let pid = d.pid().to_string();
+    let (uid, gid) = crate::support::NOBODY;
+    let out = rlewatch_in(d.dir.path())
+        .args(["reload", "-c", "config.toml", &pid])
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(
-        !text.contains("(0 MB/s)") && !text.contains(" 0 MB/s"),
-        "{text}"
+        stderr(&out).starts_with(&format!("rlewatch: cannot read /proc/{pid}/cwd (")),
+        "{}",
+        stderr(&out)
     );
+    assert!(
+        stderr(&out).trim_end().ends_with("so it is not signalled"),
+        "{}",
+        stderr(&out)
+    );
+    // Signals are taken in order: a SIGHUP sent would be logged before the
+    // shutdown's lines.
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(crate::support::LONG).is_some(), "{}", d.log());
+    assert!(!d.log().contains("reload"), "{}", d.log());
 }
