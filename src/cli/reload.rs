@@ -11,6 +11,7 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 
 use super::*;
 
+/// The arguments of `rlewatch reload`.
 #[derive(Debug, Args)]
 pub struct ReloadArgs {
     /// The configuration file the daemon runs on.
@@ -27,7 +28,7 @@ pub struct ReloadArgs {
 /// re-reads and re-validates the file itself on SIGHUP; this check exists to
 /// make the failure visible to `systemctl reload`, and it needs no `kill`
 /// binary (procps is missing on minimal Debian). Before signalling, PID must
-/// be an `rlewatch run` whose `--config` is FILE ([`check_daemon`]).
+/// be an `rlewatch run` whose `--config` is FILE (`check_daemon`).
 pub fn reload_cmd(args: &ReloadArgs) -> Result<()> {
     crate::daemon::check_config(&args.config)
         .context("not reloaded, the daemon keeps its running configuration")?;
