@@ -229,14 +229,14 @@ pub fn run(archive: &Path, threads: usize) -> Result<bool> {
         println!("unreadable ledger line: {line}");
     }
     println!(
-        "audited {} recorded archive(s), {} bytes, against {} ledger entr{} in {secs:.2} s \
-         ({:.0} MB/s): {} missing, {} corrupt, {} unrecorded, {} doubly recorded, {} unreadable \
+        "audited {} recorded archive(s), {} bytes, against {} ledger entr{} in {secs:.2} s\
+         {}: {} missing, {} corrupt, {} unrecorded, {} doubly recorded, {} unreadable \
          ledger line(s)",
         f.checked,
         f.bytes,
         f.entries,
         if f.entries == 1 { "y" } else { "ies" },
-        f.bytes as f64 / 1e6 / secs.max(1e-9),
+        rate(f.bytes, secs),
         f.missing.len(),
         f.corrupt.len(),
         f.unrecorded.len(),
@@ -244,6 +244,23 @@ pub fn run(archive: &Path, threads: usize) -> Result<bool> {
         f.unreadable.len()
     );
     Ok(f.clean())
+}
+
+/// The read rate for the summary in a unit that fits it, ` (N MB/s)`,
+/// ` (N KB/s)` or ` (N B/s)`; nothing when no bytes were read or the run
+/// took under 10 ms, where the figure is noise.
+fn rate(bytes: u64, secs: f64) -> String {
+    if bytes == 0 || secs < 0.01 {
+        return String::new();
+    }
+    let per_sec = bytes as f64 / secs;
+    if per_sec >= 1e7 {
+        format!(" ({:.0} MB/s)", per_sec / 1e6)
+    } else if per_sec >= 1e4 {
+        format!(" ({:.0} KB/s)", per_sec / 1e3)
+    } else {
+        format!(" ({per_sec:.0} B/s)")
+    }
 }
 
 /// The archive folder `audit` checks: given, or the configuration's.

@@ -1,10 +1,13 @@
 //! The one-shot commands behind `rlewatch compress`, `decompress` and
 //! `verify` (`cli/encode.rs`, `cli/decode.rs`, with the `-o` rules in
-//! `cli/plan.rs`), `reload` and `generate-assets`: argument types (clap) and
-//! the output rules they share. Errors name the file and the reason; outputs
-//! go through a temporary file and are renamed into place, never over an
-//! existing file unless `--force`; `-` is standard input or output, and
-//! standard output receives nothing unless the whole conversion succeeded.
+//! `cli/plan.rs`), `reload` (`cli/reload.rs`) and `generate-assets`:
+//! argument types (clap) and the output rules they share. Errors name the
+//! file and the reason; refusals of the command line itself are
+//! [`UsageError`]s (exit 2). Outputs go through a temporary file, created
+//! no more readable than the input, removed if the command is interrupted
+//! (`cli/interrupt.rs`), and renamed into place, never over an existing file
+//! unless `--force`; `-` is standard input or output, and standard output
+//! receives nothing unless the whole conversion succeeded.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, IsTerminal, Seek};
@@ -24,15 +27,46 @@ use crate::rle;
 
 mod decode;
 mod encode;
+mod interrupt;
 mod plan;
+mod reload;
 
+use interrupt::TempOutput;
 use plan::{Job, Kind, is_stdio, shown_input};
 
 pub use decode::{decompress_cmd, verify_cmd};
 pub use encode::{compress_cmd, compress_file};
+pub use reload::{ReloadArgs, reload_cmd};
 
-/// Mode of files the one-shot commands create (before the umask).
+/// Mode of an output written from standard input (before the umask), as
+/// any new file.
 const OUTPUT_MODE: u32 = 0o666;
+
+/// A refusal of the command line itself: options and inputs that cannot
+/// go together. The binary exits 2 for it, as for clap's own usage errors.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+/// A [`UsageError`] with this message.
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(message.into()))
+}
+
+/// The mode to create the output of `input` with (before the umask): the
+/// input's permission bits without execute, so that an output is never
+/// more readable than its input (as gzip does); a new file's 0o666 for
+/// standard input.
+fn output_mode(input: &Path, file: &File) -> Result<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    if is_stdio(input) {
+        return Ok(OUTPUT_MODE);
+    }
+    let meta = file
+        .metadata()
+        .with_context(|| format!("{}", input.display()))?;
+    Ok(meta.permissions().mode() & 0o666)
+}
 
 #[derive(Debug, Args)]
 pub struct CompressArgs {
@@ -47,8 +81,9 @@ pub struct CompressArgs {
     /// Overwrite existing output files.
     #[arg(short, long)]
     pub force: bool,
-    /// Refuse images with more pixels than this.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PIXELS)]
+    /// Refuse images with more pixels than this (at least 1).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PIXELS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub max_pixels: u64,
     /// Worker threads for folders (default: one per CPU).
     #[arg(short = 'j', long, value_name = "N")]
@@ -90,8 +125,9 @@ pub struct VerifyArgs {
     /// (default: dither, then threshold).
     #[arg(long, requires = "source")]
     pub threshold: bool,
-    /// Refuse sources with more pixels than this.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PIXELS)]
+    /// Refuse sources with more pixels than this (at least 1).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_PIXELS,
+          value_parser = clap::value_parser!(u64).range(1..))]
     pub max_pixels: u64,
 }
 
@@ -158,24 +194,25 @@ fn check_stdout() -> Result<()> {
 /// anonymous temporary file copied out, so that a failed conversion sends
 /// nothing down the pipe.
 enum Staged {
-    Beside(tempfile::NamedTempFile),
+    Beside(TempOutput),
     Stdout(File),
 }
 
 impl Staged {
-    /// Checks `output` ([`check_output`]) and stages a file for it.
-    fn for_output(output: &Path, force: bool, create_dir: bool) -> Result<Staged> {
+    /// Checks `output` ([`check_output`]) and stages a file for it, created
+    /// with `mode` (before the umask).
+    fn for_output(output: &Path, force: bool, create_dir: bool, mode: u32) -> Result<Staged> {
         if is_stdio(output) {
             let file = tempfile::tempfile().context("cannot create a temporary file")?;
             return Ok(Staged::Stdout(file));
         }
         check_output(output, force)?;
-        Ok(Staged::Beside(temp_beside(output, create_dir)?))
+        Ok(Staged::Beside(temp_beside(output, create_dir, mode)?))
     }
 
     fn file(&self) -> &File {
         match self {
-            Staged::Beside(temp) => temp.as_file(),
+            Staged::Beside(temp) => temp.file(),
             Staged::Stdout(file) => file,
         }
     }
@@ -184,7 +221,7 @@ impl Staged {
     /// output.
     fn publish(self, output: &Path, force: bool) -> Result<()> {
         match self {
-            Staged::Beside(temp) => publish_output(temp, output, force),
+            Staged::Beside(temp) => temp.publish(output, force),
             Staged::Stdout(mut file) => {
                 use std::io::Write;
                 file.rewind().context("temporary file")?;
@@ -250,60 +287,17 @@ fn exists(output: &Path) -> anyhow::Error {
     )
 }
 
-/// A hidden temporary file beside `output`; the folder must exist unless
+/// A hidden temporary file beside `output`, created with `mode`, removed if
+/// the command is interrupted ([`interrupt`]); the folder must exist unless
 /// `create_dir`.
-fn temp_beside(output: &Path, create_dir: bool) -> Result<tempfile::NamedTempFile> {
+fn temp_beside(output: &Path, create_dir: bool, mode: u32) -> Result<TempOutput> {
     let dir = parent_of(output);
     if create_dir {
         std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
     } else if !dir.is_dir() {
         bail!("{}: the output folder does not exist", dir.display());
     }
-    durable::temp_in(dir, OUTPUT_MODE).with_context(|| format!("{}", dir.display()))
-}
-
-/// Renames the finished temporary file to `output`.
-fn publish_output(temp: tempfile::NamedTempFile, output: &Path, force: bool) -> Result<()> {
-    durable::publish(temp, output, force).map_err(|e| match e {
-        durable::PublishError::Exists(p) => exists(&p),
-        other => anyhow!(other),
-    })
-}
-
-#[derive(Debug, Args)]
-pub struct ReloadArgs {
-    /// The configuration file the daemon runs on.
-    #[arg(short, long, value_name = "FILE")]
-    pub config: PathBuf,
-    /// The daemon's process id (in the unit: $MAINPID).
-    #[arg(value_name = "PID", value_parser = clap::value_parser!(i32).range(1..))]
-    pub pid: i32,
-}
-
-/// `rlewatch reload`: validates the file exactly as `check-config` does and
-/// only then sends SIGHUP, so the unit's `ExecReload=` fails, with the reason
-/// in `systemctl status` and the journal, when the file is broken. The daemon
-/// re-reads and re-validates the file itself on SIGHUP; this check exists to
-/// make the failure visible to `systemctl reload`, and it needs no `kill`
-/// binary (procps is missing on minimal Debian).
-pub fn reload_cmd(args: &ReloadArgs) -> Result<()> {
-    crate::daemon::check_config(&args.config)
-        .context("not reloaded, the daemon keeps its running configuration")?;
-    // SAFETY: kill has no memory effects; the pid range excludes 0 and
-    // negative values, which would signal whole process groups.
-    if unsafe { libc::kill(args.pid, libc::SIGHUP) } != 0 {
-        bail!(
-            "cannot signal process {}: {}",
-            args.pid,
-            io::Error::last_os_error()
-        );
-    }
-    println!(
-        "{}: valid; asked process {} to reload it",
-        args.config.display(),
-        args.pid
-    );
-    Ok(())
+    TempOutput::create(dir, mode).with_context(|| format!("{}", dir.display()))
 }
 
 /// Writes the man pages (`rlewatch.1`, and `rlewatch-SUBCOMMAND.1`, which

@@ -67,8 +67,10 @@ enum Command {
     },
     /// Validate a configuration file, then tell the daemon to reload it.
     ///
-    /// Checks FILE exactly as check-config does; if it is invalid, prints the
-    /// reason and exits 1 without signalling. Otherwise sends SIGHUP to PID.
+    /// Checks FILE exactly as check-config does, and that PID is an
+    /// `rlewatch run` started with `--config FILE` (read from /proc); if
+    /// either fails, prints the reason and exits 1 without signalling.
+    /// Otherwise sends SIGHUP to PID.
     /// Used by the systemd unit's ExecReload=, so that `systemctl reload`
     /// fails visibly on a broken file.
     Reload(cli::ReloadArgs),
@@ -119,7 +121,11 @@ fn main() -> ExitCode {
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("rlewatch: {}", cli::error_line(&e));
-            ExitCode::FAILURE
+            if e.downcast_ref::<cli::UsageError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }

@@ -149,8 +149,17 @@ fn header_fields_no_bmp_has_are_refused_with_the_field_and_its_value() {
             header(4, 4, 8, 5, 0),
             "unsupported BMP variant: embedded PNG",
         ),
+        // Code 4 is BI_JPEG in a Windows header; RLE24 only in OS/2 2.x.
         (
             header(4, 4, 24, 4, 0),
+            "unsupported BMP variant: embedded JPEG",
+        ),
+        (
+            {
+                let mut os2 = header(4, 4, 24, 4, 0);
+                os2[14..18].copy_from_slice(&64u32.to_le_bytes());
+                os2
+            },
             "unsupported BMP variant: RLE24 compression",
         ),
         (

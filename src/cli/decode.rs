@@ -20,6 +20,7 @@ pub fn decompress_cmd(args: &DecompressArgs) -> Result<usize> {
     if jobs.iter().any(|j| is_stdio(&j.output)) {
         check_stdout()?;
     }
+    interrupt::remove_temps_on_signals()?;
     let failed = run_each(&jobs, |job| decompress_file(job, args.force))?;
     if jobs.len() > 1 {
         eprintln!(
@@ -55,7 +56,8 @@ fn decompress_file(job: &Job, force: bool) -> Result<()> {
         while dec.next_row(&mut row).map_err(fail)? {}
         bail!("{}: the output would overwrite the input", input.display());
     }
-    let staged = Staged::for_output(output, force, job.create_dir)?;
+    let mode = output_mode(input, &file)?;
+    let staged = Staged::for_output(output, force, job.create_dir, mode)?;
     let h = dec.header();
     // Decoder errors travel through io::Error; keep the original to report.
     let mut failure: Option<rle::RleError> = None;
@@ -90,14 +92,39 @@ fn shown_output(output: &Path) -> String {
 
 /// The first bytes of an input, kept to tell what it is when it does not
 /// decode as an .rle.
-struct Head(Vec<u8>);
+struct Head {
+    bytes: Vec<u8>,
+    /// The file's length, if known.
+    len: Option<u64>,
+}
 
 impl Head {
     fn of(file: &File) -> Head {
-        let mut head = vec![0u8; 32];
-        let got = file.read_at(&mut head, 0).unwrap_or(0);
-        head.truncate(got);
-        Head(head)
+        let mut bytes = vec![0u8; 32];
+        let got = file.read_at(&mut bytes, 0).unwrap_or(0);
+        bytes.truncate(got);
+        let len = file.metadata().ok().map(|m| m.len());
+        Head { bytes, len }
+    }
+
+    /// True when the file cannot plausibly be an .rle: its first bytes are
+    /// printable text (an .rle's runs are mostly bytes above 0x80 or
+    /// control characters), or it is longer than its header allows (at
+    /// most one run byte per pixel).
+    fn implausible(&self) -> bool {
+        let b = &self.bytes;
+        let text = b.len() >= 8
+            && b.iter()
+                .all(|&c| matches!(c, b' '..=b'~' | b'\t' | b'\n' | b'\r'));
+        let too_long = match (b.get(..4), self.len) {
+            (Some(h), Some(len)) => {
+                let w = u64::from(u16::from_le_bytes([h[0], h[1]]));
+                let h = u64::from(u16::from_le_bytes([h[2], h[3]]));
+                len > 4 + w * h
+            }
+            _ => false,
+        };
+        text || too_long
     }
 }
 
@@ -107,11 +134,16 @@ impl Head {
 /// [`bmp::BmpInfo::parse`] on the first bytes).
 fn rle_error(input: &Path, head: &Head, e: rle::RleError) -> anyhow::Error {
     let named = shown_input(input);
-    let bytes: &[u8] = &head.0;
+    let bytes: &[u8] = &head.bytes;
     match bmp::BmpInfo::parse(&bytes, u64::MAX) {
         // "it looks like a PNG", a JPEG, …: a known format that is not BMP.
         Err(bmp::BmpError::NotBmp(magic)) if magic.other_format().is_some() => {
             anyhow!("{named}: not an .rle file{magic}")
+        }
+        // Text, or longer than any .rle of its header: the decoder's
+        // finding, then a hint (only a hint: any bytes may start an .rle).
+        Err(bmp::BmpError::NotBmp(_)) if head.implausible() => {
+            anyhow!("{named}: {e} (not an .rle file?)")
         }
         // No "BM" signature, or empty: nothing better to say than the
         // decoder's finding.
@@ -138,7 +170,9 @@ pub fn verify_cmd(args: &VerifyArgs) -> Result<usize> {
         bail!("no .rle files found in {}", listed(&args.inputs));
     }
     if args.source.is_some() && (files.len() > 1 || args.inputs.len() > 1) {
-        bail!("--source compares one .rle file with its BMP, not several");
+        return Err(usage(
+            "--source compares one .rle file with its BMP, not several",
+        ));
     }
     let jobs: Vec<Job> = files
         .into_iter()

@@ -26,7 +26,8 @@ pub fn compress_file(
     if !is_stdio(output) && same_file(input, output) {
         bail!("{}: the output would overwrite the input", input.display());
     }
-    let staged = Staged::for_output(output, force, create_dir)?;
+    let mode = output_mode(input, &file)?;
+    let staged = Staged::for_output(output, force, create_dir, mode)?;
     let outcome = compress::compress(
         &file,
         BufWriter::with_capacity(256 * 1024, staged.file()),
@@ -51,6 +52,7 @@ pub fn compress_cmd(args: &CompressArgs) -> Result<usize> {
     if jobs.iter().any(|j| is_stdio(&j.output)) {
         check_stdout()?;
     }
+    interrupt::remove_temps_on_signals()?;
     if jobs.is_empty() {
         bail!(
             "no .bmp files found in {}",

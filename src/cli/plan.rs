@@ -1,6 +1,6 @@
 //! Which output each input of `compress` and `decompress` goes to: the `-o`
 //! rules both share, and the folder walk `verify` uses too. Nothing here
-//! writes.
+//! writes files; the walk reports the symlinks it skips on standard error.
 //!
 //! - One input file: `-o` is the output file, or an existing folder to put
 //!   it in.
@@ -57,11 +57,25 @@ fn has_extension(path: &Path, ext: &str) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
-/// The files named `*.ext` under `dir`, sorted; symlinks are not followed.
+/// The files named `*.ext` under `dir`, sorted; symlinks are not followed,
+/// and each one that would have been (to a folder, or named `*.ext`) is
+/// said so on standard error, one line each.
 pub(super) fn walk(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).follow_links(false) {
+    for entry in walkdir::WalkDir::new(dir)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
         let entry = entry.with_context(|| format!("{}", dir.display()))?;
+        if entry.file_type().is_symlink()
+            && entry.depth() > 0
+            && (entry.path().is_dir() || has_extension(entry.path(), ext))
+        {
+            eprintln!(
+                "rlewatch: {}: skipped: a symlink, not followed",
+                entry.path().display()
+            );
+        }
         if entry.file_type().is_file() && has_extension(entry.path(), ext) {
             found.push(entry.into_path());
         }
@@ -74,17 +88,17 @@ pub(super) fn walk(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
 fn check_folder(out: &Path, kind: Kind) -> Result<()> {
     match std::fs::metadata(out) {
         Ok(m) if m.is_dir() => Ok(()),
-        Ok(_) => bail!(
+        Ok(_) => Err(usage(format!(
             "{}: is a file, not a folder (with several inputs or a folder, -o names a folder)",
             out.display()
-        ),
-        Err(_) if !ends_with_slash(out) && has_extension(out, kind.output) => bail!(
+        ))),
+        Err(_) if !ends_with_slash(out) && has_extension(out, kind.output) => Err(usage(format!(
             "{}: with several inputs or a folder, -o names a folder, but this name ends in \
              .{}; write {}/ to make a folder of that name",
             out.display(),
             kind.output,
             out.display()
-        ),
+        ))),
         Err(_) => Ok(()),
     }
 }
@@ -99,7 +113,9 @@ pub(super) fn plan(inputs: &[PathBuf], output: Option<&Path>, kind: Kind) -> Res
         || output.is_some_and(|o| !is_stdio(o) && (o.is_dir() || ends_with_slash(o)));
     match output {
         Some(o) if is_stdio(o) && into_folder => {
-            bail!("-o - (standard output) takes one input file, not several or a folder")
+            return Err(usage(
+                "-o - (standard output) takes one input file, not several or a folder",
+            ));
         }
         Some(o) if into_folder => check_folder(o, kind)?,
         _ => {}
@@ -162,14 +178,16 @@ pub(super) fn plan(inputs: &[PathBuf], output: Option<&Path>, kind: Kind) -> Res
 /// `-o` names a file.
 fn plan_stdin(inputs: &[PathBuf], output: Option<&Path>) -> Result<Vec<Job>> {
     if inputs.len() > 1 {
-        bail!("- (standard input) must be the only input");
+        return Err(usage("- (standard input) must be the only input"));
     }
     let output = match output {
         None => PathBuf::from("-"),
-        Some(o) if !is_stdio(o) && (o.is_dir() || ends_with_slash(o)) => bail!(
-            "{}: with standard input, -o names the output file (or - for standard output)",
-            o.display()
-        ),
+        Some(o) if !is_stdio(o) && (o.is_dir() || ends_with_slash(o)) => {
+            return Err(usage(format!(
+                "{}: with standard input, -o names the output file (or - for standard output)",
+                o.display()
+            )));
+        }
         Some(o) => o.to_path_buf(),
     };
     Ok(vec![Job {

@@ -583,7 +583,7 @@ fn compress_of_several_inputs_to_a_file_name_is_refused_once_and_writes_nothing(
     copy_vector(&p.join("scans"), "pal8.bmp", "c.bmp");
 
     let out = run_in(p, &["compress", "a.bmp", "b.bmp", "-o", "new.rle"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
@@ -599,7 +599,7 @@ fn compress_of_several_inputs_to_a_file_name_is_refused_once_and_writes_nothing(
         &["compress", "scans", "-o", "out.txt"],
     ] {
         let out = run_in(p, args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = stderr(&out);
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(
@@ -626,7 +626,7 @@ fn compress_of_several_inputs_to_a_file_name_is_refused_once_and_writes_nothing(
 
     // Standard output takes one input.
     let out = run_in(p, &["compress", "a.bmp", "b.bmp", "-o", "-"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     assert!(stderr(&out).contains("-o - (standard output) takes one input file"));
 }
@@ -673,7 +673,7 @@ fn decompress_takes_a_folder_for_output_and_several_inputs_as_compress_does() {
     assert_eq!(fs::read(p.join("bmps/sub/y.bmp")).unwrap(), y_bmp);
 
     let out = run_in(p, &["decompress", "x.rle", "y.rle", "-o", "both.bmp"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("both.bmp: ") && !p.join("both.bmp").exists(),
         "{}",
@@ -757,7 +757,7 @@ fn verify_takes_several_files_and_folders_with_a_summary() {
 
     copy_vector(p, "rgb24.bmp", "img.bmp");
     let out = run_in(p, &["verify", "one.rle", "archive", "--source", "img.bmp"]);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--source"), "{}", stderr(&out));
 }
 
@@ -943,7 +943,7 @@ fn compress_and_decompress_work_in_a_pipeline() {
     let out = spawn(&["compress", "-", "a.bmp"], Stdio::null())
         .wait_with_output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("must be the only input"));
 }
 
@@ -999,4 +999,573 @@ fn generated_man_pages_and_completions_know_the_new_flags() {
         let text = fs::read_to_string(o.join(file)).unwrap();
         assert!(text.contains("defaults"), "{file}");
     }
+}
+
+/// A daemon started by hand with `args` after `run`, in `dir`, logging to
+/// `dir/NAME.log`; killed on drop.
+struct Started {
+    child: std::process::Child,
+    log: std::path::PathBuf,
+}
+
+impl Started {
+    fn new(dir: &std::path::Path, name: &str, args: &[&str]) -> Started {
+        let log = dir.join(format!("{name}.log"));
+        let child = rlewatch_in(dir)
+            .arg("run")
+            .args(args)
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("JOURNAL_STREAM")
+            .stdout(std::process::Stdio::null())
+            .stderr(fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut d = Started { child, log };
+        assert!(
+            crate::support::wait_until(crate::support::LONG, || d.log().contains(" started: ")
+                || d.child.try_wait().unwrap().is_some()),
+            "did not start: {}",
+            d.log()
+        );
+        assert!(d.child.try_wait().unwrap().is_none(), "{}", d.log());
+        d
+    }
+    fn pid(&self) -> String {
+        self.child.id().to_string()
+    }
+    fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+    /// Stops it with SIGTERM and returns its whole log: signals pending
+    /// together are taken lowest number first, so a SIGHUP sent before
+    /// shows in the log before the shutdown.
+    fn stop(mut self) -> String {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        self.child.wait().unwrap();
+        self.log()
+    }
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `reload` signals nothing but an `rlewatch run` daemon: SIGHUP kills most
+/// programs, and `reload` used to send it to any pid it was given.
+#[test]
+fn reload_refuses_a_process_that_is_not_an_rlewatch_daemon_and_sends_it_nothing() {
+    let dir = tempdir();
+    fs::write(dir.path().join("def.toml"), "").unwrap();
+    let mut sleep = std::process::Command::new("sleep")
+        .arg("100")
+        .spawn()
+        .unwrap();
+    let pid = sleep.id().to_string();
+    let out = run_in(dir.path(), &["reload", "--config", "def.toml", &pid]);
+    let alive = sleep.try_wait().unwrap().is_none()
+        // A SIGHUP, had one been sent, ends it at once.
+        && !crate::support::wait_until(Duration::from_millis(300), || {
+            sleep.try_wait().unwrap().is_some()
+        });
+    let _ = sleep.kill();
+    let _ = sleep.wait();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!("rlewatch: process {pid} is not an rlewatch daemon (it is `sleep`)")
+    );
+    assert!(out.stdout.is_empty());
+    assert!(alive, "the sleep was signalled");
+
+    // Nor an rlewatch that is not the daemon.
+    let me = std::process::id().to_string();
+    let out = run_in(dir.path(), &["reload", "--config", "def.toml", &me]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("process {me} is not an rlewatch daemon")),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A daemon on its built-in defaults reads no file, and one on another file
+/// does not read FILE: `reload` says so instead of reporting a reload that
+/// does not happen. The same file named another way (from another folder,
+/// in absolute form) is the daemon's own.
+#[test]
+fn reload_refuses_a_daemon_on_its_defaults_or_on_another_file() {
+    let dir = tempdir();
+    let p = dir.path();
+    fs::write(p.join("def.toml"), crate::support::FAST).unwrap();
+    let plain = Started::new(p, "plain", &[]);
+    let out = run_in(p, &["reload", "--config", "def.toml", &plain.pid()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "rlewatch: process {} runs on its built-in defaults, not on def.toml: it cannot \
+             reload a file",
+            plain.pid()
+        )
+    );
+    let log = plain.stop();
+    assert!(!log.contains("reload"), "{log}");
+
+    // The test harness's daemon: `run --config config.toml` in its folder.
+    let d = crate::support::Daemon::start(crate::support::FAST);
+    fs::write(d.path("other.toml"), crate::support::FAST).unwrap();
+    let pid = d.pid().to_string();
+    let out = run_in(d.dir.path(), &["reload", "-c", "other.toml", &pid]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let config = fs::canonicalize(d.path("config.toml")).unwrap();
+    assert_eq!(
+        stderr(&out).trim(),
+        format!(
+            "rlewatch: process {pid} runs on {}, not on other.toml: it would not reload \
+             other.toml",
+            config.display()
+        )
+    );
+
+    // Its own file, named from elsewhere: reloaded.
+    fs::write(
+        d.path("config.toml"),
+        format!(
+            "[compress]\nconversion = \"threshold\"\n{}",
+            crate::support::FAST
+        ),
+    )
+    .unwrap();
+    let elsewhere = tempdir();
+    let out = run_in(
+        elsewhere.path(),
+        &["reload", "--config", config.to_str().unwrap(), &pid],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(d.wait_log(
+        "configuration reloaded: conversion threshold",
+        1,
+        crate::support::LONG
+    ));
+    assert!(!d.log().contains("reload failed"), "{}", d.log());
+}
+
+/// The unit starts the daemon as `run --config /etc/rlewatch/rlewatch.toml`
+/// and reloads it with `reload --config FILE $MAINPID`; `-c FILE` and
+/// `--config=FILE` are the same option to clap, and to `reload`.
+#[test]
+fn reload_accepts_every_spelling_of_the_daemons_config_option() {
+    let dir = tempdir();
+    let p = dir.path();
+    let abs = p.join("r.toml");
+    let abs = abs.to_str().unwrap();
+    for (name, args) in [
+        ("unit", vec!["--config".to_string(), abs.to_string()]),
+        ("short", vec!["-c".to_string(), "r.toml".to_string()]),
+        ("equals", vec![format!("--config={abs}")]),
+    ] {
+        fs::write(p.join("r.toml"), crate::support::FAST).unwrap();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let daemon = Started::new(p, name, &args);
+        fs::write(
+            p.join("r.toml"),
+            format!(
+                "[compress]\nconversion = \"threshold\"\n{}",
+                crate::support::FAST
+            ),
+        )
+        .unwrap();
+        let out = run_in(p, &["reload", "--config", "r.toml", &daemon.pid()]);
+        assert_eq!(out.status.code(), Some(0), "{name}: {}", stderr(&out));
+        assert!(
+            crate::support::wait_until(crate::support::LONG, || daemon
+                .log()
+                .contains("configuration reloaded: conversion threshold")),
+            "{name}: {}",
+            daemon.log()
+        );
+    }
+}
+
+/// Runs the binary in `dir` under `umask`.
+fn run_with_umask(dir: &std::path::Path, umask: u32, args: &[&str]) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = rlewatch_in(dir);
+    cmd.args(args).stdin(std::process::Stdio::null());
+    // SAFETY: umask(2) is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(umask as libc::mode_t);
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    fs::metadata(path).unwrap().permissions().mode() & 0o7777
+}
+
+/// An output is no more readable than its input: created with the input's
+/// permission bits (without execute), the umask applying as usual; from
+/// standard input, as any new file. A private scan stayed private only in
+/// its BMP.
+#[test]
+fn outputs_are_no_more_readable_than_their_input() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let p = dir.path();
+    for (input_mode, umask, expected) in [
+        (0o600, 0o022, 0o600),
+        (0o640, 0o022, 0o640),
+        (0o755, 0o022, 0o644),
+        (0o644, 0o077, 0o600),
+    ] {
+        copy_vector(p, "pal8.bmp", "secret.bmp");
+        fs::set_permissions(p.join("secret.bmp"), fs::Permissions::from_mode(input_mode)).unwrap();
+        let out = run_with_umask(p, umask, &["compress", "--force", "secret.bmp"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            mode_of(&p.join("secret.rle")),
+            expected,
+            "compress of a {input_mode:o} file under umask {umask:o}"
+        );
+        fs::set_permissions(p.join("secret.rle"), fs::Permissions::from_mode(input_mode)).unwrap();
+        let out = run_with_umask(
+            p,
+            umask,
+            &["decompress", "--force", "-o", "back.bmp", "secret.rle"],
+        );
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert_eq!(
+            mode_of(&p.join("back.bmp")),
+            expected,
+            "decompress of a {input_mode:o} file under umask {umask:o}"
+        );
+        fs::remove_file(p.join("secret.bmp")).unwrap();
+    }
+    // Folder mode too.
+    fs::create_dir(p.join("scans")).unwrap();
+    copy_vector(&p.join("scans"), "pal8.bmp", "a.bmp");
+    fs::set_permissions(p.join("scans/a.bmp"), fs::Permissions::from_mode(0o600)).unwrap();
+    let out = run_with_umask(p, 0o022, &["compress", "-o", "out", "scans"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode_of(&p.join("out/a.rle")), 0o600);
+
+    // Standard input: a new file's mode.
+    let out = rlewatch_with_stdin(p, 0o022, &["compress", "-", "-o", "piped.rle"], "pal8.bmp");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(mode_of(&p.join("piped.rle")), 0o644);
+}
+
+fn rlewatch_with_stdin(
+    dir: &std::path::Path,
+    umask: u32,
+    args: &[&str],
+    vector: &str,
+) -> std::process::Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = rlewatch_in(dir);
+    cmd.args(args)
+        .stdin(fs::File::open(data(vector)).unwrap())
+        .stdout(std::process::Stdio::null());
+    // SAFETY: umask(2) is async-signal-safe.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(umask as libc::mode_t);
+            Ok(())
+        });
+    }
+    cmd.output().unwrap()
+}
+
+/// Ctrl-C (SIGINT) or SIGTERM during a compress removes its temporary
+/// file and writes nothing under the final name; the exit status is 128 +
+/// the signal. The hidden `.rlewatch-*.tmp` files used to stay forever.
+#[test]
+fn an_interrupted_compress_leaves_no_temporary_file() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = tempdir();
+    let p = dir.path();
+    let out_dir = p.join("out");
+    fs::create_dir(&out_dir).unwrap();
+    fs::write(p.join("big.bmp"), crate::support::big_bmp(8000, 8000)).unwrap();
+    for (sig, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        let mut child = rlewatch_in(p)
+            .args(["compress", "-o", "out/big.rle", "big.bmp"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let temp_seen = crate::support::wait_until(crate::support::LONG, || {
+            !crate::support::no_temp_files(&out_dir)
+        });
+        assert!(temp_seen, "no temporary file appeared");
+        // SAFETY: kill(2) on our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, sig) }, 0);
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(
+            status.code(),
+            Some(code),
+            "signal {sig}: {status:?} (killed by {:?}): {err}",
+            status.signal()
+        );
+        assert!(
+            crate::support::no_temp_files(&out_dir),
+            "signal {sig}: left {:?}",
+            crate::support::files_below(&out_dir)
+        );
+        assert!(
+            !out_dir.join("big.rle").exists(),
+            "signal {sig}: something under the final name"
+        );
+        assert!(err.contains("interrupted"), "{err}");
+    }
+}
+
+/// Options and inputs that cannot go together are usage errors (exit 2,
+/// as documented), not failures (1); the messages stay.
+#[test]
+fn usage_mistakes_in_the_combination_of_arguments_exit_2() {
+    let dir = tempdir();
+    let p = dir.path();
+    copy_vector(p, "pal8.bmp", "a.bmp");
+    copy_vector(p, "pal1.bmp", "b.bmp");
+    copy_vector(p, "pal1.dither.rle", "a.rle");
+    copy_vector(p, "pal8.dither.rle", "b.rle");
+    fs::create_dir(p.join("existingdir")).unwrap();
+    for (args, message) in [
+        (
+            &["compress", "a.bmp", "b.bmp", "-o", "new.rle"][..],
+            "write new.rle/ to make a folder",
+        ),
+        (
+            &["compress", "-", "b.bmp", "-o", "outB/"],
+            "- (standard input) must be the only input",
+        ),
+        (
+            &["compress", "a.bmp", "b.bmp", "-o", "-"],
+            "-o - (standard output) takes one input file",
+        ),
+        (
+            &["verify", "--source", "a.bmp", "a.rle", "b.rle"],
+            "--source compares one .rle file with its BMP, not several",
+        ),
+        (
+            &["compress", "-", "-o", "existingdir"],
+            "existingdir: with standard input, -o names the output file",
+        ),
+        (
+            &["decompress", "a.rle", "b.rle", "-o", "new.bmp"],
+            "write new.bmp/ to make a folder",
+        ),
+    ] {
+        let out = rlewatch_in(p)
+            .args(args)
+            .stdin(fs::File::open(data("pal8.bmp")).unwrap())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("rlewatch: ") && err.contains(message) && err.lines().count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+    assert!(!p.join("outB").exists() && !p.join("new.rle").exists());
+}
+
+/// `--max-pixels 0` would refuse every image; the configuration rejects
+/// `max_pixels = 0`, and so does the command line, when it is parsed.
+#[test]
+fn max_pixels_0_is_a_usage_error() {
+    let dir = tempdir();
+    copy_vector(dir.path(), "pal8.bmp", "a.bmp");
+    copy_vector(dir.path(), "pal8.dither.rle", "a.rle");
+    for args in [
+        &["compress", "--max-pixels", "0", "a.bmp"][..],
+        &["verify", "--max-pixels", "0", "--source", "a.bmp", "a.rle"],
+    ] {
+        let out = run_in(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("--max-pixels"), "{}", stderr(&out));
+    }
+    let out = run_in(
+        dir.path(),
+        &["compress", "--max-pixels", "1", "-o", "x.rle", "a.bmp"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
+
+/// A symlink inside a folder given to compress (or verify) is not
+/// followed, and says so: one line each, the folder's as the file's.
+#[test]
+fn symlinks_skipped_in_a_folder_are_named_on_stderr() {
+    let dir = tempdir();
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    copy_vector(&outside, "pal1.bmp", "secret.bmp");
+    let scans = dir.path().join("scans");
+    fs::create_dir(&scans).unwrap();
+    symlink(&outside, scans.join("link")).unwrap();
+    symlink(outside.join("secret.bmp"), scans.join("file.bmp")).unwrap();
+    copy_vector(&scans, "pal1.bmp", "real.bmp");
+    let out = run_in(dir.path(), &["compress", "scans"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let mut skipped: Vec<&str> = err.lines().filter(|l| l.contains("skipped")).collect();
+    skipped.sort();
+    assert_eq!(
+        skipped,
+        [
+            "rlewatch: scans/file.bmp: skipped: a symlink, not followed",
+            "rlewatch: scans/link: skipped: a symlink, not followed",
+        ],
+        "{err}"
+    );
+    assert!(scans.join("real.rle").exists());
+    assert!(!outside.join("secret.rle").exists());
+    assert!(!scans.join("file.rle").exists());
+    assert!(!scans.join("link/secret.rle").exists());
+}
+
+/// A text file given to decompress fails with the decoder's finding and a
+/// hint that it is probably no .rle (the format has no magic number, so
+/// only a hint); a damaged real .rle gets no hint.
+#[test]
+fn decompress_of_a_text_file_hints_that_it_is_not_an_rle() {
+    let dir = tempdir();
+    let p = dir.path();
+    fs::write(
+        p.join("notes.txt"),
+        "Meeting notes: scan the ledgers on Monday.\n",
+    )
+    .unwrap();
+    for cmd in ["decompress", "verify"] {
+        let out = run_in(p, &[cmd, "notes.txt"]);
+        assert_eq!(out.status.code(), Some(1));
+        let err = stderr(&out);
+        assert!(
+            err.starts_with("rlewatch: notes.txt: corrupt run at byte ")
+                && err.trim_end().ends_with(" (not an .rle file?)"),
+            "{cmd}: {err}"
+        );
+    }
+    assert!(!p.join("notes.bmp").exists());
+    let mut rle = fs::read(data("pal1.dither.rle")).unwrap();
+    rle.truncate(rle.len() - 1);
+    fs::write(p.join("cut.rle"), &rle).unwrap();
+    let out = run_in(p, &["decompress", "cut.rle"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!stderr(&out).contains("not an .rle"), "{}", stderr(&out));
+}
+
+/// Compression code 4 is an embedded JPEG in a Windows INFO header
+/// (BI_JPEG) and RLE24 only in an OS/2 2.x header.
+#[test]
+fn compression_4_is_named_by_its_header_kind() {
+    let dir = tempdir();
+    let p = dir.path();
+    let bmp = |info_size: u32| {
+        let mut b = b"BM".to_vec();
+        b.extend_from_slice(&[0; 8]);
+        b.extend_from_slice(&(14 + info_size).to_le_bytes());
+        let mut info = vec![0u8; info_size as usize];
+        info[0..4].copy_from_slice(&info_size.to_le_bytes());
+        info[4..8].copy_from_slice(&4i32.to_le_bytes());
+        info[8..12].copy_from_slice(&4i32.to_le_bytes());
+        info[12..14].copy_from_slice(&1u16.to_le_bytes());
+        info[14..16].copy_from_slice(&24u16.to_le_bytes());
+        info[16..20].copy_from_slice(&4u32.to_le_bytes());
+        b.extend_from_slice(&info);
+        b.resize(4096, 0);
+        b
+    };
+    for (size, name, expected) in [
+        (40, "info.bmp", "embedded JPEG"),
+        (108, "v4.bmp", "embedded JPEG"),
+        (124, "v5.bmp", "embedded JPEG"),
+        (64, "os2.bmp", "RLE24 compression"),
+    ] {
+        fs::write(p.join(name), bmp(size)).unwrap();
+        let out = run_in(p, &["compress", name]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            stderr(&out).trim(),
+            format!("rlewatch: {name}: unsupported BMP variant: {expected}")
+        );
+    }
+}
+
+/// `audit` of a small archive reads in milliseconds: its rate is not
+/// "(0 MB/s)" (a unit that fits, or none for a run that short).
+#[test]
+fn audit_of_a_small_archive_prints_no_zero_rate() {
+    let mut d = crate::support::Daemon::start(crate::support::FAST);
+    fs::copy(data("pal1.bmp"), d.inbox().join("a.bmp")).unwrap();
+    assert!(
+        d.wait_log("archived ", 1, crate::support::LONG),
+        "{}",
+        d.log()
+    );
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(crate::support::LONG).is_some(), "{}", d.log());
+    let out = run_in(d.dir.path(), &["audit", "--config", "config.toml"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(text.contains("audited 1 recorded archive(s)"), "{text}");
+    assert!(!text.contains("(0 MB/s)"), "{text}");
+
+    // And an empty one.
+    let dir = tempdir();
+    fs::create_dir(dir.path().join("archive")).unwrap();
+    let out = run_in(dir.path(), &["audit", "archive"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("audited 0 recorded archive(s)"), "{text}");
+    assert!(!text.contains("MB/s"), "{text}");
+}
+
+/// Where `/proc/PID` cannot be read (another user's daemon, a relative
+/// `--config` to resolve through its working folder), `reload` says so and
+/// sends nothing, rather than guess.
+#[test]
+fn reload_refuses_when_proc_cannot_be_read() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !crate::support::is_root() {
+        crate::support::skip_without_root("needs root to run reload as another user");
+        return;
+    }
+    let mut d = crate::support::Daemon::start(crate::support::FAST);
+    fs::set_permissions(d.dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    let pid = d.pid().to_string();
+    let (uid, gid) = crate::support::NOBODY;
+    let out = rlewatch_in(d.dir.path())
+        .args(["reload", "-c", "config.toml", &pid])
+        .uid(uid)
+        .gid(gid)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!("rlewatch: cannot read /proc/{pid}/cwd (")),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).trim_end().ends_with("so it is not signalled"),
+        "{}",
+        stderr(&out)
+    );
+    // Signals are taken in order: a SIGHUP sent would be logged before the
+    // shutdown's lines.
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(crate::support::LONG).is_some(), "{}", d.log());
+    assert!(!d.log().contains("reload"), "{}", d.log());
 }

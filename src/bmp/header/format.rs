@@ -21,8 +21,9 @@ pub(super) fn pixel_format(info: &InfoHeader) -> Result<PixelFormat, BmpError> {
     // Codes 3 and 4 mean Huffman 1D and RLE24 in OS/2 2.x files (every
     // header of 16 to 64 bytes but the Windows sizes, the full 64-byte one
     // included); a 1-bit file with code 3 can only be Huffman either way.
+    // In a Windows INFO/V4/V5 header code 4 is BI_JPEG, whatever the bits.
     let huffman = info.compression == 3 && (info.layout == Layout::Os2V2 || bits == 1);
-    let rle24 = info.compression == 4 && bits == 24;
+    let rle24 = info.compression == 4 && bits == 24 && info.layout == Layout::Os2V2;
     let (compression, bitfields, alpha_bitfields) = match info.compression {
         _ if huffman => return Err(unsupported(Unsupported::Huffman1D)),
         _ if rle24 => return Err(unsupported(Unsupported::Rle24)),
