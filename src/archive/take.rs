@@ -335,8 +335,11 @@ fn claim_by_link(
 /// A claim that still has its inbox name (a crash between the halves of a
 /// claim, design §4.7; or a claim taken over from a dead host in that
 /// state): the inbox name is removed before anything else, so the file is
-/// never taken from the inbox a second time.
+/// never taken from the inbox a second time. A scratch name of the file
+/// left in the claim folder by an interrupted removal goes first.
 fn finish_claim(s: &Settings, held: &Held, before: &fs::Metadata) -> Result<(), Report> {
+    durable::remove_scratch_twin(&held.parent, &held.name, before)
+        .map_err(|e| transient(held, Op::Claim, &s.claims, e))?;
     let inbox = File::open(&s.inbox)
         .and_then(|i| durable::open_beneath(&i, &held.rel_dir, libc::O_RDONLY | libc::O_DIRECTORY));
     let inbox = match inbox {

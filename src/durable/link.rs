@@ -195,3 +195,26 @@ pub fn unlink_twin_durably(
     sync_moved(from, to);
     Ok(twin)
 }
+
+/// Removes the scratch name of `name` in the claim folder `dir` when it is
+/// a second name of the claimed file `m`: what is left when removing a
+/// claim's inbox name was cut short after its rename into the claim folder
+/// (a crash, or the scratch name's unlink refused, as in a folder made
+/// append-only). Left there, it would outlive the claim and be taken at the
+/// next start for a newer file and archived a second time. Nothing when
+/// there is none, or it names another file (a newer arrival, which the
+/// next start puts back).
+pub fn remove_scratch_twin(dir: &File, name: &OsStr, m: &std::fs::Metadata) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let scratch = unclaim_name(name);
+    match stat_at(dir, &scratch) {
+        Ok(st) if (st.st_dev, st.st_ino) == (m.dev(), m.ino()) => {
+            let _moving = moving();
+            unlink_at(dir, &scratch)?;
+            dir.sync_all()
+        }
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}

@@ -29,8 +29,8 @@ mod tests;
 pub use beneath::{name_holds, open_beneath, open_beneath_walk, stat_at};
 pub use flock::{moving, try_lock};
 pub use link::{
-    Twin, UNCLAIM_PREFIX, is_unclaim_name, link_at, no_links, put_back, unclaim_name, unlink_twin,
-    unlink_twin_durably,
+    Twin, UNCLAIM_PREFIX, is_unclaim_name, link_at, no_links, put_back, remove_scratch_twin,
+    unclaim_name, unlink_twin, unlink_twin_durably,
 };
 pub use moves::{has_writers, may_remove_at, move_at, same_file_there, unlink_at};
 pub use names::{

@@ -463,3 +463,26 @@ fn a_claim_link_never_follows_a_symlink() {
             .is_symlink()
     );
 }
+
+/// A scratch name left beside a claim by a cut-short removal of its inbox
+/// name is removed when it is the claim's second name, and only then.
+#[test]
+fn a_scratch_name_of_the_claim_itself_is_removed_and_any_other_kept() {
+    let t = tempfile::tempdir().unwrap();
+    let claim = t.path().join("a.bmp");
+    fs::write(&claim, b"claimed").unwrap();
+    let scratch = t.path().join(unclaim_name(std::ffi::OsStr::new("a.bmp")));
+    fs::hard_link(&claim, &scratch).unwrap();
+    let dir = File::open(t.path()).unwrap();
+    let m = fs::metadata(&claim).unwrap();
+    remove_scratch_twin(&dir, std::ffi::OsStr::new("a.bmp"), &m).unwrap();
+    assert!(!scratch.exists(), "the claim's own second name stays");
+    assert_eq!(fs::read(&claim).unwrap(), b"claimed");
+    // Another file under the scratch name (a newer arrival): kept.
+    fs::write(&scratch, b"newer").unwrap();
+    remove_scratch_twin(&dir, std::ffi::OsStr::new("a.bmp"), &m).unwrap();
+    assert_eq!(fs::read(&scratch).unwrap(), b"newer");
+    // None at all: nothing to do.
+    fs::remove_file(&scratch).unwrap();
+    remove_scratch_twin(&dir, std::ffi::OsStr::new("a.bmp"), &m).unwrap();
+}
