@@ -105,7 +105,7 @@ for patch in tests/planted/*.patch; do
     restore
     caught=$(echo "$caught" | sed '/^$/d')
     n=$(echo "$caught" | sed '/^$/d' | wc -l)
-    echo "$caught" | sed 's/^/   caught by /'
+    if [ "$n" = 0 ]; then echo "   caught by nothing"; else echo "$caught" | sed "s/^/   caught by /"; fi
     echo "   $n test(s), $(( $(date +%s) - started )) s; logs in $log_dir/$name.*.log"
     summary+=("$name: $n")
     if [ "$n" -lt "$MIN_CAUGHT" ]; then
