@@ -83,7 +83,7 @@ for patch in tests/planted/*.patch; do
         [ $keep = 1 ] || continue
     fi
     if [ $LIB_ONLY = 1 ] && grep -q '^In-process: no' "$patch"; then
-        echo "== $name: skipped with --lib ($(grep -m1 '^In-process: no' "$patch" | cut -c18-))"
+        echo "== $name: skipped with --lib: $(grep -m1 '^In-process: no' "$patch" | sed 's/^In-process: //')"
         continue
     fi
     files=$(sed -n 's|^+++ b/||p' "$patch")
