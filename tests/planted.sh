@@ -15,7 +15,9 @@
 # a plant is caught by fewer than MIN_CAUGHT tests (default 2; 1 with
 # --lib), when a plant does not build or apply, or when the tree is not
 # clean where a patch applies. The tree is restored after each plant, on failure and on
-# Ctrl-C too. Needs what the integration tests need: root and /dev/fuse
+# Ctrl-C too. Run it on a tree whose tests pass: a timing-sensitive test
+# that fails by chance during a plant's run is listed as catching it (rerun
+# that plant alone). Needs what the integration tests need: root and /dev/fuse
 # for the power cuts (RLEWATCH_REQUIRE_ROOT=1 is set, so a skip fails).
 set -euo pipefail
 
