@@ -14,11 +14,12 @@
 # "caught" by every test that fails with it applied. The script fails when
 # a plant is caught by fewer than MIN_CAUGHT tests (default 2; 1 with
 # --lib), when a plant does not build or apply, or when the tree is not
-# clean where a patch applies. The tree is restored after each plant, on failure and on
-# Ctrl-C too. Run it on a tree whose tests pass: a timing-sensitive test
-# that fails by chance during a plant's run is listed as catching it (rerun
-# that plant alone). Needs what the integration tests need: root and /dev/fuse
-# for the power cuts (RLEWATCH_REQUIRE_ROOT=1 is set, so a skip fails).
+# clean where a patch applies. The tree is restored after each plant, on
+# failure and on Ctrl-C too. Run it on a tree whose tests pass: a
+# timing-sensitive test that fails by chance during a plant's run is
+# listed as catching it (rerun that plant alone). Needs what the
+# integration tests need: root and /dev/fuse for the power cuts
+# (RLEWATCH_REQUIRE_ROOT=1 is set, so a skip fails).
 set -euo pipefail
 
 cd "$(git rev-parse --show-toplevel)"
@@ -28,7 +29,7 @@ PATTERNS=()
 for arg in "$@"; do
     case $arg in
         --lib) LIB_ONLY=1 ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,/^set -e/p' "$0" | sed '$d'; exit 0 ;;
         *) PATTERNS+=("$arg") ;;
     esac
 done
