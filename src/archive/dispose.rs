@@ -84,6 +84,8 @@ fn dispose(
             held.parent
                 .sync_all()
                 .map_err(|e| Box::new(Failure::io(path, Op::Fsync, e)))?;
+            #[cfg(test)]
+            durable::tests::synced(&held.parent);
             Ok(Original::Deleted)
         }
         A::Delete => move_to_done(Original::MovedLossy),

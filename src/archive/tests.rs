@@ -488,3 +488,212 @@ fn an_inbox_file_linked_into_another_hosts_claim_folder_is_left_to_it() {
     assert!(src.exists() && theirs.join("a.bmp").exists());
     assert!(claim::list(&s.claims).is_empty());
 }
+
+/// The file's bytes changed on disk between being written and being read
+/// back (a bad sector, a stray writer, a bug in the write path): the strict
+/// decoder's read-back refuses it, nothing is published or recorded, and
+/// the original goes back to the inbox untouched. Each corruption is made
+/// through the temporary file's own name between `encode` and `commit`,
+/// as something outside the daemon would (unlike the `test-hooks` fault,
+/// which flips a bit through the daemon's own descriptor).
+#[test]
+fn a_temporary_archive_corrupted_on_disk_before_its_read_back_is_never_published() {
+    type Corrupt = fn(&Path);
+    let cases: [(&str, Corrupt); 3] = [
+        ("a byte changed in the middle", |p| {
+            let mut b = fs::read(p).unwrap();
+            let mid = b.len() / 2;
+            b[mid] ^= 0x10;
+            fs::write(p, b).unwrap();
+        }),
+        ("cut one byte short", |p| {
+            let len = fs::metadata(p).unwrap().len();
+            fs::File::options()
+                .write(true)
+                .open(p)
+                .unwrap()
+                .set_len(len - 1)
+                .unwrap();
+        }),
+        ("a byte appended", |p| {
+            let mut f = fs::File::options().append(true).open(p).unwrap();
+            f.write_all(&[0]).unwrap();
+        }),
+    ];
+    for (what, corrupt) in cases {
+        let t = tempfile::tempdir().unwrap();
+        let (s, archive) = with_archive_folder(t.path());
+        let src = s.inbox.join("a.bmp");
+        let bmp = format!("{DATA}/pal8.bmp");
+        fs::copy(&bmp, &src).unwrap();
+        let taken = encoded(&s, &src);
+        corrupt(taken.work.temp.path());
+        match commit(*taken) {
+            Report::Transient { error } => assert_eq!(error.op, Op::Verify, "{what}: {error}"),
+            other => panic!("{what}: a corrupted archive was not refused: {other:?}"),
+        }
+        let left: Vec<_> = fs::read_dir(&archive).unwrap().collect();
+        assert!(left.is_empty(), "{what}: left in the archive: {left:?}");
+        assert!(
+            !s.ledger.records_archive(Path::new("a.rle")),
+            "{what}: recorded"
+        );
+        assert!(!s.done.join("a.bmp").exists(), "{what}: filed away");
+        assert_eq!(
+            fs::read(&src).unwrap(),
+            fs::read(&bmp).unwrap(),
+            "{what}: the original is not back in the inbox as it was"
+        );
+    }
+}
+
+/// The order of design §4.7, watched through what each fsync made durable
+/// (`durable::tests::recording`): the archive is durable in its folder,
+/// then the ledger line naming it, and only then is the original filed
+/// away — moved (done/ durable before the claim folder lets it go), put
+/// back (`keep`) or deleted. The ledger lives outside the archive folder
+/// here, so that its own folder fsyncs do not make the archive durable by
+/// chance (they do for the first file of each day in a real archive).
+#[test]
+fn the_archive_then_its_ledger_line_are_durable_before_the_original_is_filed() {
+    use crate::durable::tests::{Synced, first, recording};
+    for policy in [
+        OriginalsAction::Move,
+        OriginalsAction::Keep,
+        OriginalsAction::Delete,
+    ] {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().canonicalize().unwrap();
+        let (mut s, archive) = with_archive_folder(&root);
+        Arc::get_mut(&mut s).unwrap().originals = policy;
+        // Lossless, so that `delete` deletes.
+        let src = s.inbox.join("a.bmp");
+        fs::copy(format!("{DATA}/pal1.bmp"), &src).unwrap();
+        let (report, journal) = recording(|| commit(*encoded(&s, &src)));
+        let original = match report {
+            Report::Archived {
+                archive: a,
+                original,
+                ..
+            } => {
+                assert_eq!(a, archive.join("a.rle"));
+                original
+            }
+            other => panic!("{policy}: {other:?}"),
+        };
+        let published = first(&journal, "the archive folder holding a.rle", |e| {
+            e.dir_with(&archive, "a.rle")
+        });
+        let recorded = first(&journal, "the ledger line naming a.rle", |e| {
+            e.path.extension().is_some_and(|x| x == "jsonl")
+                && String::from_utf8_lossy(&e.bytes).contains("\"archive\":\"a.rle\"")
+        });
+        let claims = s.claims.clone();
+        let let_go = |e: &Synced| e.dir_without(&claims, "a.bmp");
+        let filed = match policy {
+            OriginalsAction::Move => {
+                assert_eq!(original, Original::Moved(s.done.join("a.bmp")));
+                let there = first(&journal, "done/ holding a.bmp", |e| {
+                    e.dir_with(&s.done, "a.bmp")
+                });
+                let gone = first(&journal, "the claim folder without a.bmp", let_go);
+                assert!(
+                    there < gone,
+                    "{policy}: the claim folder let the original go before done/ held it: \
+                     {journal:#?}"
+                );
+                there
+            }
+            OriginalsAction::Keep => {
+                assert_eq!(original, Original::Kept);
+                first(&journal, "the inbox holding a.bmp again", |e| {
+                    e.dir_with(&s.inbox, "a.bmp")
+                })
+            }
+            OriginalsAction::Delete => {
+                assert_eq!(original, Original::Deleted);
+                first(&journal, "the claim folder without a.bmp", let_go)
+            }
+        };
+        assert!(
+            published < recorded && recorded < filed,
+            "{policy}: durable in the wrong order (archive at {published}, ledger at \
+             {recorded}, original filed at {filed}): {journal:#?}"
+        );
+    }
+}
+
+/// A claim being archived is locked by its taker: a second taker of the
+/// same host id (a second daemon past a deleted host lock, or this one's
+/// own rescan of its claim folder) finds it busy and leaves it, and the
+/// file is archived once.
+#[test]
+fn a_claim_being_archived_is_busy_for_a_second_taker() {
+    let t = tempfile::tempdir().unwrap();
+    let (s, archive) = with_archive_folder(t.path());
+    let src = s.inbox.join("a.bmp");
+    fs::copy(format!("{DATA}/pal8.bmp"), &src).unwrap();
+    let first = encoded(&s, &src);
+    let claimed = s.claims.join("a.bmp");
+    assert!(claimed.exists());
+    match encode(&s, &claimed, 0, None) {
+        Step::Over(Report::Busy { .. }) => {}
+        Step::Over(other) => panic!("expected Busy, got {other:?}"),
+        Step::Encoded(second) => {
+            // What two unlocked takers do: both publish.
+            let twice = [commit(*first), commit(*second)];
+            panic!("a locked claim was taken a second time: {twice:?}");
+        }
+    }
+    match commit(*first) {
+        Report::Archived { archive: a, .. } => assert_eq!(a, archive.join("a.rle")),
+        other => panic!("{other:?}"),
+    }
+    let names: Vec<_> = fs::read_dir(&archive)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["a.rle"]);
+    assert_eq!(
+        fs::read(s.done.join("a.bmp")).unwrap(),
+        fs::read(format!("{DATA}/pal8.bmp")).unwrap()
+    );
+}
+
+/// `delete` removes an original only when its archive is lossless and was
+/// read back through the strict decoder; otherwise the original goes to
+/// done/, byte for byte.
+#[test]
+fn delete_removes_only_an_original_whose_archive_is_lossless_and_verified() {
+    for (bmp, verify, deleted) in [
+        ("pal1.bmp", true, true),
+        ("pal8.bmp", true, false),
+        ("pal1.bmp", false, false),
+    ] {
+        let what = format!("{bmp}, verify = {verify}");
+        let t = tempfile::tempdir().unwrap();
+        let (mut s, _) = with_archive_folder(t.path());
+        let settings = Arc::get_mut(&mut s).unwrap();
+        settings.originals = OriginalsAction::Delete;
+        settings.verify = verify;
+        let src = s.inbox.join("a.bmp");
+        fs::copy(format!("{DATA}/{bmp}"), &src).unwrap();
+        let original = match commit(*encoded(&s, &src)) {
+            Report::Archived { original, .. } => original,
+            other => panic!("{what}: {other:?}"),
+        };
+        let done = s.done.join("a.bmp");
+        if deleted {
+            assert_eq!(original, Original::Deleted, "{what}");
+            assert!(!done.exists(), "{what}");
+        } else {
+            assert_eq!(original, Original::MovedLossy(done.clone()), "{what}");
+            assert_eq!(
+                fs::read(&done).unwrap(),
+                fs::read(format!("{DATA}/{bmp}")).unwrap(),
+                "{what}"
+            );
+        }
+        assert!(!src.exists() && claim::list(&s.claims).is_empty(), "{what}");
+    }
+}

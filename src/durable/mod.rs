@@ -24,7 +24,7 @@ mod moves;
 mod names;
 mod rename;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use beneath::{name_holds, open_beneath, open_beneath_walk, stat_at};
 pub use flock::{moving, try_lock};
@@ -97,7 +97,11 @@ pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
 
 /// Fsyncs a folder so a rename or unlink in it is durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    let f = File::open(dir)?;
+    f.sync_all()?;
+    #[cfg(test)]
+    tests::synced(&f);
+    Ok(())
 }
 
 /// `fs::create_dir_all`, made durable: each folder it creates is fsynced

@@ -86,10 +86,14 @@ fn rename_durably(
 /// failure is logged, not returned.
 pub fn sync_moved(from: &File, to: &File) {
     for dir in [to, from] {
-        if let Err(e) = dir.sync_all() {
-            tracing::warn!(
+        match dir.sync_all() {
+            Ok(()) => {
+                #[cfg(test)]
+                super::tests::synced(dir);
+            }
+            Err(e) => tracing::warn!(
                 "fsync of a folder after a move: {e}; the move may not survive a power cut"
-            );
+            ),
         }
     }
 }

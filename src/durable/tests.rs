@@ -486,3 +486,116 @@ fn a_scratch_name_of_the_claim_itself_is_removed_and_any_other_kept() {
     fs::remove_file(&scratch).unwrap();
     remove_scratch_twin(&dir, std::ffi::OsStr::new("a.bmp"), &m).unwrap();
 }
+
+/// What a test saw made durable, in order: each successful fsync of a
+/// file or folder by `sync_dir`, `sync_moved`, a ledger append or a
+/// delete, with what the file or folder held right then. Recorded on the
+/// test's own thread only ([`recording`]), so tests running in parallel
+/// do not see each other's; outside a recording nothing is kept.
+#[derive(Debug, Clone)]
+pub(crate) struct Synced {
+    /// The file or folder fsynced (as `/proc/self/fd` names it).
+    pub path: PathBuf,
+    /// A folder: the names in it. A file: empty.
+    pub names: Vec<std::ffi::OsString>,
+    /// A file: its bytes. A folder: empty.
+    pub bytes: Vec<u8>,
+}
+
+impl Synced {
+    /// A folder `dir` fsynced while it held `name`.
+    pub fn dir_with(&self, dir: &Path, name: &str) -> bool {
+        self.path == dir && self.names.iter().any(|n| n == name)
+    }
+    /// A folder `dir` fsynced while it did not hold `name`.
+    pub fn dir_without(&self, dir: &Path, name: &str) -> bool {
+        self.path == dir && !self.names.iter().any(|n| n == name)
+    }
+}
+
+thread_local! {
+    static JOURNAL: std::cell::RefCell<Option<Vec<Synced>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `f`, returning what it made durable on this thread, in order.
+pub(crate) fn recording<T>(f: impl FnOnce() -> T) -> (T, Vec<Synced>) {
+    JOURNAL.with(|j| *j.borrow_mut() = Some(Vec::new()));
+    let out = f();
+    let journal = JOURNAL.with(|j| j.borrow_mut().take()).unwrap_or_default();
+    (out, journal)
+}
+
+/// Called right after `file` (a file or a folder) was fsynced.
+pub(crate) fn synced(file: &File) {
+    use std::os::fd::AsRawFd;
+    JOURNAL.with(|j| {
+        let mut j = j.borrow_mut();
+        let Some(journal) = j.as_mut() else {
+            return;
+        };
+        let path = fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+            .expect("/proc/self/fd names an open file");
+        let (mut names, mut bytes) = (Vec::new(), Vec::new());
+        if path.is_dir() {
+            names = fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+        } else {
+            bytes = fs::read(&path).unwrap_or_default();
+        }
+        journal.push(Synced { path, names, bytes });
+    });
+}
+
+/// The index of the first entry of `journal` for which `what` holds, for
+/// a failure message naming `rule`.
+pub(crate) fn first(journal: &[Synced], rule: &str, what: impl Fn(&Synced) -> bool) -> usize {
+    journal
+        .iter()
+        .position(what)
+        .unwrap_or_else(|| panic!("never made durable: {rule}\nfsyncs, in order: {journal:#?}"))
+}
+
+/// A rename is durable only once both folders are fsynced: the destination
+/// first, then the source. The other order leaves a moment when the file
+/// is durably in neither (a writer's fsync of the source folder in
+/// between, then a power cut: design §4.7, "Power loss").
+#[test]
+fn a_move_is_durable_in_its_destination_before_its_source_lets_it_go() {
+    let d = tempfile::tempdir().unwrap();
+    let root = d.path().canonicalize().unwrap();
+    let (a, b, c) = (root.join("a"), root.join("b"), root.join("c"));
+    for p in [&a, &b, &c] {
+        fs::create_dir(p).unwrap();
+    }
+    fs::write(a.join("x.bmp"), b"moved").unwrap();
+    fs::write(b.join("y.bmp"), b"renamed").unwrap();
+    let (fa, fb, fc) = (
+        File::open(&a).unwrap(),
+        File::open(&b).unwrap(),
+        File::open(&c).unwrap(),
+    );
+    // `move_at` (originals to done/ and failed/) and `rename_noreplace`
+    // (a claim put back), each on its own.
+    let (moved, journal) = recording(|| move_at(&fa, std::ffi::OsStr::new("x.bmp"), &b, 0o640));
+    assert_eq!(moved.unwrap(), b.join("x.bmp"));
+    let (renamed, journal2) =
+        recording(|| rename_noreplace(&fb, std::ffi::OsStr::new("y.bmp"), &fc));
+    renamed.unwrap();
+    for (journal, (from, to, name)) in [(journal, (&a, &b, "x.bmp")), (journal2, (&b, &c, "y.bmp"))]
+    {
+        let there = first(&journal, "the destination folder holding the file", |s| {
+            s.dir_with(to, name)
+        });
+        let gone = first(&journal, "the source folder without the file", |s| {
+            s.dir_without(from, name)
+        });
+        assert!(
+            there < gone,
+            "{name}: the source folder was fsynced before the destination: {journal:#?}"
+        );
+    }
+}

@@ -278,7 +278,12 @@ impl Ledger {
             let target = g.written;
             let file = g.file.clone();
             drop(g);
-            let result = file.map_or(Ok(()), |f| f.sync_data());
+            let result = file.map_or(Ok(()), |f| -> io::Result<()> {
+                f.sync_data()?;
+                #[cfg(test)]
+                crate::durable::tests::synced(&f);
+                Ok(())
+            });
             g = self.syncs.lock().unwrap_or_else(|p| p.into_inner());
             g.busy = false;
             if result.is_ok() {

@@ -233,3 +233,26 @@ fn a_ledger_folder_that_cannot_be_read_is_an_error_and_a_missing_one_is_empty() 
     let e = files(dir.path()).unwrap_err();
     assert_eq!(e.raw_os_error(), Some(libc::ENOTDIR), "{e}");
 }
+
+/// `append` returns only once its line is durable (the original is filed
+/// away right after): an fsync of the day file holding the line, for the
+/// first line of a day (a new file) and for the next one.
+#[test]
+fn an_append_returns_once_its_line_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), "h").unwrap();
+    for (i, source) in ["a.bmp", "b.bmp"].into_iter().enumerate() {
+        let e = entry(
+            source,
+            i as u64,
+            &source.replace(".bmp", ".rle"),
+            "2026-01-02T03:04:05Z",
+        );
+        let (appended, journal) = crate::durable::tests::recording(|| l.append(&e));
+        appended.unwrap();
+        let line = line(&e);
+        crate::durable::tests::first(&journal, &format!("the line for {source}"), |s| {
+            s.path.extension().is_some_and(|x| x == "jsonl") && s.bytes.ends_with(line.as_bytes())
+        });
+    }
+}

@@ -541,6 +541,7 @@ fn power_cut_after_every_step_of_a_files_life_loses_nothing() {
         for step in rlewatch::faults::STEPS {
             let what = format!("{policy}/{step}");
             let mut rig = Rig::start(policy, &[("RLEWATCH_TEST_CRASH_AT", step)]);
+            ledger_day_files_made(rig.root());
             for name in files {
                 hand_over(rig.root(), name, &Kind::of(name).source()).unwrap();
             }
@@ -630,6 +631,27 @@ fn power_cut_after_a_writers_inbox_fsync_in_the_middle_of_a_claim_loses_nothing(
             "{what}: power cut ({state}; {} inodes lost), restarted, both files archived once",
             undone.vanished
         );
+    }
+}
+
+/// Today's ledger file (and tomorrow's, for a run across midnight UTC)
+/// made, empty and durable, before any file arrives, so that the daemon
+/// appends to a day file that exists, as for every file but the first of
+/// a day. The first append of a day fsyncs the new file's folders up to
+/// the archive folder, which makes durable whatever was published there
+/// before it: a missing fsync of the archive folder after publishing
+/// would go unseen.
+fn ledger_day_files_made(root: &Path) {
+    let dir = root.join("archive/.rlewatch/ledger").join(HOST);
+    fs::create_dir_all(&dir).unwrap();
+    let now = std::time::SystemTime::now();
+    for t in [now, now + Duration::from_secs(24 * 3600)] {
+        let day = humantime::format_rfc3339_seconds(t).to_string();
+        let f = fs::File::create(dir.join(format!("{}.jsonl", &day[..10]))).unwrap();
+        f.sync_all().unwrap();
+    }
+    for d in dir.ancestors().take(4) {
+        sync_dir(d);
     }
 }
 
