@@ -11,8 +11,8 @@ mod support;
 mod codec;
 // The codec against the shared corpus (ignored without it).
 mod corpus;
-// The one-shot commands: compress, decompress, verify, reload,
-// check-config; outputs, refusals, error lines and exit codes.
+// The one-shot codec commands: compress, decompress, verify, audit;
+// outputs, modes, pipes, interrupts, refusals, error lines, exit codes.
 mod cli;
 // Files arriving every way, bursts, slow writers, bad inputs, taken names.
 mod arrival;
@@ -21,7 +21,8 @@ mod arrival;
 mod completion;
 // What becomes of originals: moved, kept, deleted only when lossless.
 mod originals;
-// check-config, and SIGHUP reloads applied or refused whole.
+// check-config (and --defaults), SIGHUP reloads applied or refused
+// whole, and `rlewatch reload`'s checks of its file and its target.
 mod reload;
 // One daemon per inbox, clean-up at start, signals, systemd, logs, idle.
 mod lifecycle;
