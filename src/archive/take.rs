@@ -164,6 +164,11 @@ fn open_locked(s: &Settings, held: &Held, attempts: u32) -> Result<(File, fs::Me
 /// (see [`claim_by_link`]): claims are renames from then on.
 static NO_LINKS: AtomicBool = AtomicBool::new(false);
 
+/// Set once a hard link to one file was refused (EPERM, EMLINK), which is
+/// said once: that file, and each such file after it, is claimed by a
+/// rename; other files still by a link.
+static LINK_REFUSED_SAID: AtomicBool = AtomicBool::new(false);
+
 /// Moves the locked inbox file into the claim folder (design §4.7); `held`
 /// then names the claim. By a hard link where `s.link_claims` allows it
 /// and the filesystem has them, else by one rename.
@@ -266,6 +271,27 @@ fn claim_by_link(
                 },
                 Err(_) => Report::Gone,
             }));
+        }
+        // Refused for this file: with `fs.protected_hardlinks` (the
+        // default) the kernel links only files their linker owns or may
+        // write, and a writer's file of mode 0644 is neither; vfat says
+        // EPERM for every file. A rename claims it.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::EMLINK)) => {
+            tracing::debug!(
+                "{}: hard link refused ({e}): claimed by a rename",
+                shown(&held.path)
+            );
+            if !LINK_REFUSED_SAID.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    "{}: the kernel refuses a hard link to this file (with \
+                     fs.protected_hardlinks, files rlewatch may not write, such as a \
+                     writer's 0644 files): such files are claimed by a rename, which a power cut \
+                     can lose in one window (design §4.7); writers with umask 002 or a default \
+                     ACL (docs/service.md) avoid it",
+                    shown(&held.path)
+                );
+            }
+            return None;
         }
         Err(e) if durable::no_links(&e) => {
             NO_LINKS.store(true, Ordering::Relaxed);

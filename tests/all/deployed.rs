@@ -150,3 +150,56 @@ fn an_original_in_a_folder_made_with_umask_022_is_never_duplicated() {
 fn an_original_in_a_folder_made_with_umask_022_is_never_copied_across_filesystems() {
     unremovable_original_is_never_duplicated(true);
 }
+
+/// The daemon as an unprivileged user, as the unit runs it: with
+/// `fs.protected_hardlinks` (the kernel's default) a file it may not write
+/// (a writer's 0644 file) cannot be hard-linked into the claim folder; that
+/// file is claimed by a rename, said once, and a file it may write right
+/// after is still claimed by a link (the refusal is the file's, not the
+/// filesystem's).
+#[test]
+fn a_file_the_daemon_may_not_link_is_claimed_by_a_rename_and_the_next_by_a_link() {
+    if !is_root() {
+        crate::support::skip_without_root("running the daemon as another user needs root");
+        return;
+    }
+    if fs::read_to_string("/proc/sys/fs/protected_hardlinks").is_ok_and(|v| v.trim() != "1") {
+        println!("skipped: fs.protected_hardlinks is off here, every file can be linked");
+        return;
+    }
+    let confine = Confine {
+        user: Some(NOBODY),
+        ..Confine::default()
+    };
+    let d = Daemon::start_confined(&format!("{FAST}[log]\nlevel = \"debug\"\n"), &[], confine);
+    // Written by root: 0644 is not the daemon's to write, 0666 is.
+    for (name, vector, mode) in [
+        ("ro.bmp", "pal8.bmp", 0o644),
+        ("rw.bmp", "rgb24.bmp", 0o666),
+    ] {
+        let path = d.inbox().join(name);
+        fs::copy(data(vector), &path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).unwrap();
+        let done = d.path(&format!("done/{name}"));
+        assert!(wait_until(LONG, || done.exists()), "{}", d.log());
+        assert_eq!(fs::read(&done).unwrap(), fs::read(data(vector)).unwrap());
+    }
+    assert_eq!(
+        fs::read(d.path("archive/ro.rle")).unwrap(),
+        fs::read(data("pal8.dither.rle")).unwrap()
+    );
+    assert_eq!(
+        fs::read(d.path("archive/rw.rle")).unwrap(),
+        fs::read(data("rgb24.dither.rle")).unwrap()
+    );
+    let log = d.log();
+    assert_eq!(
+        log.matches("the kernel refuses a hard link").count(),
+        1,
+        "{log}"
+    );
+    assert!(log.contains("ro.bmp: hard link refused"), "{log}");
+    assert!(!log.contains("rw.bmp: hard link refused"), "{log}");
+    assert!(!log.contains("hard links are not available"), "{log}");
+    assert!(!log.contains("retry"), "{log}");
+}
