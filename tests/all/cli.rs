@@ -237,17 +237,24 @@ fn verify_checks_structure_and_equality_with_the_source() {
     );
 }
 
-#[test]
-fn folder_walk_does_not_follow_symlinks() {
-    let dir = tempdir();
-    let outside = dir.path().join("outside");
+/// `DIR/scans/` holding `real.bmp`, a symlink `link` to the folder
+/// `DIR/outside/` and a symlink `file.bmp` to `outside/secret.bmp`.
+fn scans_with_symlinks(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let outside = dir.join("outside");
     fs::create_dir(&outside).unwrap();
     copy_vector(&outside, "pal1.bmp", "secret.bmp");
-    let scans = dir.path().join("scans");
+    let scans = dir.join("scans");
     fs::create_dir(&scans).unwrap();
     symlink(&outside, scans.join("link")).unwrap();
     symlink(outside.join("secret.bmp"), scans.join("file.bmp")).unwrap();
     copy_vector(&scans, "pal1.bmp", "real.bmp");
+    (outside, scans)
+}
+
+#[test]
+fn folder_walk_does_not_follow_symlinks() {
+    let dir = tempdir();
+    let (outside, scans) = scans_with_symlinks(dir.path());
     let out = run_in(dir.path(), &["compress", "scans"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(scans.join("real.rle").exists());
@@ -997,14 +1004,7 @@ fn max_pixels_0_is_a_usage_error() {
 #[test]
 fn symlinks_skipped_in_a_folder_are_named_on_stderr() {
     let dir = tempdir();
-    let outside = dir.path().join("outside");
-    fs::create_dir(&outside).unwrap();
-    copy_vector(&outside, "pal1.bmp", "secret.bmp");
-    let scans = dir.path().join("scans");
-    fs::create_dir(&scans).unwrap();
-    symlink(&outside, scans.join("link")).unwrap();
-    symlink(outside.join("secret.bmp"), scans.join("file.bmp")).unwrap();
-    copy_vector(&scans, "pal1.bmp", "real.bmp");
+    let (outside, scans) = scans_with_symlinks(dir.path());
     let out = run_in(dir.path(), &["compress", "scans"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let err = stderr(&out);
