@@ -118,6 +118,31 @@ fn nothing_lost(d: &Daemon, sources: &BTreeMap<String, Vec<u8>>) -> usize {
 
 /// The daemon's folder `name`, a symbolic link resolved (where the test
 /// put it on a filesystem of its own).
+/// Each page written beside the inbox, then renamed in: it arrives whole.
+fn hand_in(d: &Daemon, sources: &BTreeMap<String, Vec<u8>>) {
+    for (name, bytes) in sources {
+        fs::write(d.path(name), bytes).unwrap();
+        fs::rename(d.path(name), d.inbox().join(name)).unwrap();
+    }
+}
+
+/// The full disk was met, and it is retried (twice at least) as trouble
+/// that may pass: space can come back by itself, so it is never called
+/// permanent.
+fn retried_while_full(d: &Daemon) {
+    assert!(
+        d.wait_log("No space left on device", 1, LONG),
+        "{}",
+        d.log()
+    );
+    assert!(d.wait_log(", retry 2 in ", 1, LONG), "{}", d.log());
+    assert!(
+        !d.log().contains("will not pass until it is fixed"),
+        "{}",
+        d.log()
+    );
+}
+
 fn folder(d: &Daemon, name: &str) -> PathBuf {
     fs::canonicalize(d.path(name)).unwrap()
 }
@@ -228,18 +253,7 @@ fn full_disk(kind: Kind, size_mb: u64) {
         "{}: {freed} filler files removed to rename files in",
         kind.name()
     );
-    assert!(
-        d.wait_log("No space left on device", 1, LONG),
-        "{}",
-        d.log()
-    );
-    assert!(d.wait_log(", retry 2 in ", 1, LONG), "{}", d.log());
-    // Space can come back by itself: not called permanent.
-    assert!(
-        !d.log().contains("will not pass until it is fixed"),
-        "{}",
-        d.log()
-    );
+    retried_while_full(&d);
     let archived_while_full = nothing_lost(&d, &sources);
     let ledger_lines = d
         .log()
@@ -287,21 +301,8 @@ fn full_done_folder(kind: Kind) {
     let d = daemon_with_folders_on(fs.path(), &["done"]);
     let filler = fill(fs.path());
     let sources = pages(8);
-    for (name, bytes) in &sources {
-        fs::write(d.path(name), bytes).unwrap();
-        fs::rename(d.path(name), d.inbox().join(name)).unwrap();
-    }
-    assert!(
-        d.wait_log("No space left on device", 1, LONG),
-        "{}",
-        d.log()
-    );
-    assert!(d.wait_log(", retry 2 in ", 1, LONG), "{}", d.log());
-    assert!(
-        !d.log().contains("will not pass until it is fixed"),
-        "{}",
-        d.log()
-    );
+    hand_in(&d, &sources);
+    retried_while_full(&d);
     let archived_while_full = nothing_lost(&d, &sources);
     println!(
         "{}: done/ full, {archived_while_full} of {} archived meanwhile",
@@ -417,15 +418,11 @@ fn remounted_read_only(kind: Kind, folder: &str) {
     let mut d = daemon_with_folders_on(fs.path(), &[folder]);
     fs.remount("ro");
     let sources = pages(6);
-    for (name, bytes) in &sources {
-        fs::write(d.path(name), bytes).unwrap();
-        fs::rename(d.path(name), d.inbox().join(name)).unwrap();
-    }
+    hand_in(&d, &sources);
     assert!(d.wait_log("Read-only file system", 1, LONG), "{}", d.log());
     // Someone must remount it: the line says so; the daemon stays.
     assert!(
-        d.log().lines().any(|l| l.contains("Read-only file system")
-            && l.ends_with("(this will not pass until it is fixed)")),
+        d.logged_as_permanent("Read-only file system"),
         "{}",
         d.log()
     );

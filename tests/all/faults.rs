@@ -76,8 +76,7 @@ fn a_read_only_archive_is_retried_until_writable() {
     assert!(d.wait_log("Read-only file system", 1, LONG), "{}", d.log());
     // A read-only mount needs someone to remount it: the line says so.
     assert!(
-        d.log().lines().any(|l| l.contains("Read-only file system")
-            && l.ends_with("(this will not pass until it is fixed)")),
+        d.logged_as_permanent("Read-only file system"),
         "{}",
         d.log()
     );

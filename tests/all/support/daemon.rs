@@ -162,6 +162,14 @@ impl Daemon {
         wait_until(timeout, || self.log().matches(needle).count() >= count)
     }
 
+    /// A log line says `what` and ends as a failure that needs someone to
+    /// act: "(this will not pass until it is fixed)".
+    pub fn logged_as_permanent(&self, what: &str) -> bool {
+        self.log()
+            .lines()
+            .any(|l| l.contains(what) && l.ends_with("(this will not pass until it is fixed)"))
+    }
+
     pub fn pid(&self) -> i32 {
         self.child.as_ref().expect("running").id() as i32
     }
