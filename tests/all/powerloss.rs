@@ -407,17 +407,24 @@ fn check_drained(rig: &mut Rig, handed: &[String], policy: &str, what: &str) {
     assert!(out.status.success(), "{what}: audit: {text}");
 }
 
+/// Whether a power-loss test can run here: the daemon built with its test
+/// hooks (said as a skip otherwise) and a FUSE filesystem mountable
+/// ([`fuse_prerequisites`]).
+fn can_cut_power(what: &str) -> bool {
+    if !cfg!(feature = "test-hooks") {
+        println!("skipped: built without --features test-hooks");
+        return false;
+    }
+    fuse_prerequisites(what)
+}
+
 #[test]
 #[cfg_attr(
     not(feature = "test-hooks"),
     ignore = "needs the test hooks: cargo test --release --features test-hooks"
 )]
 fn power_cut_at_random_moments_loses_nothing_acknowledged() {
-    if !cfg!(feature = "test-hooks") {
-        println!("skipped: built without --features test-hooks");
-        return;
-    }
-    if !fuse_prerequisites("power loss test") {
+    if !can_cut_power("power loss test") {
         return;
     }
     const FILES: usize = 120;
@@ -522,11 +529,7 @@ fn power_cut_at_random_moments_loses_nothing_acknowledged() {
     ignore = "needs the crash points: cargo test --release --features test-hooks"
 )]
 fn power_cut_after_every_step_of_a_files_life_loses_nothing() {
-    if !cfg!(feature = "test-hooks") {
-        println!("skipped: built without --features test-hooks");
-        return;
-    }
-    if !fuse_prerequisites("power loss at every step") {
+    if !can_cut_power("power loss at every step") {
         return;
     }
     let started = Instant::now();
@@ -597,11 +600,7 @@ fn power_cut_after_every_step_of_a_files_life_loses_nothing() {
     ignore = "needs the crash points: cargo test --release --features test-hooks"
 )]
 fn power_cut_after_a_writers_inbox_fsync_in_the_middle_of_a_claim_loses_nothing() {
-    if !cfg!(feature = "test-hooks") {
-        println!("skipped: built without --features test-hooks");
-        return;
-    }
-    if !fuse_prerequisites("power cut in the middle of a claim") {
+    if !can_cut_power("power cut in the middle of a claim") {
         return;
     }
     for step in rlewatch::faults::CLAIM_STEPS {
