@@ -13,7 +13,8 @@ mod pipeline;
 use pipeline::{PIPELINE_PIXELS, PROBE_ROWS, pipelined};
 
 use crate::bilevel::{Conversion, Converter};
-use crate::bmp::{Blocks, BmpError, BmpInfo, Rows, Source};
+use crate::bmp::{Blocks, BmpError, BmpInfo, RowData, Rows, Source};
+use crate::formats::{self, DecodeError, Decoder, Format};
 use crate::rle::{self, Encoder, Header, RleError};
 
 /// Default cap on width × height.
@@ -49,6 +50,8 @@ pub struct Outcome {
     pub lossless: bool,
     /// XXH3 digest of the `.rle` bytes, for [`verify_rle`].
     pub digest: u64,
+    /// What the source was.
+    pub format: Format,
 }
 
 /// Why compressing failed.
@@ -56,6 +59,8 @@ pub struct Outcome {
 pub enum CompressError {
     #[error(transparent)]
     Bmp(#[from] BmpError),
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
     #[error("write failed: {0}")]
     Write(#[source] io::Error),
 }
@@ -66,6 +71,7 @@ impl CompressError {
     pub fn is_bad_input(&self) -> bool {
         match self {
             CompressError::Bmp(e) => e.is_bad_input(),
+            CompressError::Decode(e) => e.is_bad_input(),
             CompressError::Write(_) => false,
         }
     }
@@ -106,15 +112,104 @@ impl<R: Read> Read for DigestingReader<R> {
     }
 }
 
-/// Compresses the BMP in `src` into `out` (header + runs). `out` should be
-/// buffered; it is flushed at the end.
+/// Compresses the image in `src` into `out` (header + runs): a BMP, or
+/// any format of [`formats`] but JPEG, known by its first bytes. `out`
+/// should be buffered; it is flushed at the end.
 pub fn compress(
     src: &(impl Source + ?Sized),
     out: impl Write,
     opts: Options,
 ) -> Result<Outcome, CompressError> {
-    let info = BmpInfo::parse(&src, opts.max_pixels)?;
-    compress_parsed(&info, src, out, opts.conversion)
+    match Format::of(src).map_err(BmpError::Io)? {
+        None | Some(Format::Bmp) => {
+            let info = BmpInfo::parse(&src, opts.max_pixels)?;
+            compress_parsed(&info, src, out, opts.conversion)
+        }
+        Some(Format::Jpeg) => Err(jpeg_refused().into()),
+        Some(format) => {
+            let src = &src as &dyn Source;
+            let mut decoder = formats::open(src, format, opts.max_pixels)?;
+            compress_decoded(
+                decoder.as_mut(),
+                src.byte_len().map_err(BmpError::Io)?,
+                out,
+                opts.conversion,
+            )
+        }
+    }
+}
+
+/// Why JPEG files are refused (design §2.1).
+pub fn jpeg_refused() -> DecodeError {
+    DecodeError::unsupported(
+        Format::Jpeg,
+        "JPEG is not archived: its pixels depend on the decoder (the reference's \
+         libjpeg-turbo), which rlewatch cannot reproduce bit for bit; convert the page to \
+         PNG or TIFF with the program that made it, or scan to TIFF G4 or PNG",
+    )
+}
+
+/// Checks that `src` is an image [`compress`] takes, reading only its
+/// header (the one-shot commands check before they pick an output).
+pub fn probe(src: &(impl Source + ?Sized), max_pixels: u64) -> Result<Format, CompressError> {
+    match Format::of(src).map_err(BmpError::Io)? {
+        None | Some(Format::Bmp) => {
+            BmpInfo::parse(&src, max_pixels)?;
+            Ok(Format::Bmp)
+        }
+        Some(Format::Jpeg) => Err(jpeg_refused().into()),
+        Some(format) => {
+            formats::open(&src as &dyn Source, format, max_pixels)?;
+            Ok(format)
+        }
+    }
+}
+
+/// Compresses the rows of `decoder` (a file of `bytes_in` bytes) into
+/// `out`, through the same converter and encoder as a BMP's rows.
+pub fn compress_decoded(
+    decoder: &mut dyn Decoder,
+    bytes_in: u64,
+    out: impl Write,
+    conversion: Conversion,
+) -> Result<Outcome, CompressError> {
+    let head = decoder.header().clone();
+    let info = head.bmp_info(bytes_in);
+    let header = Header {
+        width: head.width as u16,
+        height: head.height as u16,
+    };
+    let mut converter = Converter::new(&info, conversion);
+    let sink = Digesting {
+        inner: out,
+        count: 0,
+        hasher: Xxh3::new(),
+    };
+    let mut enc = Encoder::new(sink, header).map_err(CompressError::Write)?;
+    let mut bits = vec![0u64; rle::words_for(info.width as usize)];
+    let mut rows = 0u32;
+    while let Some(row) = decoder.next_row()? {
+        converter.row(RowData::Packed(row), &mut bits);
+        enc.write_row(&bits).map_err(CompressError::Write)?;
+        rows += 1;
+    }
+    if rows != head.height {
+        return Err(CompressError::Decode(formats::DecodeError::truncated(
+            head.format,
+            format!("{rows} of {} rows decoded", head.height),
+        )));
+    }
+    let mut counted = enc.finish().map_err(CompressError::Write)?;
+    counted.flush().map_err(CompressError::Write)?;
+    Ok(Outcome {
+        width: head.width,
+        height: head.height,
+        bytes_in,
+        bytes_out: counted.count,
+        lossless: converter.lossless() && decoder.source_pure(),
+        digest: counted.hasher.digest(),
+        format: head.format,
+    })
 }
 
 /// [`compress`] for a header already parsed.
@@ -188,6 +283,7 @@ fn compress_with(
         bytes_out: counted.count,
         lossless: converter.lossless(),
         digest: counted.hasher.digest(),
+        format: Format::Bmp,
     })
 }
 

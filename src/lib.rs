@@ -8,6 +8,8 @@
 //!
 //! - [`rle`]: the `.rle` format: encode packed bit rows, strict decode.
 //! - [`bmp`]: BMP headers, streaming row reader, 1-bit writer.
+//! - [`formats`]: TIFF, PNG, PNM and GIF decoded row by row into the
+//!   layouts of an uncompressed BMP.
 //! - [`bilevel`]: pixels → bits, bit-exact with Pillow's `convert('1')`.
 //! - [`compress`]: one image BMP → `.rle` (streaming), and verification.
 //! - [`durable`]: temporary files, fsync, no-clobber publication and
@@ -40,6 +42,7 @@ pub mod daemon;
 pub mod display;
 pub mod durable;
 pub mod faults;
+pub mod formats;
 pub mod layout;
 pub mod ledger;
 pub mod magic;
