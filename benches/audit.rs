@@ -85,6 +85,7 @@ fn main() {
                 height: o.height,
                 conversion: "dither".into(),
                 lossless: o.lossless,
+                format: o.format.name().into(),
             })
             .unwrap();
     }

@@ -156,7 +156,7 @@ fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
         bytes_out: e.archive_size,
         lossless: e.lossless,
         digest,
-        format: crate::formats::Format::Bmp,
+        format: crate::formats::Format::from_name(&e.format).unwrap_or(crate::formats::Format::Bmp),
     };
     let file = File::open(path).map_err(CheckError::Io)?;
     let len = file.metadata().map_err(CheckError::Io)?.len();

@@ -14,7 +14,7 @@ use pipeline::{PIPELINE_PIXELS, PROBE_ROWS, pipelined};
 
 use crate::bilevel::{Conversion, Converter};
 use crate::bmp::{Blocks, BmpError, BmpInfo, RowData, Rows, Source};
-use crate::formats::{self, DecodeError, Decoder, Format};
+use crate::formats::{self, DecodeError, Decoder, Format, FormatSet};
 use crate::rle::{self, Encoder, Header, RleError};
 
 /// Default cap on width × height.
@@ -26,6 +26,8 @@ pub struct Options {
     pub conversion: Conversion,
     /// Images with more pixels are refused before anything is allocated.
     pub max_pixels: u64,
+    /// The formats taken; a file of another is refused, saying so.
+    pub formats: FormatSet,
 }
 
 impl Default for Options {
@@ -33,6 +35,7 @@ impl Default for Options {
         Options {
             conversion: Conversion::Dither,
             max_pixels: DEFAULT_MAX_PIXELS,
+            formats: FormatSet::DECODED,
         }
     }
 }
@@ -61,6 +64,14 @@ pub enum CompressError {
     Bmp(#[from] BmpError),
     #[error(transparent)]
     Decode(#[from] DecodeError),
+    /// No format's magic number: what rlewatch reads, named.
+    #[error("{}", if *.empty { "an empty file, not an image" } else {
+        "not an image file rlewatch reads (no BMP, TIFF, PNG, PNM or GIF signature)"
+    })]
+    NotAnImage { empty: bool },
+    /// A format left out of `compress.formats`.
+    #[error("{0} files are not archived here (compress.formats leaves {0} out)")]
+    NotAccepted(Format),
     #[error("write failed: {0}")]
     Write(#[source] io::Error),
 }
@@ -72,6 +83,7 @@ impl CompressError {
         match self {
             CompressError::Bmp(e) => e.is_bad_input(),
             CompressError::Decode(e) => e.is_bad_input(),
+            CompressError::NotAnImage { .. } | CompressError::NotAccepted(_) => true,
             CompressError::Write(_) => false,
         }
     }
@@ -121,11 +133,13 @@ pub fn compress(
     opts: Options,
 ) -> Result<Outcome, CompressError> {
     match Format::of(src).map_err(BmpError::Io)? {
-        None | Some(Format::Bmp) => {
+        None => Err(not_an_image(src)),
+        Some(Format::Jpeg) => Err(jpeg_refused().into()),
+        Some(f) if !opts.formats.contains(f) => Err(CompressError::NotAccepted(f)),
+        Some(Format::Bmp) => {
             let info = BmpInfo::parse(&src, opts.max_pixels)?;
             compress_parsed(&info, src, out, opts.conversion)
         }
-        Some(Format::Jpeg) => Err(jpeg_refused().into()),
         Some(format) => {
             let src = &src as &dyn Source;
             let mut decoder = formats::open(src, format, opts.max_pixels)?;
@@ -136,6 +150,15 @@ pub fn compress(
                 opts.conversion,
             )
         }
+    }
+}
+
+/// The error for a file that starts as no format does.
+fn not_an_image(src: &(impl Source + ?Sized)) -> CompressError {
+    match src.byte_len() {
+        Ok(0) => CompressError::NotAnImage { empty: true },
+        Ok(_) => CompressError::NotAnImage { empty: false },
+        Err(e) => CompressError::Bmp(BmpError::Io(e)),
     }
 }
 
@@ -153,7 +176,8 @@ pub fn jpeg_refused() -> DecodeError {
 /// header (the one-shot commands check before they pick an output).
 pub fn probe(src: &(impl Source + ?Sized), max_pixels: u64) -> Result<Format, CompressError> {
     match Format::of(src).map_err(BmpError::Io)? {
-        None | Some(Format::Bmp) => {
+        None => Err(not_an_image(src)),
+        Some(Format::Bmp) => {
             BmpInfo::parse(&src, max_pixels)?;
             Ok(Format::Bmp)
         }

@@ -235,6 +235,7 @@ fn ledger_record(
         height: outcome.height,
         conversion: s.conversion.to_string(),
         lossless: outcome.lossless,
+        format: outcome.format.name().to_string(),
     }
 }
 

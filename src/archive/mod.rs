@@ -68,6 +68,8 @@ pub struct Settings {
     pub done: PathBuf,
     pub failed: PathBuf,
     pub conversion: Conversion,
+    /// The formats archived (`compress.formats`).
+    pub formats: crate::formats::FormatSet,
     pub verify: bool,
     pub max_pixels: u64,
     pub originals: OriginalsAction,
@@ -230,6 +232,7 @@ fn write_archive(
     let opts = compress::Options {
         conversion: s.conversion,
         max_pixels: s.max_pixels,
+        formats: s.formats,
     };
     let mut out = BufWriter::with_capacity(256 * 1024, temp.as_file());
     let result = compress::compress(file, &mut out, opts)

@@ -38,6 +38,7 @@ fn settings(t: &Path, archive: PathBuf) -> Arc<Settings> {
         done: t.join("done"),
         failed: t.join("failed"),
         conversion: Conversion::Dither,
+        formats: crate::formats::FormatSet::DECODED,
         verify: true,
         max_pixels: 1_000_000,
         originals: OriginalsAction::Move,

@@ -7,7 +7,7 @@ use super::*;
 
 /// What decompress reads and writes.
 const KIND: Kind = Kind {
-    input: "rle",
+    input: &["rle"],
     output: "bmp",
 };
 
@@ -161,7 +161,7 @@ pub fn verify_cmd(args: &VerifyArgs) -> Result<usize> {
     let mut files = Vec::new();
     for input in &args.inputs {
         if !is_stdio(input) && input.is_dir() {
-            files.extend(plan::walk(input, "rle")?);
+            files.extend(plan::walk(input, &["rle"])?);
         } else {
             files.push(input.clone());
         }
@@ -225,6 +225,7 @@ fn verify_file(input: &Path, args: &VerifyArgs) -> Result<String> {
             Options {
                 conversion,
                 max_pixels: args.max_pixels,
+                formats: crate::formats::FormatSet::DECODED,
             },
         )
         .map_err(|e| anyhow!("{}: {e}", source.display()))?;

@@ -5,13 +5,14 @@ use super::*;
 
 /// What compress reads and writes.
 const KIND: Kind = Kind {
-    input: "bmp",
+    input: crate::formats::ALL_EXTENSIONS,
     output: "rle",
 };
 
 /// Compresses one file to its output through a temporary file. The input
-/// is checked to be a BMP before anything about the output is decided, so
-/// a wrong input is reported as such. `-` as input is standard input, as
+/// is checked to be an image rlewatch reads (its header parsed) before
+/// anything about the output is decided, so a wrong input is reported as
+/// such. `-` as input is standard input, as
 /// output standard output.
 pub fn compress_file(
     input: &Path,
@@ -22,7 +23,7 @@ pub fn compress_file(
 ) -> Result<Outcome> {
     let file = open_input(input)?;
     let named = shown_input(input);
-    bmp::BmpInfo::parse(&file, opts.max_pixels).map_err(|e| anyhow!("{named}: {e}"))?;
+    compress::probe(&file, opts.max_pixels).map_err(|e| anyhow!("{named}: {e}"))?;
     if !is_stdio(output) && same_file(input, output) {
         bail!("{}: the output would overwrite the input", input.display());
     }
@@ -47,6 +48,7 @@ pub fn compress_cmd(args: &CompressArgs) -> Result<usize> {
             Conversion::Dither
         },
         max_pixels: args.max_pixels,
+        formats: crate::formats::FormatSet::DECODED,
     };
     let jobs = plan::plan(&args.inputs, args.output.as_deref(), KIND)?;
     if jobs.iter().any(|j| is_stdio(&j.output)) {
@@ -55,7 +57,12 @@ pub fn compress_cmd(args: &CompressArgs) -> Result<usize> {
     interrupt::remove_temps_on_signals()?;
     if jobs.is_empty() {
         bail!(
-            "no .bmp files found in {}",
+            "no image files ({}) found in {}",
+            crate::formats::ALL_EXTENSIONS
+                .iter()
+                .map(|e| format!(".{e}"))
+                .collect::<Vec<_>>()
+                .join(" "),
             args.inputs
                 .iter()
                 .map(|p| p.display().to_string())

@@ -17,8 +17,9 @@ use super::*;
 /// What a command reads and writes.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Kind {
-    /// The extension of the files taken from folders (`bmp`, `rle`).
-    pub input: &'static str,
+    /// The extensions of the files taken from folders (`rle`; every
+    /// image format's for `compress`), any case.
+    pub input: &'static [&'static str],
     /// The extension of the outputs (`rle`, `bmp`).
     pub output: &'static str,
 }
@@ -57,10 +58,15 @@ fn has_extension(path: &Path, ext: &str) -> bool {
         .is_some_and(|e| e.eq_ignore_ascii_case(ext))
 }
 
-/// The files named `*.ext` under `dir`, sorted; symlinks are not followed,
-/// and each one that would have been (to a folder, or named `*.ext`) is
-/// said so on standard error, one line each.
-pub(super) fn walk(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
+/// True when `path` ends in one of `exts`, any case.
+fn has_any_extension(path: &Path, exts: &[&str]) -> bool {
+    exts.iter().any(|ext| has_extension(path, ext))
+}
+
+/// The files named `*.EXT` (an extension of `exts`) under `dir`, sorted;
+/// symlinks are not followed, and each one that would have been (to a
+/// folder, or so named) is said so on standard error, one line each.
+pub(super) fn walk(dir: &Path, exts: &[&str]) -> Result<Vec<PathBuf>> {
     let mut found: Vec<PathBuf> = Vec::new();
     for entry in walkdir::WalkDir::new(dir)
         .follow_links(false)
@@ -69,14 +75,14 @@ pub(super) fn walk(dir: &Path, ext: &str) -> Result<Vec<PathBuf>> {
         let entry = entry.with_context(|| format!("{}", dir.display()))?;
         if entry.file_type().is_symlink()
             && entry.depth() > 0
-            && (entry.path().is_dir() || has_extension(entry.path(), ext))
+            && (entry.path().is_dir() || has_any_extension(entry.path(), exts))
         {
             eprintln!(
                 "rlewatch: {}: skipped: a symlink, not followed",
                 entry.path().display()
             );
         }
-        if entry.file_type().is_file() && has_extension(entry.path(), ext) {
+        if entry.file_type().is_file() && has_any_extension(entry.path(), exts) {
             found.push(entry.into_path());
         }
     }

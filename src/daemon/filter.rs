@@ -1,5 +1,7 @@
-//! Which paths in the inbox are work (design §4.2): `.bmp` files (any case)
-//! that are not hidden, not partial downloads or editor leftovers, not in
+//! Which paths in the inbox are work (design §4.2): files named as an
+//! image format names them (`.bmp .tif .png .pgm .gif .jpg` …, any case;
+//! `formats::ALL_EXTENSIONS`; which formats are archived is decided by
+//! content, `compress.formats`) that are not hidden, not partial downloads or editor leftovers, not in
 //! the daemon's own folders and not matched by a configured ignore glob.
 //! Pure path logic: never touches the filesystem.
 
@@ -83,10 +85,11 @@ impl Filter {
         {
             return false;
         }
-        if !Path::new(name)
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("bmp"))
-        {
+        if !Path::new(name).extension().is_some_and(|e| {
+            crate::formats::ALL_EXTENSIONS
+                .iter()
+                .any(|x| e.eq_ignore_ascii_case(x))
+        }) {
             return false;
         }
         !self.ignore.is_match(rel) && !self.ignore.is_match(Path::new(name))
@@ -125,7 +128,7 @@ mod tests {
             "/d/inbox/a.bmp.part",
             "/d/inbox/a.bmp.crdownload",
             "/d/inbox/a.bmp~",
-            "/d/inbox/a.png",
+            "/d/inbox/a.txt",
             "/d/inbox/bmp",
             "/d/inbox/.git/a.bmp",
             "/d/inbox/archive/a.bmp",
@@ -135,6 +138,20 @@ mod tests {
             "/d/inbox",
         ] {
             assert!(!f.wants_file(Path::new(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn every_image_formats_names_are_work_in_any_case_and_others_are_not() {
+        let f = filter("");
+        for yes in [
+            "a.bmp", "a.DIB", "a.tif", "a.TIFF", "a.png", "a.Png", "a.pbm", "a.pgm", "a.ppm",
+            "a.pnm", "a.gif", "a.jpg", "a.JPEG",
+        ] {
+            assert!(f.wants_file(&Path::new("/d/inbox").join(yes)), "{yes}");
+        }
+        for no in ["a.txt", "a.rle", "a.pdf", "a.webp", "a", "png", "a.png.part"] {
+            assert!(!f.wants_file(&Path::new("/d/inbox").join(no)), "{no}");
         }
     }
 

@@ -353,6 +353,7 @@ pub(super) fn settings_of(
         done: c.paths.done.clone(),
         failed: c.paths.failed.clone(),
         conversion: c.conversion,
+        formats: c.formats,
         verify: c.verify,
         max_pixels: c.max_pixels,
         originals: c.originals,

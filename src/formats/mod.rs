@@ -67,7 +67,7 @@ impl Format {
             Some(Format::Jpeg)
         } else if head.len() >= 3
             && head[0] == b'P'
-            && (b'1'..=b'6').contains(&head[1])
+            && (b'1'..=b'7').contains(&head[1])
             && (head[2].is_ascii_whitespace() || head[2] == b'#')
         {
             Some(Format::Pnm)
@@ -113,7 +113,7 @@ impl Format {
     }
 
     /// File name extensions users give files of this format (lowercase,
-    /// without the dot), for the default patterns and folder walks.
+    /// without the dot); together, [`ALL_EXTENSIONS`].
     pub fn extensions(self) -> &'static [&'static str] {
         match self {
             Format::Bmp => &["bmp", "dib"],
@@ -125,6 +125,40 @@ impl Format {
         }
     }
 }
+
+/// A set of formats: those a daemon archives (`compress.formats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FormatSet(u8);
+
+impl FormatSet {
+    /// Every format rlewatch decodes (all but JPEG).
+    pub const DECODED: FormatSet = FormatSet(0b01_1111);
+
+    pub fn of(formats: &[Format]) -> FormatSet {
+        FormatSet(formats.iter().fold(0, |set, f| set | 1 << *f as u8))
+    }
+
+    pub fn contains(self, f: Format) -> bool {
+        self.0 & (1 << f as u8) != 0
+    }
+
+    /// The formats in the set, in [`Format::ALL`] order.
+    pub fn iter(self) -> impl Iterator<Item = Format> {
+        Format::ALL.into_iter().filter(move |f| self.contains(*f))
+    }
+}
+
+impl Default for FormatSet {
+    fn default() -> Self {
+        FormatSet::DECODED
+    }
+}
+
+/// Every format's extensions, BMP first: what `compress` takes from
+/// folders and the daemon's default patterns.
+pub const ALL_EXTENSIONS: &[&str] = &[
+    "bmp", "dib", "tif", "tiff", "png", "pbm", "pgm", "ppm", "pnm", "gif", "jpg", "jpeg",
+];
 
 impl std::fmt::Display for Format {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -423,5 +457,53 @@ impl Frame {
     /// Row `y`.
     pub fn row(&self, y: usize) -> &[u8] {
         &self.pixels[y * self.width..(y + 1) * self.width]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_extensions_are_each_formats_extensions_in_order() {
+        let each: Vec<&str> = Format::ALL
+            .iter()
+            .flat_map(|f| f.extensions().iter().copied())
+            .collect();
+        assert_eq!(each, ALL_EXTENSIONS);
+    }
+
+    #[test]
+    fn the_decoded_set_is_every_format_but_jpeg() {
+        let all: Vec<Format> = FormatSet::DECODED.iter().collect();
+        assert_eq!(all, &Format::ALL[..5]);
+        assert!(!FormatSet::DECODED.contains(Format::Jpeg));
+        let two = FormatSet::of(&[Format::Png, Format::Bmp]);
+        assert_eq!(two.iter().collect::<Vec<_>>(), [Format::Bmp, Format::Png]);
+    }
+
+    #[test]
+    fn formats_are_known_by_their_first_bytes_only() {
+        let cases: [(&[u8], Option<Format>); 12] = [
+            (b"BM\x36\0", Some(Format::Bmp)),
+            (b"II*\0\x08\0", Some(Format::Tiff)),
+            (b"MM\0*\0\0", Some(Format::Tiff)),
+            (b"\x89PNG\r\n\x1a\n", Some(Format::Png)),
+            (b"GIF89a", Some(Format::Gif)),
+            (b"GIF87a", Some(Format::Gif)),
+            (&[0xff, 0xd8, 0xff, 0xe0], Some(Format::Jpeg)),
+            (b"P4\n8 1\n", Some(Format::Pnm)),
+            (b"P1#c\n", Some(Format::Pnm)),
+            // PAM: the PNM decoder says why it is refused.
+            (b"P7\nWIDTH", Some(Format::Pnm)),
+            (b"PX ", None),
+            (b"", None),
+        ];
+        for (head, want) in cases {
+            assert_eq!(Format::sniff(head), want, "{head:?}");
+        }
+        for f in Format::ALL {
+            assert_eq!(Format::from_name(f.name()), Some(f));
+        }
     }
 }

@@ -38,8 +38,13 @@ pub use record::{Record, hex, path_fields, path_hash};
 use read::{read_dir_sorted, read_from};
 use record::{Key, key, key_of};
 
-/// The ledger format's version, the `v` of every entry.
-pub const VERSION: u32 = 1;
+/// The ledger format's version, the `v` of every entry written. Version 2
+/// added `format` (the source's image format); version 1 entries (all of
+/// BMP sources) are read alongside (design §4.7).
+pub const VERSION: u32 = 2;
+
+/// The versions this build reads.
+pub const READS: std::ops::RangeInclusive<u32> = 1..=VERSION;
 
 /// How many of each host's newest entries the daemon keeps in memory
 /// (about 60 bytes each). A crash's leftover claims are finished before

@@ -5,7 +5,7 @@ use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::{Record, VERSION};
+use super::{READS, Record};
 use crate::layout::ArchiveLayout;
 
 /// The entries of `dir` (name, path), sorted by name; empty when `dir`
@@ -79,7 +79,7 @@ fn parse_line(line: &[u8]) -> Result<Record, LineError> {
     // The version first: a later format may have other fields.
     let value = serde_json::from_slice::<serde_json::Value>(line).map_err(LineError::Json)?;
     match value.get("v").and_then(|v| v.as_u64()) {
-        Some(v) if v == u64::from(VERSION) => {
+        Some(v) if u32::try_from(v).is_ok_and(|v| READS.contains(&v)) => {
             serde_json::from_value::<Record>(value).map_err(LineError::Json)
         }
         Some(v) => Err(LineError::UnknownVersion(v)),

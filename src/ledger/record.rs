@@ -38,6 +38,14 @@ pub struct Record {
     pub conversion: String,
     /// Every source pixel was pure black or white.
     pub lossless: bool,
+    /// The source's format (`bmp`, `tiff`, `png`, `pnm`, `gif`); absent in
+    /// version 1 entries, which are all BMP.
+    #[serde(default = "bmp")]
+    pub format: String,
+}
+
+fn bmp() -> String {
+    crate::formats::Format::Bmp.name().into()
 }
 
 /// 16 lowercase hex digits.

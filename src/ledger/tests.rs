@@ -21,6 +21,7 @@ fn entry(source: &str, digest: u64, archive: &str, time: &str) -> Record {
         height: 1,
         conversion: "dither".into(),
         lossless: true,
+        format: "bmp".into(),
     }
 }
 
@@ -255,4 +256,21 @@ fn an_append_returns_once_its_line_is_durable() {
             s.path.extension().is_some_and(|x| x == "jsonl") && s.bytes.ends_with(line.as_bytes())
         });
     }
+}
+
+#[test]
+fn a_version_1_line_is_read_as_a_bmp_source_beside_version_2_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("2026-11-26.jsonl");
+    // A line as version 1 wrote it (no `format`), spelled out by hand.
+    let v1 = r#"{"v":1,"time":"2026-11-26T10:00:00Z","host":"h","source":"a.bmp","source_size":10,"source_xxh3":"0000000000000001","archive":"a.rle","archive_size":5,"archive_xxh3":"0000000000000007","width":1,"height":1,"conversion":"dither","lossless":true}"#;
+    let mut png = entry("b.png", 2, "b.rle", "2026-11-26T10:00:01Z");
+    png.format = "png".into();
+    fs::write(&path, format!("{v1}\n{}", line(&png))).unwrap();
+    let got = read_from(&path, 0).unwrap().0;
+    let mut want_v1 = entry("a.bmp", 1, "a.rle", "2026-11-26T10:00:00Z");
+    want_v1.v = 1;
+    assert_eq!(got, vec![want_v1, png]);
+    assert!(line(&got[1]).contains(r#""v":2"#), "{}", line(&got[1]));
+    assert!(line(&got[1]).contains(r#""format":"png""#), "{}", line(&got[1]));
 }

@@ -12,6 +12,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::archive::OriginalsAction;
 use crate::bilevel::Conversion;
+use crate::formats::{Format, FormatSet};
 
 mod paths;
 mod raw;
@@ -63,6 +64,9 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub paths: Paths,
+    /// The formats archived (`compress.formats`); a file of another is
+    /// quarantined, saying so.
+    pub formats: FormatSet,
     pub conversion: Conversion,
     pub verify: bool,
     pub max_pixels: u64,
@@ -112,8 +116,9 @@ fn choice<T: Copy>(key: &str, value: &str, options: &[(&str, T)]) -> Result<T, C
     Err(invalid(format!("{key} must be {list}, not {value:?}")))
 }
 
-/// The `[compress]` table checked: the conversion, then the pixel limit.
-fn compress(raw: &RawCompress) -> Result<Conversion, ConfigError> {
+/// The `[compress]` table checked: the conversion, the pixel limit, then
+/// the formats.
+fn compress(raw: &RawCompress) -> Result<(Conversion, FormatSet), ConfigError> {
     let conversion = choice(
         "compress.conversion",
         &raw.conversion,
@@ -125,7 +130,41 @@ fn compress(raw: &RawCompress) -> Result<Conversion, ConfigError> {
     if raw.max_pixels == 0 {
         return Err(invalid("compress.max_pixels must be at least 1".into()));
     }
-    Ok(conversion)
+    Ok((conversion, formats(&raw.formats)?))
+}
+
+/// `compress.formats` checked: known names, at least one, JPEG refused
+/// with its reason.
+fn formats(names: &[String]) -> Result<FormatSet, ConfigError> {
+    let known: Vec<String> = FormatSet::DECODED
+        .iter()
+        .map(|f| format!("{:?}", f.name()))
+        .collect();
+    let mut set = Vec::new();
+    for name in names {
+        match Format::from_name(name) {
+            Some(Format::Jpeg) => {
+                return Err(invalid(format!(
+                    "compress.formats: \"jpeg\" cannot be archived: {}",
+                    crate::compress::jpeg_refused()
+                )));
+            }
+            Some(f) => set.push(f),
+            None => {
+                return Err(invalid(format!(
+                    "compress.formats: {name:?} is not a format; the formats are {}",
+                    known.join(", ")
+                )));
+            }
+        }
+    }
+    if set.is_empty() {
+        return Err(invalid(format!(
+            "compress.formats is empty; list at least one of {}",
+            known.join(", ")
+        )));
+    }
+    Ok(FormatSet::of(&set))
 }
 
 /// The `[workers]` table checked; the thread count resolved (0: one per
@@ -189,7 +228,7 @@ impl Config {
         let paths = Paths::resolve(&raw.paths, base)?;
         // Checked in the order of the file's tables, so that of several
         // mistakes the first in the file is named.
-        let conversion = compress(&raw.compress)?;
+        let (conversion, formats) = compress(&raw.compress)?;
         let originals = choice(
             "originals.action",
             &raw.originals.action,
@@ -227,6 +266,7 @@ impl Config {
         Ok(Config {
             paths,
             conversion,
+            formats,
             verify: raw.compress.verify,
             max_pixels: raw.compress.max_pixels,
             originals,

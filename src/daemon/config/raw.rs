@@ -46,6 +46,7 @@ pub struct RawCompress {
     pub conversion: String,
     pub verify: bool,
     pub max_pixels: u64,
+    pub formats: Vec<String>,
 }
 
 impl Default for RawCompress {
@@ -54,6 +55,10 @@ impl Default for RawCompress {
             conversion: "dither".into(),
             verify: true,
             max_pixels: DEFAULT_MAX_PIXELS,
+            formats: crate::formats::FormatSet::DECODED
+                .iter()
+                .map(|f| f.name().to_string())
+                .collect(),
         }
     }
 }
