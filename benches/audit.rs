@@ -61,6 +61,7 @@ fn main() {
         Options {
             conversion: Conversion::Dither,
             max_pixels: compress::DEFAULT_MAX_PIXELS,
+            formats: rlewatch::formats::FormatSet::DECODED,
         },
     )
     .unwrap();

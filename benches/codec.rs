@@ -42,6 +42,7 @@ fn codec(c: &mut Criterion) {
                         Options {
                             conversion,
                             max_pixels: u64::MAX,
+                            formats: rlewatch::formats::FormatSet::DECODED,
                         },
                     )
                     .unwrap()

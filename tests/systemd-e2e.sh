@@ -291,7 +291,7 @@ fi
 check "a writer pausing 2 s with the file open: not taken while open" test "$(in_ct cat $w/held.verdict)" = waited
 check "... and archived once closed: archive/held.rle == rgb16.dither.rle" wait_for 20 same $spool/archive/held.rle /e2e/data/rgb16.dither.rle
 check "bad input quarantined: failed/bad.bmp" wait_for 20 exists $spool/failed/bad.bmp
-check "bad input: failed/bad.bmp.error.txt gives the reason" wait_for 5 in_ct grep -qi 'not a BMP' $spool/failed/bad.bmp.error.txt
+check "bad input: failed/bad.bmp.error.txt gives the reason" wait_for 5 in_ct grep -qi 'not an image file' $spool/failed/bad.bmp.error.txt
 check "bad input: nothing archived for it" absent $spool/archive/bad.rle
 
 # Let the backoff run through several retries (1 s, 2 s, 4 s ...).

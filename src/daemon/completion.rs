@@ -1,8 +1,10 @@
 //! Knowing when a file is complete (design §4.2): what the kernel says
 //! about writers (a lease probe, [`durable::has_writers`]) and what the file
-//! says about its own length: uncompressed, the rows its header declares;
-//! RLE4/RLE8, `bfOffBits + biSizeImage` (or `bfSize`) when set, and the
-//! end-of-bitmap marker. Only reads; never holds a lease past the probe.
+//! says about its own length: for a BMP, uncompressed, the rows its header
+//! declares; RLE4/RLE8, `bfOffBits + biSizeImage` (or `bfSize`) when set,
+//! and the end-of-bitmap marker; for the other formats, their own rule
+//! ([`formats::whole`]: a PNG's `IEND`, a TIFF's strips, a GIF's first
+//! frame, a PNM's raster). Only reads; never holds a lease past the probe.
 
 use std::fs::File;
 use std::io;
@@ -11,6 +13,7 @@ use std::path::Path;
 
 use crate::bmp::{BmpError, BmpInfo, Compression, RleOp, RleReader};
 use crate::durable;
+use crate::formats::{self, Format, Whole};
 
 /// Set once the lease probe has been refused, so that is logged once.
 static PROBE_REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -93,9 +96,25 @@ pub fn declared(file: &File, max_pixels: u64) -> Declared {
     if len == 0 {
         return Declared::NotYet("it is empty");
     }
+    match Format::of(file) {
+        Ok(Some(Format::Bmp)) => {}
+        // Too short to know yet, or a header written last.
+        Ok(None) => return Declared::NotYet("no image signature (yet)"),
+        // Refused whatever its length (the worker says why).
+        Ok(Some(Format::Jpeg)) | Err(_) => return Declared::Complete,
+        Ok(Some(format)) => {
+            return match formats::whole(file, format) {
+                Whole::Complete if has_hole(file, 0, len) => {
+                    Declared::NotYet("parts of it are not written yet (preallocated)")
+                }
+                Whole::Complete => Declared::Complete,
+                Whole::NotYet(why) => Declared::NotYet(why),
+            };
+        }
+    }
     let info = match BmpInfo::parse(&file, max_pixels) {
         Ok(info) => info,
-        Err(BmpError::NotBmp(_)) => return Declared::NotYet("no BMP signature (yet)"),
+        Err(BmpError::NotBmp(_)) => return Declared::NotYet("no image signature (yet)"),
         Err(BmpError::Truncated { .. }) => return Declared::NotYet("its header is incomplete"),
         Err(BmpError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
             return Declared::NotYet("its header is incomplete");

@@ -150,7 +150,15 @@ mod tests {
         ] {
             assert!(f.wants_file(&Path::new("/d/inbox").join(yes)), "{yes}");
         }
-        for no in ["a.txt", "a.rle", "a.pdf", "a.webp", "a", "png", "a.png.part"] {
+        for no in [
+            "a.txt",
+            "a.rle",
+            "a.pdf",
+            "a.webp",
+            "a",
+            "png",
+            "a.png.part",
+        ] {
             assert!(!f.wants_file(&Path::new("/d/inbox").join(no)), "{no}");
         }
     }

@@ -272,5 +272,9 @@ fn a_version_1_line_is_read_as_a_bmp_source_beside_version_2_lines() {
     want_v1.v = 1;
     assert_eq!(got, vec![want_v1, png]);
     assert!(line(&got[1]).contains(r#""v":2"#), "{}", line(&got[1]));
-    assert!(line(&got[1]).contains(r#""format":"png""#), "{}", line(&got[1]));
+    assert!(
+        line(&got[1]).contains(r#""format":"png""#),
+        "{}",
+        line(&got[1])
+    );
 }

@@ -71,6 +71,7 @@ fn pixel_limit_is_checked_before_decoding() {
         Options {
             conversion: Conversion::Dither,
             max_pixels: 1000,
+            formats: rlewatch::formats::FormatSet::DECODED,
         },
     )
     .unwrap_err()
@@ -94,6 +95,7 @@ fn huge_header_on_a_tiny_file_is_refused_without_allocating() {
         Options {
             conversion: Conversion::Dither,
             max_pixels: u64::MAX,
+            formats: rlewatch::formats::FormatSet::DECODED,
         },
     )
     .unwrap_err()
@@ -259,7 +261,7 @@ proptest! {
             let keep = cut.index(bmp.len());
             bmp.truncate(keep);
         }
-        let _ = compress::compress(bmp.as_slice(), std::io::sink(), Options { conversion: Conversion::Dither, max_pixels: 1 << 24 });
+        let _ = compress::compress(bmp.as_slice(), std::io::sink(), Options { conversion: Conversion::Dither, max_pixels: 1 << 24, formats: rlewatch::formats::FormatSet::DECODED });
     }
 }
 

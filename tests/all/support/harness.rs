@@ -123,6 +123,7 @@ pub fn compress_bytes(
     let opts = rlewatch::compress::Options {
         conversion,
         max_pixels: rlewatch::compress::DEFAULT_MAX_PIXELS,
+        formats: rlewatch::formats::FormatSet::DECODED,
     };
     rlewatch::compress::compress(bytes, &mut out, opts)?;
     Ok(out)
