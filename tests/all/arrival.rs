@@ -318,3 +318,30 @@ fn a_different_image_under_a_used_name_with_an_older_mtime_is_archived() {
     assert!(d.wait_log("already archived as", 1, LONG), "{}", d.log());
     assert_eq!(files_below(&d.path("archive")).len(), 2);
 }
+
+#[test]
+fn a_format_left_out_of_compress_formats_and_every_jpeg_are_quarantined_saying_why() {
+    let d = Daemon::start(&format!("{FAST}[compress]\nformats = [\"bmp\"]\n"));
+    let inbox = d.inbox();
+    // Judged by content: a PNG named .bmp is still a PNG.
+    fs::write(inbox.join("page.png"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+    fs::write(inbox.join("renamed.bmp"), b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR").unwrap();
+    fs::write(inbox.join("photo.jpg"), b"\xff\xd8\xff\xe0\0\x10JFIF\0").unwrap();
+    fs::copy(data("pal8.bmp"), inbox.join("good.bmp")).unwrap();
+    assert!(wait_file(&d, "archive/good.rle"));
+    for name in ["page.png", "renamed.bmp", "photo.jpg"] {
+        let note = d.path(&format!("failed/{name}.error.txt"));
+        assert!(wait_until(LONG, || note.exists()), "{name}: no error note");
+        let text = fs::read_to_string(&note).unwrap();
+        let want = if name == "photo.jpg" {
+            "JPEG is not archived"
+        } else {
+            "PNG files are not archived here (compress.formats leaves PNG out)"
+        };
+        assert!(text.contains(want), "{name}: {text}");
+        assert!(
+            !d.path(&format!("archive/{}", name.replace(".png", ".rle")))
+                .exists()
+        );
+    }
+}

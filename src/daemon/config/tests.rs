@@ -15,6 +15,7 @@ fn empty_file_gives_the_defaults_relative_to_the_file() {
     assert_eq!(c.rescan, Some(Duration::from_secs(300)));
     assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
     assert!(c.threads >= 1);
+    assert_eq!(c.formats, crate::formats::FormatSet::DECODED);
 }
 
 #[test]
@@ -29,6 +30,7 @@ fn every_key_of_the_spec_is_accepted() {
         conversion = "threshold"
         verify     = false
         max_pixels = 1_000
+        formats    = ["tiff", "png"]
         [originals]
         action = "delete"
         [workers]
@@ -50,6 +52,7 @@ fn every_key_of_the_spec_is_accepted() {
     assert_eq!(c.paths.inbox, Path::new("/var/spool/rlewatch/inbox"));
     assert_eq!(c.paths.archive, Path::new("/srv/archive"));
     assert_eq!(c.conversion, Conversion::Threshold);
+    assert_eq!(c.formats, FormatSet::of(&[Format::Tiff, Format::Png]));
     assert_eq!(c.originals, OriginalsAction::Delete);
     assert_eq!((c.threads, c.queue), (3, 1));
     assert_eq!(c.backend, Backend::Poll);
@@ -65,6 +68,17 @@ fn mistakes_are_named() {
     assert!(err("[compress]\nconversion = \"fancy\"").contains("compress.conversion must be"));
     assert!(err("[originals]\naction = \"shred\"").contains("originals.action must be"));
     assert!(err("[workers]\nqueue = 0").contains("workers.queue"));
+    let e = err("[compress]\nformats = [\"png\", \"webp\"]");
+    assert!(
+        e.contains("compress.formats: \"webp\" is not a format; the formats are \"bmp\", \"tiff\", \"png\", \"pnm\", \"gif\""),
+        "{e}"
+    );
+    let e = err("[compress]\nformats = [\"jpeg\"]");
+    assert!(
+        e.contains("\"jpeg\" cannot be archived: ") && e.contains("libjpeg-turbo"),
+        "{e}"
+    );
+    assert!(err("[compress]\nformats = []").contains("compress.formats is empty"));
     assert!(err("[watch]\nignore = [\"a{\"]").contains("watch.ignore"));
     assert!(err("[log]\nlevel = \"=\"").contains("log.level"));
     assert!(

@@ -203,6 +203,10 @@ fn diff(old: &Config, new: &Config) -> Diff {
     if (new.verify, new.max_pixels) != (old.verify, old.max_pixels) {
         change("compress settings".into(), false);
     }
+    if new.formats != old.formats {
+        let names: Vec<&str> = new.formats.iter().map(|f| f.name()).collect();
+        change(format!("formats {}", names.join(",")), false);
+    }
     if new.originals != old.originals {
         change(format!("originals {}", new.originals), false);
     }
@@ -243,6 +247,9 @@ mod tests {
             &config("[log]\nlevel = \"debug\"\n[workers]\nthreads = 3\n"),
         );
         assert_eq!(d.changed, ["log level \"debug\"", "workers 3"]);
+        assert!(!d.rewatch);
+        let d = diff(&base, &config("[compress]\nformats = [\"png\", \"bmp\"]\n"));
+        assert_eq!(d.changed, ["formats bmp,png"]);
         assert!(!d.rewatch);
         for (toml, what) in [
             ("[paths]\ninbox = \"elsewhere\"\n", "folders"),
