@@ -10,71 +10,17 @@
 //! before/after comparison on a shared (noisy) machine.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+#[path = "support/measure.rs"]
+mod measure;
 #[path = "support/page.rs"]
 mod page;
 
-/// Runs a command, returns (wall time, peak RSS in KiB) from wait4.
-///
-/// A child's peak RSS counts the memory of the process it was forked from
-/// (Linux copies the high-water mark with the address space), so the
-/// measuring is done by a fresh, small copy of this program; see `main`.
-fn measure(cmd: &mut Command) -> (Duration, i64) {
-    let mut outer = Command::new(std::env::current_exe().expect("own path"));
-    outer
-        .env("RLEWATCH_BENCH_MEASURE", "1")
-        .arg("--measure")
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    let out = outer.output().expect("spawn measurer");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut fields = text
-        .split_whitespace()
-        .map(|f| f.parse::<i64>().expect("measurer output"));
-    let (ns, rss) = (fields.next().expect("ns"), fields.next().expect("rss"));
-    (Duration::from_nanos(ns as u64), rss)
-}
-
-/// Measures one command directly with wait4 (which also reaps it).
-#[allow(clippy::zombie_processes)]
-fn measure_direct(cmd: &mut Command) -> (Duration, i64) {
-    let start = Instant::now();
-    let child = cmd.spawn().expect("spawn");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: wait4 on our own child's pid with valid pointers.
-    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
-    let elapsed = start.elapsed();
-    assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{cmd:?} failed"
-    );
-    (elapsed, usage.ru_maxrss)
-}
-
-fn best_of(n: usize, mut make: impl FnMut() -> Command) -> (Duration, i64) {
-    (0..n)
-        .map(|_| measure(&mut make()))
-        .min_by_key(|(t, _)| *t)
-        .expect("n > 0")
-}
+use measure::{best_of, cat, measure};
 
 fn main() {
-    if std::env::var_os("RLEWATCH_BENCH_MEASURE").is_some() {
-        let args: Vec<String> = std::env::args()
-            .skip_while(|a| a != "--measure")
-            .skip(1)
-            .collect();
-        let (t, rss) = measure_direct(Command::new(&args[0]).args(&args[1..]));
-        println!("{} {rss}", t.as_nanos());
+    if measure::serve() {
         return;
     }
     if std::env::args().any(|a| a == "--list") {
@@ -165,15 +111,6 @@ fn main() {
     {
         folder(bin, dir.path(), n);
     }
-}
-
-/// `cat PATHS... >/dev/null` through the shell.
-fn cat(paths: &[&std::path::Path]) -> Command {
-    let list: Vec<String> = paths.iter().map(|p| format!("'{}'", p.display())).collect();
-    let mut c = Command::new("sh");
-    c.arg("-c")
-        .arg(format!("cat {} >/dev/null", list.join(" ")));
-    c
 }
 
 /// `rlewatch compress DIR` on `n` copies of the pure black-and-white 24-bit
