@@ -82,7 +82,7 @@ fi
 [ -f "$deb" ] || { echo "no such package: $deb" >&2; exit 1; }
 mkdir -p "$work/share/data"
 cp "$deb" "$work/share/rlewatch.deb"
-cp tests/data/*.bmp tests/data/*.rle "$work/share/data/"
+cp tests/data/*.bmp tests/data/*.rle tests/data/formats/scan* "$work/share/data/"
 
 # --- the cached bookworm tree ----------------------------------------------
 mkdir -p "$cache"
@@ -270,6 +270,8 @@ fi
 as_writer "umask 022; exec 3>$spool/inbox/held.bmp; cat $w/data/rgb16.bmp >&3; sleep 2;
   if test -e $spool/archive/held.rle; then echo taken >$w/held.verdict; else echo waited >$w/held.verdict; fi
   exec 3>&-"
+# What scanners write: a TIFF G4 page and a grey PNG, written in place.
+as_writer "umask 022; cp $w/data/scan-g4.tif $spool/inbox/scan-g4.tif; cp $w/data/scan.png $spool/inbox/scan.png"
 # Bad input: a .bmp that is not a BMP.
 as_writer "printf 'this is a text file, not a bitmap; it must be quarantined with its reason\n' >$spool/inbox/bad.bmp"
 
@@ -290,6 +292,9 @@ else
 fi
 check "a writer pausing 2 s with the file open: not taken while open" test "$(in_ct cat $w/held.verdict)" = waited
 check "... and archived once closed: archive/held.rle == rgb16.dither.rle" wait_for 20 same $spool/archive/held.rle /e2e/data/rgb16.dither.rle
+check "TIFF G4: archive/scan-g4.rle == scan-g4.dither.rle (made by Pillow)" wait_for 20 same $spool/archive/scan-g4.rle /e2e/data/scan-g4.dither.rle
+check "TIFF G4: original in done/" wait_for 20 same $spool/done/scan-g4.tif /e2e/data/scan-g4.tif
+check "PNG: archive/scan.rle == scan.dither.rle (made by Pillow)" wait_for 20 same $spool/archive/scan.rle /e2e/data/scan.dither.rle
 check "bad input quarantined: failed/bad.bmp" wait_for 20 exists $spool/failed/bad.bmp
 check "bad input: failed/bad.bmp.error.txt gives the reason" wait_for 5 in_ct grep -qi 'not an image file' $spool/failed/bad.bmp.error.txt
 check "bad input: nothing archived for it" absent $spool/archive/bad.rle
