@@ -21,23 +21,41 @@ fn config(extra: &str) -> String {
     format!("[watch]\nsettle_ms = {SETTLE_MS}\n{extra}")
 }
 
-/// The vectors of every layout: 1, 8 and 24 bits, RLE4, RLE8.
-const KINDS: [&str; 5] = ["pal1", "pal8", "rgb24", "pal4rle", "pal8rle"];
+/// The vectors of every layout (1, 8 and 24 bits, RLE4, RLE8) and of the
+/// formats scanners write (a TIFF G4 page, a PNG), named as under
+/// `tests/data/`, each with its expected `.rle` beside it.
+const KINDS: [&str; 7] = [
+    "pal1.bmp",
+    "pal8.bmp",
+    "rgb24.bmp",
+    "pal4rle.bmp",
+    "pal8rle.bmp",
+    "formats/scan-g4.tif",
+    "formats/scan.png",
+];
+
+/// The extension of a kind's file.
+fn ext(kind: &str) -> &str {
+    kind.rsplit_once('.').expect("a name with an extension").1
+}
+
+/// A kind's expected archive (dither), under `tests/data/`.
+fn expected_rle(kind: &str) -> PathBuf {
+    let stem = kind.rsplit_once('.').expect("a name with an extension").0;
+    data(&format!("{stem}.dither.rle"))
+}
 
 fn expect_archived(d: &Daemon, names: &[(&str, &str)]) {
     for (name, kind) in names {
-        let done = d.path(&format!("done/{name}.bmp"));
+        let done = d.path(&format!("done/{name}.{}", ext(kind)));
         assert!(wait_until(LONG, || done.exists()), "{name}: {}", d.log());
         assert_eq!(
             fs::read(d.path(&format!("archive/{name}.rle"))).unwrap(),
-            fs::read(data(&format!("{kind}.dither.rle"))).unwrap(),
+            fs::read(expected_rle(kind)).unwrap(),
             "{name}: {}",
             d.log()
         );
-        assert_eq!(
-            fs::read(&done).unwrap(),
-            fs::read(data(&format!("{kind}.bmp"))).unwrap()
-        );
+        assert_eq!(fs::read(&done).unwrap(), fs::read(data(kind)).unwrap());
     }
     assert_eq!(
         files_below(&d.path("failed")),
@@ -53,8 +71,8 @@ fn writers(d: &Daemon, prefix: &str, write: fn(&Path, &[u8])) -> Vec<(String, &'
     let handles: Vec<_> = KINDS
         .iter()
         .map(|kind| {
-            let path = d.inbox().join(format!("{prefix}-{kind}.bmp"));
-            let bytes = fs::read(data(&format!("{kind}.bmp"))).unwrap();
+            let path = d.inbox().join(format!("{prefix}-{}", base(kind)));
+            let bytes = fs::read(data(kind)).unwrap();
             std::thread::spawn(move || write(&path, &bytes))
         })
         .collect();
@@ -63,8 +81,21 @@ fn writers(d: &Daemon, prefix: &str, write: fn(&Path, &[u8])) -> Vec<(String, &'
     }
     KINDS
         .iter()
-        .map(|kind| (format!("{prefix}-{kind}"), *kind))
+        .map(|kind| (format!("{prefix}-{}", stem(kind)), *kind))
         .collect()
+}
+
+/// A kind's file name ("scan.png").
+fn base(kind: &str) -> &str {
+    kind.rsplit('/').next().expect("a name")
+}
+
+/// A kind's file name without its extension ("scan").
+fn stem(kind: &str) -> &str {
+    base(kind)
+        .rsplit_once('.')
+        .expect("a name with an extension")
+        .0
 }
 
 fn check(d: &Daemon, written: &[(String, &'static str)]) {
@@ -214,8 +245,8 @@ fn settle_ms_zero_with_plain_cp_quarantines_nothing() {
     for (i, name) in names.iter().enumerate() {
         let kind = KINDS[i % KINDS.len()];
         let ok = std::process::Command::new("cp")
-            .arg(data(&format!("{kind}.bmp")))
-            .arg(d.inbox().join(format!("{name}.bmp")))
+            .arg(data(kind))
+            .arg(d.inbox().join(format!("{name}.{}", ext(kind))))
             .status()
             .unwrap();
         assert!(ok.success());
