@@ -88,8 +88,11 @@ pub struct CompressArgs {
     /// Worker threads for folders (default: one per CPU).
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
-    /// BMP files, or folders searched for *.bmp; `-`: standard input (alone,
-    /// written to standard output unless -o names a file).
+    /// Image files (BMP, TIFF, PNG, PNM, GIF; known by content), or folders
+    /// searched for *.bmp *.dib *.tif *.tiff *.png *.pbm *.pgm *.ppm *.pnm
+    /// *.gif *.jpg *.jpeg (any case; JPEG is refused, saying why); `-`:
+    /// standard input (alone, written to standard output unless -o names a
+    /// file).
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
 }
@@ -117,9 +120,9 @@ pub struct VerifyArgs {
     /// input.
     #[arg(required = true, value_name = "INPUT")]
     pub inputs: Vec<PathBuf>,
-    /// Also check it equals the compression of this BMP (one .rle file
-    /// only).
-    #[arg(long, value_name = "IN.bmp")]
+    /// Also check it equals the compression of this image (BMP, TIFF, PNG,
+    /// PNM or GIF; one .rle file only).
+    #[arg(long, value_name = "IMAGE")]
     pub source: Option<PathBuf>,
     /// With --source: compare with the threshold conversion only
     /// (default: dither, then threshold).

@@ -1,5 +1,5 @@
-//! rlewatch: unattended archival of black-and-white BMP images as `.rle`
-//! files. The design — format, pixel rules, the life of a file, threads and
+//! rlewatch: unattended archival of black-and-white images (BMP, TIFF, PNG,
+//! PNM, GIF) as `.rle` files. The design — format, pixel rules, the life of a file, threads and
 //! channels, which code enforces which guarantee — is `docs/design.md`;
 //! comments cite its sections as "design §N".
 //!
@@ -11,7 +11,8 @@
 //! - [`formats`]: TIFF, PNG, PNM and GIF decoded row by row into the
 //!   layouts of an uncompressed BMP.
 //! - [`bilevel`]: pixels → bits, bit-exact with Pillow's `convert('1')`.
-//! - [`compress`]: one image BMP → `.rle` (streaming), and verification.
+//! - [`compress`]: one image → `.rle` (streaming; BMP through [`bmp`], the
+//!   others through [`formats`]), and verification.
 //! - [`durable`]: temporary files, fsync, no-clobber publication and
 //!   renames, the `flock` and move lock; imports nothing of the crate.
 //! - [`layout`]: every path under `INBOX/.rlewatch/` and
