@@ -203,6 +203,18 @@ pub fn run(archive: &Path, threads: usize) -> Result<bool> {
         Ok(_) => anyhow::bail!("{}: not a folder (give the archive folder)", shown(archive)),
         Err(e) => anyhow::bail!("{}: the archive folder: {e}", shown(archive)),
     }
+    // A daemon makes the ledger's folder when it starts: without it this
+    // is no archive rlewatch writes (a wrong path in a cron job), not an
+    // archive with nothing in it.
+    let ledger = ArchiveLayout::new(archive).ledger();
+    if !ledger.is_dir() {
+        anyhow::bail!(
+            "{}: no ledger there ({} is missing): not an archive folder of rlewatch (check the \
+             path, or give -c with the daemon's configuration)",
+            shown(archive),
+            shown(&ledger)
+        );
+    }
     let started = Instant::now();
     let f = audit(archive, threads, io::stderr().is_terminal())?;
     let secs = started.elapsed().as_secs_f64();

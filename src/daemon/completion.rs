@@ -408,13 +408,14 @@ mod tests {
     }
 
     #[test]
-    fn a_header_of_zeros_is_not_yet_complete_and_a_png_is_not_waited_for_forever() {
+    fn a_header_of_zeros_and_a_png_cut_inside_its_header_are_not_yet_complete() {
         let bytes = vector("pal8.bmp");
         let mut zeros = bytes.clone();
         zeros[..54].fill(0);
         assert!(matches!(declared_of(&zeros), Declared::NotYet(_)));
-        // A file that is plainly something else also waits (it may be a
-        // header not written yet); the coordinator's grace bounds it.
+        // A PNG cut after its IHDR's length and type: its own rule (no
+        // IEND yet) says it is not there yet; the coordinator's grace
+        // bounds the wait.
         assert!(matches!(
             declared_of(b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"),
             Declared::NotYet(_)

@@ -160,8 +160,22 @@ impl Ledger {
                 state.remember(e);
             }
         }
+        let dir = ArchiveLayout::new(archive).ledger_of(host);
+        // The ledger's folders exist from the start, so that `audit` tells
+        // an archive nothing was archived into yet from a folder that is
+        // none (design §4.7). Not the archive folder itself (a share not
+        // mounted); a failure here is met again, and reported, at the
+        // first entry.
+        if archive.is_dir()
+            && let Err(e) = fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o750)
+                .create(&dir)
+        {
+            tracing::debug!("{}: {e}", dir.display());
+        }
         Ok(Ledger {
-            dir: ArchiveLayout::new(archive).ledger_of(host),
+            dir,
             root,
             host: host.to_string(),
             state: Mutex::new(state),

@@ -1115,11 +1115,30 @@ fn audit_of_a_small_archive_prints_no_zero_rate() {
     assert!(text.contains("audited 1 recorded archive(s)"), "{text}");
     assert!(!text.contains("(0 MB/s)"), "{text}");
 
-    // And an empty one.
-    let dir = tempdir();
-    fs::create_dir(dir.path().join("archive")).unwrap();
-    let out = run_in(dir.path(), &["audit", "archive"]);
+    // And an empty one: a daemon started on it and archived nothing.
+    let mut d = crate::support::Daemon::start(crate::support::FAST);
+    assert!(d.wait_log("watching", 1, crate::support::LONG), "{}", d.log());
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(crate::support::LONG).is_some(), "{}", d.log());
+    let out = run_in(d.dir.path(), &["audit", "archive"]);
     let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
     assert!(text.contains("audited 0 recorded archive(s)"), "{text}");
     assert!(!text.contains("MB/s"), "{text}");
+}
+
+/// `audit` of a folder no daemon archived into (a typo in a cron job)
+/// says there is no ledger there and fails, instead of "0 recorded".
+#[test]
+fn audit_of_a_folder_without_a_ledger_fails_saying_so() {
+    let dir = tempdir();
+    fs::create_dir(dir.path().join("archve")).unwrap();
+    let out = run_in(dir.path(), &["audit", "archve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(
+        stderr(&out).trim(),
+        "rlewatch: archve: no ledger there (archve/.rlewatch/ledger is missing): not an archive \
+         folder of rlewatch (check the path, or give -c with the daemon's configuration)"
+    );
+    assert!(out.stdout.is_empty());
 }
