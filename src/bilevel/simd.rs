@@ -85,6 +85,11 @@ pub(crate) fn bgr8_threshold(
         let by_bytes = bytes.len().saturating_sub(slack) / (64 * bpp);
         by_width.min(by_bytes).min(out.len())
     };
+    // Rows too short for one word (a 1-pixel row of 3 bytes, shorter than
+    // a load's slack) are the scalar code's.
+    if words(0) == 0 {
+        return (0, true);
+    }
     match isa {
         Isa::Scalar => (0, true),
         #[cfg(target_arch = "x86_64")]
@@ -120,6 +125,9 @@ pub(crate) fn bgr8_grey(
         let by_bytes = bytes.len().saturating_sub(slack) / (32 * bpp);
         by_width.min(by_bytes)
     };
+    if blocks(0) == 0 {
+        return (0, true);
+    }
     match isa {
         Isa::Scalar => (0, true),
         #[cfg(target_arch = "x86_64")]

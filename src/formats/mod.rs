@@ -473,6 +473,44 @@ mod tests {
         assert_eq!(each, ALL_EXTENSIONS);
     }
 
+    /// Decoders hand rows without a BMP's padding: a 1-pixel RGB row is 3
+    /// bytes, shorter than the kernels' loads; the scalar code takes it.
+    #[test]
+    fn unpadded_rows_of_every_layout_and_width_convert_as_pillow_would() {
+        use crate::bilevel::{Conversion, Converter};
+        use crate::bmp::RowData;
+        for width in 1..=130u32 {
+            for conversion in [Conversion::Dither, Conversion::Threshold] {
+                let layouts = [
+                    Layout::One,
+                    Layout::Grey,
+                    Layout::Palette(vec![[0, 0, 0], [255, 255, 255], [200, 10, 10]]),
+                    Layout::Bgr,
+                ];
+                for layout in layouts {
+                    let head = Header {
+                        format: Format::Png,
+                        width,
+                        height: 1,
+                        layout: layout.clone(),
+                    };
+                    let info = head.bmp_info(0);
+                    let mut conv = Converter::new(&info, conversion);
+                    // Every pixel white (255 / index 1 / bit 1): all ones.
+                    let row: Vec<u8> = match layout {
+                        Layout::Palette(_) => vec![1; width as usize],
+                        _ => vec![255; layout.row_bytes(width)],
+                    };
+                    let mut bits = vec![0u64; crate::rle::words_for(width as usize)];
+                    conv.row(RowData::Packed(&row), &mut bits);
+                    let ones: u32 = bits.iter().map(|w| w.count_ones()).sum();
+                    assert_eq!(ones, width, "{layout:?} {width} {conversion}");
+                    assert!(conv.lossless(), "{layout:?} {width}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_decoded_set_is_every_format_but_jpeg() {
         let all: Vec<Format> = FormatSet::DECODED.iter().collect();

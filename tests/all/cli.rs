@@ -1117,7 +1117,11 @@ fn audit_of_a_small_archive_prints_no_zero_rate() {
 
     // And an empty one: a daemon started on it and archived nothing.
     let mut d = crate::support::Daemon::start(crate::support::FAST);
-    assert!(d.wait_log("watching", 1, crate::support::LONG), "{}", d.log());
+    assert!(
+        d.wait_log("watching", 1, crate::support::LONG),
+        "{}",
+        d.log()
+    );
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(crate::support::LONG).is_some(), "{}", d.log());
     let out = run_in(d.dir.path(), &["audit", "archive"]);
