@@ -36,8 +36,9 @@ fn is_ws(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r')
 }
 
-/// A buffered reader over a [`Source`] that knows its position.
-struct Cursor<'a> {
+/// A buffered reader over a [`Source`] that knows its position (the GIF
+/// decoder reads through it too).
+pub(super) struct Cursor<'a> {
     src: &'a (dyn Source + 'a),
     /// File offset of `buf[0]`.
     base: u64,
@@ -46,7 +47,7 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    fn new(src: &'a (dyn Source + 'a), offset: u64) -> Cursor<'a> {
+    pub(super) fn new(src: &'a (dyn Source + 'a), offset: u64) -> Cursor<'a> {
         Cursor {
             src,
             base: offset,
@@ -56,7 +57,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The file offset of the next byte.
-    fn offset(&self) -> u64 {
+    pub(super) fn offset(&self) -> u64 {
         self.base + self.at as u64
     }
 
@@ -70,7 +71,7 @@ impl<'a> Cursor<'a> {
         Ok(n > 0)
     }
 
-    fn byte(&mut self) -> io::Result<Option<u8>> {
+    pub(super) fn byte(&mut self) -> io::Result<Option<u8>> {
         if self.at == self.buf.len() && !self.refill()? {
             return Ok(None);
         }
@@ -80,7 +81,7 @@ impl<'a> Cursor<'a> {
 
     /// Appends up to `n` bytes to `out` (fewer only at the end of the
     /// file), as Python's `fp.read(n)`.
-    fn read_up_to(&mut self, out: &mut Vec<u8>, mut n: usize) -> io::Result<()> {
+    pub(super) fn read_up_to(&mut self, out: &mut Vec<u8>, mut n: usize) -> io::Result<()> {
         while n > 0 {
             if self.at == self.buf.len() && !self.refill()? {
                 break;
