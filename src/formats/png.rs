@@ -34,15 +34,32 @@ use crate::bmp::Source;
 const F: Format = Format::Png;
 const SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
 
-/// A seekable `Read` over a [`Source`], for the `png` crate.
+/// What the `png` crate reads: the signature and an IHDR made here, then
+/// the file from its first IDAT on. Pillow reads the chunks before the
+/// image data itself, and forgives what the crate refuses there (an
+/// unknown critical chunk, two PLTE chunks, a compression method other
+/// than 0, an interlace method other than 0 or 1), so those chunks are
+/// read here ([`pre_idat`]) and the crate never sees them.
 struct SrcRead<'a> {
     src: &'a (dyn Source + 'a),
+    prefix: Vec<u8>,
+    /// Where the first IDAT starts in the file.
+    idat_pos: u64,
+    /// Position in the stream: the prefix, then the file from `idat_pos`.
     at: u64,
 }
 
 impl Read for SrcRead<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.src.read_at(buf, self.at)?;
+        let plen = self.prefix.len() as u64;
+        let n = if self.at < plen {
+            let from = &self.prefix[self.at as usize..];
+            let n = from.len().min(buf.len());
+            buf[..n].copy_from_slice(&from[..n]);
+            n
+        } else {
+            self.src.read_at(buf, self.idat_pos + (self.at - plen))?
+        };
         self.at += n as u64;
         Ok(n)
     }
@@ -50,14 +67,30 @@ impl Read for SrcRead<'_> {
 
 impl Seek for SrcRead<'_> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
+        let end = || -> io::Result<u64> {
+            Ok(self.prefix.len() as u64 + self.src.byte_len()?.saturating_sub(self.idat_pos))
+        };
         let to = match pos {
             SeekFrom::Start(p) => Some(p),
             SeekFrom::Current(d) => self.at.checked_add_signed(d),
-            SeekFrom::End(d) => self.src.byte_len()?.checked_add_signed(d),
+            SeekFrom::End(d) => end()?.checked_add_signed(d),
         };
         self.at = to.ok_or_else(|| io::Error::from(io::ErrorKind::InvalidInput))?;
         Ok(self.at)
     }
+}
+
+/// A PNG chunk with its length and CRC.
+fn chunk(cid: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(cid);
+    crc.update(data);
+    let mut out = Vec::with_capacity(12 + data.len());
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    out.extend_from_slice(cid);
+    out.extend_from_slice(data);
+    out.extend_from_slice(&crc.finalize().to_be_bytes());
+    out
 }
 
 /// Pillow's `is_cid`: four ASCII letters, digits or underscores.
@@ -67,11 +100,17 @@ fn is_cid(t: &[u8]) -> bool {
 
 /// What the chunks before the first IDAT say, read as Pillow reads them.
 struct Pre {
+    ihdr: [u8; 13],
+    /// Where the first IDAT chunk starts.
+    idat_pos: u64,
     width: u32,
     height: u32,
     depth: u8,
     colour: u8,
     interlaced: bool,
+    /// An APNG with more than one frame (Pillow stops its walk after the
+    /// image at the next fcTL).
+    animated: bool,
     plte: Option<Vec<u8>>,
     trns: Option<Vec<u8>>,
 }
@@ -92,6 +131,8 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
     let mut ihdr: Option<[u8; 13]> = None;
     let mut plte = None;
     let mut trns = None;
+    let mut frames: Option<u32> = None;
+    let mut fctl_first = false;
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut head = [0u8; 8];
@@ -126,7 +167,7 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
         }
         // Keep what is needed (IHDR 13 bytes, PLTE ≤ 768, tRNS ≤ 256 are
         // all that is read of them), CRC everything.
-        let keep = matches!(&cid, b"IHDR" | b"PLTE" | b"tRNS");
+        let keep = matches!(&cid, b"IHDR" | b"PLTE" | b"tRNS" | b"acTL");
         let mut kept = Vec::new();
         let mut crc = crc32fast::Hasher::new();
         crc.update(&cid);
@@ -167,6 +208,10 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
             // Pillow keeps PLTE only once IHDR said palette.
             b"PLTE" if ihdr.is_some_and(|h| h[9] == 3) => plte = Some(kept),
             b"tRNS" => trns = Some(kept),
+            b"acTL" if kept.len() >= 4 => {
+                frames = Some(u32::from_be_bytes([kept[0], kept[1], kept[2], kept[3]]));
+            }
+            b"fcTL" => fctl_first = true,
             _ => {}
         }
         pos = end + 4;
@@ -197,11 +242,16 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
         ));
     }
     Ok(Pre {
+        ihdr: h,
+        idat_pos: pos,
         width,
         height,
         depth,
         colour,
         interlaced: h[12] != 0,
+        // Pillow counts the IDAT image as a frame of its own when no fcTL
+        // comes before it.
+        animated: frames.is_some_and(|n| u64::from(n) + u64::from(!fctl_first) > 1),
         plte,
         trns,
     })
@@ -239,6 +289,9 @@ fn clips16(hi: u8, lo: u8) -> bool {
 
 pub struct PngDecoder<'a> {
     header: Header,
+    src: &'a (dyn Source + 'a),
+    idat_pos: u64,
+    animated: bool,
     reader: png::Reader<BufReader<SrcRead<'a>>>,
     kind: Kind,
     /// The tRNS colour (samples, in the file's depth) for grey and RGB.
@@ -327,13 +380,23 @@ pub fn open<'a>(
     let mut options = png::DecodeOptions::default();
     options.set_ignore_text_chunk(true);
     options.set_ignore_iccp_chunk(true);
-    // Pillow checks neither the image data's CRCs nor its Adler-32; the
-    // CRCs it does check were checked above.
-    options.set_ignore_checksums(true);
-    let mut decoder = png::Decoder::new_with_options(
-        BufReader::with_capacity(64 * 1024, SrcRead { src, at: 0 }),
-        options,
-    );
+    // Pillow does not check the image data's CRCs (those it checks were
+    // checked above); zlib checks the Adler-32 when it reaches it.
+    options.set_ignore_crc(true);
+    options.set_ignore_adler32(false);
+    let mut ihdr = pre.ihdr;
+    ihdr[10] = 0;
+    ihdr[12] = u8::from(pre.interlaced);
+    let mut prefix = SIGNATURE.to_vec();
+    prefix.extend_from_slice(&chunk(b"IHDR", &ihdr));
+    let stream = SrcRead {
+        src,
+        prefix,
+        idat_pos: pre.idat_pos,
+        at: 0,
+    };
+    let mut decoder =
+        png::Decoder::new_with_options(BufReader::with_capacity(64 * 1024, stream), options);
     decoder.set_transformations(png::Transformations::IDENTITY);
     let reader = decoder.read_info().map_err(png_error)?;
     let header = Header {
@@ -345,6 +408,9 @@ pub fn open<'a>(
     let row = vec![0; header.layout.row_bytes(pre.width)];
     let mut dec = PngDecoder {
         header,
+        src,
+        idat_pos: pre.idat_pos,
+        animated: pre.animated,
         reader,
         kind,
         key,
@@ -373,7 +439,14 @@ fn png_error(e: png::DecodingError) -> DecodeError {
         }
         png::DecodingError::Format(f) => {
             let why = f.to_string();
-            if why.contains("end of") || why.contains("EOF") || why.contains("ended") {
+            if why.contains("WrongChecksum") {
+                DecodeError::invalid(F, "broken data stream (its Adler-32 checksum is wrong)")
+            } else if why.contains("end of")
+                || why.contains("EOF")
+                || why.contains("ended")
+                || why.contains("not have enough data")
+                || why.contains("InsufficientInput")
+            {
                 DecodeError::truncated(F, format!("the image data ends early ({why})"))
             } else {
                 DecodeError::invalid(F, why)
@@ -571,11 +644,58 @@ impl Decoder for PngDecoder<'_> {
             }
         }
         self.y += 1;
+        if self.y == self.header.height {
+            self.finish()?;
+        }
         Ok(Some(&self.row))
     }
 
     fn source_pure(&self) -> bool {
         self.pure
+    }
+}
+
+impl PngDecoder<'_> {
+    /// After the last row, what Pillow still reads: the rest of the
+    /// zlib stream when it is there (so a wrong Adler-32 fails), then
+    /// the chunks up to IEND, each of which must be all there (its CRC
+    /// may be missing); a chunk header cut short or broken ends the walk.
+    fn finish(&mut self) -> Result<(), DecodeError> {
+        if let Err(e) = self.reader.next_row()
+            && e.to_string().contains("WrongChecksum")
+        {
+            return Err(png_error(e));
+        }
+        let len = self.src.byte_len()?;
+        let mut pos = self.idat_pos;
+        let mut image_data = true;
+        loop {
+            let mut head = [0u8; 8];
+            if self.src.read_at(&mut head, pos)? < 8 {
+                return Ok(());
+            }
+            let length = u64::from(u32::from_be_bytes([head[0], head[1], head[2], head[3]]));
+            let cid = &head[4..];
+            if !is_cid(cid) || cid == b"IEND" || (cid == b"fcTL" && self.animated) {
+                return Ok(());
+            }
+            let end = pos + 8 + length;
+            if image_data && cid == b"IDAT" {
+                // The image data: the chunk in which it ended may be cut.
+                if end > len {
+                    return Ok(());
+                }
+            } else {
+                image_data = false;
+                if end > len {
+                    return Err(DecodeError::truncated(
+                        F,
+                        format!("the file ends inside the {} chunk", cid_text(cid)),
+                    ));
+                }
+            }
+            pos = end + 4;
+        }
     }
 }
 
