@@ -798,4 +798,4 @@ pub fn whole(src: &dyn Source) -> Whole {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
