@@ -37,6 +37,7 @@ pub(in crate::formats) fn check_vectors(dir: &str) -> Vec<(String, Vec<u8>, bool
                 Options {
                     conversion,
                     max_pixels: 1 << 24,
+                    formats: crate::formats::FormatSet::DECODED,
                 },
             )
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
