@@ -1306,6 +1306,175 @@ mod tests {
         Ok(out)
     }
 
+    fn rows_of(
+        data: &[u8],
+        coding: Coding,
+        width: u32,
+        rows: u32,
+    ) -> Result<Vec<Vec<u8>>, CcittError> {
+        let params = Params {
+            width,
+            coding,
+            lsb_first: false,
+        };
+        let mut out = Vec::new();
+        let n = decode(data, &params, rows, |row| {
+            out.push(row.to_vec());
+            Ok(())
+        })?;
+        assert_eq!(n as usize, out.len());
+        Ok(out)
+    }
+
+    /// The vectors of tests/data/formats/ccitt (made by its
+    /// make_vectors.py with Pillow and libtiff-tools): each `NAME.tif`
+    /// decodes to what Pillow made of it, `NAME.bits`, or fails where
+    /// Pillow failed (`NAME.err`).
+    #[test]
+    fn decodes_as_pillow_does() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/formats/ccitt");
+        let mut checked = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let p = entry.unwrap().path();
+            if p.extension().is_none_or(|e| e != "tif") {
+                continue;
+            }
+            let mine = pillow_bits(&std::fs::read(&p).unwrap());
+            if p.with_extension("err").exists() {
+                assert!(mine.is_err(), "{}: Pillow fails, this decodes", p.display());
+            } else {
+                let expected = std::fs::read(p.with_extension("bits")).unwrap();
+                match mine {
+                    Ok(bits) => assert!(bits == expected, "{}: not Pillow's bits", p.display()),
+                    Err(e) => panic!("{}: {e}", p.display()),
+                }
+            }
+            checked += 1;
+        }
+        assert!(checked >= 25, "only {checked} vectors");
+    }
+
+    // Hand-made bit strings (codes from T.4 tables 1–3 and T.6 table 1).
+
+    #[test]
+    fn modified_huffman_rows_start_on_bytes() {
+        // Row 1: white 3 (1000), black 5 (0011); row 2: white 8 (10011),
+        // then 3 fill bits.
+        let rows = rows_of(&[0b1000_0011, 0b1001_1000], Coding::ModifiedHuffman, 8, 2).unwrap();
+        assert_eq!(rows, [[0b0001_1111], [0]]);
+    }
+
+    #[test]
+    fn a_run_past_the_row_end_is_dropped_and_the_rest_is_white() {
+        // Width 6: white 2 (0111), black 7 (00011): the black run crosses
+        // the end, so libtiff drops it and the row is white after 2.
+        let rows = rows_of(&[0b0111_0001, 0b1000_0000], Coding::ModifiedHuffman, 6, 1).unwrap();
+        assert_eq!(rows, [[0]]);
+        // Width 9 (two bytes a row, pad bits 0): white 1 (000111), black 8
+        // (000101) ends exactly at the end.
+        let rows = rows_of(&[0b0001_1100, 0b0101_0000], Coding::ModifiedHuffman, 9, 1).unwrap();
+        assert_eq!(rows, [[0b0111_1111, 0b1000_0000]]);
+    }
+
+    #[test]
+    fn group3_rows_follow_eols() {
+        // EOL (000000000001), white 4 (1011), black 4 (011); EOL, white 8
+        // (10011); then RTC, which is not read.
+        let bits = "000000000001 1011 011 000000000001 10011 000000000001 000000000001";
+        let bytes = pack(bits);
+        let g3 = Coding::Group3 {
+            two_d: false,
+            fill_bits: false,
+        };
+        let rows = rows_of(&bytes, g3, 8, 2).unwrap();
+        assert_eq!(rows, [[0b0000_1111], [0]]);
+    }
+
+    #[test]
+    fn group4_ending_early_keeps_the_rows_decoded() {
+        // Two white rows (V0 each: "1"), then the data ends: the third row
+        // reads padding zeros as an EOL, and is given white, and decoding
+        // stops there.
+        let rows = rows_of(&[0b1100_0000], Coding::Group4, 8, 5).unwrap();
+        assert_eq!(rows, [[0], [0], [0]]);
+        // With not even one row, it fails (as libtiff's strip read does).
+        assert!(matches!(
+            rows_of(&[], Coding::Group4, 8, 5),
+            Err(CcittError::Truncated {
+                row: 1,
+                rows: 5,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn group4_vertical_and_horizontal_modes() {
+        // Width 8. Row 1: horizontal (001), white 2 (0111), black 3 (10),
+        // V0 (1) to b1 = 8. Row 2 against it: VR1 (011) puts a1 at 3,
+        // VL1 (010) the next change at 4, V0 at 8.
+        let bytes = pack("001 0111 10 1 011 010 1");
+        let rows = rows_of(&bytes, Coding::Group4, 8, 2).unwrap();
+        assert_eq!(rows, [[0b0011_1000], [0b0001_0000]]);
+    }
+
+    #[test]
+    fn fill_order_2_reverses_each_byte() {
+        let params = Params {
+            width: 8,
+            coding: Coding::ModifiedHuffman,
+            lsb_first: true,
+        };
+        let data = [0b1100_0001u8, 0b0001_1001];
+        let mut rows = Vec::new();
+        decode(&data[..], &params, 2, |r| {
+            rows.push(r.to_vec());
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rows, [[0b0001_1111], [0]]);
+    }
+
+    #[test]
+    fn errors_say_what_is_wrong() {
+        // The black code of row 1 is read with 9 zero bits of padding past
+        // the end; after the byte alignment 8 are left, which row 2 reads
+        // as an EOL (a white row): only row 3 finds no bit at all.
+        let e = rows_of(&[0b1000_0011], Coding::ModifiedHuffman, 8, 3).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "CCITT Modified Huffman data ends early, in row 3 of 3"
+        );
+        let e = rows_of(&[], Coding::Group4, 0, 1).unwrap_err();
+        assert!(e.to_string().contains("width is 0"), "{e}");
+        let params = Params {
+            width: 8,
+            coding: Coding::Group4,
+            lsb_first: false,
+        };
+        let e = decode(&[0xff_u8][..], &params, 4, |_| {
+            Err(CcittError::Stopped("enough".into()))
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "enough");
+    }
+
+    /// Bytes from a string of 0s and 1s (spaces ignored), zero-padded.
+    fn pack(bits: &str) -> Vec<u8> {
+        let bits: Vec<u8> = bits
+            .bytes()
+            .filter(|b| *b != b' ')
+            .map(|b| b - b'0')
+            .collect();
+        bits.chunks(8)
+            .map(|c| {
+                c.iter()
+                    .enumerate()
+                    .fold(0u8, |acc, (i, b)| acc | b << (7 - i))
+            })
+            .collect()
+    }
+
     /// Compares every `NAME.tif` in `$CCITT_DIFF_DIR` with Pillow's
     /// decoding of it (`NAME.bits`, or `NAME.err` when Pillow fails):
     /// the differential check of the module's comment, run by hand.
