@@ -19,6 +19,7 @@ use std::io::{self, Read};
 
 use crate::bmp::{BmpInfo, Compression, Masks, PillowMode, Source};
 
+pub(crate) mod ccitt;
 mod gif;
 mod png;
 mod pnm;

@@ -1,0 +1,148 @@
+"""Makes the CCITT test vectors of src/formats/ccitt.rs: NAME.tif, and what
+Pillow 13.0.0 decodes it to, NAME.bits = Image.open(f).convert('1').tobytes()
+(1 = white, rows of ceil(width/8) bytes), or NAME.err (Pillow's error) when
+Pillow fails. Needs Pillow with libtiff and libtiff-tools (tiffcp, tiffset).
+Run from this folder: python3 make_vectors.py"""
+import os, random, struct, subprocess
+from PIL import Image, ImageDraw, ImageFont
+
+rng = random.Random(22)
+
+
+def text(w, h):
+    im = Image.new('L', (w, h), 255)
+    d = ImageDraw.Draw(im)
+    font = ImageFont.load_default(size=11)
+    for y in range(-4, h, 11):
+        d.text((rng.randint(-6, 4), y), 'Fax Group 4 abc 0123 xyz QWERTY', fill=0, font=font)
+    d.rectangle((w // 3, h // 2, w // 3 + 20, h // 2 + 1), fill=0)
+    return im.convert('1', dither=Image.Dither.NONE)
+
+
+def noise(w, h, p):
+    im = Image.new('1', (w, h), 1)
+    px = im.load()
+    for y in range(h):
+        for x in range(w):
+            if rng.random() < p:
+                px[x, y] = 0
+    return im
+
+
+def tiffcp(src, dst, *args):
+    subprocess.run(['tiffcp', *args, src, dst], check=True, stderr=subprocess.DEVNULL)
+
+
+def tiffset(path, tag, value):
+    subprocess.run(['tiffset', '-s', str(tag), str(value), path], check=True, stderr=subprocess.DEVNULL)
+
+
+def entries(b):
+    """{tag: (type, count, file offset of its values)} of the first IFD."""
+    e = '<' if b[:2] == b'II' else '>'
+    ifd = struct.unpack(e + 'I', b[4:8])[0]
+    out = {}
+    for i in range(struct.unpack(e + 'H', b[ifd:ifd + 2])[0]):
+        at = ifd + 2 + 12 * i
+        tag, typ, count = struct.unpack(e + 'HHI', b[at:at + 8])
+        size = (2 if typ == 3 else 4) * count
+        out[tag] = (typ, count, at + 8 if size <= 4 else struct.unpack(e + 'I', b[at + 8:at + 12])[0])
+    return e, out
+
+
+def strip(b, k):
+    """(offset, byte count, where the byte count is) of strip k."""
+    e, t = entries(b)
+    def value(tag):
+        typ, _, at = t[tag]
+        size = 2 if typ == 3 else 4
+        at += size * k
+        return struct.unpack(e + ('H' if typ == 3 else 'I'), b[at:at + size])[0], at, size
+    off = value(273)[0]
+    count, at, size = value(279)
+    return e, off, count, at, size
+
+
+def damage(src, dst, how, k=0):
+    b = bytearray(open(src, 'rb').read())
+    e, off, count, at, size = strip(b, k)
+    if how == 'cut':  # the strip's byte count halved: data ending early
+        b[at:at + size] = struct.pack(e + ('H' if size == 2 else 'I'), count // 2)
+    elif how == 'ones':  # four bytes in the middle of the strip set to 0xff
+        m = off + count // 2 - 2
+        b[m:m + 4] = b'\xff' * 4
+    elif how == 'flip':  # three bits flipped
+        for i in (count // 4, count // 2, 3 * count // 4):
+            b[off + i] ^= 0x10
+    open(dst, 'wb').write(b)
+
+
+def expect(path):
+    base = path[:-4]
+    for old in (base + '.bits', base + '.err'):
+        if os.path.exists(old):
+            os.remove(old)
+    try:
+        with Image.open(path) as im:
+            bits = im.convert('1').tobytes()
+        open(base + '.bits', 'wb').write(bits)
+    except Exception as ex:
+        open(base + '.err', 'w').write(repr(ex) + '\n')
+
+
+made = []
+def save(im, name, compression):
+    im.save(name + '.tif', compression=compression)
+    made.append(name + '.tif')
+
+# Undamaged: every coding, widths not a multiple of 8, fill order 2,
+# several strips, MinIsWhite.
+t = text(61, 23)
+t.save('src.tif')
+save(t, 'text61_g4', 'group4')
+save(t, 'text61_g3', 'group3')
+save(t, 'text61_mh', 'tiff_ccitt')
+for name, args in [('text61_g3_2d_fill', ['-c', 'g3:2d:fill']),
+                   ('text61_g3_1d_fill_lsb', ['-c', 'g3:1d:fill', '-f', 'lsb2msb']),
+                   ('text61_g3_2d_strips', ['-c', 'g3:2d', '-r', '5']),
+                   ('text61_g4_strips', ['-c', 'g4', '-r', '4']),
+                   ('text61_g4_lsb', ['-c', 'g4', '-f', 'lsb2msb'])]:
+    tiffcp('src.tif', name + '.tif', *args)
+    made.append(name + '.tif')
+tiffcp('text61_mh.tif', 'text61_mh_lsb_strips.tif', '-f', 'lsb2msb', '-r', '7')
+made.append('text61_mh_lsb_strips.tif')
+tiffcp('src.tif', 'text61_g4_miw.tif', '-c', 'g4')
+tiffset('text61_g4_miw.tif', 262, 0)  # the same data read as MinIsWhite
+made.append('text61_g4_miw.tif')
+n = noise(203, 9, 0.3)
+n.save('src.tif')
+save(n, 'noise203_g4', 'group4')
+save(n, 'noise203_mh', 'tiff_ccitt')
+tiffcp('src.tif', 'noise203_g3_2d.tif', '-c', 'g3:2d')
+made.append('noise203_g3_2d.tif')
+one = noise(1, 5, 0.5)
+save(one, 'w1_g4', 'group4')
+save(one, 'w1_g3', 'group3')
+save(one, 'w1_mh', 'tiff_ccitt')
+os.remove('src.tif')
+
+# Damaged: what libtiff (through Pillow) makes of it.
+for src, how, k in [('text61_g4', 'cut', 0), ('text61_g3', 'cut', 0), ('text61_mh', 'cut', 0),
+                    ('text61_g3_2d_fill', 'cut', 0), ('text61_g4', 'flip', 0),
+                    ('text61_mh', 'flip', 0), ('text61_g3', 'ones', 0),
+                    ('text61_g3_2d_strips', 'ones', 1), ('text61_g4_strips', 'cut', 2),
+                    ('noise203_g4', 'ones', 0)]:
+    dst = f'bad_{src}_{how}{k}.tif'
+    damage(src + '.tif', dst, how, k)
+    made.append(dst)
+# Group 4 data of 23 rows in an image said to have 26: an EOFB ends it.
+b = bytearray(open('text61_g4.tif', 'rb').read())
+e, tags = entries(b)
+for tag in (257, 278):
+    typ, _, at = tags[tag]
+    b[at:at + (2 if typ == 3 else 4)] = struct.pack(e + ('H' if typ == 3 else 'I'), 26)
+open('bad_text61_g4_eofb.tif', 'wb').write(b)
+made.append('bad_text61_g4_eofb.tif')
+
+for p in made:
+    expect(p)
