@@ -41,6 +41,8 @@ pub struct Raster<'a> {
     /// One row in the layout.
     out: Vec<u8>,
     scratch: Vec<u8>,
+    /// The CCITT strip or tile buffer, kept from one strip to the next.
+    fax_rows: Vec<u8>,
     pure: bool,
     /// Samples reach Pillow's unpacker byte-swapped (see `Kind::convert`).
     swap: bool,
@@ -66,6 +68,7 @@ impl<'a> Raster<'a> {
             raw: vec![0; raw_len],
             out: vec![0; plan.layout.row_bytes(plan.width)],
             scratch: Vec::new(),
+            fax_rows: Vec::new(),
             pure: true,
             swap,
             plan,
@@ -119,13 +122,22 @@ impl<'a> Raster<'a> {
         let bands = u64::from(plan.bands());
         let across = u64::from(plan.across());
         let planes = plan.planes();
-        self.band = Band::None;
+        if let (Band::Held(v), Compression::Ccitt(_), Chunks::Strips { .. }) = (
+            std::mem::replace(&mut self.band, Band::None),
+            plan.compression,
+            plan.chunks,
+        ) {
+            self.fax_rows = v;
+        }
         match (plan.chunks, plan.compression) {
-            (Chunks::Strips { .. }, Compression::Ccitt(_)) => {
+            (Chunks::Strips { rows: full }, Compression::Ccitt(_)) => {
+                // Rows a strip does not reach keep what the previous strip
+                // left there (Pillow reuses one strip buffer).
                 let row = plan.plane_row_bytes(plan.width);
-                let mut held = vec![0u8; row * rows as usize];
+                let mut held = std::mem::take(&mut self.fax_rows);
+                held.resize(row * full as usize, 0);
                 let span = self.span(u64::from(b), rows)?;
-                fax_strip(span, &self.plan, rows, &mut held)?;
+                fax_strip(span, &self.plan, self.plan.width, rows, &mut held)?;
                 self.band = Band::Held(held);
             }
             (Chunks::Strips { .. }, c) => {
@@ -148,9 +160,11 @@ impl<'a> Raster<'a> {
                         let cw = (self.plan.width - x0).min(tw);
                         let span = self.span(i, rows)?;
                         if let Compression::Ccitt(_) = c {
+                            // One tile buffer for all tiles, as in Pillow.
                             let trow = self.plan.plane_row_bytes(tw);
-                            let mut tile = vec![0u8; trow * rows as usize];
-                            fax_strip(span, &self.plan, rows, &mut tile)?;
+                            let mut tile = std::mem::take(&mut self.fax_rows);
+                            tile.resize(trow * self.plan.band_height() as usize, 0);
+                            fax_strip(span, &self.plan, tw, rows, &mut tile)?;
                             for r in 0..rows as usize {
                                 let dst = &mut held[r * stride + p * row..][..row];
                                 copy_bits(
@@ -160,6 +174,7 @@ impl<'a> Raster<'a> {
                                     u64::from(cw) * bits_pp,
                                 );
                             }
+                            self.fax_rows = tile;
                             continue;
                         }
                         let mut reader = codec::reader(span, c);
@@ -341,13 +356,21 @@ fn copy_bits(src: &[u8], dst: &mut [u8], at: u64, len: u64) {
     }
 }
 
-/// Decodes a CCITT strip or tile of `rows` rows into `out` (rows of packed
-/// sample bits); rows the data does not reach stay 0, as in Pillow.
+/// Decodes a CCITT strip or tile of `rows` rows of `width` pixels into
+/// `out` (rows of packed sample bits); rows the data does not reach keep
+/// what `out` held, as in Pillow.
 ///
 /// The one place CCITT is switched on: until the codec of
-/// `src/formats/ccitt.rs` is in, these files are refused.
-fn fax_strip(span: Span<'_>, plan: &Plan, rows: u32, out: &mut [u8]) -> Result<(), DecodeError> {
-    let _ = (span, rows, out);
+/// `src/formats/ccitt.rs` is in, these files are refused. With it in,
+/// delete this function and the two `#[cfg(any())]` lines below.
+fn fax_strip(
+    span: Span<'_>,
+    plan: &Plan,
+    width: u32,
+    rows: u32,
+    out: &mut [u8],
+) -> Result<(), DecodeError> {
+    let _ = (span, width, rows, out);
     let Compression::Ccitt(c) = plan.compression else {
         return Err(invalid("BUG: not a CCITT image"));
     };
@@ -355,4 +378,53 @@ fn fax_strip(span: Span<'_>, plan: &Plan, rows: u32, out: &mut [u8]) -> Result<(
         Format::Tiff,
         format!("CCITT compression {c} (fax) is not decoded yet"),
     ))
+}
+
+#[cfg(any())]
+use fax::fax_strip;
+
+#[cfg(any())]
+mod fax {
+    use super::super::super::ccitt::{self, CcittError, Coding, Params};
+    use super::*;
+
+    /// Decodes a CCITT strip or tile of `rows` rows of `width` pixels into
+    /// `out` (rows of packed sample bits); rows the data does not reach
+    /// keep what `out` held, as in Pillow.
+    pub fn fax_strip(
+        span: Span<'_>,
+        plan: &Plan,
+        width: u32,
+        rows: u32,
+        out: &mut [u8],
+    ) -> Result<(), DecodeError> {
+        let Compression::Ccitt(c) = plan.compression else {
+            return Err(invalid("BUG: not a CCITT image"));
+        };
+        let coding = match c {
+            2 => Coding::ModifiedHuffman,
+            3 => Coding::Group3 {
+                two_d: plan.t4_options & 1 != 0,
+                fill_bits: plan.t4_options & 4 != 0,
+            },
+            _ => Coding::Group4,
+        };
+        let params = Params {
+            width,
+            coding,
+            lsb_first: plan.lsb_first,
+        };
+        let n = width.div_ceil(8) as usize;
+        let mut y = 0;
+        ccitt::decode(span, &params, rows, |row| {
+            out[y * n..(y + 1) * n].copy_from_slice(&row[..n]);
+            y += 1;
+            Ok(())
+        })
+        .map_err(|e| match e {
+            CcittError::Io(e) => DecodeError::Io(e),
+            e => invalid(format!("fax data: {e}")),
+        })?;
+        Ok(())
+    }
 }
