@@ -12,6 +12,11 @@ use super::codec::{self, Compression, Span};
 use super::plan::{Chunks, Plan, Predictor};
 use crate::bmp::Source;
 
+/// What one tile decompressor costs, about (its input buffer, a Deflate
+/// window): a row of tiles is streamed tile by tile when holding it
+/// decoded would cost more than its decoders.
+const TILE_STREAM_BYTES: usize = 64 * 1024;
+
 fn invalid(why: impl Into<String>) -> DecodeError {
     DecodeError::invalid(Format::Tiff, why)
 }
@@ -24,6 +29,9 @@ enum Band<'a> {
     Streams(Vec<Box<dyn Read + 'a>>),
     /// Decoded rows: for each row, each plane's row of the image width.
     Held(Vec<u8>),
+    /// One decompressor per tile across (plane-major), for tiles so tall
+    /// that a row of them decoded would hold more than their decoders.
+    Tiles(Vec<Box<dyn Read + 'a>>),
 }
 
 pub struct Raster<'a> {
@@ -41,6 +49,8 @@ pub struct Raster<'a> {
     /// One row in the layout.
     out: Vec<u8>,
     scratch: Vec<u8>,
+    /// One plane row of the image width, per plane (tile streams).
+    wide_rows: Vec<Vec<u8>>,
     /// The CCITT strip or tile buffer, kept from one strip to the next.
     fax_rows: Vec<u8>,
     pure: bool,
@@ -69,6 +79,7 @@ impl<'a> Raster<'a> {
             out: vec![0; plan.layout.row_bytes(plan.width)],
             scratch: Vec::new(),
             fax_rows: Vec::new(),
+            wide_rows: Vec::new(),
             pure: true,
             swap,
             plan,
@@ -148,6 +159,22 @@ impl<'a> Raster<'a> {
                 }
                 self.band = Band::Streams(streams);
             }
+            (Chunks::Tiles { .. }, c)
+                if !matches!(c, Compression::Ccitt(_))
+                    && plan.plane_row_bytes(plan.width) * planes * rows as usize
+                        > TILE_STREAM_BYTES * planes * across as usize =>
+            {
+                let mut streams = Vec::with_capacity(planes * across as usize);
+                for p in 0..planes as u64 {
+                    for tx in 0..across {
+                        let i = (p * bands + u64::from(b)) * across + tx;
+                        streams.push(codec::reader(self.span(i, rows)?, c));
+                    }
+                }
+                self.wide_rows
+                    .resize(planes, vec![0; plan.plane_row_bytes(plan.width)]);
+                self.band = Band::Tiles(streams);
+            }
             (Chunks::Tiles { width: tw, .. }, c) => {
                 let row = plan.plane_row_bytes(plan.width);
                 let stride = row * planes;
@@ -225,6 +252,41 @@ impl<'a> Raster<'a> {
                     self.raw.copy_from_slice(&self.plane_rows[0][..row]);
                 } else {
                     let rows: Vec<&[u8]> = self.plane_rows.iter().map(|r| &r[..row]).collect();
+                    interleave(
+                        &rows,
+                        &mut self.raw,
+                        plan.bits as usize / 8,
+                        plan.width as usize,
+                    );
+                }
+            }
+            Band::Tiles(streams) => {
+                let across = plan.across() as usize;
+                let Chunks::Tiles { width: tw, .. } = plan.chunks else {
+                    unreachable!("tile streams are made for tiles")
+                };
+                let bits_pp = u64::from(plan.bits) * (plan.spp / planes) as u64;
+                let bands = u64::from(plan.bands());
+                for (k, s) in streams.iter_mut().enumerate() {
+                    let (p, tx) = (k / across, k % across);
+                    let i =
+                        (p as u64 * bands + u64::from(self.band_index)) * across as u64 + tx as u64;
+                    let pr = &mut self.plane_rows[p];
+                    read_row(s, pr, i)?;
+                    undo_predictor(plan, pr, &mut self.scratch);
+                    let x0 = tx as u32 * tw;
+                    let cw = (plan.width - x0).min(tw);
+                    copy_bits(
+                        pr,
+                        &mut self.wide_rows[p],
+                        u64::from(x0) * bits_pp,
+                        u64::from(cw) * bits_pp,
+                    );
+                }
+                if planes == 1 {
+                    self.raw.copy_from_slice(&self.wide_rows[0][..row]);
+                } else {
+                    let rows: Vec<&[u8]> = self.wide_rows.iter().map(|r| &r[..row]).collect();
                     interleave(
                         &rows,
                         &mut self.raw,
