@@ -23,7 +23,7 @@ Inputs, per format, in two kinds of class:
                       filters, IDAT split, gAMA/sBIT/tEXt chunks
                 TIFF  by hand: 1/2/4/8/16-bit MinIsBlack and MinIsWhite,
                       palette 1/2/4/8-bit, RGB 8/16-bit, RGBA associated and
-                      unassociated, LA, CMYK; none/PackBits/Deflate,
+                      unassociated, LA, CMYK; none/PackBits/LZW/Deflate,
                       predictor 2, FillOrder 2, strips of several heights,
                       tiles, Orientation 1-8, II and MM. With Pillow's
                       saver: raw/packbits/tiff_lzw/tiff_deflate/
@@ -523,6 +523,48 @@ def plan_gif(rng, gen):
 SHORT, LONG, RATIONAL = 3, 4, 5
 
 
+def tiff_lzw(data):
+    """TIFF LZW (MSB-first codes, 'early change' as libtiff writes it)."""
+    out, acc, nbits = bytearray(), 0, 0
+    width = 9
+    def emit(code):
+        nonlocal acc, nbits
+        acc = acc << width | code
+        nbits += width
+        while nbits >= 8:
+            out.append(acc >> (nbits - 8) & 0xFF)
+            nbits -= 8
+        acc &= (1 << nbits) - 1
+    table = {bytes([i]): i for i in range(256)}
+    nxt = 258
+    emit(256)
+    w = b""
+    for k in data:
+        wk = w + bytes([k])
+        if wk in table:
+            w = wk
+            continue
+        emit(table[w])
+        table[wk] = nxt
+        nxt += 1
+        if nxt >= 1 << width and width < 12:
+            width += 1
+        if nxt >= 4093:
+            emit(256)
+            table = {bytes([i]): i for i in range(256)}
+            nxt, width = 258, 9
+        w = bytes([k])
+    if w:
+        emit(table[w])
+        nxt += 1
+        if nxt >= 1 << width and width < 12:
+            width += 1
+    emit(257)
+    if nbits:
+        out.append(acc << (8 - nbits) & 0xFF)
+    return bytes(out)
+
+
 def packbits(data):
     out, i = bytearray(), 0
     while i < len(data):
@@ -579,6 +621,8 @@ def write_tiff(rng, width, height, spp, bps, photometric, rows, *, big=False, co
         blocks = [packbits(b) for b in blocks]
     elif compression in (8, 32946):
         blocks = [zlib.compress(b) for b in blocks]
+    elif compression == 5:
+        blocks = [tiff_lzw(b) for b in blocks]
     if fillorder == 2:  # the bit order of the stored (compressed) bytes, as libtiff reads it
         blocks = [b.translate(REVERSE) for b in blocks]
     data = bytearray(struct.pack(e + "2sHI", b"MM" if big else b"II", 42, 0))
@@ -661,9 +705,9 @@ def plan_tiff_hand(rng, gen):
                     px = [[tuple(c * p[-1] // maxval for c in p[:-1]) + (p[-1],) for p in row] for row in px]
             rows = [flat(row) for row in px]
             opts = dict(big=rng.random() < 0.3, orientation=None)
-            comp = rng.choice([1, 1, 32773, 8, 32946])
+            comp = rng.choice([1, 1, 32773, 5, 5, 8, 32946])
             opts["compression"] = comp
-            if comp in (8, 32946) and bps >= 8 and rng.random() < 0.5:
+            if comp in (5, 8, 32946) and bps >= 8 and rng.random() < 0.5:
                 opts["predictor"] = 2
             # FillOrder 2 only where Pillow has a raw mode for it (1/2/4/8-bit
             # grey and palette, RGB 8-bit; elsewhere it cannot identify the file).
@@ -676,7 +720,7 @@ def plan_tiff_hand(rng, gen):
             else:
                 opts["rows_per_strip"] = rng.choice([None, 1, 2, 7, max(1, h // 3)])
             blob = write_tiff(rng, w, h, spp, bps, phot, rows, extra=extra, colormap=colormap, **opts)
-            tags = [("MM" if opts["big"] else "II"), {1: "raw", 32773: "packbits", 8: "deflate",
+            tags = [("MM" if opts["big"] else "II"), {1: "raw", 32773: "packbits", 5: "lzw", 8: "deflate",
                                                        32946: "deflate-old"}[comp]]
             if opts.get("predictor"):
                 tags.append("pred2")
@@ -940,9 +984,17 @@ def bmp_twin(im):
     m = im.mode
     if m not in ("1", "L", "P", "RGB"):
         m = "RGB" if m in ("RGBA", "RGBX", "CMYK", "YCbCr", "PA") else "L"
+    im = im if m == im.mode else im.convert(m)
+    if m == "P":
+        # The palette padded to 256 entries with black (what indices past
+        # its end mean): short palettes make BMPs Pillow misreads (a
+        # 2-entry palette, a grey ramp with indices past its end; design §2).
+        im = im.copy()
+        pal = im.getpalette()
+        im.putpalette(pal + [0] * (768 - len(pal)))
     try:
         buf = io.BytesIO()
-        (im if m == im.mode else im.convert(m)).save(buf, "BMP")
+        im.save(buf, "BMP")
         return buf.getvalue()
     except (OSError, ValueError):
         return None
