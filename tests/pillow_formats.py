@@ -64,6 +64,9 @@ from Pillow's decoded pixels and compared the same way: the check that the
 comparison path can pass (the BMP decoder is done).
 
 Prints a per-format, per-class table and the seed; exits 1 on any failure.
+Seed 7: 18,676 generated files and 938 corpus files (and 18,476 BMP twins
+with --twins), about 55 s on 2 cores with the corpora cached (75 s with
+--twins; the first fetch adds about 30 s).
 Needs Pillow 13.0.0 and, for the corpora, pip and (Debian) apt-get; a
 corpus that cannot be fetched is reported, not fatal (--offline skips
 them all).
@@ -1028,7 +1031,7 @@ def rlewatch_batches(binary, items, src, dst, flags):
             for it in batch:
                 rc1, err1 = call([it], 60)
                 if rc1 not in (0, 1):
-                    failures.append((it, f"rlewatch crashed or hung on it ({flags or 'dither'}): exit {rc1}: "
+                    failures.append((it, f"rlewatch crashed or hung on it: exit {rc1}: "
                                          f"{err1.strip()[-300:]}"))
             rc, err = None, None
             errs = {}
