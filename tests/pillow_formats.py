@@ -1185,8 +1185,8 @@ def main():
                 if want is None:
                     c[key + " pillow-refuses rlewatch-" + ("reads" if ok else "refuses")] += 1
                     if key == "dither":
-                        info.append(f"{it.name}: Pillow refuses ({modes[it.name][:150]}); rlewatch "
-                                    + ("converts it" if ok else f"refuses: {got[-200:]}"))
+                        said = "converts it" if ok else "refuses: " + got.replace(os.path.join(src, it.name), "FILE")
+                        info.append((it, modes[it.name].replace(os.path.join(src, it.name), "FILE"), said))
                     continue
                 want = want[key]
                 if not ok:
@@ -1216,13 +1216,18 @@ def main():
 
     for n in notes:
         print(n)
-    if args.verbose:
-        for line in info:
-            print("pillow refuses:", line)
-    else:
-        print(f"{len(info)} files Pillow refuses (--verbose lists them with rlewatch's answer); first few:")
-        for line in info[:8]:
-            print("  ", line)
+    # What Pillow refuses, grouped by class, Pillow's message and
+    # rlewatch's answer (digits folded so that sizes do not split groups).
+    print(f"{len(info)} files Pillow refuses, and what rlewatch does with them "
+          f"(--verbose lists every file):")
+    groups = collections.OrderedDict()
+    for it, pillow, said in info:
+        key = (it.fmt, it.cls, re.sub(r"\d+", "N", pillow[:160]), re.sub(r"\d+", "N", said[:200]))
+        groups.setdefault(key, []).append(it.name)
+        if args.verbose:
+            print(f"  {it.name}: Pillow: {pillow[:160]}; rlewatch {said[:200]}")
+    for (fmt, cls, pillow, said), names in groups.items():
+        print(f"  {fmt} {cls}: {len(names)}× Pillow \"{pillow}\"; rlewatch {said} (e.g. {names[0]})")
     print(f"\n{'format':<5} {'class':<30} {'files':>5} {'Pillow modes':<34} {'dither':>17} {'threshold':>17}"
           f"  Pillow refuses: rlewatch reads/refuses")
     total = collections.Counter()
