@@ -96,6 +96,7 @@ import zlib
 import PIL
 from PIL import Image
 
+sys.dont_write_bytecode = True  # no __pycache__ in the checkout
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from pillow_differential import encode, locate  # noqa: E402  (design §1 coder)
 
