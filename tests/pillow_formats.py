@@ -23,7 +23,8 @@ Inputs, per format, in two kinds of class:
                       filters, IDAT split, gAMA/sBIT/tEXt chunks
                 TIFF  by hand: 1/2/4/8/16-bit MinIsBlack and MinIsWhite,
                       palette 1/2/4/8-bit, RGB 8/16-bit, RGBA associated and
-                      unassociated, LA, CMYK; none/PackBits/LZW/Deflate,
+                      unassociated, LA, CMYK, RGBX; 12-bit, signed 16-bit,
+                      float; chunky and planar; none/PackBits/LZW/Deflate,
                       predictor 2, FillOrder 2, strips of several heights,
                       tiles, Orientation 1-8, II and MM. With Pillow's
                       saver: raw/packbits/tiff_lzw/tiff_deflate/
@@ -617,24 +618,27 @@ def tiff_block(rows, spp, bps, big, predictor, sampleformat=1):
 
 def write_tiff(rng, width, height, spp, bps, photometric, rows, *, big=False, compression=1,
                predictor=1, fillorder=1, orientation=None, rows_per_strip=None, tile=None,
-               extra=None, colormap=None, sampleformat=None):
-    """A one-page TIFF from `rows` (lists of samples, top row first)."""
+               extra=None, colormap=None, sampleformat=None, planar=1):
+    """A one-page TIFF from `rows` (lists of samples, top row first);
+    planar 2 stores each sample plane's strips or tiles after the last's."""
     e = ">" if big else "<"
     blocks = []
-    if tile:
-        tw, th = tile
-        for ty in range(0, height, th):
-            for tx in range(0, width, tw):
-                trows = []
-                for y in range(ty, ty + th):
-                    src = rows[y] if y < height else [0] * (width * spp)
-                    part = src[tx * spp:(tx + tw) * spp]
-                    trows.append(part + [0] * (tw * spp - len(part)))
-                blocks.append(tiff_block(trows, spp, bps, big, predictor, sampleformat))
-    else:
-        rps = rows_per_strip or height
-        for y in range(0, height, rps):
-            blocks.append(tiff_block(rows[y:y + rps], spp, bps, big, predictor, sampleformat))
+    planes = [(rows, spp)] if planar == 1 else [([r[p::spp] for r in rows], 1) for p in range(spp)]
+    for prows, n in planes:
+        if tile:
+            tw, th = tile
+            for ty in range(0, height, th):
+                for tx in range(0, width, tw):
+                    trows = []
+                    for y in range(ty, ty + th):
+                        src = prows[y] if y < height else [0] * (width * n)
+                        part = src[tx * n:(tx + tw) * n]
+                        trows.append(part + [0] * (tw * n - len(part)))
+                    blocks.append(tiff_block(trows, n, bps, big, predictor, sampleformat))
+        else:
+            rps = rows_per_strip or height
+            for y in range(0, height, rps):
+                blocks.append(tiff_block(prows[y:y + rps], n, bps, big, predictor, sampleformat))
     if compression == 32773:
         blocks = [packbits(b) for b in blocks]
     elif compression in (8, 32946):
@@ -652,7 +656,7 @@ def write_tiff(rng, width, height, spp, bps, photometric, rows, *, big=False, co
             data += b"\0"
     tags = {256: (LONG, [width]), 257: (LONG, [height]), 258: (SHORT, [bps] * spp),
             259: (SHORT, [compression]), 262: (SHORT, [photometric]), 277: (SHORT, [spp]),
-            282: (RATIONAL, [(72, 1)]), 283: (RATIONAL, [(72, 1)]), 284: (SHORT, [1]), 296: (SHORT, [2])}
+            282: (RATIONAL, [(72, 1)]), 283: (RATIONAL, [(72, 1)]), 284: (SHORT, [planar]), 296: (SHORT, [2])}
     if fillorder != 1:
         tags[266] = (SHORT, [fillorder])
     if orientation:
@@ -741,6 +745,8 @@ def plan_tiff_hand(rng, gen):
             elif sf == 3:
                 rows = [[v + rng.choice([0, 0.5, rng.random()]) - 20 for v in r] for r in rows]
             opts = dict(big=rng.random() < 0.3, orientation=None, sampleformat=sf)
+            if spp > 1 and rng.random() < 0.25:
+                opts["planar"] = 2
             comp = rng.choice([1, 1, 32773, 5, 5, 8, 32946])
             opts["compression"] = comp
             if comp in (5, 8, 32946) and bps in (8, 16) and not sf and rng.random() < 0.5:
@@ -762,6 +768,8 @@ def plan_tiff_hand(rng, gen):
                 tags.append("pred2")
             if opts.get("fillorder"):
                 tags.append("fill2")
+            if opts.get("planar"):
+                tags.append("planar2")
             if opts["orientation"]:
                 tags.append(f"orient{opts['orientation']}")
             tags.append(f"tile{opts['tile'][0]}x{opts['tile'][1]}" if opts.get("tile") else
