@@ -65,10 +65,10 @@ from Pillow's decoded pixels and compared the same way: the check that the
 comparison path can pass (the BMP decoder is done).
 
 Prints a per-format, per-class table and the seed; exits 1 on any failure.
-Seed 7: 20,377 generated files and 941 corpus files (and 20,065 BMP twins
-with --twins), about 55 s on 2 cores with the corpora cached (60 s with
---twins; fetching the corpora the first time adds 10-30 s), measured with
-the stub decoders, which refuse at once.
+Seed 7: 20,377 generated files and 941 corpus files (and 19,978 BMP twins
+with --twins), 55-85 s on the 2 shared cores with the corpora cached
+(fetching them the first time adds 10-30 s), measured with the stub
+decoders, which refuse at once.
 Needs Pillow 13.0.0 and, for the corpora, pip and (Debian) apt-get; a
 corpus that cannot be fetched is reported, not fatal (--offline skips
 them all).
