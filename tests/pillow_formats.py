@@ -110,10 +110,12 @@ PATTERNS = ["noise", "runs", "pure", "edge"]
 # Refusals by rlewatch of files Pillow reads that are accepted, each with
 # why: (format, regex on rlewatch's message, reason).
 ALLOWED_REFUSALS = [
-    # Decided in issue 22: no pure-Rust JPEG decoder is byte-exact with
-    # Pillow's libjpeg-turbo (docs/faq.md has the measurements), so JPEG
-    # is quarantined with a reason instead of being converted differently.
+    # No pure-Rust JPEG decoder is byte-exact with Pillow's libjpeg-turbo
+    # (docs/faq.md has the measurements), so JPEG is quarantined with a
+    # reason instead of being converted differently; JPEG inside a TIFF
+    # (compressions 6 and 7) likewise.
     ("jpeg", r"JPEG", "JPEG is refused by design (no byte-exact decoder)"),
+    ("tiff", r"JPEG-compressed TIFF", "JPEG in TIFF, refused as JPEG is"),
     # The .rle header holds 16-bit sides (design §1).
     (None, r"65535 pixels per side", "too large for the .rle format"),
 ]
