@@ -162,13 +162,15 @@ fn not_an_image(src: &(impl Source + ?Sized)) -> CompressError {
     }
 }
 
-/// Why JPEG files are refused (design §2.1).
+/// Why JPEG files are refused (design §2.1; the measurements behind it
+/// are in docs/faq.md).
 pub fn jpeg_refused() -> DecodeError {
     DecodeError::unsupported(
         Format::Jpeg,
-        "JPEG is not archived: its pixels depend on the decoder (the reference's \
-         libjpeg-turbo), which rlewatch cannot reproduce bit for bit; convert the page to \
-         PNG or TIFF with the program that made it, or scan to TIFF G4 or PNG",
+        "JPEG is not archived: a JPEG's pixels depend on the decoder, and the archive must \
+         equal the reference's, which decodes with libjpeg-turbo; rlewatch does not link it, \
+         and the pure-Rust decoders differ from it by a few levels per pixel, which \
+         dithering spreads. Save or scan the page as PNG or TIFF (G4 for black and white)",
     )
 }
 
