@@ -39,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
     let check = |row: &[u8]| {
         assert_eq!(row.len(), width.div_ceil(8) as usize);
         let pad = (8 - width % 8) % 8;
-        assert_eq!(row[row.len() - 1] & ((1u8 << pad) - 1), 0, "bits past the width");
+        assert_eq!(
+            row[row.len() - 1] & ((1u8 << pad) - 1),
+            0,
+            "bits past the width"
+        );
     };
 
     let mut n = 0;
