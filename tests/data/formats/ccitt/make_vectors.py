@@ -171,24 +171,27 @@ def pack(s):
     s += '0' * (-len(s) % 8)
     return bytes(int(s[i:i+8], 2) for i in range(0, len(s), 8))
 EOL = '000000000001'
-# G4, width 16: row 1 horizontal white 3 black 2 then extension (uncompressed mode) code 0000001 + 111, row 2: V0 all ...
+# G4, width 16: row 1 is horizontal (white 3, black 2), then the extension code
+# that starts uncompressed mode (0000001 111, T6Options bit 1); then V0s.
 hand_tiff('hand_g4_ext.tif', 16, 3, 4, pack('001 1000 11 0000001111 1 1 1 1' + EOL + EOL), t6=2)
-# G4 with an EOL in the middle of row 2 (not an EOFB): 
+# G4 with an EOL in the middle of row 2 (not an EOFB).
 hand_tiff('hand_g4_eol_mid.tif', 16, 4, 4, pack('1 001 1000 11 ' + EOL + ' 1 1'))
-# G3 2D with RTC, more rows declared than coded (5 coded rows of 8px: 1D row white 8, then 2D V0 rows)
+# G3 2-D ending with RTC, 3 rows coded (a 1-D white row, two 2-D V0 rows),
+# 6 or 3 declared.
 rows = EOL + '1' + '10011' + (EOL + '0' + '1') * 2
 rtc = (EOL + '1') * 6
 hand_tiff('hand_g3_2d_rtc_more_rows.tif', 8, 6, 3, pack(rows + rtc), t4=1)
 hand_tiff('hand_g3_2d_rtc_exact.tif', 8, 3, 3, pack(rows + rtc), t4=1)
-# MH, width 3000: white 2560 (000000011111) + white 440-? : 2560+ 384(00110111) + 56 (01011001) = 3000
+# MH, width 3000: white 2560 (extended make-up) + 384 + 56 = 3000, and the
+# terminating white 0 and black 0 codes.
 hand_tiff('hand_mh_long.tif', 3000, 2, 2, pack('000000011111 00110111 01011001 0011010 1') + pack('000000011111 00110111 01011001 0011010 1'))
-# MH with a black run way past the end: width 10, white 2 (0111), black 64 (0000001111) + black 0 (0000110111)
+# MH with a black run past the end: width 10, white 2, black 64 + 0.
 hand_tiff('hand_mh_past.tif', 10, 1, 2, pack('0111 0000001111 0000110111'))
-# G3 1-D with garbage before the first EOL and fill bits
+# G3 1-D with bits before the first EOL, and fill bits.
 hand_tiff('hand_g3_garbage.tif', 8, 2, 3, pack('1011011 0000 ' + EOL + '1011 011 0000000' + EOL + '10011'), t4=4)
-# G3 1-D, no EOL at all (libtiff restarts without EOLs)
+# G3 1-D without any EOL (libtiff restarts without EOLs).
 hand_tiff('hand_g3_noeol.tif', 8, 2, 3, pack('1011 011 10011'), t4=0)
-# G4 with FillOrder 2
+# G4 with FillOrder 2.
 d = pack('001 0111 10 1 011 010 1' + EOL + EOL)
 hand_tiff('hand_g4_lsb.tif', 8, 2, 4, bytes(int(format(x, '08b')[::-1], 2) for x in d), fill=2)
 
