@@ -3,7 +3,8 @@
 //! order and the rows (1–256). Must never panic, hang or allocate past
 //! O(width + input); every row must be ⌈width/8⌉ bytes with the bits past
 //! the width 0, and no more rows than asked for. The input is decoded as
-//! one strip, then split in two strips decoded by one `RowDecoder`.
+//! one strip (read, then seekable: the same rows), then split in two
+//! strips decoded by one `RowDecoder`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -55,6 +56,18 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(got) = res {
         assert_eq!(got, n);
         assert!(got <= rows);
+    }
+
+    // Seekable input: the same rows as above.
+    if let Ok(mut rd) = RowDecoder::new_seekable(std::io::Cursor::new(body), &params, rows) {
+        let mut m = 0;
+        while let Ok(Some(row)) = rd.next_row() {
+            check(row);
+            m += 1;
+        }
+        if res.is_ok() {
+            assert_eq!(m, n);
+        }
     }
 
     let (first, second) = body.split_at(body.len() / 2);
