@@ -27,11 +27,13 @@
 //!   Rust 1.92 (this crate's minimum is 1.88).
 //!
 //! Memory: the input is read through an 8 KiB buffer, and the state is two
-//! run arrays and one row, O(width), whatever the number of rows. Group 3
-//! input is also kept as read (O(strip), compressed), because when its
-//! data ends where an EOL should be libtiff decodes the strip again from
-//! its start as if it had no EOLs, the new rows following those already
-//! given, and so must this.
+//! run arrays and one row, O(width), whatever the number of rows. When
+//! Group 3 data ends where an EOL should be, libtiff decodes the strip
+//! again from its start as if it had no EOLs, the new rows following those
+//! already given, and so must this: [`RowDecoder::new_seekable`] seeks
+//! back for that, while [`RowDecoder::new`] (and [`decode`]) keep Group 3
+//! input as read, up to 4 MiB (a dense text page of 7200×5600 is about
+//! 0.6 MB), and refuse a restart past that ([`CcittError::Unsupported`]).
 //!
 //! libtiff keeps some state from one strip (or tile) of an image to the
 //! next: whether Group 3 data is taken to have no EOLs (after such a
@@ -49,7 +51,7 @@
 // Until the TIFF decoder calls it (issue 22); remove then.
 #![allow(dead_code)]
 
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::OnceLock;
 
 /// The coding of a strip (TIFF Compression, and the T4Options bits that
@@ -109,6 +111,14 @@ pub enum CcittError {
     Invalid {
         coding: &'static str,
         row: u32,
+        why: &'static str,
+    },
+    /// Data libtiff would decode by a path this decoder does not take:
+    /// a Group 3 strip over 4 MiB, not seekable, that would need decoding
+    /// again from its start.
+    #[error("unsupported {coding} data: {why}")]
+    Unsupported {
+        coding: &'static str,
         why: &'static str,
     },
     /// Reading the input failed.
@@ -426,6 +436,16 @@ fn tables() -> &'static Tables {
 // ---------------------------------------------------------------------
 // Bits.
 
+/// The most of a Group 3 strip kept in memory for a restart (see
+/// [`RowDecoder::sync_eol`]) when the input cannot seek: a dense text page
+/// of 7200×5600 takes about 0.6 MB.
+/// (Small in tests, to test it.)
+const RECORD_LIMIT: usize = if cfg!(test) { 1 << 16 } else { 4 << 20 };
+
+fn seek_to<R: Seek>(r: &mut R, pos: u64) -> io::Result<()> {
+    r.seek(SeekFrom::Start(pos)).map(|_| ())
+}
+
 /// The input as bits, first bit first, with libtiff's end-of-data rule:
 /// asking for n bits when fewer are left pads them with zero bits, and the
 /// data has ended only when not one bit (real or padding) is left.
@@ -436,8 +456,15 @@ struct Bits<R> {
     len: usize,
     /// The input has no more bytes.
     ended: bool,
-    /// Every byte read so far, kept while a restart may come (Group 3).
+    /// Every byte read so far, kept while a restart may come (Group 3),
+    /// up to [`RECORD_LIMIT`].
     record: Option<Vec<u8>>,
+    /// A restart needs more than was recorded.
+    record_lost: bool,
+    /// How to go back to the input's first byte (`start`) instead of
+    /// recording it, for seekable input.
+    rewind: Option<fn(&mut R, u64) -> io::Result<()>>,
+    start: u64,
     /// Bytes to read again before the input's next ones, after a restart.
     replay: Vec<u8>,
     replay_pos: usize,
@@ -456,6 +483,9 @@ impl<R: Read> Bits<R> {
             len: 0,
             ended: false,
             record: None,
+            record_lost: false,
+            rewind: None,
+            start: 0,
             replay: Vec::new(),
             replay_pos: 0,
             lsb_first,
@@ -482,7 +512,12 @@ impl<R: Read> Bits<R> {
                 }
                 Ok(n) => {
                     if let Some(r) = &mut self.record {
-                        r.extend_from_slice(&self.buf[..n]);
+                        if r.len() + n > RECORD_LIMIT {
+                            self.record = None;
+                            self.record_lost = true;
+                        } else {
+                            r.extend_from_slice(&self.buf[..n]);
+                        }
                     }
                     self.pos = 0;
                     self.len = n;
@@ -495,6 +530,24 @@ impl<R: Read> Bits<R> {
     }
 
     fn refill(&mut self) -> io::Result<()> {
+        if let Some(word) = self.buf.get(self.pos..self.pos + 8) {
+            // Eight bytes at once; as many whole ones as fit are kept.
+            let mut w = u64::from_be_bytes(word.try_into().expect("8 bytes"));
+            if self.lsb_first {
+                w = w.reverse_bits().swap_bytes();
+            }
+            if self.pos + 8 <= self.len {
+                let take = (64 - self.avail) / 8;
+                let avail = self.avail + 8 * take;
+                self.acc |= w >> self.avail;
+                if avail < 64 {
+                    self.acc &= !(u64::MAX >> avail);
+                }
+                self.avail = avail;
+                self.pos += take as usize;
+                return Ok(());
+            }
+        }
         while self.avail <= 56 {
             if self.pos == self.len {
                 if self.ended {
@@ -514,16 +567,33 @@ impl<R: Read> Bits<R> {
         Ok(())
     }
 
-    /// Goes back to the first bit of the input (recorded since `new`),
-    /// and stops recording.
-    fn restart(&mut self) {
-        self.replay = self.record.take().unwrap_or_default();
+    /// Keeps what is read for [`Self::restart`]: by seeking back if
+    /// `seekable`, else by recording it.
+    fn keep_start(&mut self, seekable: Option<fn(&mut R, u64) -> io::Result<()>>, start: u64) {
+        self.rewind = seekable;
+        self.start = start;
+        if seekable.is_none() {
+            self.record = Some(Vec::new());
+        }
+    }
+
+    /// Goes back to the first bit of the input, and stops keeping it:
+    /// false when it was not kept (more than [`RECORD_LIMIT`] read).
+    fn restart(&mut self) -> io::Result<bool> {
+        if let Some(rewind) = self.rewind.take() {
+            rewind(&mut self.src, self.start)?;
+        } else if self.record_lost {
+            return Ok(false);
+        } else {
+            self.replay = self.record.take().unwrap_or_default();
+        }
         self.replay_pos = 0;
         self.pos = 0;
         self.len = 0;
         self.ended = false;
         self.acc = 0;
         self.avail = 0;
+        Ok(true)
     }
 
     /// Makes `n` (≤ 16) bits available: false when the data has ended with
@@ -627,8 +697,20 @@ pub struct RowDecoder<R> {
 }
 
 impl<R: Read> RowDecoder<R> {
-    /// A decoder of `rows` rows from `input`.
+    /// A decoder of `rows` rows from `input`. Group 3 input is kept as
+    /// read, up to 4 MiB, in case libtiff's restart is needed (see
+    /// [`Self::new_seekable`]).
     pub fn new(input: R, params: &Params, rows: u32) -> Result<RowDecoder<R>, CcittError> {
+        Self::with_start(input, params, rows, None, 0)
+    }
+
+    fn with_start(
+        input: R,
+        params: &Params,
+        rows: u32,
+        seekable: Option<fn(&mut R, u64) -> io::Result<()>>,
+        start: u64,
+    ) -> Result<RowDecoder<R>, CcittError> {
         let coding = params.coding;
         // libtiff keeps `a0` and the width in an `int`.
         if params.width == 0 || params.width > i32::MAX as u32 - 64 {
@@ -654,7 +736,7 @@ impl<R: Read> RowDecoder<R> {
         }
         let mut bits = Bits::new(input, params.lsb_first);
         if matches!(coding, Coding::Group3 { .. }) {
-            bits.record = Some(Vec::new());
+            bits.keep_start(seekable, start);
         }
         Ok(RowDecoder {
             bits,
@@ -676,6 +758,16 @@ impl<R: Read> RowDecoder<R> {
     /// `input`), keeping what libtiff keeps between them: its run arrays
     /// and, for Group 3, whether the data is taken to have no EOLs.
     pub fn next_strip<R2: Read>(self, input: R2, rows: u32) -> RowDecoder<R2> {
+        self.next_strip_with_start(input, rows, None, 0)
+    }
+
+    fn next_strip_with_start<R2: Read>(
+        self,
+        input: R2,
+        rows: u32,
+        seekable: Option<fn(&mut R2, u64) -> io::Result<()>>,
+        start: u64,
+    ) -> RowDecoder<R2> {
         let RowDecoder {
             bits,
             coding,
@@ -698,7 +790,7 @@ impl<R: Read> RowDecoder<R> {
         }
         let mut bits = Bits::new(input, bits.lsb_first);
         if matches!(coding, Coding::Group3 { .. }) && !no_eol {
-            bits.record = Some(Vec::new());
+            bits.keep_start(seekable, start);
         }
         RowDecoder {
             bits,
@@ -868,9 +960,16 @@ impl<R: Read> RowDecoder<R> {
         }
         loop {
             if !self.bits.need(8)? {
+                if !self.bits.restart()? {
+                    return Err(CcittError::Unsupported {
+                        coding: self.coding.name(),
+                        why: "the data ends where an EOL should be, and libtiff would \
+                              then decode the strip again from its start, which is \
+                              more than this keeps (4 MiB)",
+                    });
+                }
                 self.no_eol = true;
                 self.eol_seen = false;
-                self.bits.restart();
                 return Ok(true);
             }
             if self.bits.peek(8) != 0 {
@@ -1149,19 +1248,50 @@ impl<R: Read> RowDecoder<R> {
             n += 1;
         }
         self.row.fill(0);
+        let n = n.min(self.cur.len());
+        // A run past the width is cut to end there (x ≤ lastx throughout).
+        let clip = |x: u32, run: &mut u32| {
+            if *run > lastx - x {
+                *run = lastx - x;
+            }
+            *run
+        };
         let mut x: u32 = 0;
-        for i in 0..n {
-            let Some(&run) = self.cur.get(i) else { break };
-            let mut run = run;
-            if u64::from(x) + u64::from(run) > u64::from(lastx) || run > lastx {
-                run = lastx - x;
-                self.cur[i] = run;
+        for pair in self.cur[..n].chunks_exact_mut(2) {
+            x += clip(x, &mut pair[0]);
+            let black = clip(x, &mut pair[1]);
+            if black != 0 {
+                set_bits(&mut self.row, x as usize, black as usize);
+                x += black;
             }
-            if i & 1 == 1 && run != 0 {
-                set_bits(&mut self.row, x as usize, run as usize);
-            }
-            x += run;
         }
+    }
+}
+
+impl<R: Read + Seek> RowDecoder<R> {
+    /// A decoder of `rows` rows from `input`, from its current position,
+    /// which seeks back there if libtiff's restart of Group 3 data is
+    /// needed instead of keeping what it reads.
+    pub fn new_seekable(
+        mut input: R,
+        params: &Params,
+        rows: u32,
+    ) -> Result<RowDecoder<R>, CcittError> {
+        let start = input.stream_position()?;
+        Self::with_start(input, params, rows, Some(seek_to::<R>), start)
+    }
+}
+
+impl<R: Read> RowDecoder<R> {
+    /// [`Self::next_strip`] for seekable input (see
+    /// [`RowDecoder::new_seekable`]).
+    pub fn next_strip_seekable<R2: Read + Seek>(
+        self,
+        mut input: R2,
+        rows: u32,
+    ) -> Result<RowDecoder<R2>, CcittError> {
+        let start = input.stream_position()?;
+        Ok(self.next_strip_with_start(input, rows, Some(seek_to::<R2>), start))
     }
 }
 
@@ -1176,7 +1306,15 @@ fn set_bits(row: &mut [u8], x: usize, n: usize) {
         row[first] |= head & tail;
     } else {
         row[first] |= head;
-        row[first + 1..last].fill(0xff);
+        let middle = &mut row[first + 1..last];
+        if middle.len() <= 8 {
+            // Short runs are most; a call to memset costs more.
+            for b in middle {
+                *b = 0xff;
+            }
+        } else {
+            middle.fill(0xff);
+        }
         row[last] |= tail;
     }
 }
@@ -1269,21 +1407,24 @@ mod tests {
     /// The file decoded as Pillow's `convert('1').tobytes()` would give it
     /// (1 = white, rows of ⌈width/8⌉ bytes), rows a strip leaves out kept
     /// as Pillow's strip buffer has them.
-    fn pillow_bits(file: &[u8]) -> Result<Vec<u8>, CcittError> {
+    fn pillow_bits(file: &[u8], seekable: bool) -> Result<Vec<u8>, CcittError> {
         let t = parse_tiff(file);
         let stride = (t.width as usize).div_ceil(8);
         let per = t.rows_per_strip as usize;
         let mut strip_buf = vec![0u8; stride * per];
         let mut out = Vec::new();
-        let mut rd: Option<RowDecoder<&[u8]>> = None;
+        let mut rd: Option<RowDecoder<io::Cursor<&[u8]>>> = None;
         for (s, &(off, len)) in t.strips.iter().enumerate() {
             let rows = (t.height as usize - s * per).min(per);
             let Some(data) = file.get(off..off + len) else {
                 return Err(CcittError::Stopped("strip past the end".into()));
             };
-            let next = match rd.take() {
-                None => RowDecoder::new(data, &t.params, rows as u32)?,
-                Some(prev) => prev.next_strip(data, rows as u32),
+            let data = io::Cursor::new(data);
+            let next = match (rd.take(), seekable) {
+                (None, false) => RowDecoder::new(data, &t.params, rows as u32)?,
+                (None, true) => RowDecoder::new_seekable(data, &t.params, rows as u32)?,
+                (Some(prev), false) => prev.next_strip(data, rows as u32),
+                (Some(prev), true) => prev.next_strip_seekable(data, rows as u32)?,
             };
             let rd = rd.insert(next);
             let mut y = 0;
@@ -1339,19 +1480,21 @@ mod tests {
             if p.extension().is_none_or(|e| e != "tif") {
                 continue;
             }
-            let mine = pillow_bits(&std::fs::read(&p).unwrap());
-            if p.with_extension("err").exists() {
-                assert!(mine.is_err(), "{}: Pillow fails, this decodes", p.display());
-            } else {
-                let expected = std::fs::read(p.with_extension("bits")).unwrap();
-                match mine {
-                    Ok(bits) => assert!(bits == expected, "{}: not Pillow's bits", p.display()),
-                    Err(e) => panic!("{}: {e}", p.display()),
+            for seekable in [false, true] {
+                let mine = pillow_bits(&std::fs::read(&p).unwrap(), seekable);
+                if p.with_extension("err").exists() {
+                    assert!(mine.is_err(), "{}: Pillow fails, this decodes", p.display());
+                } else {
+                    let expected = std::fs::read(p.with_extension("bits")).unwrap();
+                    match mine {
+                        Ok(bits) => assert!(bits == expected, "{}: not Pillow's bits", p.display()),
+                        Err(e) => panic!("{}: {e}", p.display()),
+                    }
                 }
             }
             checked += 1;
         }
-        assert!(checked >= 25, "only {checked} vectors");
+        assert!(checked >= 36, "only {checked} vectors");
     }
 
     // Hand-made bit strings (codes from T.4 tables 1–3 and T.6 table 1).
@@ -1459,6 +1602,35 @@ mod tests {
         assert_eq!(e.to_string(), "enough");
     }
 
+    #[test]
+    fn a_group3_restart_past_what_is_kept_is_refused() {
+        // EOL, a white row of 8 (10011), then bits without 11 zeros in a
+        // row past the limit, then zeros: row 2's EOL search finds the
+        // zeros, the data ends after them, and the strip would have to be
+        // decoded again from its start.
+        let mut data = pack("000000000001 10011 111");
+        data.resize(RECORD_LIMIT + 100, 0xff);
+        data.extend([0, 0]);
+        let g3 = Coding::Group3 {
+            two_d: false,
+            fill_bits: false,
+        };
+        let e = rows_of(&data, g3, 8, 2).unwrap_err();
+        assert!(matches!(e, CcittError::Unsupported { .. }), "{e}");
+        // Seekable input goes back to its start instead: the second row is
+        // the first one again, decoded without EOLs (the EOL's zero bits
+        // then read as an EOL: a white row).
+        let params = Params {
+            width: 8,
+            coding: g3,
+            lsb_first: false,
+        };
+        let mut rd = RowDecoder::new_seekable(io::Cursor::new(&data), &params, 2).unwrap();
+        assert_eq!(rd.next_row().unwrap(), Some(&[0u8][..]));
+        assert_eq!(rd.next_row().unwrap(), Some(&[0u8][..]));
+        assert_eq!(rd.next_row().unwrap(), None);
+    }
+
     /// Bytes from a string of 0s and 1s (spaces ignored), zero-padded.
     fn pack(bits: &str) -> Vec<u8> {
         let bits: Vec<u8> = bits
@@ -1473,6 +1645,37 @@ mod tests {
                     .fold(0u8, |acc, (i, b)| acc | b << (7 - i))
             })
             .collect()
+    }
+
+    /// Times decoding `$CCITT_SPEED_FILE` (every strip, rows counted and
+    /// dropped), best of 10: run with `--release`.
+    #[test]
+    #[ignore]
+    fn decode_speed() {
+        let file =
+            std::fs::read(std::env::var("CCITT_SPEED_FILE").expect("CCITT_SPEED_FILE")).unwrap();
+        let t = parse_tiff(&file);
+        let mut best = std::time::Duration::MAX;
+        let mut black = 0u64;
+        for _ in 0..10 {
+            let start = std::time::Instant::now();
+            black = 0;
+            for (s, &(off, len)) in t.strips.iter().enumerate() {
+                let rows = (t.height - s as u32 * t.rows_per_strip).min(t.rows_per_strip);
+                decode(&file[off..off + len], &t.params, rows, |row| {
+                    black += u64::from(row[0].count_ones());
+                    Ok(())
+                })
+                .unwrap();
+            }
+            best = best.min(start.elapsed());
+        }
+        println!(
+            "{}x{}: {:.2} ms ({black})",
+            t.width,
+            t.height,
+            best.as_secs_f64() * 1e3
+        );
     }
 
     /// Compares every `NAME.tif` in `$CCITT_DIFF_DIR` with Pillow's
@@ -1491,7 +1694,7 @@ mod tests {
         names.sort();
         for p in names {
             let file = std::fs::read(&p).unwrap();
-            let mine = pillow_bits(&file);
+            let mine = pillow_bits(&file, true);
             let bits = std::fs::read(p.with_extension("bits"));
             match (mine, bits) {
                 (Ok(m), Ok(b)) if m == b => same += 1,

@@ -144,5 +144,56 @@ for tag in (257, 278):
 open('bad_text61_g4_eofb.tif', 'wb').write(b)
 made.append('bad_text61_g4_eofb.tif')
 
+
+# Hand-made strips (codes of T.4 tables 1-3 and T.6 table 1) in a minimal
+# TIFF: edge cases the encoders above never write.
+def hand_tiff(path, w, h, comp, data, photometric=0, t4=None, t6=None, fill=1):
+    entries = [(256, 4, w), (257, 4, h), (258, 3, 1), (259, 3, comp), (262, 3, photometric),
+               (266, 3, fill), (273, 4, 8), (277, 3, 1), (278, 4, h), (279, 4, len(data))]
+    if t4 is not None:
+        entries.append((292, 4, t4))
+    if t6 is not None:
+        entries.append((293, 4, t6))
+    entries.sort()
+    pad = len(data) & 1
+    out = bytearray(b'II*\0' + struct.pack('<I', 8 + len(data) + pad) + data + b'\0' * pad)
+    out += struct.pack('<H', len(entries))
+    for tag, typ, val in entries:
+        out += struct.pack('<HHI', tag, typ, 1)
+        out += struct.pack('<HH', val, 0) if typ == 3 else struct.pack('<I', val)
+    out += b'\0\0\0\0'
+    open(path, 'wb').write(out)
+    made.append(path)
+
+
+def pack(s):
+    s = s.replace(' ', '')
+    s += '0' * (-len(s) % 8)
+    return bytes(int(s[i:i+8], 2) for i in range(0, len(s), 8))
+EOL = '000000000001'
+# G4, width 16: row 1 is horizontal (white 3, black 2), then the extension code
+# that starts uncompressed mode (0000001 111, T6Options bit 1); then V0s.
+hand_tiff('hand_g4_ext.tif', 16, 3, 4, pack('001 1000 11 0000001111 1 1 1 1' + EOL + EOL), t6=2)
+# G4 with an EOL in the middle of row 2 (not an EOFB).
+hand_tiff('hand_g4_eol_mid.tif', 16, 4, 4, pack('1 001 1000 11 ' + EOL + ' 1 1'))
+# G3 2-D ending with RTC, 3 rows coded (a 1-D white row, two 2-D V0 rows),
+# 6 or 3 declared.
+rows = EOL + '1' + '10011' + (EOL + '0' + '1') * 2
+rtc = (EOL + '1') * 6
+hand_tiff('hand_g3_2d_rtc_more_rows.tif', 8, 6, 3, pack(rows + rtc), t4=1)
+hand_tiff('hand_g3_2d_rtc_exact.tif', 8, 3, 3, pack(rows + rtc), t4=1)
+# MH, width 3000: white 2560 (extended make-up) + 384 + 56 = 3000, and the
+# terminating white 0 and black 0 codes.
+hand_tiff('hand_mh_long.tif', 3000, 2, 2, pack('000000011111 00110111 01011001 0011010 1') + pack('000000011111 00110111 01011001 0011010 1'))
+# MH with a black run past the end: width 10, white 2, black 64 + 0.
+hand_tiff('hand_mh_past.tif', 10, 1, 2, pack('0111 0000001111 0000110111'))
+# G3 1-D with bits before the first EOL, and fill bits.
+hand_tiff('hand_g3_garbage.tif', 8, 2, 3, pack('1011011 0000 ' + EOL + '1011 011 0000000' + EOL + '10011'), t4=4)
+# G3 1-D without any EOL (libtiff restarts without EOLs).
+hand_tiff('hand_g3_noeol.tif', 8, 2, 3, pack('1011 011 10011'), t4=0)
+# G4 with FillOrder 2.
+d = pack('001 0111 10 1 011 010 1' + EOL + EOL)
+hand_tiff('hand_g4_lsb.tif', 8, 2, 4, bytes(int(format(x, '08b')[::-1], 2) for x in d), fill=2)
+
 for p in made:
     expect(p)
