@@ -93,6 +93,105 @@ fn chunk(cid: &[u8; 4], data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What Pillow's APNG chunk handlers remember.
+#[derive(Debug, Clone, Copy, Default)]
+struct Apng {
+    /// acTL's frame count, when valid (and given once).
+    frames: Option<u32>,
+    /// The last fcTL or fdAT sequence number.
+    seq: Option<u32>,
+}
+
+fn ihdr_size(ihdr: Option<[u8; 13]>) -> (u64, u64) {
+    ihdr.map_or((0, 0), |h| {
+        (
+            u64::from(u32::from_be_bytes([h[0], h[1], h[2], h[3]])),
+            u64::from(u32::from_be_bytes([h[4], h[5], h[6], h[7]])),
+        )
+    })
+}
+
+/// The checks by which Pillow's chunk handlers (`PngStream.chunk_*`)
+/// refuse a file, before the image data and after it; `s` is the start of
+/// the chunk's data (up to 1024 bytes), `length` its whole length.
+fn chunk_rules(
+    cid: &[u8],
+    s: &[u8],
+    length: u64,
+    apng: &mut Apng,
+    (width, height): (u64, u64),
+) -> Result<(), DecodeError> {
+    let at_least = |min: u64| {
+        if length < min {
+            Err(DecodeError::invalid(
+                F,
+                format!("truncated {} chunk ({length} bytes)", cid_text(cid)),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let be32 = |i: usize| u32::from_be_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let nul = s.iter().position(|&c| c == 0);
+    match cid {
+        b"gAMA" => at_least(4),
+        b"cHRM" => at_least(32),
+        b"sRGB" => at_least(1),
+        b"pHYs" => at_least(9),
+        b"iCCP" => {
+            // Pillow reads the byte after the first NUL (s[0] if none).
+            match s.get(nul.map_or(0, |i| i + 1)) {
+                Some(0) => Ok(()),
+                Some(m) => Err(DecodeError::invalid(
+                    F,
+                    format!("unknown compression method {m} in the iCCP chunk"),
+                )),
+                None => Err(DecodeError::invalid(F, "iCCP chunk cut short")),
+            }
+        }
+        b"zTXt" => match nul.and_then(|i| s.get(i + 1)) {
+            Some(&m) if m != 0 => Err(DecodeError::invalid(
+                F,
+                format!("unknown compression method {m} in a zTXt chunk"),
+            )),
+            _ => Ok(()),
+        },
+        b"acTL" => {
+            at_least(8)?;
+            let n = be32(0);
+            if apng.frames.is_some() {
+                apng.frames = None;
+            } else if n != 0 && n <= 0x8000_0000 {
+                apng.frames = Some(n);
+            }
+            Ok(())
+        }
+        b"fcTL" | b"fdAT" => {
+            at_least(if cid == b"fcTL" { 26 } else { 4 })?;
+            let seq = be32(0);
+            let in_order = match apng.seq {
+                None => cid == b"fcTL" && seq == 0,
+                Some(last) => u64::from(last) + 1 == u64::from(seq),
+            };
+            if !in_order {
+                return Err(DecodeError::invalid(
+                    F,
+                    "APNG contains frame sequence errors",
+                ));
+            }
+            apng.seq = Some(seq);
+            if cid == b"fcTL" {
+                let (w, h, x, y) = (be32(4), be32(8), be32(12), be32(16));
+                if u64::from(x) + u64::from(w) > width || u64::from(y) + u64::from(h) > height {
+                    return Err(DecodeError::invalid(F, "APNG contains invalid frames"));
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Pillow's `is_cid`: four ASCII letters, digits or underscores.
 fn is_cid(t: &[u8]) -> bool {
     t.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
@@ -111,6 +210,7 @@ struct Pre {
     /// An APNG with more than one frame (Pillow stops its walk after the
     /// image at the next fcTL).
     animated: bool,
+    apng: Apng,
     plte: Option<Vec<u8>>,
     trns: Option<Vec<u8>>,
 }
@@ -131,8 +231,7 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
     let mut ihdr: Option<[u8; 13]> = None;
     let mut plte = None;
     let mut trns = None;
-    let mut frames: Option<u32> = None;
-    let mut fctl_first = false;
+    let mut apng = Apng::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut head = [0u8; 8];
@@ -165,9 +264,9 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
                 format!("the file ends inside the {} chunk", cid_text(&cid)),
             ));
         }
-        // Keep what is needed (IHDR 13 bytes, PLTE ≤ 768, tRNS ≤ 256 are
-        // all that is read of them), CRC everything.
-        let keep = matches!(&cid, b"IHDR" | b"PLTE" | b"tRNS" | b"acTL");
+        // Keep the start of the chunk (IHDR 13 bytes, PLTE ≤ 768, tRNS ≤
+        // 256 and the fields Pillow checks are all that is read of any),
+        // CRC everything.
         let mut kept = Vec::new();
         let mut crc = crc32fast::Hasher::new();
         crc.update(&cid);
@@ -177,11 +276,12 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
             let n = (end - at).min(buf.len() as u64) as usize;
             src.read_exact_at(&mut buf[..n], at)?;
             crc.update(&buf[..n]);
-            if keep && kept.len() < 1024 {
+            if kept.len() < 1024 {
                 kept.extend_from_slice(&buf[..n.min(1024 - kept.len())]);
             }
             at += n as u64;
         }
+        chunk_rules(&cid, &kept, length, &mut apng, ihdr_size(ihdr))?;
         let mut stored = [0u8; 4];
         src.read_exact_at(&mut stored, end)?;
         if crc.finalize() != u32::from_be_bytes(stored) {
@@ -208,10 +308,6 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
             // Pillow keeps PLTE only once IHDR said palette.
             b"PLTE" if ihdr.is_some_and(|h| h[9] == 3) => plte = Some(kept),
             b"tRNS" => trns = Some(kept),
-            b"acTL" if kept.len() >= 4 => {
-                frames = Some(u32::from_be_bytes([kept[0], kept[1], kept[2], kept[3]]));
-            }
-            b"fcTL" => fctl_first = true,
             _ => {}
         }
         pos = end + 4;
@@ -251,7 +347,10 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
         interlaced: h[12] != 0,
         // Pillow counts the IDAT image as a frame of its own when no fcTL
         // comes before it.
-        animated: frames.is_some_and(|n| u64::from(n) + u64::from(!fctl_first) > 1),
+        animated: apng
+            .frames
+            .is_some_and(|n| u64::from(n) + u64::from(apng.seq.is_none()) > 1),
+        apng,
         plte,
         trns,
     })
@@ -292,6 +391,7 @@ pub struct PngDecoder<'a> {
     src: &'a (dyn Source + 'a),
     idat_pos: u64,
     animated: bool,
+    apng: Apng,
     reader: png::Reader<BufReader<SrcRead<'a>>>,
     kind: Kind,
     /// The tRNS colour (samples, in the file's depth) for grey and RGB.
@@ -411,6 +511,7 @@ pub fn open<'a>(
         src,
         idat_pos: pre.idat_pos,
         animated: pre.animated,
+        apng: pre.apng,
         reader,
         kind,
         key,
@@ -692,6 +793,12 @@ impl PngDecoder<'_> {
                         F,
                         format!("the file ends inside the {} chunk", cid_text(cid)),
                     ));
+                }
+                if cid != b"IDAT" {
+                    let mut s = vec![0u8; length.min(1024) as usize];
+                    self.src.read_exact_at(&mut s, pos + 8)?;
+                    let size = (u64::from(self.header.width), u64::from(self.header.height));
+                    chunk_rules(cid, &s, length, &mut self.apng, size)?;
                 }
             }
             pos = end + 4;
