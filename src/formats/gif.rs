@@ -372,6 +372,7 @@ impl<'a> Lzw<'a> {
     }
 }
 
+/// Rows of a GIF file's first frame (see the module's documentation).
 pub struct GifDecoder<'a> {
     header: Header,
     gif: Gif,

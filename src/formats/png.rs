@@ -386,6 +386,7 @@ fn clips16(hi: u8, lo: u8) -> bool {
     (hi == 0 && lo != 0) || (hi == 255 && lo != 255)
 }
 
+/// Rows of a PNG file (see the module's documentation).
 pub struct PngDecoder<'a> {
     header: Header,
     src: &'a (dyn Source + 'a),

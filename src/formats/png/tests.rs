@@ -1,5 +1,5 @@
 use super::*;
-use crate::formats::pnm::tests::{check_prefixes, check_vectors};
+use crate::formats::pnm::test_support::{check_prefixes, check_vectors};
 
 #[test]
 fn sub_samples_are_read_most_significant_first() {
