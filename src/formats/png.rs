@@ -111,6 +111,88 @@ fn ihdr_size(ihdr: Option<[u8; 13]>) -> (u64, u64) {
     })
 }
 
+/// Pillow refuses a compressed text or ICC chunk whose data (at
+/// `start..end` in the file; `s` its first bytes) inflates too far.
+fn text_rule(
+    src: &dyn Source,
+    cid: &[u8],
+    s: &[u8],
+    start: u64,
+    end: u64,
+) -> Result<(), DecodeError> {
+    if let Some(at) = compressed_text_start(cid, s)
+        && start + (at as u64) < end
+        && inflates_too_far(src, start + at as u64, end)?
+    {
+        return Err(DecodeError::invalid(
+            F,
+            format!(
+                "the {} chunk inflates to more than 1 MiB (Pillow refuses it as a decompression bomb)",
+                cid_text(cid)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Pillow's `MAX_TEXT_CHUNK`: a compressed text or ICC chunk that inflates
+/// to more than this is refused (`_safe_zlib_decompress`).
+const MAX_TEXT_CHUNK: usize = 1024 * 1024;
+
+/// Where the zlib stream of a zTXt, compressed iTXt or iCCP chunk starts
+/// in its data `s` (the chunk's first bytes), as Pillow's handlers find it.
+fn compressed_text_start(cid: &[u8], s: &[u8]) -> Option<usize> {
+    let nul = |from: usize| {
+        s.get(from..)?
+            .iter()
+            .position(|&c| c == 0)
+            .map(|i| from + i)
+    };
+    match cid {
+        b"zTXt" => Some(nul(0)? + 2),
+        b"iCCP" => Some(nul(0).map_or(1, |i| i + 2)),
+        b"iTXt" => {
+            let k = nul(0)?;
+            let (cf, cm) = (*s.get(k + 1)?, *s.get(k + 2)?);
+            let lang = nul(k + 3)?;
+            let tk = nul(lang + 1)?;
+            (cf != 0 && cm == 0).then_some(tk + 1)
+        }
+        _ => None,
+    }
+}
+
+/// Whether the zlib stream in `src[from..end]` inflates to more than
+/// [`MAX_TEXT_CHUNK`] (a broken stream is not: Pillow ignores it), read
+/// in pieces with a bounded buffer.
+fn inflates_too_far(src: &dyn Source, mut from: u64, end: u64) -> io::Result<bool> {
+    let mut inflater = fdeflate::Decompressor::new();
+    let mut out = vec![0u8; MAX_TEXT_CHUNK + 1];
+    let mut produced = 0;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut piece = vec![0u8; 64 * 1024];
+    loop {
+        let n = (end - from).min(piece.len() as u64) as usize;
+        src.read_exact_at(&mut piece[..n], from)?;
+        from += n as u64;
+        pending.extend_from_slice(&piece[..n]);
+        let last = from == end;
+        match inflater.read(&pending, &mut out, produced, last) {
+            Ok((used, made)) => {
+                pending.drain(..used);
+                produced += made;
+            }
+            Err(_) => return Ok(false),
+        }
+        if produced > MAX_TEXT_CHUNK {
+            return Ok(true);
+        }
+        if inflater.is_done() || last {
+            return Ok(false);
+        }
+    }
+}
+
 /// The checks by which Pillow's chunk handlers (`PngStream.chunk_*`)
 /// refuse a file, before the image data and after it; `s` is the start of
 /// the chunk's data (up to 1024 bytes), `length` its whole length.
@@ -282,6 +364,7 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
             at += n as u64;
         }
         chunk_rules(&cid, &kept, length, &mut apng, ihdr_size(ihdr))?;
+        text_rule(src, &cid, &kept, pos + 8, end)?;
         let mut stored = [0u8; 4];
         src.read_exact_at(&mut stored, end)?;
         if crc.finalize() != u32::from_be_bytes(stored) {
@@ -800,6 +883,7 @@ impl PngDecoder<'_> {
                     self.src.read_exact_at(&mut s, pos + 8)?;
                     let size = (u64::from(self.header.width), u64::from(self.header.height));
                     chunk_rules(cid, &s, length, &mut self.apng, size)?;
+                    text_rule(self.src, cid, &s, pos + 8, end)?;
                 }
             }
             pos = end + 4;
