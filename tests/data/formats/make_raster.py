@@ -17,7 +17,12 @@ written by Pillow itself (adaptive filters, optimize) in modes 1, L, P, RGB,
 RGBA, LA and I;16.
 
 usage: make_raster.py [--only png,pnm,gif] [--keep DIR] [--seed N] RLEWATCH
-Prints counts per class and mode; exits 1 on any mismatch.
+Prints counts per class and mode; exits 1 on any mismatch. RLEWATCH is run
+as `RLEWATCH compress --force -o DIR/ [--threshold] FILE...`; while
+`rlewatch compress` still parses its inputs as BMPs first (src/cli/encode.rs),
+any binary with that interface calling `rlewatch::compress::compress` on
+each file does (the results in the commit messages came from such a
+40-line wrapper).
 """
 import argparse
 import collections
