@@ -208,6 +208,9 @@ fn parse(src: &dyn Source) -> Result<Gif, DecodeError> {
 /// Pillow's LZW decoder (GifDecode.c), pulling sub-blocks from the file.
 struct Lzw<'a> {
     cur: Cursor<'a>,
+    /// The file's length: Pillow starts no sub-block that is not all
+    /// there.
+    len: u64,
     bits: u32,
     clear: usize,
     end: usize,
@@ -228,7 +231,7 @@ struct Lzw<'a> {
 }
 
 impl<'a> Lzw<'a> {
-    fn new(cur: Cursor<'a>, bits: u8) -> Result<Lzw<'a>, DecodeError> {
+    fn new(cur: Cursor<'a>, len: u64, bits: u8) -> Result<Lzw<'a>, DecodeError> {
         if bits > 12 {
             return Err(DecodeError::invalid(
                 F,
@@ -239,6 +242,7 @@ impl<'a> Lzw<'a> {
         let clear = 1usize << bits;
         Ok(Lzw {
             cur,
+            len,
             bits,
             clear,
             end: clear + 1,
@@ -286,8 +290,11 @@ impl<'a> Lzw<'a> {
                     self.bitcount += 8;
                 } else {
                     // A new sub-block (a zero length is read past, as
-                    // Pillow does).
+                    // Pillow does), decoded only once all of it is there.
                     self.blocksize = u32::from(self.byte()?);
+                    if self.cur.offset() + u64::from(self.blocksize) > self.len {
+                        return Err(truncated("the file ends inside the image data"));
+                    }
                 }
             }
             let c = self.bitbuffer as usize & self.codemask;
@@ -365,6 +372,7 @@ impl<'a> Lzw<'a> {
     }
 }
 
+/// Rows of a GIF file's first frame (see the module's documentation).
 pub struct GifDecoder<'a> {
     header: Header,
     gif: Gif,
@@ -394,7 +402,11 @@ pub fn open<'a>(
         layout,
     };
     let fill = gif.transparency.unwrap_or(0);
-    let lzw = Lzw::new(Cursor::new(src, gif.data_offset), gif.min_code_size)?;
+    let lzw = Lzw::new(
+        Cursor::new(src, gif.data_offset),
+        src.byte_len()?,
+        gif.min_code_size,
+    )?;
     let frame = if gif.interlaced {
         Some(Frame::new(
             gif.width,

@@ -69,7 +69,9 @@ impl Format {
         } else if head.len() >= 3
             && head[0] == b'P'
             && (b'1'..=b'7').contains(&head[1])
-            && (head[2].is_ascii_whitespace() || head[2] == b'#')
+            // Python's whitespace, as Pillow's header reader takes it
+            // (a vertical tab too), or a comment.
+            && (head[2].is_ascii_whitespace() || head[2] == 0x0b || head[2] == b'#')
         {
             Some(Format::Pnm)
         } else {
@@ -523,7 +525,7 @@ mod tests {
 
     #[test]
     fn formats_are_known_by_their_first_bytes_only() {
-        let cases: [(&[u8], Option<Format>); 12] = [
+        let cases: [(&[u8], Option<Format>); 13] = [
             (b"BM\x36\0", Some(Format::Bmp)),
             (b"II*\0\x08\0", Some(Format::Tiff)),
             (b"MM\0*\0\0", Some(Format::Tiff)),
@@ -533,6 +535,7 @@ mod tests {
             (&[0xff, 0xd8, 0xff, 0xe0], Some(Format::Jpeg)),
             (b"P4\n8 1\n", Some(Format::Pnm)),
             (b"P1#c\n", Some(Format::Pnm)),
+            (b"P5\x0b1 1 255\n", Some(Format::Pnm)),
             // PAM: the PNM decoder says why it is refused.
             (b"P7\nWIDTH", Some(Format::Pnm)),
             (b"PX ", None),

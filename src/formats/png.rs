@@ -93,6 +93,187 @@ fn chunk(cid: &[u8; 4], data: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What Pillow's APNG chunk handlers remember.
+#[derive(Debug, Clone, Copy, Default)]
+struct Apng {
+    /// acTL's frame count, when valid (and given once).
+    frames: Option<u32>,
+    /// The last fcTL or fdAT sequence number.
+    seq: Option<u32>,
+}
+
+fn ihdr_size(ihdr: Option<[u8; 13]>) -> (u64, u64) {
+    ihdr.map_or((0, 0), |h| {
+        (
+            u64::from(u32::from_be_bytes([h[0], h[1], h[2], h[3]])),
+            u64::from(u32::from_be_bytes([h[4], h[5], h[6], h[7]])),
+        )
+    })
+}
+
+/// Pillow refuses a compressed text or ICC chunk whose data (at
+/// `start..end` in the file; `s` its first bytes) inflates too far.
+fn text_rule(
+    src: &dyn Source,
+    cid: &[u8],
+    s: &[u8],
+    start: u64,
+    end: u64,
+) -> Result<(), DecodeError> {
+    if let Some(at) = compressed_text_start(cid, s)
+        && start + (at as u64) < end
+        && inflates_too_far(src, start + at as u64, end)?
+    {
+        return Err(DecodeError::invalid(
+            F,
+            format!(
+                "the {} chunk inflates to more than 1 MiB (Pillow refuses it as a decompression bomb)",
+                cid_text(cid)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Pillow's `MAX_TEXT_CHUNK`: a compressed text or ICC chunk that inflates
+/// to more than this is refused (`_safe_zlib_decompress`).
+const MAX_TEXT_CHUNK: usize = 1024 * 1024;
+
+/// Where the zlib stream of a zTXt, compressed iTXt or iCCP chunk starts
+/// in its data `s` (the chunk's first bytes), as Pillow's handlers find it.
+fn compressed_text_start(cid: &[u8], s: &[u8]) -> Option<usize> {
+    let nul = |from: usize| {
+        s.get(from..)?
+            .iter()
+            .position(|&c| c == 0)
+            .map(|i| from + i)
+    };
+    match cid {
+        b"zTXt" => Some(nul(0)? + 2),
+        b"iCCP" => Some(nul(0).map_or(1, |i| i + 2)),
+        b"iTXt" => {
+            let k = nul(0)?;
+            let (cf, cm) = (*s.get(k + 1)?, *s.get(k + 2)?);
+            let lang = nul(k + 3)?;
+            let tk = nul(lang + 1)?;
+            (cf != 0 && cm == 0).then_some(tk + 1)
+        }
+        _ => None,
+    }
+}
+
+/// Whether the zlib stream in `src[from..end]` inflates to more than
+/// [`MAX_TEXT_CHUNK`] (a broken stream is not: Pillow ignores it), read
+/// in pieces with a bounded buffer.
+fn inflates_too_far(src: &dyn Source, mut from: u64, end: u64) -> io::Result<bool> {
+    let mut inflater = fdeflate::Decompressor::new();
+    let mut out = vec![0u8; MAX_TEXT_CHUNK + 1];
+    let mut produced = 0;
+    let mut pending: Vec<u8> = Vec::new();
+    let mut piece = vec![0u8; 64 * 1024];
+    loop {
+        let n = (end - from).min(piece.len() as u64) as usize;
+        src.read_exact_at(&mut piece[..n], from)?;
+        from += n as u64;
+        pending.extend_from_slice(&piece[..n]);
+        let last = from == end;
+        match inflater.read(&pending, &mut out, produced, last) {
+            Ok((used, made)) => {
+                pending.drain(..used);
+                produced += made;
+            }
+            Err(_) => return Ok(false),
+        }
+        if produced > MAX_TEXT_CHUNK {
+            return Ok(true);
+        }
+        if inflater.is_done() || last {
+            return Ok(false);
+        }
+    }
+}
+
+/// The checks by which Pillow's chunk handlers (`PngStream.chunk_*`)
+/// refuse a file, before the image data and after it; `s` is the start of
+/// the chunk's data (up to 1024 bytes), `length` its whole length.
+fn chunk_rules(
+    cid: &[u8],
+    s: &[u8],
+    length: u64,
+    apng: &mut Apng,
+    (width, height): (u64, u64),
+) -> Result<(), DecodeError> {
+    let at_least = |min: u64| {
+        if length < min {
+            Err(DecodeError::invalid(
+                F,
+                format!("truncated {} chunk ({length} bytes)", cid_text(cid)),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    let be32 = |i: usize| u32::from_be_bytes([s[i], s[i + 1], s[i + 2], s[i + 3]]);
+    let nul = s.iter().position(|&c| c == 0);
+    match cid {
+        b"gAMA" => at_least(4),
+        b"cHRM" => at_least(32),
+        b"sRGB" => at_least(1),
+        b"pHYs" => at_least(9),
+        b"iCCP" => {
+            // Pillow reads the byte after the first NUL (s[0] if none).
+            match s.get(nul.map_or(0, |i| i + 1)) {
+                Some(0) => Ok(()),
+                Some(m) => Err(DecodeError::invalid(
+                    F,
+                    format!("unknown compression method {m} in the iCCP chunk"),
+                )),
+                None => Err(DecodeError::invalid(F, "iCCP chunk cut short")),
+            }
+        }
+        b"zTXt" => match nul.and_then(|i| s.get(i + 1)) {
+            Some(&m) if m != 0 => Err(DecodeError::invalid(
+                F,
+                format!("unknown compression method {m} in a zTXt chunk"),
+            )),
+            _ => Ok(()),
+        },
+        b"acTL" => {
+            at_least(8)?;
+            let n = be32(0);
+            if apng.frames.is_some() {
+                apng.frames = None;
+            } else if n != 0 && n <= 0x8000_0000 {
+                apng.frames = Some(n);
+            }
+            Ok(())
+        }
+        b"fcTL" | b"fdAT" => {
+            at_least(if cid == b"fcTL" { 26 } else { 4 })?;
+            let seq = be32(0);
+            let in_order = match apng.seq {
+                None => cid == b"fcTL" && seq == 0,
+                Some(last) => u64::from(last) + 1 == u64::from(seq),
+            };
+            if !in_order {
+                return Err(DecodeError::invalid(
+                    F,
+                    "APNG contains frame sequence errors",
+                ));
+            }
+            apng.seq = Some(seq);
+            if cid == b"fcTL" {
+                let (w, h, x, y) = (be32(4), be32(8), be32(12), be32(16));
+                if u64::from(x) + u64::from(w) > width || u64::from(y) + u64::from(h) > height {
+                    return Err(DecodeError::invalid(F, "APNG contains invalid frames"));
+                }
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Pillow's `is_cid`: four ASCII letters, digits or underscores.
 fn is_cid(t: &[u8]) -> bool {
     t.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_')
@@ -111,6 +292,7 @@ struct Pre {
     /// An APNG with more than one frame (Pillow stops its walk after the
     /// image at the next fcTL).
     animated: bool,
+    apng: Apng,
     plte: Option<Vec<u8>>,
     trns: Option<Vec<u8>>,
 }
@@ -131,8 +313,7 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
     let mut ihdr: Option<[u8; 13]> = None;
     let mut plte = None;
     let mut trns = None;
-    let mut frames: Option<u32> = None;
-    let mut fctl_first = false;
+    let mut apng = Apng::default();
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let mut head = [0u8; 8];
@@ -165,9 +346,9 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
                 format!("the file ends inside the {} chunk", cid_text(&cid)),
             ));
         }
-        // Keep what is needed (IHDR 13 bytes, PLTE ≤ 768, tRNS ≤ 256 are
-        // all that is read of them), CRC everything.
-        let keep = matches!(&cid, b"IHDR" | b"PLTE" | b"tRNS" | b"acTL");
+        // Keep the start of the chunk (IHDR 13 bytes, PLTE ≤ 768, tRNS ≤
+        // 256 and the fields Pillow checks are all that is read of any),
+        // CRC everything.
         let mut kept = Vec::new();
         let mut crc = crc32fast::Hasher::new();
         crc.update(&cid);
@@ -177,11 +358,13 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
             let n = (end - at).min(buf.len() as u64) as usize;
             src.read_exact_at(&mut buf[..n], at)?;
             crc.update(&buf[..n]);
-            if keep && kept.len() < 1024 {
+            if kept.len() < 1024 {
                 kept.extend_from_slice(&buf[..n.min(1024 - kept.len())]);
             }
             at += n as u64;
         }
+        chunk_rules(&cid, &kept, length, &mut apng, ihdr_size(ihdr))?;
+        text_rule(src, &cid, &kept, pos + 8, end)?;
         let mut stored = [0u8; 4];
         src.read_exact_at(&mut stored, end)?;
         if crc.finalize() != u32::from_be_bytes(stored) {
@@ -208,10 +391,6 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
             // Pillow keeps PLTE only once IHDR said palette.
             b"PLTE" if ihdr.is_some_and(|h| h[9] == 3) => plte = Some(kept),
             b"tRNS" => trns = Some(kept),
-            b"acTL" if kept.len() >= 4 => {
-                frames = Some(u32::from_be_bytes([kept[0], kept[1], kept[2], kept[3]]));
-            }
-            b"fcTL" => fctl_first = true,
             _ => {}
         }
         pos = end + 4;
@@ -251,7 +430,10 @@ fn pre_idat(src: &dyn Source) -> Result<Pre, DecodeError> {
         interlaced: h[12] != 0,
         // Pillow counts the IDAT image as a frame of its own when no fcTL
         // comes before it.
-        animated: frames.is_some_and(|n| u64::from(n) + u64::from(!fctl_first) > 1),
+        animated: apng
+            .frames
+            .is_some_and(|n| u64::from(n) + u64::from(apng.seq.is_none()) > 1),
+        apng,
         plte,
         trns,
     })
@@ -287,11 +469,13 @@ fn clips16(hi: u8, lo: u8) -> bool {
     (hi == 0 && lo != 0) || (hi == 255 && lo != 255)
 }
 
+/// Rows of a PNG file (see the module's documentation).
 pub struct PngDecoder<'a> {
     header: Header,
     src: &'a (dyn Source + 'a),
     idat_pos: u64,
     animated: bool,
+    apng: Apng,
     reader: png::Reader<BufReader<SrcRead<'a>>>,
     kind: Kind,
     /// The tRNS colour (samples, in the file's depth) for grey and RGB.
@@ -411,6 +595,7 @@ pub fn open<'a>(
         src,
         idat_pos: pre.idat_pos,
         animated: pre.animated,
+        apng: pre.apng,
         reader,
         kind,
         key,
@@ -692,6 +877,13 @@ impl PngDecoder<'_> {
                         F,
                         format!("the file ends inside the {} chunk", cid_text(cid)),
                     ));
+                }
+                if cid != b"IDAT" {
+                    let mut s = vec![0u8; length.min(1024) as usize];
+                    self.src.read_exact_at(&mut s, pos + 8)?;
+                    let size = (u64::from(self.header.width), u64::from(self.header.height));
+                    chunk_rules(cid, &s, length, &mut self.apng, size)?;
+                    text_rule(self.src, cid, &s, pos + 8, end)?;
                 }
             }
             pos = end + 4;

@@ -429,6 +429,7 @@ fn ignore_comments(
     Ok(out)
 }
 
+/// Rows of a PNM file (see the module's documentation).
 pub struct PnmDecoder<'a> {
     header: Header,
     pnm: PnmHeader,
@@ -567,7 +568,9 @@ impl<'a> PnmDecoder<'a> {
                     }
                 }
             }
-            Samples::PlainBits(_) | Samples::PlainValues(_) => unreachable!("raw rows only"),
+            Samples::PlainBits(_) | Samples::PlainValues(_) => {
+                unreachable!("BUG: raw_row called for a plain file")
+            }
         }
         Ok(())
     }
@@ -579,7 +582,7 @@ impl<'a> PnmDecoder<'a> {
         let (plain, bits) = match &mut self.samples {
             Samples::PlainBits(p) => (p, true),
             Samples::PlainValues(p) => (p, false),
-            _ => unreachable!("plain rows only"),
+            _ => unreachable!("BUG: plain rows asked of a raw file"),
         };
         while plain.available() < need && plain.decoded < plain.total {
             // Forget what was handed out.
@@ -682,7 +685,7 @@ impl<'a> PnmDecoder<'a> {
         let (plain, bits) = match &mut self.samples {
             Samples::PlainBits(p) => (p, true),
             Samples::PlainValues(p) => (p, false),
-            _ => unreachable!("plain rows only"),
+            _ => unreachable!("BUG: plain rows asked of a raw file"),
         };
         let values = &plain.pending[plain.taken..plain.taken + need];
         plain.taken += need;
@@ -798,4 +801,6 @@ pub fn whole(src: &dyn Source) -> Whole {
 }
 
 #[cfg(test)]
-pub(super) mod tests;
+pub(super) mod test_support;
+#[cfg(test)]
+mod tests;

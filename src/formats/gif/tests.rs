@@ -1,5 +1,5 @@
 use super::*;
-use crate::formats::pnm::tests::{check_prefixes, check_vectors};
+use crate::formats::pnm::test_support::{check_prefixes, check_vectors};
 
 #[test]
 fn the_ramp_needs_no_palette() {
@@ -81,4 +81,13 @@ fn the_first_frame_ends_at_its_last_pixel() {
     // Data cut inside the codes: truncated.
     let short = &g[..g.len() - 4];
     assert!(matches!(decode(short), Err(DecodeError::Truncated { .. })));
+}
+
+#[test]
+fn a_sub_block_cut_short_is_truncated_though_its_pixels_are_there() {
+    // The data sub-block is 3 bytes; its first 2 hold all four pixels.
+    // Pillow decodes no sub-block that is not all in the file.
+    let g = four_pixels(&[0, 0, 0, 255, 255, 255]);
+    let cut = &g[..g.len() - 3];
+    assert!(matches!(decode(cut), Err(DecodeError::Truncated { .. })));
 }

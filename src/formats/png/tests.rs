@@ -1,5 +1,5 @@
 use super::*;
-use crate::formats::pnm::tests::{check_prefixes, check_vectors};
+use crate::formats::pnm::test_support::{check_prefixes, check_vectors};
 
 #[test]
 fn sub_samples_are_read_most_significant_first() {
@@ -98,4 +98,30 @@ fn whole_needs_iend() {
     assert!(matches!(whole(&&png[..png.len() - 12]), Whole::NotYet(_)));
     // Not a PNG after all: complete (decoding says why).
     assert_eq!(whole(&&b"\x89PNX\r\n\x1a\n"[..]), Whole::Complete);
+}
+
+#[test]
+fn a_text_chunk_inflating_past_a_mebibyte_is_refused_as_by_pillow() {
+    let png = vector("grey2.png");
+    let ztxt = |n: usize| {
+        let mut data = b"k\0\0".to_vec();
+        data.extend(fdeflate::compress_to_vec(&vec![0u8; n]));
+        chunk(b"zTXt", &data)
+    };
+    let decodes = |file: &[u8]| -> Result<(), DecodeError> {
+        let src: &dyn Source = &file;
+        let mut d = open(src, 1 << 20)?;
+        while d.next_row()?.is_some() {}
+        Ok(())
+    };
+    // Before the image data and after it (Pillow reads both).
+    let small = with_chunk_before_idat(&png, &ztxt(1000));
+    assert!(decodes(&small).is_ok());
+    let big = with_chunk_before_idat(&png, &ztxt(2 << 20));
+    assert!(matches!(decodes(&big), Err(DecodeError::Invalid { .. })));
+    let iend = png.len() - 12;
+    let mut after = png[..iend].to_vec();
+    after.extend(ztxt(2 << 20));
+    after.extend_from_slice(&png[iend..]);
+    assert!(matches!(decodes(&after), Err(DecodeError::Invalid { .. })));
 }

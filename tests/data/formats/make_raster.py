@@ -12,10 +12,17 @@ GIF with global or local palettes (grey ramps of several sizes, colour,
 black/white), no palette, frame rectangles smaller than the screen with
 and without a transparency index, interlaced. Widths 1..70, 127, 128,
 129, 255, 256, 257, 300; heights 1..5 cycling (and 9..17 for interlace).
-Content: noise, runs, pure black/white, values near the threshold.
+Content: noise, runs, pure black/white, values near the threshold. Also PNGs
+written by Pillow itself (adaptive filters, optimize) in modes 1, L, P, RGB,
+RGBA, LA and I;16.
 
 usage: make_raster.py [--only png,pnm,gif] [--keep DIR] [--seed N] RLEWATCH
-Prints counts per class and mode; exits 1 on any mismatch.
+Prints counts per class and mode; exits 1 on any mismatch. RLEWATCH is run
+as `RLEWATCH compress --force -o DIR/ [--threshold] FILE...`; while
+`rlewatch compress` still parses its inputs as BMPs first (src/cli/encode.rs),
+any binary with that interface calling `rlewatch::compress::compress` on
+each file does (the results in the commit messages came from such a
+40-line wrapper).
 """
 import argparse
 import collections
@@ -191,8 +198,7 @@ def png_files(rng):
         for interlace in (False, True):
             for with_trns in (False, True):
                 cls = f"png-{bits}b-c{ctype}{'-i' if interlace else ''}{'-t' if with_trns else ''}"
-                step = 1 if not (interlace or with_trns) else 3
-                for i in range(0, len(WIDTHS), step):
+                for i in range(len(WIDTHS)):
                     w, h = dims(i, interlace)
                     pattern = PATTERNS[i % 4]
                     maxv = (1 << bits) - 1
@@ -226,6 +232,27 @@ def png_files(rng):
                         continue
                     data = png_bytes(w, h, bits, ctype, samples, interlace, plte, trns, rng)
                     yield cls, f"{cls}-{i}.png", data
+    # Pillow's own writer: adaptive row filters, several IDAT chunks.
+    for mode in ("1", "L", "P", "RGB", "RGBA", "LA", "I;16"):
+        cls = f"png-pillow-{mode}"
+        for i in range(len(WIDTHS)):
+            w, h = dims(i)
+            h += 6
+            n = {"1": 1, "L": 1, "P": 1, "RGB": 3, "RGBA": 4, "LA": 2, "I;16": 1}[mode]
+            maxv = 65535 if mode == "I;16" else (1 if mode == "1" else 255)
+            vals = values(rng, w * h * n, maxv, PATTERNS[i % 4])
+            if mode == "1":
+                im = Image.frombytes("L", (w, h), bytes(255 * v for v in vals)).convert("1")
+            elif mode == "I;16":
+                im = Image.frombytes("I;16", (w, h), struct.pack("<%dH" % len(vals), *vals))
+            elif mode == "P":
+                im = Image.frombytes("P", (w, h), bytes(vals))
+                im.putpalette(bytes(rng.randint(0, 255) for _ in range(3 * rng.randint(2, 256))))
+            else:
+                im = Image.frombytes(mode, (w, h), bytes(vals))
+            buf = io.BytesIO()
+            im.save(buf, "PNG", optimize=i % 2 == 0)
+            yield cls, f"{cls}-{i}.png", buf.getvalue()
 
 
 # ----------------------------------------------------------------------- GIF
@@ -317,8 +344,7 @@ def gif_files(rng):
     for kind in kinds:
         for variant in ("full", "rect", "rect-trans", "interlace"):
             cls = f"gif-{kind}-{variant}"
-            step = 1 if variant == "full" else 3
-            for i in range(0, len(WIDTHS), step):
+            for i in range(len(WIDTHS)):
                 w, h = dims(i, variant == "interlace")
                 pattern = PATTERNS[i % 4]
                 ncol = {"bw": 2, "colour": 1 << rng.randint(1, 8), "ramp2": 2, "ramp4": 4, "ramp16": 16,
