@@ -125,7 +125,7 @@ def sniff(head):
     """The format a file's first bytes say (as rlewatch's Format::sniff)."""
     if head.startswith(b"BM"):
         return "bmp"
-    if head.startswith((b"II*\0", b"MM\0*")):
+    if head.startswith((b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")):
         return "tiff"
     if head.startswith(b"\x89PNG"):
         return "png"

@@ -58,7 +58,11 @@ impl Format {
     pub fn sniff(head: &[u8]) -> Option<Format> {
         if head.starts_with(b"BM") {
             Some(Format::Bmp)
-        } else if head.starts_with(b"II*\0") || head.starts_with(b"MM\0*") {
+        } else if [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
+            .iter()
+            .any(|m| head.starts_with(*m))
+        {
+            // Classic TIFF and BigTIFF, either byte order.
             Some(Format::Tiff)
         } else if head.starts_with(b"\x89PNG") {
             Some(Format::Png)
@@ -525,10 +529,11 @@ mod tests {
 
     #[test]
     fn formats_are_known_by_their_first_bytes_only() {
-        let cases: [(&[u8], Option<Format>); 13] = [
+        let cases: [(&[u8], Option<Format>); 14] = [
             (b"BM\x36\0", Some(Format::Bmp)),
             (b"II*\0\x08\0", Some(Format::Tiff)),
             (b"MM\0*\0\0", Some(Format::Tiff)),
+            (b"II+\0\x08\0", Some(Format::Tiff)),
             (b"\x89PNG\r\n\x1a\n", Some(Format::Png)),
             (b"GIF89a", Some(Format::Gif)),
             (b"GIF87a", Some(Format::Gif)),
