@@ -27,6 +27,44 @@ fn delete_removes_only_lossless_originals() {
     assert!(d.wait_log("grey.bmp: conversion was lossy", 1, LONG));
 }
 
+/// Lossless is judged on each format's source pixels (design §2.1): a
+/// 16-bit grey 255 converts to white but is near black, and a pixel of
+/// alpha 254 is not opaque, so those originals are not deleted; a 16-bit
+/// 65535 and an 8-bit 255 are white.
+#[test]
+fn delete_judges_lossless_on_the_source_pixels_of_each_format() {
+    let d = Daemon::start(&format!("[originals]\naction = \"delete\"\n{FAST}"));
+    let lossy = ["grey16-255.tif", "grey16-255.png", "rgba-translucent.png"];
+    let lossless = ["grey16-white.tif", "grey8-white.png"];
+    for name in lossy.iter().chain(&lossless) {
+        fs::copy(
+            data(&format!("formats/lossless/{name}")),
+            d.inbox().join(name),
+        )
+        .unwrap();
+    }
+    for name in lossy {
+        assert!(
+            wait_file(&d, &format!("done/{name}")),
+            "{name}: a lossy original must be kept in done/: {}",
+            d.log()
+        );
+    }
+    for name in lossless {
+        let stem = name.rsplit_once('.').unwrap().0;
+        assert!(wait_file(&d, &format!("archive/{stem}.rle")), "{name}");
+        assert!(
+            wait_until(LONG, || !d.inbox().join(name).exists()),
+            "{name}"
+        );
+        assert!(
+            !d.path(&format!("done/{name}")).exists(),
+            "{name}: a lossless original is deleted: {}",
+            d.log()
+        );
+    }
+}
+
 /// Deleting needs a *verified* lossless archive: with `verify = false` the
 /// lossless original is moved to done/ instead.
 #[test]

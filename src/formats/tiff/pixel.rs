@@ -351,13 +351,13 @@ impl Kind {
                     } else {
                         (u16::from(raw[i + 1] & 0x0f) << 8) | u16::from(raw[i + 2])
                     };
-                    *o = clip(i64::from(v), pure);
+                    *o = clip(i64::from(v), 4095, pure);
                 }
             }
             Kind::Grey16 { big_endian } => {
                 for (x, o) in out[..width].iter_mut().enumerate() {
                     let v = sample16(&raw[x * 2..], big_endian);
-                    *o = clip(i64::from(v), pure);
+                    *o = clip(i64::from(v), 65535, pure);
                 }
             }
             Kind::Int { bytes, big_endian } => {
@@ -369,7 +369,9 @@ impl Kind {
                     } else {
                         i64::from(sample32(s, be) as i32)
                     };
-                    *o = clip(v, pure);
+                    // No value of a signed or 32-bit integer means white:
+                    // only black is pure.
+                    *o = clip(v, 0, pure);
                 }
             }
             Kind::Float { big_endian } => {
@@ -384,7 +386,8 @@ impl Kind {
                     } else {
                         v as u8
                     };
-                    if !(v == 0.0 || v == 255.0 || (v > 0.0 && v < 255.0 && v.fract() == 0.0)) {
+                    // No float value means white: only black is pure.
+                    if v != 0.0 {
                         *pure = false;
                     }
                 }
@@ -503,10 +506,13 @@ fn sample32(b: &[u8], big_endian: bool) -> u32 {
     }
 }
 
-/// Pillow's clamp of an integer sample to 0…255; a clamped value is not
-/// pure.
-fn clip(v: i64, pure: &mut bool) -> u8 {
-    if !(0..=255).contains(&v) {
+/// Pillow's clamp of an integer sample to 0…255. The source pixel is pure
+/// only when it is 0 or `white` (the depth's maximum, 0 when no value
+/// means white): a 16-bit 255 comes out white but is near black, and an
+/// archive of it must not let its original be deleted (design §2.1,
+/// "lossless").
+fn clip(v: i64, white: i64, pure: &mut bool) -> u8 {
+    if v != 0 && v != white {
         *pure = false;
     }
     v.clamp(0, 255) as u8
