@@ -782,6 +782,17 @@ pub fn whole(src: &dyn Source) -> Whole {
     if len < pnm.data_offset + min_bytes {
         return Whole::NotYet("the plain PNM file has fewer samples than its header declares");
     }
+    // A P2/P3 file cut inside its last number ("… 200 25" of "… 200 255")
+    // has all its samples, one of them wrong: a number running to the end
+    // of the file may still be being written (a writer's file ends with a
+    // newline; one that does not waits out the grace).
+    let mut last = [0u8; 1];
+    if !pnm.bilevel()
+        && src.read_at(&mut last, len - 1).is_ok_and(|n| n == 1)
+        && last[0].is_ascii_digit()
+    {
+        return Whole::NotYet("the plain PNM file ends inside a number");
+    }
     let Ok(mut dec) = PnmDecoder::new(src, u64::MAX) else {
         return Whole::Complete;
     };

@@ -100,3 +100,27 @@ fn header_quirks_are_pillows() {
         Err(DecodeError::Truncated { .. })
     ));
 }
+
+/// A plain file cut inside its last number has every sample, the last
+/// one wrong: not complete until the number is ended (design §4.2).
+#[test]
+fn a_plain_pnm_cut_inside_its_last_number_is_not_complete() {
+    use crate::formats::{Format, Whole, whole};
+    let full: &[u8] = b"P2\n3 2\n255\n0 128 255\n100 200 255\n";
+    assert_eq!(whole(&full, Format::Pnm), Whole::Complete);
+    for cut in [full.len() - 2, full.len() - 3] {
+        assert!(
+            matches!(whole(&&full[..cut], Format::Pnm), Whole::NotYet(_)),
+            "{:?}",
+            String::from_utf8_lossy(&full[..cut])
+        );
+    }
+    let ppm: &[u8] = b"P3 1 1 1000 0 0 1000\n";
+    assert_eq!(whole(&ppm, Format::Pnm), Whole::Complete);
+    assert!(matches!(
+        whole(&&ppm[..ppm.len() - 2], Format::Pnm),
+        Whole::NotYet(_)
+    ));
+    // P1 samples are single digits: a cut leaves fewer of them.
+    assert_eq!(whole(&&b"P1 2 1 0 1"[..], Format::Pnm), Whole::Complete);
+}
