@@ -506,6 +506,12 @@ fn walk(src: &dyn Source) -> io::Result<Whole> {
     if s.len() < 13 {
         return Ok(Whole::NotYet("the GIF header is not all there yet"));
     }
+    // A screen of zero width or height is a descriptor not written yet (a
+    // writer that fills its header in last), not a GIF to take now: the
+    // grace bounds the wait.
+    if s[6..10].chunks(2).any(|d| d == [0, 0]) {
+        return Ok(Whole::NotYet("the GIF's screen size is not written yet"));
+    }
     let skip =
         |cur: &mut Cursor<'_>, n: usize| -> io::Result<bool> { Ok(read_n(cur, n)?.len() == n) };
     // Sub-blocks up to their terminator; false at the end of the file.

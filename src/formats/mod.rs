@@ -518,6 +518,27 @@ mod tests {
         }
     }
 
+    /// A writer that fills its header in last leaves zeros where the
+    /// sizes go: not complete yet (the daemon's grace bounds the wait),
+    /// rather than plainly invalid and quarantined at once.
+    #[test]
+    fn a_header_of_zeros_after_the_magic_number_is_not_complete_yet() {
+        let png = [
+            &b"\x89PNG\r\n\x1a\n"[..],
+            &[0; 25],
+            b"\0\0\0\0IEND\xaeB`\x82",
+        ]
+        .concat();
+        let gif = [&b"GIF89a"[..], &[0; 7], b";"].concat();
+        let pnm = b"P5\n0 0\n255\n".to_vec();
+        for (format, bytes) in [(Format::Png, png), (Format::Gif, gif), (Format::Pnm, pnm)] {
+            assert!(
+                matches!(whole(&bytes.as_slice(), format), Whole::NotYet(_)),
+                "{format}"
+            );
+        }
+    }
+
     #[test]
     fn the_decoded_set_is_every_format_but_jpeg() {
         let all: Vec<Format> = FormatSet::DECODED.iter().collect();

@@ -916,6 +916,11 @@ pub fn whole(src: &dyn Source) -> Whole {
             Err(_) => return Whole::NotYet("the PNG file could not be read"),
         }
         let length = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+        // Zeros where a chunk should start: a part not written yet (a
+        // writer that fills its header in last); the grace bounds the wait.
+        if head == [0; 8] {
+            return Whole::NotYet("a PNG chunk is not written yet (zeros)");
+        }
         if !is_cid(&head[4..]) || length > 0x7fff_ffff {
             return Whole::Complete;
         }

@@ -140,6 +140,9 @@ fn py_int(token: &[u8]) -> Option<i64> {
 enum HeaderError {
     /// The file ends inside the header (it may still be being written).
     Eof,
+    /// A width or height of zero: invalid, or a header a writer fills in
+    /// last.
+    Zero(DecodeError),
     Bad(DecodeError),
 }
 
@@ -266,10 +269,12 @@ fn parse_header(src: &dyn Source) -> Result<PnmHeader, HeaderError> {
     let width = read_number(&mut cur, "width")?;
     let height = read_number(&mut cur, "height")?;
     if width <= 0 || height <= 0 {
-        return Err(HeaderError::Bad(DecodeError::invalid(
-            F,
-            format!("the size {width}x{height} is empty or negative"),
-        )));
+        let e = DecodeError::invalid(F, format!("the size {width}x{height} is empty or negative"));
+        return Err(if width == 0 || height == 0 {
+            HeaderError::Zero(e)
+        } else {
+            HeaderError::Bad(e)
+        });
     }
     if width > 65535 || height > 65535 {
         return Err(HeaderError::Bad(DecodeError::TooLargeForFormat {
@@ -456,7 +461,7 @@ impl<'a> PnmDecoder<'a> {
             Err(HeaderError::Eof) => {
                 return Err(DecodeError::truncated(F, "the file ends inside the header"));
             }
-            Err(HeaderError::Bad(e)) => return Err(e),
+            Err(HeaderError::Bad(e) | HeaderError::Zero(e)) => return Err(e),
         };
         check_size(u64::from(pnm.width), u64::from(pnm.height), max_pixels)?;
         let layout = if pnm.bilevel() {
@@ -758,6 +763,9 @@ pub fn whole(src: &dyn Source) -> Whole {
         Err(HeaderError::Bad(DecodeError::Io(_))) => {
             return Whole::NotYet("the PNM header could not be read");
         }
+        // A size of zero is a header not written yet (a writer that fills
+        // it in last); the grace bounds the wait.
+        Err(HeaderError::Zero(_)) => return Whole::NotYet("the PNM's size is not written yet"),
         Err(HeaderError::Bad(_)) => return Whole::Complete,
     };
     let Ok(len) = src.byte_len() else {
