@@ -359,4 +359,6 @@ pub fn verify_rle(input: impl Read, expected: &Outcome) -> Result<(), VerifyErro
 }
 
 #[cfg(test)]
+mod format_vectors;
+#[cfg(test)]
 mod tests;

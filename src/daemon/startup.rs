@@ -87,6 +87,9 @@ pub(super) fn remove_stale_temps(c: &Config, whose: Stale) {
             {
                 match fs::remove_file(entry.path()) {
                     Ok(()) => removed += 1,
+                    // Gone meanwhile: another host's daemon, starting too,
+                    // removed it.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                     Err(e) => warn!(
                         "{}: cannot remove stale temporary file: {e}",
                         shown(entry.path())

@@ -56,7 +56,9 @@ impl Format {
     /// The format `head` (a file's first bytes; 3 are enough) starts as,
     /// if any.
     pub fn sniff(head: &[u8]) -> Option<Format> {
-        if head.starts_with(b"BM") {
+        if head.starts_with(b"BM") || head.starts_with(b"BA") {
+            // `BA`: an OS/2 bitmap array, which the BMP reader names and
+            // refuses.
             Some(Format::Bmp)
         } else if [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
             .iter()

@@ -820,6 +820,4 @@ pub fn whole(src: &dyn Source) -> Whole {
 }
 
 #[cfg(test)]
-pub(super) mod test_support;
-#[cfg(test)]
 mod tests;

@@ -1,26 +1,10 @@
 use super::*;
-use crate::formats::pnm::test_support::{check_prefixes, check_vectors};
 
 #[test]
 fn the_ramp_needs_no_palette() {
     assert!(!palette_needed(&[0, 0, 0, 1, 1, 1]));
     assert!(palette_needed(&[0, 0, 0, 255, 255, 255]));
     assert!(palette_needed(&[0, 0, 0, 1, 1, 2]));
-}
-
-#[test]
-fn vectors_match_pillow() {
-    for (name, data, lossless) in check_vectors("gif") {
-        // Pure: black and white only (indices past a palette's end are
-        // black).
-        assert_eq!(
-            lossless,
-            name == "bw" || name == "local-ramp-global",
-            "{name}"
-        );
-        // The trailer is the last byte: every shorter cut is not whole.
-        check_prefixes(&data, data.len(), Format::Gif);
-    }
 }
 
 fn decode(data: &[u8]) -> Result<(Header, Vec<Vec<u8>>), DecodeError> {

@@ -1,5 +1,4 @@
 use super::*;
-use crate::formats::pnm::test_support::{check_prefixes, check_vectors};
 
 #[test]
 fn sub_samples_are_read_most_significant_first() {
@@ -8,16 +7,6 @@ fn sub_samples_are_read_most_significant_first() {
     assert_eq!(sub_sample(&[0b1000_0001], 6, 1), 0);
     assert_eq!(sub_sample(&[0b1101_0010], 1, 2), 0b01);
     assert_eq!(sub_sample(&[0xa5], 1, 4), 5);
-}
-
-#[test]
-fn vectors_match_pillow() {
-    for (name, data, lossless) in check_vectors("png") {
-        // Only the bit images and the black-and-white grey one are pure.
-        let pure = matches!(name.as_str(), "grey1" | "adam7-grey1" | "bw-grey8");
-        assert_eq!(lossless, pure, "{name}");
-        check_prefixes(&data, data.len(), Format::Png);
-    }
 }
 
 fn with_chunk_before_idat(png: &[u8], chunk_bytes: &[u8]) -> Vec<u8> {

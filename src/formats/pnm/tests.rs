@@ -1,4 +1,3 @@
-use super::test_support::{check_prefixes, check_vectors};
 use super::*;
 
 fn decode(data: &[u8]) -> Result<(Header, Vec<Vec<u8>>, bool), DecodeError> {
@@ -8,31 +7,6 @@ fn decode(data: &[u8]) -> Result<(Header, Vec<Vec<u8>>, bool), DecodeError> {
         rows.push(r.to_vec());
     }
     Ok((d.header().clone(), rows, d.source_pure()))
-}
-
-#[test]
-fn vectors_match_pillow() {
-    for (name, data, lossless) in check_vectors("pnm") {
-        // Bits are lossless; the others hold greys.
-        assert_eq!(
-            lossless,
-            name.starts_with("p1") || name.starts_with("p4"),
-            "{name}"
-        );
-        let plain = name.starts_with("p1") || name.starts_with("p2") || name.starts_with("p3");
-        // Plain files are complete once their samples are there (the
-        // trailing newline and comment may be missing): only cuts in
-        // the header are checked.
-        check_prefixes(&data, if plain { 20 } else { data.len() }, Format::Pnm);
-    }
-}
-
-#[test]
-fn raw_files_are_whole_when_the_raster_is() {
-    let data = b"P5 3 2 255\n\x00\x01\x02\x03\x04\x05";
-    check_prefixes(data, data.len(), Format::Pnm);
-    let p6 = b"P6\n1 1\n65535\n\x00\x01\x00\x02\x00\x03";
-    check_prefixes(p6, p6.len(), Format::Pnm);
 }
 
 #[test]

@@ -1,7 +1,8 @@
-//! Fixtures shared by the tests of the PNG, PNM and GIF decoders: the
-//! Pillow-made vectors of `tests/data/formats/` and the cut-file checks.
-//! (Here because `src/formats/mod.rs`, where it belongs, is not this
-//! module's to edit.)
+//! The PNG, PNM and GIF decoders through the whole conversion: the
+//! Pillow-made vectors of `tests/data/formats/` in both modes with their
+//! lossless verdicts, and every cut of each refused or converted without a
+//! panic and never taken as whole early. (Here, in `compress`, which uses
+//! `formats`, not the other way round.)
 
 use crate::bilevel::Conversion;
 use crate::compress::{self, Options};
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 /// The vectors of `tests/data/formats/DIR/` (made by Pillow, see the
 /// README there): every image compressed in both modes equals Pillow's
 /// `.rle`; returns each file's name, bytes and lossless verdict.
-pub(in crate::formats) fn check_vectors(dir: &str) -> Vec<(String, Vec<u8>, bool)> {
+fn check_vectors(dir: &str) -> Vec<(String, Vec<u8>, bool)> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data/formats")
         .join(dir);
@@ -61,7 +62,7 @@ pub(in crate::formats) fn check_vectors(dir: &str) -> Vec<(String, Vec<u8>, bool
 
 /// Every proper prefix of `data` is refused or decoded without a panic,
 /// and `whole` never calls a prefix cut before `complete_from` complete.
-pub(in crate::formats) fn check_prefixes(data: &[u8], complete_from: usize, format: Format) {
+fn check_prefixes(data: &[u8], complete_from: usize, format: Format) {
     // Every cut near either end, a sample of those between (debug builds
     // are slow).
     let step = (data.len() / 150).max(1);
@@ -79,4 +80,54 @@ pub(in crate::formats) fn check_prefixes(data: &[u8], complete_from: usize, form
         }
     }
     assert_eq!(crate::formats::whole(&data, format), Whole::Complete);
+}
+
+#[test]
+fn png_vectors_match_pillow() {
+    for (name, data, lossless) in check_vectors("png") {
+        // Only the bit images and the black-and-white grey one are pure.
+        let pure = matches!(name.as_str(), "grey1" | "adam7-grey1" | "bw-grey8");
+        assert_eq!(lossless, pure, "{name}");
+        check_prefixes(&data, data.len(), Format::Png);
+    }
+}
+
+#[test]
+fn gif_vectors_match_pillow() {
+    for (name, data, lossless) in check_vectors("gif") {
+        // Pure: black and white only (indices past a palette's end are
+        // black).
+        assert_eq!(
+            lossless,
+            name == "bw" || name == "local-ramp-global",
+            "{name}"
+        );
+        // The trailer is the last byte: every shorter cut is not whole.
+        check_prefixes(&data, data.len(), Format::Gif);
+    }
+}
+
+#[test]
+fn pnm_vectors_match_pillow() {
+    for (name, data, lossless) in check_vectors("pnm") {
+        // Bits are lossless; the others hold greys.
+        assert_eq!(
+            lossless,
+            name.starts_with("p1") || name.starts_with("p4"),
+            "{name}"
+        );
+        let plain = name.starts_with("p1") || name.starts_with("p2") || name.starts_with("p3");
+        // Plain files are complete once their samples are there (the
+        // trailing newline and comment may be missing): only cuts in
+        // the header are checked.
+        check_prefixes(&data, if plain { 20 } else { data.len() }, Format::Pnm);
+    }
+}
+
+#[test]
+fn raw_pnm_files_are_whole_when_the_raster_is() {
+    let data = b"P5 3 2 255\n\x00\x01\x02\x03\x04\x05";
+    check_prefixes(data, data.len(), Format::Pnm);
+    let p6 = b"P6\n1 1\n65535\n\x00\x01\x00\x02\x00\x03";
+    check_prefixes(p6, p6.len(), Format::Pnm);
 }
