@@ -551,15 +551,67 @@ def run(rlewatch, root, files, expected, counts, failures, refused_ok, cls_of):
                                 f"(lengths {len(want)}, {len(got)})")
 
 
+def vectors(out):
+    """The small files committed as unit-test vectors (src/formats/tiff/
+    tests.rs), each with Pillow's .rle in both modes."""
+    rng = random.Random(22)
+    pal = [rng.randrange(65536) for _ in range(48)]
+    cases = [
+        ("miniswhite-packbits", 37, 9, dict(bits=(1,), photometric=0, compression=32773,
+                                           extra_tags=[(278, (3, [4]))]), "pure"),
+        ("grey8-lzw-pred2", 29, 11, dict(bits=(8,), photometric=1, compression=5, predictor=2,
+                                        extra_tags=[(278, (3, [3]))]), "noise"),
+        ("rgb16-deflate-tiles", 40, 20, dict(bits=(16, 16, 16), photometric=2, compression=8,
+                                            tile=(16, 16)), "noise"),
+        ("rgba-assoc-planar-lzw", 19, 6, dict(bits=(8, 8, 8, 8), photometric=2, extra=(1,),
+                                             compression=5, planar=2), "noise"),
+        ("cmyk-o6", 23, 10, dict(bits=(8, 8, 8, 8), photometric=5, compression=8,
+                                 orientation=6, extra_tags=[(278, (3, [3]))]), "noise"),
+        ("pal4-mm-o3", 27, 13, dict(bits=(4,), photometric=3, colormap=pal, big=True,
+                                    compression=32773, orientation=3,
+                                    extra_tags=[(278, (3, [5]))]), "noise"),
+        ("grey8-raw-o8", 12, 7, dict(bits=(8,), photometric=1, compression=1, orientation=8),
+         "edge"),
+        ("float-pred3", 9, 5, dict(bits=(32,), photometric=1, sample_format=(3,),
+                                   compression=8, predictor=3), "noise"),
+        ("grey16-miw-lzw", 15, 4, dict(bits=(16,), photometric=0, compression=5), "pure"),
+    ]
+    readme = []
+    for n, (name, w, h, kw, pattern) in enumerate(cases):
+        planes = len(kw["bits"]) if kw.get("planar") == 2 else 1
+        rows = sample_rows(100 + n, kw["bits"][0], len(kw["bits"]), planes, pattern, h,
+                           floats=kw.get("sample_format") == (3,))
+        rows = samples_big_endian(rows, kw["bits"][0], kw.get("big", False))
+        path = os.path.join(out, name + ".tif")
+        with open(path, "wb") as f:
+            f.write(tiff(w, h, rows=rows, **kw))
+        for mode, dither in (("dither", True), ("threshold", False)):
+            with open(os.path.join(out, f"{name}.{mode}.rle"), "wb") as f:
+                f.write(reference(path, dither))
+        print(name, Image.open(path).mode)
+    # Pillow's own saver: directory first, then the strips.
+    im = Image.frombytes("L", (33, 21), bytes(rng.choice((0, 90, 200, 255)) for _ in range(33 * 21)))
+    path = os.path.join(out, "pillow-grey-lzw-o4.tif")
+    im.save(path, compression="tiff_lzw", strip_size=200, tiffinfo={274: 4})
+    for mode, dither in (("dither", True), ("threshold", False)):
+        with open(os.path.join(out, f"pillow-grey-lzw-o4.{mode}.rle"), "wb") as f:
+            f.write(reference(path, dither))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("rlewatch")
+    ap.add_argument("rlewatch", nargs="?")
+    ap.add_argument("--vectors", metavar="DIR", help="write the unit-test vectors to DIR and stop")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", help="regex on class names")
     ap.add_argument("--images", help="also compare every *.tif* of this folder (Pillow's Tests/images)")
     args = ap.parse_args()
+    if args.vectors:
+        return vectors(args.vectors)
+    if not args.rlewatch:
+        ap.error("the rlewatch binary is needed")
     rng = random.Random(args.seed)
     root = args.keep or tempfile.mkdtemp(prefix="tiffdiff")
     os.makedirs(os.path.join(root, "in"), exist_ok=True)
