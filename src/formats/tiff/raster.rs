@@ -17,6 +17,30 @@ use crate::bmp::Source;
 /// decoded would cost more than its decoders.
 const TILE_STREAM_BYTES: usize = 64 * 1024;
 
+/// The most memory one band may take (a hostile file's tiles or fax
+/// strips are refused above it; a 7200-wide page needs a few MB).
+const MAX_BAND_BYTES: u64 = 64 << 20;
+
+/// Bytes held for one band, the way [`Raster::start_band`] will read it.
+fn band_memory(plan: &Plan) -> u64 {
+    let planes = plan.planes() as u64;
+    let rows = u64::from(plan.band_height());
+    let row = plan.plane_row_bytes(plan.width) as u64;
+    let fax = matches!(plan.compression, Compression::Ccitt(_));
+    match plan.chunks {
+        Chunks::Strips { .. } if fax => row * rows,
+        Chunks::Strips { .. } => 0,
+        Chunks::Tiles { width, .. } => {
+            let held = row * planes * rows;
+            if fax {
+                held + plan.plane_row_bytes(width) as u64 * rows
+            } else {
+                held.min(TILE_STREAM_BYTES as u64 * planes * u64::from(plan.across()))
+            }
+        }
+    }
+}
+
 fn invalid(why: impl Into<String>) -> DecodeError {
     DecodeError::invalid(Format::Tiff, why)
 }
@@ -60,6 +84,18 @@ pub struct Raster<'a> {
 
 impl<'a> Raster<'a> {
     pub fn new(src: &'a (dyn Source + 'a), plan: Plan) -> Result<Raster<'a>, DecodeError> {
+        let need = band_memory(&plan);
+        if need > MAX_BAND_BYTES {
+            return Err(DecodeError::unsupported(
+                Format::Tiff,
+                format!(
+                    "its strips or tiles are too large to decode in bounded memory \
+                     ({} MB for one band; at most {} MB)",
+                    need >> 20,
+                    MAX_BAND_BYTES >> 20
+                ),
+            ));
+        }
         let file_len = src.byte_len()?;
         let planes = plan.planes();
         let chunk_row = plan.plane_row_bytes(plan.chunk_width());
