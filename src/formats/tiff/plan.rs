@@ -378,6 +378,14 @@ impl Plan {
                 plan.offsets.count
             )));
         }
+        if raw && plan.planar && plan.offsets.count > needed {
+            // Pillow reads every offset as the next plane's, and has no
+            // plane past the last sample.
+            return Err(unsupported(format!(
+                "{} strip offsets for {needed} strips of separate planes (Pillow refuses it)",
+                plan.offsets.count
+            )));
+        }
         if compression != Compression::None {
             match &plan.byte_counts {
                 Some(c) if c.count >= needed => {}
