@@ -102,6 +102,10 @@ pub fn header(src: &dyn Source) -> Result<(Order, u64), DecodeError> {
     };
     match order.u16(&h[2..]) {
         42 => Ok((order, u64::from(order.u32(&h[4..])))),
+        43 if big_endian => Err(DecodeError::unsupported(
+            Format::Tiff,
+            "big-endian BigTIFF, which Pillow cannot read (it takes it for a classic TIFF)",
+        )),
         43 => {
             order.big_tiff = true;
             if n < 16 {

@@ -88,6 +88,27 @@ fn grey_16_bit_min_is_white_is_not_inverted() {
     check("grey16-miw-lzw", false);
 }
 
+/// BigTIFF (little-endian), through the decoder itself: `Format::sniff`
+/// does not know BigTIFF's signature yet.
+#[test]
+fn bigtiff_strips() {
+    let tif = read("bigtiff-rgb-deflate.tif");
+    for (conversion, mode) in [
+        (Conversion::Dither, "dither"),
+        (Conversion::Threshold, "threshold"),
+    ] {
+        let src: &dyn crate::bmp::Source = &tif.as_slice();
+        let mut decoder = super::open(src, u64::MAX).unwrap();
+        let mut out = Vec::new();
+        compress::compress_decoded(decoder.as_mut(), tif.len() as u64, &mut out, conversion)
+            .unwrap();
+        assert!(
+            out == read(&format!("bigtiff-rgb-deflate.{mode}.rle")),
+            "{mode}"
+        );
+    }
+}
+
 #[test]
 fn pillow_written_lzw_strips_flipped_by_orientation_4() {
     check("pillow-grey-lzw-o4", false);
@@ -205,6 +226,13 @@ fn what_pillow_refuses_is_refused_with_the_reason() {
     assert!(error(&three_bits).contains("not read by Pillow"));
     let grey_assoc = tiny(2, 2, &[(277, 3, 2), (338, 3, 1)], &[0; 8]);
     assert!(error(&grey_assoc).contains("Pillow mode La"));
+    let mut mm_bigtiff = b"MM\0\x2b\0\x08\0\0".to_vec();
+    mm_bigtiff.extend_from_slice(&[0; 8]);
+    let src: &dyn crate::bmp::Source = &mm_bigtiff.as_slice();
+    match super::open(src, u64::MAX) {
+        Err(e) => assert!(e.to_string().contains("big-endian BigTIFF"), "{e}"),
+        Ok(_) => panic!("big-endian BigTIFF decoded"),
+    }
     let ycbcr = tiny(2, 2, &[(262, 3, 6)], &[0; 4]);
     assert!(error(&ycbcr).contains("YCbCr"));
 }

@@ -575,6 +575,9 @@ def vectors(out):
         ("float-pred3", 9, 5, dict(bits=(32,), photometric=1, sample_format=(3,),
                                    compression=8, predictor=3), "noise"),
         ("grey16-miw-lzw", 15, 4, dict(bits=(16,), photometric=0, compression=5), "pure"),
+        ("bigtiff-rgb-deflate", 21, 6, dict(bits=(8, 8, 8), photometric=2, compression=8,
+                                            bigtiff=True, extra_tags=[(278, (3, [4]))]),
+         "noise"),
     ]
     readme = []
     for n, (name, w, h, kw, pattern) in enumerate(cases):
