@@ -199,11 +199,19 @@ fn mirror_row(row: &mut [u8], layout: &Layout, width: u32) {
     let w = width as usize;
     match layout {
         Layout::One => {
-            let bits: Vec<bool> = (0..w).map(|x| row[x / 8] >> (7 - x % 8) & 1 == 1).collect();
-            row.fill(0);
-            for (x, b) in bits.iter().rev().enumerate() {
-                if *b {
-                    row[x / 8] |= 0x80 >> (x % 8);
+            // Reverse the bytes and the bits in each, then shift the
+            // padding (8·len − w bits, now in front) out to the right.
+            let len = w.div_ceil(8);
+            let row = &mut row[..len];
+            row.reverse();
+            for b in row.iter_mut() {
+                *b = b.reverse_bits();
+            }
+            let shift = (8 * len - w) as u32;
+            if shift > 0 {
+                for i in 0..len {
+                    let next = row.get(i + 1).copied().unwrap_or(0);
+                    row[i] = (row[i] << shift) | (next >> (8 - shift));
                 }
             }
         }

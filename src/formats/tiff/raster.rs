@@ -363,33 +363,34 @@ impl<'a> Raster<'a> {
     /// (299 R + 587 G + 114 B) / 1000 the converter would compute.
     pub fn read_frame(&mut self, frame: &mut Frame) -> Result<(), DecodeError> {
         let w = self.plan.width as usize;
+        let (bits, rgb) = match self.plan.layout {
+            Layout::One => (true, false),
+            Layout::Grey | Layout::Palette(_) => (false, false),
+            Layout::Bgr => (false, true),
+        };
         for y in 0..self.plan.height as usize {
-            let layout = self.plan.layout.clone();
             let row = self.next_row()?;
             let mut impure = false;
             let dst = frame.row_mut(y);
-            match layout {
-                Layout::One => {
-                    for (x, d) in dst.iter_mut().enumerate() {
-                        *d = if row[x / 8] >> (7 - x % 8) & 1 == 1 {
-                            255
-                        } else {
-                            0
-                        };
+            if bits {
+                for (x, d) in dst.iter_mut().enumerate() {
+                    *d = if row[x / 8] >> (7 - x % 8) & 1 == 1 {
+                        255
+                    } else {
+                        0
+                    };
+                }
+            } else if rgb {
+                for (d, p) in dst.iter_mut().zip(row.chunks_exact(3)) {
+                    let l = 299 * u32::from(p[2]) + 587 * u32::from(p[1]) + 114 * u32::from(p[0]);
+                    *d = (l / 1000) as u8;
+                    // A dark colour whose grey level is 0 is not black.
+                    if *d == 0 && l != 0 {
+                        impure = true;
                     }
                 }
-                Layout::Grey | Layout::Palette(_) => dst.copy_from_slice(&row[..w]),
-                Layout::Bgr => {
-                    for (d, p) in dst.iter_mut().zip(row.chunks_exact(3)) {
-                        let l =
-                            299 * u32::from(p[2]) + 587 * u32::from(p[1]) + 114 * u32::from(p[0]);
-                        *d = (l / 1000) as u8;
-                        // A dark colour whose grey level is 0 is not black.
-                        if *d == 0 && l != 0 {
-                            impure = true;
-                        }
-                    }
-                }
+            } else {
+                dst.copy_from_slice(&row[..w]);
             }
             if impure {
                 self.pure = false;
