@@ -350,7 +350,9 @@ impl Plan {
                 } => true,
                 _ => false,
             };
-        let pillow_maps = raw && one_tile && map_mode && !tiled;
+        // A single tile larger than the image is mapped with its tile
+        // stride, rows overlapping; not reproduced (decoded as stored).
+        let pillow_maps = raw && map_mode && (covers || (one_tile && !tiled));
         let plan = Plan {
             width: width as u32,
             height: height as u32,

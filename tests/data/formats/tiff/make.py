@@ -10,6 +10,8 @@ Writes TIFF files two ways:
     depth, 2/4/12/16-bit grey, signed 16 and 32-bit, floats, palettes of
     1-8 bits, RGB(A) 8/16-bit with associated and unassociated alpha and
     extra samples, CMYK 8/16-bit, big-endian files, BigTIFF, old-style LZW;
+  - uncompressed single strips and tiles Pillow memory-maps, with every
+    Orientation (Pillow maps them at the turned size for 5-8);
 
 at many widths (1-70, 127-129, 255-257, 300), then runs
 `rlewatch compress` (dither, and --threshold) on every file and compares
@@ -473,6 +475,22 @@ def hand_cases(rng, quick):
                 yield f"{name}/{vname.split('-c')[0]}", kw, w, h, pattern, bits[0], nsamp
 
 
+def mapped_cases(rng):
+    """Uncompressed images Pillow memory-maps (one tile or strip covering
+    the image, raw mode = mode): with Orientation 5-8 Pillow maps them at
+    the turned size."""
+    kinds = [("grey8", 1, (8,), None), ("pal8", 3, (8,), None), ("rgba8", 2, (8, 8, 8, 8), (2,)),
+             ("cmyk8", 5, (8, 8, 8, 8), None), ("grey16", 1, (16,), None),
+             ("grey16-miw", 0, (16,), None)]
+    for name, photo, bits, extra in kinds:
+        for (w, h) in ((16, 32), (32, 16), (48, 48), (7, 10), (13, 5)):
+            for o in range(1, 9):
+                tile = (w, h) if w % 16 == 0 and h % 16 == 0 else None
+                kw = dict(bits=bits, photometric=photo, extra=extra, orientation=o, tile=tile,
+                          colormap=[rng.randrange(65536) for _ in range(768)] if photo == 3 else None)
+                yield f"mapped-{name}{'-tile' if tile else ''}", kw, w, h, "noise", bits[0], len(bits)
+
+
 def pillow_cases(quick):
     modes = ["1", "L", "P", "RGB", "RGBA", "CMYK", "I;16", "I", "F", "LA"]
     comps = ["raw", "packbits", "tiff_lzw", "tiff_adobe_deflate", "group3", "group4"]
@@ -639,7 +657,7 @@ def main():
             expected[name] = {"why": f"{type(e).__name__}: {e}"}
 
     n = 0
-    for cls, kw, w, h, pattern, bits, nsamp in hand_cases(rng, args.quick):
+    for cls, kw, w, h, pattern, bits, nsamp in list(hand_cases(rng, args.quick)) + list(mapped_cases(rng)):
         if only and not only.search(cls):
             continue
         planes = nsamp if kw.get("planar") == 2 else 1
