@@ -261,6 +261,11 @@ const KEPT: [u16; 23] = [
 
 /// Reads the directory at `at`: its entries and nothing else.
 pub fn read_ifd(src: &dyn Source, order: Order, at: u64) -> Result<Ifd, DecodeError> {
+    if at == 0 {
+        // libtiff writes the header first and the directory's offset
+        // when it closes the file.
+        return Err(truncated("no image directory yet (its offset is still 0)"));
+    }
     if at < 8 {
         return Err(invalid(format!(
             "first directory offset {at} points into the header"

@@ -193,6 +193,19 @@ fn complete_when_the_directory_comes_last() {
     }
 }
 
+/// libtiff writes the header with a directory offset of 0 and patches it
+/// when the file is closed.
+#[test]
+fn not_complete_until_the_directory_offset_is_written() {
+    let mut f = tiny(3, 1, &[], &[0, 1, 2]);
+    f[4..8].copy_from_slice(&[0; 4]);
+    assert!(matches!(whole(&f), Whole::NotYet(_)));
+    assert!(matches!(
+        compress(&f, Conversion::Dither),
+        Err(CompressError::Decode(DecodeError::Truncated { .. }))
+    ));
+}
+
 #[test]
 fn plainly_invalid_files_are_complete() {
     // An empty directory, a bad version number: waiting cannot help.
