@@ -90,6 +90,13 @@ pub struct Plan {
     /// image's mode); with Orientation 5–8 it then maps the bytes at the
     /// turned size (see [`Plan::into_pillow_mapped`]).
     pub pillow_maps: bool,
+    /// Bytes from one row to the next of uncompressed data when they are
+    /// not the rows' own length (the mapped turn of a single tile larger
+    /// than the image).
+    pub row_stride: Option<u64>,
+    /// The row stride Pillow maps a single large tile with (see
+    /// [`Plan::into_pillow_mapped`]).
+    map_stride: Option<u64>,
 }
 
 impl Plan {
@@ -352,7 +359,23 @@ impl Plan {
             };
         // A single tile larger than the image is mapped with its tile
         // stride, rows overlapping; not reproduced (decoded as stored).
-        let pillow_maps = raw && map_mode && (covers || (one_tile && !tiled));
+        let mut pillow_maps = raw && map_mode && (covers || one_tile);
+        let mut map_stride = None;
+        if pillow_maps && tiled && !covers && orientation >= 5 {
+            // One tile larger than the image: Pillow maps the turned
+            // rows (`height` pixels) at the larger of the tile's row
+            // length and theirs, unless that runs past the file's end
+            // (then it decodes the tile as stored).
+            let tw = one(tag::TILE_WIDTH, 0)?;
+            let px = u64::from(sample_bits) * spp as u64 / 8;
+            let stride = (tw * px).max(height * px);
+            let at = offsets.first(src)?;
+            if at.saturating_add(width.saturating_mul(stride)) <= src.byte_len()? {
+                map_stride = Some(stride);
+            } else {
+                pillow_maps = false;
+            }
+        }
         let plan = Plan {
             width: width as u32,
             height: height as u32,
@@ -372,6 +395,8 @@ impl Plan {
             byte_counts,
             fixed_offset,
             pillow_maps,
+            row_stride: None,
+            map_stride,
         };
         let needed = plan.chunk_count();
         if plan.offsets.count < needed {
@@ -407,6 +432,7 @@ impl Plan {
             (self.width, self.height) = (self.height, self.width);
             self.chunks = Chunks::Strips { rows: self.height };
             self.fixed_offset = Some(self.fixed_offset.unwrap_or(0));
+            self.row_stride = self.map_stride;
         }
         self
     }
@@ -469,8 +495,11 @@ impl Plan {
     ) -> Result<(u64, u64), DecodeError> {
         let index = self.fixed_offset.unwrap_or(i);
         let at = self.offsets.get(src, index)?;
-        let len = if self.compression == Compression::None {
-            self.plane_row_bytes(self.chunk_width()) as u64 * u64::from(rows)
+        let row = self.plane_row_bytes(self.chunk_width()) as u64;
+        let len = if let (Some(stride), true) = (self.row_stride, rows > 0) {
+            stride * u64::from(rows - 1) + row
+        } else if self.compression == Compression::None {
+            row * u64::from(rows)
         } else {
             match &self.byte_counts {
                 Some(c) => c.get(src, i)?,

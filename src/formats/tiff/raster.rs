@@ -187,6 +187,19 @@ impl<'a> Raster<'a> {
                 fax_strip(span, &self.plan, self.plan.width, rows, &mut held)?;
                 self.band = Band::Held(held);
             }
+            (Chunks::Strips { .. }, Compression::None) if plan.row_stride.is_some() => {
+                let (at, _) = plan.chunk_span(self.src, u64::from(b), rows)?;
+                // Checked against the file when the plan was made.
+                let stride = plan.row_stride.unwrap_or(0);
+                let row = plan.plane_row_bytes(plan.width);
+                self.band = Band::Streams(vec![Box::new(Strided {
+                    src: self.src,
+                    at,
+                    stride,
+                    row,
+                    done: 0,
+                })]);
+            }
             (Chunks::Strips { .. }, c) => {
                 let mut streams = Vec::with_capacity(planes);
                 for p in 0..planes as u64 {
@@ -397,6 +410,31 @@ impl<'a> Raster<'a> {
             }
         }
         Ok(())
+    }
+}
+
+/// Rows of `row` bytes, `stride` bytes apart, from `at` (Pillow's mapping
+/// of a tile larger than the image at the turned size).
+struct Strided<'a> {
+    src: &'a (dyn Source + 'a),
+    at: u64,
+    stride: u64,
+    row: usize,
+    /// Bytes of the current row given.
+    done: usize,
+}
+
+impl Read for Strided<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.row - self.done);
+        self.src
+            .read_exact_at(&mut buf[..n], self.at + self.done as u64)?;
+        self.done += n;
+        if self.done == self.row {
+            self.at += self.stride;
+            self.done = 0;
+        }
+        Ok(n)
     }
 }
 

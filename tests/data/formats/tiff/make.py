@@ -483,12 +483,15 @@ def mapped_cases(rng):
              ("cmyk8", 5, (8, 8, 8, 8), None), ("grey16", 1, (16,), None),
              ("grey16-miw", 0, (16,), None)]
     for name, photo, bits, extra in kinds:
-        for (w, h) in ((16, 32), (32, 16), (48, 48), (7, 10), (13, 5)):
+        for (w, h, big) in ((16, 32, 0), (32, 16, 0), (48, 48, 0), (7, 10, 0), (13, 5, 0),
+                            (7, 10, 1), (13, 5, 1), (20, 40, 1)):
             for o in range(1, 9):
                 tile = (w, h) if w % 16 == 0 and h % 16 == 0 else None
+                if big:  # one tile larger than the image
+                    tile = (-(-w // 16) * 16 + 16, -(-h // 16) * 16)
                 kw = dict(bits=bits, photometric=photo, extra=extra, orientation=o, tile=tile,
                           colormap=[rng.randrange(65536) for _ in range(768)] if photo == 3 else None)
-                yield f"mapped-{name}{'-tile' if tile else ''}", kw, w, h, "noise", bits[0], len(bits)
+                yield f"mapped-{name}{'-bigtile' if big else '-tile' if tile else ''}", kw, w, h, "noise", bits[0], len(bits)
 
 
 def pillow_cases(quick):
