@@ -5,7 +5,7 @@
 use super::super::{DecodeError, Format, Layout, Whole};
 use super::codec::Compression;
 use super::ifd::{self, Array, Ifd, Order};
-use super::pixel::{Key, Kind};
+use super::pixel::{Alpha, Key, Kind};
 use crate::bmp::Source;
 
 fn invalid(why: impl Into<String>) -> DecodeError {
@@ -94,6 +94,9 @@ pub struct Plan {
     /// not the rows' own length (the mapped turn of a single tile larger
     /// than the image).
     pub row_stride: Option<u64>,
+    /// The row length Pillow reads uncompressed separate-plane tiles
+    /// reaching past the right edge with (None: their rows' own).
+    pub edge_row_bytes: Option<usize>,
     /// The row stride Pillow maps a single large tile with (see
     /// [`Plan::into_pillow_mapped`]).
     map_stride: Option<u64>,
@@ -280,8 +283,45 @@ impl Plan {
         if compression == Compression::None {
             // Pillow reads uncompressed data itself, with raw modes that do
             // not all exist or fit.
-            kind = pillow_raw_quirks(kind, fill_order == 2, planar && spp > 1, tiled)?;
+            kind = pillow_raw_quirks(kind, fill_order == 2, planar && spp > 1)?;
         }
+        // libtiff calls a fourth sample no ExtraSamples tag names an
+        // unspecified extra sample, and Pillow unpremultiplies separate
+        // planes whose first extra sample is unspecified or associated.
+        if compression != Compression::None
+            && planar
+            && key.extra.is_empty()
+            && let Kind::Rgb {
+                sixteen,
+                big_endian,
+                spp: 4,
+                alpha: Alpha::Straight,
+            } = kind
+        {
+            kind = Kind::Rgb {
+                sixteen,
+                big_endian,
+                spp: 4,
+                alpha: Alpha::Premultiplied,
+            };
+        }
+        // Pillow's row length for an uncompressed tile reaching past the
+        // right edge: the tile width × the bits of all samples / 8 / the
+        // samples its photometric names, as a float cut to an integer;
+        // it differs from the rows' own length only for 16-bit samples
+        // read as 8-bit planes.
+        let edge_row_bytes = if compression == Compression::None && tiled && planar && spp > 1 {
+            let tw = one(tag::TILE_WIDTH, 0)? as f64;
+            let named = match photometric {
+                2 | 6 | 8 => 3,
+                5 => 4,
+                _ => 1,
+            } + key.extra.len();
+            let sum: u64 = bits.iter().sum();
+            Some((tw * sum as f64 / 8.0 / named as f64) as usize)
+        } else {
+            None
+        };
 
         let rows_tag = one(tag::ROWS_PER_STRIP, height)?;
         let covers = !planar
@@ -347,7 +387,7 @@ impl Plan {
                 Kind::Rgb {
                     sixteen: false,
                     spp: 4,
-                    alpha: super::pixel::Alpha::Straight,
+                    alpha: Alpha::Straight,
                     ..
                 } => true,
                 Kind::Cmyk {
@@ -397,6 +437,7 @@ impl Plan {
             pillow_maps,
             row_stride: None,
             map_stride,
+            edge_row_bytes,
         };
         let needed = plan.chunk_count();
         if plan.offsets.count < needed {
@@ -495,7 +536,13 @@ impl Plan {
     ) -> Result<(u64, u64), DecodeError> {
         let index = self.fixed_offset.unwrap_or(i);
         let at = self.offsets.get(src, index)?;
-        let row = self.plane_row_bytes(self.chunk_width()) as u64;
+        let mut row = self.plane_row_bytes(self.chunk_width()) as u64;
+        if let (Chunks::Tiles { width, .. }, Some(edge)) = (self.chunks, self.edge_row_bytes) {
+            let tx = i % u64::from(self.across());
+            if (tx + 1) * u64::from(width) > u64::from(self.width) {
+                row = edge as u64;
+            }
+        }
         let len = if let (Some(stride), true) = (self.row_stride, rows > 0) {
             stride * u64::from(rows - 1) + row
         } else if self.compression == Compression::None {
@@ -514,14 +561,9 @@ impl Plan {
 /// libtiff (design §2.1: Pillow wins): FillOrder 2 has no raw mode for
 /// MinIsWhite 8-bit grey nor for 1/2/4-bit palettes; separate planes are
 /// read with 8-bit band modes, so 16-bit planes are read as 8-bit samples
-/// (the first bytes of each plane's rows: strips only here) and an
-/// associated alpha plane has no raw mode at all.
-fn pillow_raw_quirks(
-    kind: Kind,
-    lsb_first: bool,
-    planar: bool,
-    tiled: bool,
-) -> Result<Kind, DecodeError> {
+/// (the first bytes of each plane's rows; see [`Plan::edge_row_bytes`] for
+/// tiles) and an associated alpha plane has no raw mode at all.
+fn pillow_raw_quirks(kind: Kind, lsb_first: bool, planar: bool) -> Result<Kind, DecodeError> {
     let no_raw_mode = || {
         unsupported(
             "uncompressed data in a layout Pillow has no raw mode for (it refuses the file)",
@@ -537,13 +579,14 @@ fn pillow_raw_quirks(
             bits: 1 | 2 | 4, ..
         } if lsb_first => Err(no_raw_mode()),
         Kind::Rgb {
-            alpha: super::pixel::Alpha::Premultiplied,
+            alpha: Alpha::Premultiplied,
             ..
-        } if planar => Err(no_raw_mode()),
-        Kind::Rgb { sixteen: true, .. } | Kind::Cmyk { sixteen: true, .. } if planar && tiled => {
-            Err(unsupported(
-                "uncompressed 16-bit samples in separate planes and tiles, which Pillow misreads",
-            ))
+        }
+        | Kind::Grey { spp: 2, .. }
+        | Kind::Palette { spp: 2, .. }
+            if planar =>
+        {
+            Err(no_raw_mode())
         }
         Kind::Rgb {
             sixteen: true,

@@ -254,9 +254,10 @@ impl<'a> Raster<'a> {
                             continue;
                         }
                         let mut reader = codec::reader(span, c);
+                        let skip = edge_skip(&self.plan, x0);
                         for r in 0..rows as usize {
                             let pr = &mut self.plane_rows[p];
-                            read_row(&mut reader, pr, i)?;
+                            read_tile_row(&mut reader, pr, skip, i)?;
                             undo_predictor(&self.plan, pr, &mut self.scratch);
                             let dst = &mut held[r * stride + p * row..][..row];
                             copy_bits(pr, dst, x0 as u64 * bits_pp, u64::from(cw) * bits_pp);
@@ -321,9 +322,9 @@ impl<'a> Raster<'a> {
                     let i =
                         (p as u64 * bands + u64::from(self.band_index)) * across as u64 + tx as u64;
                     let pr = &mut self.plane_rows[p];
-                    read_row(s, pr, i)?;
-                    undo_predictor(plan, pr, &mut self.scratch);
                     let x0 = tx as u32 * tw;
+                    read_tile_row(s, pr, edge_skip(plan, x0), i)?;
+                    undo_predictor(plan, pr, &mut self.scratch);
                     let cw = (plan.width - x0).min(tw);
                     copy_bits(
                         pr,
@@ -436,6 +437,34 @@ impl Read for Strided<'_> {
         }
         Ok(n)
     }
+}
+
+/// Bytes after each row of the tile at `x0` that Pillow's longer row
+/// length for edge tiles passes over (see `Plan::edge_row_bytes`).
+fn edge_skip(plan: &Plan, x0: u32) -> usize {
+    match (plan.chunks, plan.edge_row_bytes) {
+        (Chunks::Tiles { width, .. }, Some(edge))
+            if u64::from(x0) + u64::from(width) > u64::from(plan.width) =>
+        {
+            edge.saturating_sub(plan.plane_row_bytes(width))
+        }
+        _ => 0,
+    }
+}
+
+/// Fills `row` from `r`, the data of tile `i`, then passes over `skip`
+/// bytes.
+fn read_tile_row(r: &mut dyn Read, row: &mut [u8], skip: usize, i: u64) -> Result<(), DecodeError> {
+    read_row(r, row, i)?;
+    if skip > 0 {
+        let n = io::copy(&mut r.take(skip as u64), &mut io::sink()).map_err(DecodeError::Io)?;
+        if n < skip as u64 {
+            return Err(invalid(format!(
+                "strip/tile {i} decodes to fewer bytes than its rows need"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Fills `row` from `r`, the data of chunk `i`.

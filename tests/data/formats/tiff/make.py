@@ -428,7 +428,7 @@ def hand_cases(rng, quick):
     # structure variants on a few kinds
     struct_kinds = [k for k in kinds if k[0] in (
         "bilevel-miniswhite", "grey8", "grey4-miw", "grey16", "rgb8", "rgba8-assoc", "cmyk8",
-        "rgb16", "pal4", "float32", "int16")]
+        "rgb16", "pal4", "float32", "int16", "cmyk16", "rgba8-noextra", "grey-alpha")]
     for name, photo, bits, sf, extra in struct_kinds:
         nsamp = len(bits)
         for w in ([5, 16, 33, 70, 129] if quick else [1, 5, 16, 17, 33, 70, 127, 129, 255, 300]):
