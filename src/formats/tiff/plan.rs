@@ -364,8 +364,23 @@ impl Plan {
                 ifd.get(tag::STRIP_BYTES).copied(),
             )
         };
+        if planar && spp > kind.bands() {
+            return Err(unsupported(format!(
+                "{spp} samples in separate planes for a {}-band Pillow mode (Pillow cannot \
+                 read the extra planes)",
+                kind.bands()
+            )));
+        }
+        let mut lsb_first = fill_order == 2;
+        if compression == Compression::None && planar && spp == 1 {
+            // Pillow reads each plane with the first letter of the raw mode.
+            kind = single_plane_letter(kind)?;
+            lsb_first = false;
+        }
         let sample_bits = match kind {
             Kind::Rgb { sixteen: false, .. } | Kind::Cmyk { sixteen: false, .. } => 8,
+            Kind::Grey { bits, .. } | Kind::Palette { bits, .. } => u32::from(bits),
+            Kind::Int { bytes, .. } => 8 * bytes as u32,
             _ => sample_bits,
         };
         let raw = compression == Compression::None;
@@ -426,7 +441,7 @@ impl Plan {
             planar: planar && spp > 1,
             compression,
             predictor,
-            lsb_first: fill_order == 2,
+            lsb_first,
             big_endian: order.big_endian,
             t4_options,
             orientation,
@@ -446,7 +461,7 @@ impl Plan {
                 plan.offsets.count
             )));
         }
-        if raw && plan.planar && plan.offsets.count > needed {
+        if raw && planar && plan.offsets.count > needed {
             // Pillow reads every offset as the next plane's, and has no
             // plane past the last sample.
             return Err(unsupported(format!(
@@ -555,6 +570,40 @@ impl Plan {
         };
         Ok((at, len))
     }
+}
+
+/// How Pillow's own reader takes uncompressed data in one separate plane:
+/// with the raw mode's first letter ("1;I" as "1", "L;4" as "L", "I;16S"
+/// as "I"), so without inversion or bit reversal, sub-byte samples read as
+/// bytes, 16-bit integers as 32-bit ones; 12 and 16-bit grey has no such
+/// raw mode.
+fn single_plane_letter(kind: Kind) -> Result<Kind, DecodeError> {
+    Ok(match kind {
+        Kind::Bilevel { .. } => Kind::Bilevel { invert: false },
+        Kind::Grey { spp: 1, .. } => Kind::Grey {
+            bits: 8,
+            invert: false,
+            spp: 1,
+            alpha: false,
+        },
+        Kind::Palette { spp: 1, .. } => Kind::Palette {
+            bits: 8,
+            spp: 1,
+            alpha: false,
+        },
+        Kind::Int { .. } => Kind::Int {
+            bytes: 4,
+            big_endian: false,
+        },
+        Kind::Float { .. } => Kind::Float { big_endian: false },
+        Kind::Grey12 | Kind::Grey16 { .. } => {
+            return Err(unsupported(
+                "uncompressed 12/16-bit grey marked as separate planes, which Pillow has no \
+                 raw mode for (it refuses the file)",
+            ));
+        }
+        k => k,
+    })
 }
 
 /// What Pillow's own reader of uncompressed data does differently from

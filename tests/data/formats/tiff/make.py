@@ -348,6 +348,7 @@ def samples_big_endian(rows, bits, big):
 
 
 # ------------------------------------------------------------- the cases
+ALL_STRUCTURES = False
 WIDTHS = list(range(1, 71)) + [127, 128, 129, 255, 256, 257, 300]
 
 
@@ -426,7 +427,7 @@ def hand_cases(rng, quick):
                               extra_tags=[(278, (3, [1 + w % 5]))])
                     yield name, kw, w, h, pattern, bits[0], nsamp
     # structure variants on a few kinds
-    struct_kinds = [k for k in kinds if k[0] in (
+    struct_kinds = [k for k in kinds if ALL_STRUCTURES or k[0] in (
         "bilevel-miniswhite", "grey8", "grey4-miw", "grey16", "rgb8", "rgba8-assoc", "cmyk8",
         "rgb16", "pal4", "float32", "int16", "cmyk16", "rgba8-noextra", "grey-alpha")]
     for name, photo, bits, sf, extra in struct_kinds:
@@ -441,6 +442,8 @@ def hand_cases(rng, quick):
                 for tile in ((16, 16), (32, 48), (64, 16)):
                     variants.append((f"tiles{tile[0]}x{tile[1]}-c{comp}",
                                      dict(compression=comp, tile=tile)))
+                if nsamp == 1:
+                    variants.append((f"planar1-c{comp}", dict(compression=comp, planar=2)))
                 if nsamp > 1:
                     variants.append((f"planar-c{comp}", dict(compression=comp, planar=2,
                                                              extra_tags=[(278, (3, [2]))])))
@@ -460,7 +463,7 @@ def hand_cases(rng, quick):
                                          dict(compression=comp, predictor=2, planar=2)))
                     variants.append((f"pred2-tiles-c{comp}", dict(compression=comp, predictor=2,
                                                                   tile=(16, 32))))
-                if sf == (3,):
+                if sf == (3,) and bits[0] == 32:
                     variants.append((f"pred3-c{comp}", dict(compression=comp, predictor=3)))
                     variants.append((f"pred3-tiles-c{comp}", dict(compression=comp, predictor=3,
                                                                   tile=(32, 16))))
@@ -630,12 +633,16 @@ def main():
     ap.add_argument("--keep")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", help="regex on class names")
+    ap.add_argument("--all-structures", action="store_true",
+                    help="tiles, planes, predictors, orientations for every pixel type")
     ap.add_argument("--images", help="also compare every *.tif* of this folder (Pillow's Tests/images)")
     args = ap.parse_args()
     if args.vectors:
         return vectors(args.vectors)
     if not args.rlewatch:
         ap.error("the rlewatch binary is needed")
+    global ALL_STRUCTURES
+    ALL_STRUCTURES = args.all_structures
     rng = random.Random(args.seed)
     root = args.keep or tempfile.mkdtemp(prefix="tiffdiff")
     os.makedirs(os.path.join(root, "in"), exist_ok=True)
