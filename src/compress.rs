@@ -362,3 +362,5 @@ pub fn verify_rle(input: impl Read, expected: &Outcome) -> Result<(), VerifyErro
 mod format_vectors;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tiff_vectors;

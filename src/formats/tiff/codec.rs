@@ -179,6 +179,12 @@ impl<R: BufRead> Read for Lzw<R> {
                     self.done = true;
                     return Ok(0);
                 }
+                Ok(_) if r.consumed_in == 0 => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "corrupt LZW data (the decoder makes no progress)",
+                    ));
+                }
                 Ok(_) => {}
                 Err(e) => {
                     return Err(io::Error::new(

@@ -102,6 +102,10 @@ pub fn header(src: &dyn Source) -> Result<(Order, u64), DecodeError> {
     };
     match order.u16(&h[2..]) {
         42 => Ok((order, u64::from(order.u32(&h[4..])))),
+        43 if big_endian => Err(DecodeError::unsupported(
+            Format::Tiff,
+            "big-endian BigTIFF, which Pillow cannot read (it takes it for a classic TIFF)",
+        )),
         43 => {
             order.big_tiff = true;
             if n < 16 {
@@ -257,6 +261,11 @@ const KEPT: [u16; 23] = [
 
 /// Reads the directory at `at`: its entries and nothing else.
 pub fn read_ifd(src: &dyn Source, order: Order, at: u64) -> Result<Ifd, DecodeError> {
+    if at == 0 {
+        // libtiff writes the header first and the directory's offset
+        // when it closes the file.
+        return Err(truncated("no image directory yet (its offset is still 0)"));
+    }
     if at < 8 {
         return Err(invalid(format!(
             "first directory offset {at} points into the header"

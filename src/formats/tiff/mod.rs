@@ -43,7 +43,7 @@ pub fn open<'a>(
         (plan.width, plan.height)
     };
     let orientation = plan.orientation;
-    let mut raster = Raster::new(src, plan)?;
+    let raster = Raster::new(src, plan)?;
     let order = match orientation {
         3 | 4 => {
             let row = layout.row_bytes(raster.width());
@@ -57,14 +57,19 @@ pub fn open<'a>(
             })
         }
         5..=8 => {
-            let mut frame = Frame::new(
+            // Made now, so that a page too large is refused before any
+            // decoding; filled at the first row.
+            let frame = Frame::new(
                 raster.width(),
                 raster.height(),
                 max_pixels,
                 "Orientation tag (rotated or transposed page)",
             )?;
-            raster.read_frame(&mut frame)?;
-            Order::Turned(Turned { frame, y: 0 })
+            Order::Turned(Turned {
+                frame,
+                y: 0,
+                filled: false,
+            })
         }
         _ => Order::Forward,
     };
@@ -117,6 +122,7 @@ struct Reverse {
 struct Turned {
     frame: Frame,
     y: u32,
+    filled: bool,
 }
 
 struct TiffDecoder<'a> {
@@ -170,6 +176,10 @@ impl Decoder for TiffDecoder<'_> {
                     .copy_from_slice(&r.rows[r.next * len..(r.next + 1) * len]);
             }
             Order::Turned(t) => {
+                if !t.filled {
+                    self.raster.read_frame(&mut t.frame)?;
+                    t.filled = true;
+                }
                 turned_row(
                     &t.frame,
                     self.orientation,
@@ -199,11 +209,19 @@ fn mirror_row(row: &mut [u8], layout: &Layout, width: u32) {
     let w = width as usize;
     match layout {
         Layout::One => {
-            let bits: Vec<bool> = (0..w).map(|x| row[x / 8] >> (7 - x % 8) & 1 == 1).collect();
-            row.fill(0);
-            for (x, b) in bits.iter().rev().enumerate() {
-                if *b {
-                    row[x / 8] |= 0x80 >> (x % 8);
+            // Reverse the bytes and the bits in each, then shift the
+            // padding (8·len − w bits, now in front) out to the right.
+            let len = w.div_ceil(8);
+            let row = &mut row[..len];
+            row.reverse();
+            for b in row.iter_mut() {
+                *b = b.reverse_bits();
+            }
+            let shift = (8 * len - w) as u32;
+            if shift > 0 {
+                for i in 0..len {
+                    let next = row.get(i + 1).copied().unwrap_or(0);
+                    row[i] = (row[i] << shift) | (next >> (8 - shift));
                 }
             }
         }

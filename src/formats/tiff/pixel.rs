@@ -283,6 +283,19 @@ impl Kind {
         Ok(kind)
     }
 
+    /// Bands of the Pillow mode (the planes Pillow reads of a file with
+    /// separate planes).
+    pub fn bands(&self) -> usize {
+        match self {
+            Kind::Grey { alpha, .. } | Kind::Palette { alpha, .. } => 1 + usize::from(*alpha),
+            Kind::Rgb {
+                alpha: Alpha::None, ..
+            } => 3,
+            Kind::Rgb { .. } | Kind::Cmyk { .. } => 4,
+            _ => 1,
+        }
+    }
+
     /// The layout its rows are handed over in.
     pub fn layout(&self, palette: Option<Vec<[u8; 3]>>) -> Layout {
         match self {

@@ -5,7 +5,7 @@
 use super::super::{DecodeError, Format, Layout, Whole};
 use super::codec::Compression;
 use super::ifd::{self, Array, Ifd, Order};
-use super::pixel::{Key, Kind};
+use super::pixel::{Alpha, Key, Kind};
 use crate::bmp::Source;
 
 fn invalid(why: impl Into<String>) -> DecodeError {
@@ -77,7 +77,6 @@ pub struct Plan {
     pub lsb_first: bool,
     pub big_endian: bool,
     /// T4Options (CCITT Group 3).
-    #[allow(dead_code)] // read by the CCITT path once its codec is in
     pub t4_options: u32,
     pub orientation: u16,
     pub chunks: Chunks,
@@ -90,6 +89,16 @@ pub struct Plan {
     /// image's mode); with Orientation 5–8 it then maps the bytes at the
     /// turned size (see [`Plan::into_pillow_mapped`]).
     pub pillow_maps: bool,
+    /// Bytes from one row to the next of uncompressed data when they are
+    /// not the rows' own length (the mapped turn of a single tile larger
+    /// than the image).
+    pub row_stride: Option<u64>,
+    /// The row length Pillow reads uncompressed separate-plane tiles
+    /// reaching past the right edge with (None: their rows' own).
+    pub edge_row_bytes: Option<usize>,
+    /// The row stride Pillow maps a single large tile with (see
+    /// [`Plan::into_pillow_mapped`]).
+    map_stride: Option<u64>,
 }
 
 impl Plan {
@@ -273,8 +282,45 @@ impl Plan {
         if compression == Compression::None {
             // Pillow reads uncompressed data itself, with raw modes that do
             // not all exist or fit.
-            kind = pillow_raw_quirks(kind, fill_order == 2, planar && spp > 1, tiled)?;
+            kind = pillow_raw_quirks(kind, fill_order == 2, planar && spp > 1)?;
         }
+        // libtiff calls a fourth sample no ExtraSamples tag names an
+        // unspecified extra sample, and Pillow unpremultiplies separate
+        // planes whose first extra sample is unspecified or associated.
+        if compression != Compression::None
+            && planar
+            && key.extra.is_empty()
+            && let Kind::Rgb {
+                sixteen,
+                big_endian,
+                spp: 4,
+                alpha: Alpha::Straight,
+            } = kind
+        {
+            kind = Kind::Rgb {
+                sixteen,
+                big_endian,
+                spp: 4,
+                alpha: Alpha::Premultiplied,
+            };
+        }
+        // Pillow's row length for an uncompressed tile reaching past the
+        // right edge: the tile width × the bits of all samples / 8 / the
+        // samples its photometric names, as a float cut to an integer;
+        // it differs from the rows' own length only for 16-bit samples
+        // read as 8-bit planes.
+        let edge_row_bytes = if compression == Compression::None && tiled && planar && spp > 1 {
+            let tw = one(tag::TILE_WIDTH, 0)? as f64;
+            let named = match photometric {
+                2 | 6 | 8 => 3,
+                5 => 4,
+                _ => 1,
+            } + key.extra.len();
+            let sum: u64 = bits.iter().sum();
+            Some((tw * sum as f64 / 8.0 / named as f64) as usize)
+        } else {
+            None
+        };
 
         let rows_tag = one(tag::ROWS_PER_STRIP, height)?;
         let covers = !planar
@@ -317,8 +363,23 @@ impl Plan {
                 ifd.get(tag::STRIP_BYTES).copied(),
             )
         };
+        if planar && spp > kind.bands() {
+            return Err(unsupported(format!(
+                "{spp} samples in separate planes for a {}-band Pillow mode (Pillow cannot \
+                 read the extra planes)",
+                kind.bands()
+            )));
+        }
+        let mut lsb_first = fill_order == 2;
+        if compression == Compression::None && planar && spp == 1 {
+            // Pillow reads each plane with the first letter of the raw mode.
+            kind = single_plane_letter(kind)?;
+            lsb_first = false;
+        }
         let sample_bits = match kind {
             Kind::Rgb { sixteen: false, .. } | Kind::Cmyk { sixteen: false, .. } => 8,
+            Kind::Grey { bits, .. } | Kind::Palette { bits, .. } => u32::from(bits),
+            Kind::Int { bytes, .. } => 8 * bytes as u32,
             _ => sample_bits,
         };
         let raw = compression == Compression::None;
@@ -340,7 +401,7 @@ impl Plan {
                 Kind::Rgb {
                     sixteen: false,
                     spp: 4,
-                    alpha: super::pixel::Alpha::Straight,
+                    alpha: Alpha::Straight,
                     ..
                 } => true,
                 Kind::Cmyk {
@@ -350,7 +411,25 @@ impl Plan {
                 } => true,
                 _ => false,
             };
-        let pillow_maps = raw && one_tile && map_mode && !tiled;
+        // A single tile larger than the image is mapped with its tile
+        // stride, rows overlapping; not reproduced (decoded as stored).
+        let mut pillow_maps = raw && map_mode && (covers || one_tile);
+        let mut map_stride = None;
+        if pillow_maps && tiled && !covers && orientation >= 5 {
+            // One tile larger than the image: Pillow maps the turned
+            // rows (`height` pixels) at the larger of the tile's row
+            // length and theirs, unless that runs past the file's end
+            // (then it decodes the tile as stored).
+            let tw = one(tag::TILE_WIDTH, 0)?;
+            let px = u64::from(sample_bits) * spp as u64 / 8;
+            let stride = (tw * px).max(height * px);
+            let at = offsets.first(src)?;
+            if at.saturating_add(width.saturating_mul(stride)) <= src.byte_len()? {
+                map_stride = Some(stride);
+            } else {
+                pillow_maps = false;
+            }
+        }
         let plan = Plan {
             width: width as u32,
             height: height as u32,
@@ -361,7 +440,7 @@ impl Plan {
             planar: planar && spp > 1,
             compression,
             predictor,
-            lsb_first: fill_order == 2,
+            lsb_first,
             big_endian: order.big_endian,
             t4_options,
             orientation,
@@ -370,11 +449,22 @@ impl Plan {
             byte_counts,
             fixed_offset,
             pillow_maps,
+            row_stride: None,
+            map_stride,
+            edge_row_bytes,
         };
         let needed = plan.chunk_count();
         if plan.offsets.count < needed {
             return Err(invalid(format!(
                 "{} strip/tile offsets for {needed} strips/tiles",
+                plan.offsets.count
+            )));
+        }
+        if raw && planar && plan.offsets.count > needed {
+            // Pillow reads every offset as the next plane's, and has no
+            // plane past the last sample.
+            return Err(unsupported(format!(
+                "{} strip offsets for {needed} strips of separate planes (Pillow refuses it)",
                 plan.offsets.count
             )));
         }
@@ -397,6 +487,7 @@ impl Plan {
             (self.width, self.height) = (self.height, self.width);
             self.chunks = Chunks::Strips { rows: self.height };
             self.fixed_offset = Some(self.fixed_offset.unwrap_or(0));
+            self.row_stride = self.map_stride;
         }
         self
     }
@@ -459,8 +550,17 @@ impl Plan {
     ) -> Result<(u64, u64), DecodeError> {
         let index = self.fixed_offset.unwrap_or(i);
         let at = self.offsets.get(src, index)?;
-        let len = if self.compression == Compression::None {
-            self.plane_row_bytes(self.chunk_width()) as u64 * u64::from(rows)
+        let mut row = self.plane_row_bytes(self.chunk_width()) as u64;
+        if let (Chunks::Tiles { width, .. }, Some(edge)) = (self.chunks, self.edge_row_bytes) {
+            let tx = i % u64::from(self.across());
+            if (tx + 1) * u64::from(width) > u64::from(self.width) {
+                row = edge as u64;
+            }
+        }
+        let len = if let (Some(stride), true) = (self.row_stride, rows > 0) {
+            stride * u64::from(rows - 1) + row
+        } else if self.compression == Compression::None {
+            row * u64::from(rows)
         } else {
             match &self.byte_counts {
                 Some(c) => c.get(src, i)?,
@@ -471,18 +571,47 @@ impl Plan {
     }
 }
 
+/// How Pillow's own reader takes uncompressed data in one separate plane:
+/// with the raw mode's first letter ("1;I" as "1", "L;4" as "L", "I;16S"
+/// as "I"), so without inversion or bit reversal, sub-byte samples read as
+/// bytes, 16-bit integers as 32-bit ones; 12 and 16-bit grey has no such
+/// raw mode.
+fn single_plane_letter(kind: Kind) -> Result<Kind, DecodeError> {
+    Ok(match kind {
+        Kind::Bilevel { .. } => Kind::Bilevel { invert: false },
+        Kind::Grey { spp: 1, .. } => Kind::Grey {
+            bits: 8,
+            invert: false,
+            spp: 1,
+            alpha: false,
+        },
+        Kind::Palette { spp: 1, .. } => Kind::Palette {
+            bits: 8,
+            spp: 1,
+            alpha: false,
+        },
+        Kind::Int { .. } => Kind::Int {
+            bytes: 4,
+            big_endian: false,
+        },
+        Kind::Float { .. } => Kind::Float { big_endian: false },
+        Kind::Grey12 | Kind::Grey16 { .. } => {
+            return Err(unsupported(
+                "uncompressed 12/16-bit grey marked as separate planes, which Pillow has no \
+                 raw mode for (it refuses the file)",
+            ));
+        }
+        k => k,
+    })
+}
+
 /// What Pillow's own reader of uncompressed data does differently from
 /// libtiff (design §2.1: Pillow wins): FillOrder 2 has no raw mode for
 /// MinIsWhite 8-bit grey nor for 1/2/4-bit palettes; separate planes are
 /// read with 8-bit band modes, so 16-bit planes are read as 8-bit samples
-/// (the first bytes of each plane's rows: strips only here) and an
-/// associated alpha plane has no raw mode at all.
-fn pillow_raw_quirks(
-    kind: Kind,
-    lsb_first: bool,
-    planar: bool,
-    tiled: bool,
-) -> Result<Kind, DecodeError> {
+/// (the first bytes of each plane's rows; see [`Plan::edge_row_bytes`] for
+/// tiles) and an associated alpha plane has no raw mode at all.
+fn pillow_raw_quirks(kind: Kind, lsb_first: bool, planar: bool) -> Result<Kind, DecodeError> {
     let no_raw_mode = || {
         unsupported(
             "uncompressed data in a layout Pillow has no raw mode for (it refuses the file)",
@@ -498,13 +627,14 @@ fn pillow_raw_quirks(
             bits: 1 | 2 | 4, ..
         } if lsb_first => Err(no_raw_mode()),
         Kind::Rgb {
-            alpha: super::pixel::Alpha::Premultiplied,
+            alpha: Alpha::Premultiplied,
             ..
-        } if planar => Err(no_raw_mode()),
-        Kind::Rgb { sixteen: true, .. } | Kind::Cmyk { sixteen: true, .. } if planar && tiled => {
-            Err(unsupported(
-                "uncompressed 16-bit samples in separate planes and tiles, which Pillow misreads",
-            ))
+        }
+        | Kind::Grey { spp: 2, .. }
+        | Kind::Palette { spp: 2, .. }
+            if planar =>
+        {
+            Err(no_raw_mode())
         }
         Kind::Rgb {
             sixteen: true,
@@ -582,10 +712,19 @@ pub fn whole(src: &dyn Source) -> Whole {
     }
 }
 
+/// The most strip/tile table entries the completion rule reads (32 MB of
+/// tables; a 65535-row page in one-row strips of six planes has 393,210).
+const MAX_CHECKED_CHUNKS: u64 = 4 << 20;
+
 /// Whether every strip/tile of `plan` lies within `len` bytes (strip
 /// tables read in blocks: at most 65535 × 6 entries for a valid image).
 fn chunks_present(src: &dyn Source, plan: &Plan, len: u64) -> Result<bool, DecodeError> {
     let n = plan.chunk_count();
+    if n > MAX_CHECKED_CHUNKS {
+        // Bounded work for a poll: such a file is taken as it is, and
+        // decoding says whether its data is there.
+        return Ok(true);
+    }
     let bh = plan.band_height();
     let bands = u64::from(plan.bands());
     let per_band = u64::from(plan.across());

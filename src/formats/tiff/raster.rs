@@ -17,6 +17,30 @@ use crate::bmp::Source;
 /// decoded would cost more than its decoders.
 const TILE_STREAM_BYTES: usize = 64 * 1024;
 
+/// The most memory one band may take (a hostile file's tiles or fax
+/// strips are refused above it; a 7200-wide page needs a few MB).
+const MAX_BAND_BYTES: u64 = 64 << 20;
+
+/// Bytes held for one band, the way [`Raster::start_band`] will read it.
+fn band_memory(plan: &Plan) -> u64 {
+    let planes = plan.planes() as u64;
+    let rows = u64::from(plan.band_height());
+    let row = plan.plane_row_bytes(plan.width) as u64;
+    let fax = matches!(plan.compression, Compression::Ccitt(_));
+    match plan.chunks {
+        Chunks::Strips { .. } if fax => row * rows,
+        Chunks::Strips { .. } => 0,
+        Chunks::Tiles { width, .. } => {
+            let held = row * planes * rows;
+            if fax {
+                held + plan.plane_row_bytes(width) as u64 * rows
+            } else {
+                held.min(TILE_STREAM_BYTES as u64 * planes * u64::from(plan.across()))
+            }
+        }
+    }
+}
+
 fn invalid(why: impl Into<String>) -> DecodeError {
     DecodeError::invalid(Format::Tiff, why)
 }
@@ -60,6 +84,18 @@ pub struct Raster<'a> {
 
 impl<'a> Raster<'a> {
     pub fn new(src: &'a (dyn Source + 'a), plan: Plan) -> Result<Raster<'a>, DecodeError> {
+        let need = band_memory(&plan);
+        if need > MAX_BAND_BYTES {
+            return Err(DecodeError::unsupported(
+                Format::Tiff,
+                format!(
+                    "its strips or tiles are too large to decode in bounded memory \
+                     ({} MB for one band; at most {} MB)",
+                    need >> 20,
+                    MAX_BAND_BYTES >> 20
+                ),
+            ));
+        }
         let file_len = src.byte_len()?;
         let planes = plan.planes();
         let chunk_row = plan.plane_row_bytes(plan.chunk_width());
@@ -151,6 +187,19 @@ impl<'a> Raster<'a> {
                 fax_strip(span, &self.plan, self.plan.width, rows, &mut held)?;
                 self.band = Band::Held(held);
             }
+            (Chunks::Strips { .. }, Compression::None) if plan.row_stride.is_some() => {
+                let (at, _) = plan.chunk_span(self.src, u64::from(b), rows)?;
+                // Checked against the file when the plan was made.
+                let stride = plan.row_stride.unwrap_or(0);
+                let row = plan.plane_row_bytes(plan.width);
+                self.band = Band::Streams(vec![Box::new(Strided {
+                    src: self.src,
+                    at,
+                    stride,
+                    row,
+                    done: 0,
+                })]);
+            }
             (Chunks::Strips { .. }, c) => {
                 let mut streams = Vec::with_capacity(planes);
                 for p in 0..planes as u64 {
@@ -205,9 +254,10 @@ impl<'a> Raster<'a> {
                             continue;
                         }
                         let mut reader = codec::reader(span, c);
+                        let skip = edge_skip(&self.plan, x0);
                         for r in 0..rows as usize {
                             let pr = &mut self.plane_rows[p];
-                            read_row(&mut reader, pr, i)?;
+                            read_tile_row(&mut reader, pr, skip, i)?;
                             undo_predictor(&self.plan, pr, &mut self.scratch);
                             let dst = &mut held[r * stride + p * row..][..row];
                             copy_bits(pr, dst, x0 as u64 * bits_pp, u64::from(cw) * bits_pp);
@@ -272,9 +322,9 @@ impl<'a> Raster<'a> {
                     let i =
                         (p as u64 * bands + u64::from(self.band_index)) * across as u64 + tx as u64;
                     let pr = &mut self.plane_rows[p];
-                    read_row(s, pr, i)?;
-                    undo_predictor(plan, pr, &mut self.scratch);
                     let x0 = tx as u32 * tw;
+                    read_tile_row(s, pr, edge_skip(plan, x0), i)?;
+                    undo_predictor(plan, pr, &mut self.scratch);
                     let cw = (plan.width - x0).min(tw);
                     copy_bits(
                         pr,
@@ -327,33 +377,34 @@ impl<'a> Raster<'a> {
     /// (299 R + 587 G + 114 B) / 1000 the converter would compute.
     pub fn read_frame(&mut self, frame: &mut Frame) -> Result<(), DecodeError> {
         let w = self.plan.width as usize;
+        let (bits, rgb) = match self.plan.layout {
+            Layout::One => (true, false),
+            Layout::Grey | Layout::Palette(_) => (false, false),
+            Layout::Bgr => (false, true),
+        };
         for y in 0..self.plan.height as usize {
-            let layout = self.plan.layout.clone();
             let row = self.next_row()?;
             let mut impure = false;
             let dst = frame.row_mut(y);
-            match layout {
-                Layout::One => {
-                    for (x, d) in dst.iter_mut().enumerate() {
-                        *d = if row[x / 8] >> (7 - x % 8) & 1 == 1 {
-                            255
-                        } else {
-                            0
-                        };
+            if bits {
+                for (x, d) in dst.iter_mut().enumerate() {
+                    *d = if row[x / 8] >> (7 - x % 8) & 1 == 1 {
+                        255
+                    } else {
+                        0
+                    };
+                }
+            } else if rgb {
+                for (d, p) in dst.iter_mut().zip(row.chunks_exact(3)) {
+                    let l = 299 * u32::from(p[2]) + 587 * u32::from(p[1]) + 114 * u32::from(p[0]);
+                    *d = (l / 1000) as u8;
+                    // A dark colour whose grey level is 0 is not black.
+                    if *d == 0 && l != 0 {
+                        impure = true;
                     }
                 }
-                Layout::Grey | Layout::Palette(_) => dst.copy_from_slice(&row[..w]),
-                Layout::Bgr => {
-                    for (d, p) in dst.iter_mut().zip(row.chunks_exact(3)) {
-                        let l =
-                            299 * u32::from(p[2]) + 587 * u32::from(p[1]) + 114 * u32::from(p[0]);
-                        *d = (l / 1000) as u8;
-                        // A dark colour whose grey level is 0 is not black.
-                        if *d == 0 && l != 0 {
-                            impure = true;
-                        }
-                    }
-                }
+            } else {
+                dst.copy_from_slice(&row[..w]);
             }
             if impure {
                 self.pure = false;
@@ -361,6 +412,59 @@ impl<'a> Raster<'a> {
         }
         Ok(())
     }
+}
+
+/// Rows of `row` bytes, `stride` bytes apart, from `at` (Pillow's mapping
+/// of a tile larger than the image at the turned size).
+struct Strided<'a> {
+    src: &'a (dyn Source + 'a),
+    at: u64,
+    stride: u64,
+    row: usize,
+    /// Bytes of the current row given.
+    done: usize,
+}
+
+impl Read for Strided<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(self.row - self.done);
+        self.src
+            .read_exact_at(&mut buf[..n], self.at + self.done as u64)?;
+        self.done += n;
+        if self.done == self.row {
+            self.at += self.stride;
+            self.done = 0;
+        }
+        Ok(n)
+    }
+}
+
+/// Bytes after each row of the tile at `x0` that Pillow's longer row
+/// length for edge tiles passes over (see `Plan::edge_row_bytes`).
+fn edge_skip(plan: &Plan, x0: u32) -> usize {
+    match (plan.chunks, plan.edge_row_bytes) {
+        (Chunks::Tiles { width, .. }, Some(edge))
+            if u64::from(x0) + u64::from(width) > u64::from(plan.width) =>
+        {
+            edge.saturating_sub(plan.plane_row_bytes(width))
+        }
+        _ => 0,
+    }
+}
+
+/// Fills `row` from `r`, the data of tile `i`, then passes over `skip`
+/// bytes.
+fn read_tile_row(r: &mut dyn Read, row: &mut [u8], skip: usize, i: u64) -> Result<(), DecodeError> {
+    read_row(r, row, i)?;
+    if skip > 0 {
+        let n = io::copy(&mut r.take(skip as u64), &mut io::sink()).map_err(DecodeError::Io)?;
+        if n < skip as u64 {
+            return Err(invalid(format!(
+                "strip/tile {i} decodes to fewer bytes than its rows need"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Fills `row` from `r`, the data of chunk `i`.

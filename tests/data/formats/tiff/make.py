@@ -10,6 +10,8 @@ Writes TIFF files two ways:
     depth, 2/4/12/16-bit grey, signed 16 and 32-bit, floats, palettes of
     1-8 bits, RGB(A) 8/16-bit with associated and unassociated alpha and
     extra samples, CMYK 8/16-bit, big-endian files, BigTIFF, old-style LZW;
+  - uncompressed single strips and tiles Pillow memory-maps, with every
+    Orientation (Pillow maps them at the turned size for 5-8);
 
 at many widths (1-70, 127-129, 255-257, 300), then runs
 `rlewatch compress` (dither, and --threshold) on every file and compares
@@ -346,6 +348,7 @@ def samples_big_endian(rows, bits, big):
 
 
 # ------------------------------------------------------------- the cases
+ALL_STRUCTURES = False
 WIDTHS = list(range(1, 71)) + [127, 128, 129, 255, 256, 257, 300]
 
 
@@ -424,9 +427,9 @@ def hand_cases(rng, quick):
                               extra_tags=[(278, (3, [1 + w % 5]))])
                     yield name, kw, w, h, pattern, bits[0], nsamp
     # structure variants on a few kinds
-    struct_kinds = [k for k in kinds if k[0] in (
+    struct_kinds = [k for k in kinds if ALL_STRUCTURES or k[0] in (
         "bilevel-miniswhite", "grey8", "grey4-miw", "grey16", "rgb8", "rgba8-assoc", "cmyk8",
-        "rgb16", "pal4", "float32", "int16")]
+        "rgb16", "pal4", "float32", "int16", "cmyk16", "rgba8-noextra", "grey-alpha")]
     for name, photo, bits, sf, extra in struct_kinds:
         nsamp = len(bits)
         for w in ([5, 16, 33, 70, 129] if quick else [1, 5, 16, 17, 33, 70, 127, 129, 255, 300]):
@@ -439,6 +442,8 @@ def hand_cases(rng, quick):
                 for tile in ((16, 16), (32, 48), (64, 16)):
                     variants.append((f"tiles{tile[0]}x{tile[1]}-c{comp}",
                                      dict(compression=comp, tile=tile)))
+                if nsamp == 1:
+                    variants.append((f"planar1-c{comp}", dict(compression=comp, planar=2)))
                 if nsamp > 1:
                     variants.append((f"planar-c{comp}", dict(compression=comp, planar=2,
                                                              extra_tags=[(278, (3, [2]))])))
@@ -458,7 +463,7 @@ def hand_cases(rng, quick):
                                          dict(compression=comp, predictor=2, planar=2)))
                     variants.append((f"pred2-tiles-c{comp}", dict(compression=comp, predictor=2,
                                                                   tile=(16, 32))))
-                if sf == (3,):
+                if sf == (3,) and bits[0] == 32:
                     variants.append((f"pred3-c{comp}", dict(compression=comp, predictor=3)))
                     variants.append((f"pred3-tiles-c{comp}", dict(compression=comp, predictor=3,
                                                                   tile=(32, 16))))
@@ -471,6 +476,25 @@ def hand_cases(rng, quick):
                 kw.update(v)
                 pattern = ["noise", "pure", "runs", "edge"][(w + len(vname)) % 4]
                 yield f"{name}/{vname.split('-c')[0]}", kw, w, h, pattern, bits[0], nsamp
+
+
+def mapped_cases(rng):
+    """Uncompressed images Pillow memory-maps (one tile or strip covering
+    the image, raw mode = mode): with Orientation 5-8 Pillow maps them at
+    the turned size."""
+    kinds = [("grey8", 1, (8,), None), ("pal8", 3, (8,), None), ("rgba8", 2, (8, 8, 8, 8), (2,)),
+             ("cmyk8", 5, (8, 8, 8, 8), None), ("grey16", 1, (16,), None),
+             ("grey16-miw", 0, (16,), None)]
+    for name, photo, bits, extra in kinds:
+        for (w, h, big) in ((16, 32, 0), (32, 16, 0), (48, 48, 0), (7, 10, 0), (13, 5, 0),
+                            (7, 10, 1), (13, 5, 1), (20, 40, 1)):
+            for o in range(1, 9):
+                tile = (w, h) if w % 16 == 0 and h % 16 == 0 else None
+                if big:  # one tile larger than the image
+                    tile = (-(-w // 16) * 16 + 16, -(-h // 16) * 16)
+                kw = dict(bits=bits, photometric=photo, extra=extra, orientation=o, tile=tile,
+                          colormap=[rng.randrange(65536) for _ in range(768)] if photo == 3 else None)
+                yield f"mapped-{name}{'-bigtile' if big else '-tile' if tile else ''}", kw, w, h, "noise", bits[0], len(bits)
 
 
 def pillow_cases(quick):
@@ -551,15 +575,74 @@ def run(rlewatch, root, files, expected, counts, failures, refused_ok, cls_of):
                                 f"(lengths {len(want)}, {len(got)})")
 
 
+def vectors(out):
+    """The small files committed as unit-test vectors (src/formats/tiff/
+    tests.rs), each with Pillow's .rle in both modes."""
+    rng = random.Random(22)
+    pal = [rng.randrange(65536) for _ in range(48)]
+    cases = [
+        ("miniswhite-packbits", 37, 9, dict(bits=(1,), photometric=0, compression=32773,
+                                           extra_tags=[(278, (3, [4]))]), "pure"),
+        ("grey8-lzw-pred2", 29, 11, dict(bits=(8,), photometric=1, compression=5, predictor=2,
+                                        extra_tags=[(278, (3, [3]))]), "noise"),
+        ("rgb16-deflate-tiles", 40, 20, dict(bits=(16, 16, 16), photometric=2, compression=8,
+                                            tile=(16, 16)), "noise"),
+        ("rgba-assoc-planar-lzw", 19, 6, dict(bits=(8, 8, 8, 8), photometric=2, extra=(1,),
+                                             compression=5, planar=2), "noise"),
+        ("cmyk-o6", 23, 10, dict(bits=(8, 8, 8, 8), photometric=5, compression=8,
+                                 orientation=6, extra_tags=[(278, (3, [3]))]), "noise"),
+        ("pal4-mm-o3", 27, 13, dict(bits=(4,), photometric=3, colormap=pal, big=True,
+                                    compression=32773, orientation=3,
+                                    extra_tags=[(278, (3, [5]))]), "noise"),
+        ("grey8-raw-o8", 12, 7, dict(bits=(8,), photometric=1, compression=1, orientation=8),
+         "edge"),
+        ("float-pred3", 9, 5, dict(bits=(32,), photometric=1, sample_format=(3,),
+                                   compression=8, predictor=3), "noise"),
+        ("grey16-miw-lzw", 15, 4, dict(bits=(16,), photometric=0, compression=5), "pure"),
+        ("bigtiff-rgb-deflate", 21, 6, dict(bits=(8, 8, 8), photometric=2, compression=8,
+                                            bigtiff=True, extra_tags=[(278, (3, [4]))]),
+         "noise"),
+    ]
+    readme = []
+    for n, (name, w, h, kw, pattern) in enumerate(cases):
+        planes = len(kw["bits"]) if kw.get("planar") == 2 else 1
+        rows = sample_rows(100 + n, kw["bits"][0], len(kw["bits"]), planes, pattern, h,
+                           floats=kw.get("sample_format") == (3,))
+        rows = samples_big_endian(rows, kw["bits"][0], kw.get("big", False))
+        path = os.path.join(out, name + ".tif")
+        with open(path, "wb") as f:
+            f.write(tiff(w, h, rows=rows, **kw))
+        for mode, dither in (("dither", True), ("threshold", False)):
+            with open(os.path.join(out, f"{name}.{mode}.rle"), "wb") as f:
+                f.write(reference(path, dither))
+        print(name, Image.open(path).mode)
+    # Pillow's own saver: directory first, then the strips.
+    im = Image.frombytes("L", (33, 21), bytes(rng.choice((0, 90, 200, 255)) for _ in range(33 * 21)))
+    path = os.path.join(out, "pillow-grey-lzw-o4.tif")
+    im.save(path, compression="tiff_lzw", strip_size=200, tiffinfo={274: 4})
+    for mode, dither in (("dither", True), ("threshold", False)):
+        with open(os.path.join(out, f"pillow-grey-lzw-o4.{mode}.rle"), "wb") as f:
+            f.write(reference(path, dither))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("rlewatch")
+    ap.add_argument("rlewatch", nargs="?")
+    ap.add_argument("--vectors", metavar="DIR", help="write the unit-test vectors to DIR and stop")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--keep")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--only", help="regex on class names")
+    ap.add_argument("--all-structures", action="store_true",
+                    help="tiles, planes, predictors, orientations for every pixel type")
     ap.add_argument("--images", help="also compare every *.tif* of this folder (Pillow's Tests/images)")
     args = ap.parse_args()
+    if args.vectors:
+        return vectors(args.vectors)
+    if not args.rlewatch:
+        ap.error("the rlewatch binary is needed")
+    global ALL_STRUCTURES
+    ALL_STRUCTURES = args.all_structures
     rng = random.Random(args.seed)
     root = args.keep or tempfile.mkdtemp(prefix="tiffdiff")
     os.makedirs(os.path.join(root, "in"), exist_ok=True)
@@ -584,7 +667,7 @@ def main():
             expected[name] = {"why": f"{type(e).__name__}: {e}"}
 
     n = 0
-    for cls, kw, w, h, pattern, bits, nsamp in hand_cases(rng, args.quick):
+    for cls, kw, w, h, pattern, bits, nsamp in list(hand_cases(rng, args.quick)) + list(mapped_cases(rng)):
         if only and not only.search(cls):
             continue
         planes = nsamp if kw.get("planar") == 2 else 1
