@@ -11,7 +11,7 @@ use rlewatch::cli;
 #[command(
     name = "rlewatch",
     version,
-    about = "Archive black-and-white BMP images as run-length encoded .rle files"
+    about = "Archive black-and-white images (BMP, TIFF, PNG, PNM, GIF) as run-length encoded .rle files"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -43,11 +43,11 @@ enum Command {
         #[arg(long, conflicts_with = "file")]
         defaults: bool,
     },
-    /// Compress BMP files (or folders of them) to .rle.
+    /// Compress images (BMP, TIFF, PNG, PNM, GIF), or folders of them, to .rle.
     Compress(cli::CompressArgs),
     /// Turn .rle files (or folders of them) back into 1-bit BMPs.
     Decompress(cli::DecompressArgs),
-    /// Check .rle files (or folders of them) strictly, or one against its BMP.
+    /// Check .rle files (or folders of them) strictly, or one against its image.
     Verify(cli::VerifyArgs),
     /// Check every archive against the ledger (fixity): exit 0 when clean.
     ///

@@ -378,3 +378,63 @@ fn patch_entry(f: &mut [u8], tag: u16, count: u32, value: u32) {
     }
     panic!("no tag {tag}");
 }
+
+/// An 8-bit grey TIFF of `entries` (tag, type 3 or 4, count 1, value;
+/// `u32::MAX`: the pixels' offset) and `pixels`, little-endian.
+fn grey_tiff(entries: &[(u16, u16, u32)], pixels: &[u8]) -> Vec<u8> {
+    let data = 8 + 2 + 12 * entries.len() as u32 + 4;
+    let mut f = b"II*\0\x08\0\0\0".to_vec();
+    f.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for &(tag, kind, value) in entries {
+        let value = if value == u32::MAX { data } else { value };
+        f.extend_from_slice(&tag.to_le_bytes());
+        f.extend_from_slice(&kind.to_le_bytes());
+        f.extend_from_slice(&1u32.to_le_bytes());
+        f.extend_from_slice(&value.to_le_bytes());
+    }
+    f.extend_from_slice(&[0; 4]);
+    f.extend_from_slice(pixels);
+    f
+}
+
+/// The rows an 8-bit grey TIFF decodes to.
+fn grey_rows(f: &[u8]) -> (u32, u32, Vec<u8>) {
+    let src: &dyn crate::bmp::Source = &f;
+    let mut d = crate::formats::open(src, Format::Tiff, u64::MAX).unwrap();
+    let (w, h) = (d.header().width, d.header().height);
+    let mut px = Vec::new();
+    while let Some(row) = d.next_row().unwrap() {
+        px.extend_from_slice(row);
+    }
+    (w, h, px)
+}
+
+/// Pillow keeps the first of two ImageWidth entries (8, then 5: it opens
+/// 8×5), and reads RowsPerStrip 0 as one strip of the whole image.
+#[test]
+fn the_first_of_duplicated_tags_counts_and_rows_per_strip_0_is_one_strip() {
+    let px: Vec<u8> = (0..40).map(|i| i * 5).collect();
+    let tags = |width2: Option<u32>, rows: u32| {
+        let mut t = vec![(256, 3, 8)];
+        t.extend(width2.map(|w| (256, 3, w)));
+        t.extend([
+            (257, 3, 5),
+            (258, 3, 8),
+            (259, 3, 1),
+            (262, 3, 1),
+            (273, 4, u32::MAX),
+            (277, 3, 1),
+            (278, 3, rows),
+            (279, 4, 40),
+        ]);
+        t
+    };
+    assert_eq!(
+        grey_rows(&grey_tiff(&tags(Some(5), 5), &px)),
+        (8, 5, px.clone())
+    );
+    assert_eq!(
+        grey_rows(&grey_tiff(&tags(None, 0), &px)),
+        (8, 5, px.clone())
+    );
+}

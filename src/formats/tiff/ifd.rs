@@ -244,12 +244,9 @@ pub struct Ifd {
 
 impl Ifd {
     pub fn get(&self, tag: u16) -> Option<&Array> {
-        // The last of duplicated tags wins, as in Pillow's reader.
-        self.tags
-            .iter()
-            .rev()
-            .find(|(t, _)| *t == tag)
-            .map(|(_, a)| a)
+        // The first of duplicated tags wins, as in Pillow (a file with two
+        // ImageWidth entries, 8 then 5, opens 8 wide).
+        self.tags.iter().find(|(t, _)| *t == tag).map(|(_, a)| a)
     }
 }
 

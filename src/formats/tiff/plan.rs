@@ -322,7 +322,12 @@ impl Plan {
             None
         };
 
-        let rows_tag = one(tag::ROWS_PER_STRIP, height)?;
+        // RowsPerStrip 0 is refused by libtiff as a value and so taken as
+        // unset: one strip of the whole image, as Pillow reads it.
+        let rows_tag = match one(tag::ROWS_PER_STRIP, height)? {
+            0 => height,
+            rows => rows,
+        };
         let covers = !planar
             && if tiled {
                 one(tag::TILE_WIDTH, 0)? == width && one(tag::TILE_LENGTH, 0)? == height
@@ -349,9 +354,6 @@ impl Plan {
             )
         } else {
             let rows = rows_tag;
-            if rows == 0 {
-                return Err(invalid("RowsPerStrip 0"));
-            }
             let Some(off) = ifd.get(tag::STRIP_OFFSETS) else {
                 return Err(invalid("no StripOffsets: no pixel data"));
             };
