@@ -45,6 +45,13 @@ fn bilevel_min_is_white_packbits_strips() {
     check("miniswhite-packbits", true);
 }
 
+/// Decoded with 4-byte rows, the LZW strip once ended short (the decoder
+/// took its last input while strings were still to come out).
+#[test]
+fn narrow_grey_alpha_lzw_decodes_to_its_last_row() {
+    check("la-lzw-narrow", false);
+}
+
 #[test]
 fn grey_lzw_with_horizontal_predictor() {
     check("grey8-lzw-pred2", false);

@@ -75,11 +75,14 @@ pub fn reader<'a>(span: Span<'a>, compression: Compression) -> Box<dyn Read + 'a
             repeat: 0,
             value: 0,
         }),
-        Compression::Lzw => Box::new(Lzw {
-            input,
-            decoder: None,
-            done: false,
-        }),
+        Compression::Lzw => Box::new(BufReader::with_capacity(
+            LZW_OUT,
+            Lzw {
+                input,
+                decoder: None,
+                done: false,
+            },
+        )),
         Compression::Deflate => Box::new(flate2::bufread::ZlibDecoder::new(input)),
     }
 }
@@ -135,6 +138,13 @@ impl<R: BufRead> Read for PackBits<R> {
         Ok(n)
     }
 }
+
+/// The output buffer `weezl` decodes into. Given a small one (a 4-byte
+/// row), it can take the last input bytes while strings are still to come
+/// out, and then, with no input left, make no progress: the strip would
+/// end short (a Pillow-written 2-pixel LA page did). With room for several
+/// of its longest strings (4096 bytes) it keeps input to the end.
+const LZW_OUT: usize = 64 * 1024;
 
 /// LZW through `weezl`: the TIFF flavour (MSB first, early code-size
 /// switch), or the old-style one (LSB first, no early switch) that libtiff

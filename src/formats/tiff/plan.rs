@@ -619,6 +619,16 @@ fn pillow_raw_quirks(kind: Kind, lsb_first: bool, planar: bool) -> Result<Kind, 
             "uncompressed data in a layout Pillow has no raw mode for (it refuses the file)",
         )
     };
+    if lsb_first && planar {
+        // Pillow's raw modes for bit-reversed bands read some layouts and
+        // not others (checked against it: wrong pixels, not a refusal), so
+        // an archive of this rare layout could differ from the reference's.
+        return Err(unsupported(
+            "uncompressed samples in separate planes with FillOrder 2 (bits stored least \
+             significant first), which the reference reads inconsistently; save the page \
+             with FillOrder 1 or compressed",
+        ));
+    }
     match kind {
         Kind::Grey {
             bits: 8,
