@@ -312,12 +312,12 @@ check "umask 022 subfolder: the original stays in the inbox, intact" same $spool
 # Archived and filed: pal1, rgb24, held, u002/pal8, acl022/pal1wb (u022's original
 # is not filed yet, so it is not counted); quarantined: bad.bmp. The daemon
 # refreshes STATUS= every 5 s: poll for it.
-check "STATUS= shows the counts (archived 5, failed 1)" wait_for 12 status_text_matches '^archived 5, failed 1, '
+check "STATUS= shows the counts (archived 7, failed 1)" wait_for 12 status_text_matches '^archived 7, failed 1, '
 status=$(in_ct systemctl status rlewatch --no-pager -n 0 2>&1 || true)
 status_shows() {
   grep -qF -- "$1" <<<"$status" || { grep -F 'Status:' <<<"$status" || echo "(no Status: line)"; return 1; }
 }
-check "systemctl status shows them" status_shows 'Status: "archived 5, failed 1, '
+check "systemctl status shows them" status_shows 'Status: "archived 7, failed 1, '
 
 # Nothing in the journal that says the sandbox is in the way (the umask-022
 # subfolder's own lines are expected and checked above). One line is
@@ -356,7 +356,7 @@ in_ct sh -c "install -o root -g rlewatch -m 0664 /e2e/data/pal1.bmp $spool/inbox
 check "a writer cannot delete another user's file in the inbox (sticky)" writer_denied "rm -f $spool/inbox/other.bmp.part"
 in_ct rm -f $spool/inbox/other.bmp.part
 check "no claim left behind (all claims finished)" test "$(count_below $spool/inbox/.rlewatch/claims '*')" = 0
-check "ledger: one entry per archived file (5)" test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | wc -l")" = 5
+check "ledger: one entry per archived file (7)" test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | wc -l")" = 7
 check "rlewatch audit: clean" in_ct rlewatch audit -c /etc/rlewatch/rlewatch.toml
 
 echo "== reload"
@@ -399,11 +399,11 @@ check "journal: no watchdog timeout" journal_lacks '[Ww]atchdog timeout'
 echo "== stop"
 check "systemctl stop exits 0" in_ct systemctl stop rlewatch
 check "stopped cleanly (Result=success, exit status 0)" test "$(prop Result) $(prop ExecMainStatus)" = "success 0"
-# The last summary line: seven archived and filed (the five above, rgb16-t,
+# The last summary line: nine archived and filed (the seven above, rgb16-t,
 # rgb24-t), bad.bmp failed, u022's original still waiting in the inbox.
 summary=$(journal | grep 'stopped: archived' | tail -n 1)
-check "journal: the daemon's summary line (archived 7, 1 failed)" \
-  grep -qE 'stopped: archived 7 file\(s\), [0-9]+ -> [0-9]+ bytes, 1 failed, ' <<<"$summary"
+check "journal: the daemon's summary line (archived 9, 1 failed)" \
+  grep -qE 'stopped: archived 9 file\(s\), [0-9]+ -> [0-9]+ bytes, 1 failed, ' <<<"$summary"
 [ -n "$summary" ] && echo "     | $summary"
 
 echo "== reinstall (as an upgrade does)"
