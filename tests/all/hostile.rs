@@ -137,7 +137,7 @@ fn a_hundred_thousand_empty_bmps_are_all_quarantined() {
     assert!(
         fs::read_to_string(d.path("failed/d7/7.bmp.error.txt"))
             .unwrap()
-            .contains("it is empty")
+            .contains("an empty file, not an image")
     );
     assert!(d.exited().is_none());
     println!(
