@@ -1,31 +1,11 @@
-//! Any bytes as a PNG: compress in both modes, with a pixel limit that keeps
-//! each run small, and ask whether the file is whole. Must never panic, hang
-//! or allocate past the limit; a success must decode as a valid `.rle` of
-//! the header's size.
+//! Any bytes as a PNG (`common/format.rs`, shared with the other
+//! per-format targets).
 #![no_main]
 
-use libfuzzer_sys::fuzz_target;
-use rlewatch::bilevel::Conversion;
-use rlewatch::compress;
-use rlewatch::formats::{self, Format};
+#[path = "common/format.rs"]
+mod format;
 
-fuzz_target!(|data: &[u8]| {
-    // Every input is fed as a PNG, whatever its first bytes say.
-    let _ = formats::whole(&data, Format::Png);
-    for conversion in [Conversion::Dither, Conversion::Threshold] {
-        let Ok(mut decoder) = formats::open(&data, Format::Png, 1 << 20) else {
-            return;
-        };
-        let mut out = Vec::new();
-        if let Ok(outcome) =
-            compress::compress_decoded(decoder.as_mut(), data.len() as u64, &mut out, conversion)
-        {
-            let (header, _) = rlewatch::rle::decode_image(&out).expect("own output decodes");
-            assert_eq!(
-                (u32::from(header.width), u32::from(header.height)),
-                (outcome.width, outcome.height)
-            );
-            compress::verify_rle(out.as_slice(), &outcome).expect("own output verifies");
-        }
-    }
-});
+use libfuzzer_sys::fuzz_target;
+use rlewatch::formats::Format;
+
+fuzz_target!(|data: &[u8]| format::run(data, Format::Png));
