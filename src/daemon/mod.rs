@@ -21,6 +21,7 @@ pub mod config;
 mod coordinator;
 pub mod filter;
 mod hosts;
+pub mod journal;
 pub mod lock;
 pub mod logging;
 mod pipeline;

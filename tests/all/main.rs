@@ -26,6 +26,9 @@ mod originals;
 mod reload;
 // One daemon per inbox, clean-up at start, signals, systemd, logs, idle.
 mod lifecycle;
+// Journal fields: MESSAGE_ID, RLEWATCH_* and PRIORITY on each event,
+// sent to a journal socket of the test's own; the fallback to stderr.
+mod journal;
 // Hostile names, deep folders and headers that lie.
 mod hostile;
 // Full, read-only and vanishing folders, swapped symlinks, retries.

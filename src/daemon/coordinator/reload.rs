@@ -13,6 +13,7 @@ use super::Coordinator;
 use super::inbox::{log_watching, poll_interval};
 use crate::daemon::config::{self, Config};
 use crate::daemon::filter::Filter;
+use crate::daemon::journal;
 use crate::daemon::lock;
 use crate::daemon::pipeline::{devices_of, settings_of};
 use crate::daemon::startup::make_folders;
@@ -40,11 +41,20 @@ impl Coordinator {
             return;
         };
         self.systemd.reloading();
+        let host = self.config.host.clone();
         match config::load(&path) {
-            Err(e) => error!("reload failed, keeping the running configuration: {e}"),
+            Err(e) => error!(
+                message_id = journal::RELOAD_REFUSED,
+                rlewatch_host = %host,
+                "reload failed, keeping the running configuration: {e}"
+            ),
             Ok(new) => {
                 if let Err(e) = self.apply(new) {
-                    error!("reload failed, keeping the running configuration: {e:#}");
+                    error!(
+                        message_id = journal::RELOAD_REFUSED,
+                        rlewatch_host = %host,
+                        "reload failed, keeping the running configuration: {e:#}"
+                    );
                 }
             }
         }
@@ -74,10 +84,20 @@ impl Coordinator {
         if d.rewatch {
             self.rescan("configuration reloaded");
         }
+        let host = &self.config.host;
         if d.changed.is_empty() {
-            info!("configuration reloaded: nothing changed");
+            info!(
+                message_id = journal::RELOADED,
+                rlewatch_host = %host,
+                "configuration reloaded: nothing changed"
+            );
         } else {
-            info!("configuration reloaded: {}", d.changed.join(", "));
+            info!(
+                message_id = journal::RELOADED,
+                rlewatch_host = %host,
+                "configuration reloaded: {}",
+                d.changed.join(", ")
+            );
         }
         Ok(())
     }

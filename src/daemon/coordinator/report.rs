@@ -12,6 +12,7 @@ use tracing::{debug, error, info, warn};
 use super::Coordinator;
 use crate::archive::{self, Failure, Kind, Original, Published, Report};
 use crate::compress::Outcome;
+use crate::daemon::journal;
 use crate::daemon::pipeline::JobReport;
 use crate::daemon::settle::{backoff, recheck};
 use crate::display::shown;
@@ -63,11 +64,22 @@ impl Coordinator {
                 original,
                 millis,
             } => {
-                self.archived(&src, &archive, &outcome, millis, &original);
+                self.archived(&src, rel, &archive, &outcome, millis, &original);
                 self.after_filing(&dropped, &original);
             }
             Report::AlreadyArchived { archive, original } => {
-                info!("{src}: already archived as {}; {original}", shown(&archive));
+                let (source, source_raw) = journal::path(rel);
+                let (arch, arch_raw) = journal::path(self.archive_relative(&archive));
+                info!(
+                    message_id = journal::ARCHIVED,
+                    rlewatch_source = %source,
+                    rlewatch_source_raw = source_raw.as_deref(),
+                    rlewatch_archive = %arch,
+                    rlewatch_archive_raw = arch_raw.as_deref(),
+                    rlewatch_host = %self.config.host,
+                    "{src}: already archived as {}; {original}",
+                    shown(&archive)
+                );
                 self.after_filing(&dropped, &original);
             }
             Report::Gone => debug!("{src}: gone before it could be archived"),
@@ -93,7 +105,15 @@ impl Coordinator {
             }
             Report::Quarantined { reason, to } => {
                 self.stats.failed += 1;
-                warn!("{src}: {reason}; moved to {}", shown(&to));
+                let (source, source_raw) = journal::path(rel);
+                warn!(
+                    message_id = journal::QUARANTINED,
+                    rlewatch_source = %source,
+                    rlewatch_source_raw = source_raw.as_deref(),
+                    rlewatch_host = %self.config.host,
+                    "{src}: {reason}; moved to {}",
+                    shown(&to)
+                );
             }
             Report::Transient { error } => self.retry_later(here, d.attempts, &error, None),
             Report::Unfiled { published, error } => {
@@ -120,6 +140,7 @@ impl Coordinator {
     fn archived(
         &mut self,
         src: &str,
+        rel: &Path,
         archive: &Path,
         outcome: &Outcome,
         millis: u128,
@@ -129,7 +150,15 @@ impl Coordinator {
         self.stats.bytes_in += outcome.bytes_in;
         self.stats.bytes_out += outcome.bytes_out;
         let ratio = outcome.bytes_in as f64 / outcome.bytes_out.max(1) as f64;
+        let (source, source_raw) = journal::path(rel);
+        let (arch, arch_raw) = journal::path(self.archive_relative(archive));
         info!(
+            message_id = journal::ARCHIVED,
+            rlewatch_source = %source,
+            rlewatch_source_raw = source_raw.as_deref(),
+            rlewatch_archive = %arch,
+            rlewatch_archive_raw = arch_raw.as_deref(),
+            rlewatch_host = %self.config.host,
             "archived {src} -> {}: {} -> {} bytes, ratio {ratio:.1}, lossless {}, {millis} ms; {original}",
             shown(archive),
             outcome.bytes_in,
@@ -190,11 +219,26 @@ impl Coordinator {
             Kind::Permanent => " (this will not pass until it is fixed)",
             Kind::Transient => "",
         };
+        let (source, source_raw) = journal::path(archive::relative(&self.settings, &path).0);
         error!(
+            message_id = journal::RETRYING,
+            rlewatch_source = %source,
+            rlewatch_source_raw = source_raw.as_deref(),
+            rlewatch_host = %self.config.host,
             "{error}; original left in place, retry {attempts} in {}s{needs}",
             wait.as_secs()
         );
         self.pend(path, Instant::now() + wait, attempts, published, true);
+    }
+}
+
+impl Coordinator {
+    /// An archive's path relative to the archive folder, as the ledger
+    /// and the journal's `RLEWATCH_ARCHIVE` give it.
+    fn archive_relative<'a>(&self, archive: &'a Path) -> &'a Path {
+        archive
+            .strip_prefix(&self.config.paths.archive)
+            .unwrap_or(archive)
     }
 }
 

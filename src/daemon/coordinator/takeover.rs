@@ -7,6 +7,7 @@ use std::time::Instant;
 use tracing::{info, warn};
 
 use super::Coordinator;
+use crate::daemon::journal;
 use crate::daemon::startup;
 use crate::display::shown;
 use crate::layout::InboxLayout;
@@ -56,6 +57,9 @@ impl Coordinator {
             let (taken, held) = self.hosts.take_over(&host, &self.settings.claims);
             if !taken.is_empty() {
                 warn!(
+                    message_id = journal::TAKEN_OVER,
+                    rlewatch_host = %self.config.host,
+                    rlewatch_taken_from = %host,
                     "host {host:?} has shown no heartbeat for {silent}s: took over {} of its \
                      claimed file(s): {}",
                     taken.len(),
