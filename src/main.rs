@@ -113,7 +113,7 @@ fn main() -> ExitCode {
             });
             rlewatch::audit::run(&dir, threads)
         }),
-        Command::Reload(a) => cli::reload_cmd(a).map(|()| true),
+        Command::Reload(a) => cli::reload_cmd(a),
         Command::GenerateAssets { dir } => cli::write_assets(Cli::command(), dir).map(|()| true),
     };
     match result {

@@ -29,9 +29,24 @@ pub struct ReloadArgs {
 /// make the failure visible to `systemctl reload`, and it needs no `kill`
 /// binary (procps is missing on minimal Debian). Before signalling, PID must
 /// be an `rlewatch run` whose `--config` is FILE (`check_daemon`).
-pub fn reload_cmd(args: &ReloadArgs) -> Result<()> {
-    crate::daemon::check_config(&args.config)
-        .context("not reloaded, the daemon keeps its running configuration")?;
+///
+/// Under the journal (the unit's `ExecReload=`) a refusal is one journal
+/// entry with the daemon's `MESSAGE_ID` for a refused reload, so that
+/// `journalctl -u rlewatch MESSAGE_ID=…` lists every refused reload
+/// (docs/operations.md); returns `Ok(false)` then, the line being said.
+pub fn reload_cmd(args: &ReloadArgs) -> Result<bool> {
+    if let Err(e) = crate::daemon::check_config(&args.config)
+        .context("not reloaded, the daemon keeps its running configuration")
+    {
+        let line = format!("rlewatch: {}", super::error_line(&e));
+        let logged = crate::daemon::logging::to_journal(|| {
+            tracing::error!(
+                message_id = crate::daemon::journal::RELOAD_REFUSED,
+                "{line}"
+            );
+        });
+        return if logged { Ok(false) } else { Err(e) };
+    }
     let pid = args.pid;
     // The pidfd pins the process: if PID ends and its number is reused
     // between the check and the signal, the signal fails instead of
@@ -43,7 +58,7 @@ pub fn reload_cmd(args: &ReloadArgs) -> Result<()> {
         "{}: valid; asked process {pid} to reload it",
         args.config.display()
     );
-    Ok(())
+    Ok(true)
 }
 
 /// The error kill(2) would give for a process that does not exist.

@@ -265,6 +265,23 @@ fn journal_layer() -> std::io::Result<tracing_journald::Layer> {
         }))
 }
 
+/// Runs `log` with its events sent to the journal, natively, when stderr
+/// is the journal and its socket can be reached; returns whether it did
+/// (otherwise `log` is not run). For one-shot commands run by the unit
+/// (`rlewatch reload` as `ExecReload=`), whose events must carry their
+/// `MESSAGE_ID` as the daemon's do; the process's own logging is not
+/// touched.
+pub fn to_journal(log: impl FnOnce()) -> bool {
+    if !stderr_is_journal() {
+        return false;
+    }
+    let Ok(layer) = journal_layer() else {
+        return false;
+    };
+    tracing::subscriber::with_default(Registry::default().with(layer), log);
+    true
+}
+
 /// Installs the global subscriber. Call once.
 pub fn init(level: &str, format: LogFormat) -> LevelHandle {
     let under_journal = stderr_is_journal();

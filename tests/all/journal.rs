@@ -105,12 +105,20 @@ impl FakeJournal {
     }
 }
 
-/// A daemon in `dir` started as systemd starts it: stderr a file whose
-/// device and inode `JOURNAL_STREAM` gives, in a mount namespace where
-/// `dir/run` is `/run` (so `/run/systemd/journal/socket` is the test's,
-/// or missing).
+/// A daemon in `dir` started as systemd starts it (see [`as_under_systemd`]).
 fn start(dir: &Path, config: &str) -> Child {
     fs::write(dir.join("config.toml"), config).unwrap();
+    let mut cmd = bin();
+    cmd.args(["run", "--config", "config.toml"]);
+    as_under_systemd(&mut cmd, dir);
+    cmd.spawn().unwrap()
+}
+
+/// Sets `cmd` up as systemd starts a unit's processes: in `dir`, stderr
+/// appended to `dir/daemon.log`, a file whose device and inode
+/// `JOURNAL_STREAM` gives, in a mount namespace where `dir/run` is `/run`
+/// (so `/run/systemd/journal/socket` is the test's, or missing).
+fn as_under_systemd(cmd: &mut std::process::Command, dir: &Path) {
     let log = fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -119,9 +127,7 @@ fn start(dir: &Path, config: &str) -> Child {
     let meta = log.metadata().unwrap();
     let stream = format!("{}:{}", meta.dev(), meta.ino());
     let run = CString::new(dir.join("run").as_os_str().as_bytes()).unwrap();
-    let mut cmd = bin();
-    cmd.args(["run", "--config", "config.toml"])
-        .current_dir(dir)
+    cmd.current_dir(dir)
         .env("JOURNAL_STREAM", stream)
         .env_remove("NOTIFY_SOCKET")
         .stdout(Stdio::null())
@@ -152,7 +158,6 @@ fn start(dir: &Path, config: &str) -> Child {
             Ok(())
         });
     }
-    cmd.spawn().unwrap()
 }
 
 /// The folders, and `run/systemd/journal/` to hold the socket.
@@ -341,5 +346,56 @@ fn without_a_journal_socket_the_daemon_logs_to_stderr_and_says_so_once() {
     assert!(
         archived.starts_with(" INFO report: archived ") && archived.contains("a.bmp -> "),
         "{archived}"
+    );
+}
+
+/// `systemctl reload` runs `rlewatch reload` (the unit's `ExecReload=`):
+/// a file it refuses never reaches the daemon, so the refusal must carry
+/// the daemon's id itself, said once (not also as a plain stderr line).
+#[test]
+fn a_reload_refused_by_rlewatch_reload_carries_the_reload_refused_id() {
+    if !is_root() {
+        return skip_without_root("needs root for a mount namespace over /run");
+    }
+    let (t, socket) = folders();
+    let dir = t.path();
+    let journal = FakeJournal::bind(&socket);
+    fs::write(
+        dir.join("broken.toml"),
+        "[compress]\nconversion = \"sharpen\"\n",
+    )
+    .unwrap();
+    let mut cmd = bin();
+    // PID 1: the file is checked before the process is.
+    cmd.args(["reload", "--config", "broken.toml", "1"]);
+    as_under_systemd(&mut cmd, dir);
+    let status = cmd.status().unwrap();
+    assert_eq!(status.code(), Some(1));
+    assert!(wait_until(LONG, || !journal
+        .with_id(RELOAD_REFUSED)
+        .is_empty()));
+    let e = &journal.with_id(RELOAD_REFUSED)[0];
+    let message = text(e, "MESSAGE");
+    assert!(
+        message.starts_with("rlewatch: not reloaded, the daemon keeps its running configuration: ")
+            && message.contains("sharpen")
+            && message.contains("broken.toml"),
+        "{message}"
+    );
+    assert_eq!(text(e, "PRIORITY"), "3");
+    assert_eq!(fs::read_to_string(dir.join("daemon.log")).unwrap(), "");
+    assert_eq!(journal.entries().len(), 1, "{:#?}", journal.entries());
+
+    // Without a socket (the journal unreachable): the plain error line on
+    // stderr, as before, and the same exit status.
+    fs::remove_file(&socket).unwrap();
+    let mut cmd = bin();
+    cmd.args(["reload", "--config", "broken.toml", "1"]);
+    as_under_systemd(&mut cmd, dir);
+    assert_eq!(cmd.status().unwrap().code(), Some(1));
+    let stderr = fs::read_to_string(dir.join("daemon.log")).unwrap();
+    assert!(
+        stderr.starts_with("rlewatch: not reloaded, the daemon keeps its running configuration: "),
+        "{stderr}"
     );
 }
