@@ -228,12 +228,55 @@ check "unit started by the package: active (running), READY reached" wait_for 20
 # the MainPID/NRestarts checks at the end would fail.
 in_ct mkdir -p /etc/systemd/system/rlewatch.service.d
 in_ct sh -c 'printf "[Service]\nWatchdogSec=2s\n" >/etc/systemd/system/rlewatch.service.d/e2e-watchdog.conf'
+# The metrics recipe of docs/operations.md ("Metrics: the unit drop-in"):
+# node_exporter's textfile folder, writable by rlewatch through an ACL, made
+# writable in the unit's sandbox by a drop-in, and the setting in the
+# config. Interval 1 s so the checks below need not wait 15 s. (The
+# [metrics] keys come with `rlewatch status` and the metrics; a build
+# without them refuses the config: then say so and go on without.)
+conf=/etc/rlewatch/rlewatch.toml
+prom_dir=/var/lib/prometheus/node-exporter
+prom=$prom_dir/rlewatch.prom
+in_ct install -d -m 0755 "$prom_dir"
+in_ct setfacl -m u:rlewatch:rwx "$prom_dir"
+in_ct sh -c "printf '[Service]\nReadWritePaths=$prom_dir\n' >/etc/systemd/system/rlewatch.service.d/metrics.conf"
+in_ct cp "$conf" /root/rlewatch.toml.premetrics
+in_ct sh -c "printf '\n[metrics]\ntextfile = \"$prom\"\ninterval_secs = 1\n' >>$conf"
+if out=$(in_ct rlewatch check-config "$conf" 2>&1); then
+  metrics=on
+  pass "metrics: [metrics] textfile = \"$prom\" accepted by check-config"
+else
+  metrics=off
+  fail "metrics: [metrics] textfile = \"$prom\" accepted by check-config" "$out"
+  in_ct cp /root/rlewatch.toml.premetrics "$conf"
+fi
 in_ct systemctl daemon-reload
 check "restart with WatchdogSec=2s" in_ct systemctl restart rlewatch
 check "WatchdogUSec is 2s" test "$(prop WatchdogUSec)" = 2s
 main_pid=$(prop MainPID)
 check "STATUS= shows counts" wait_for 10 status_text_matches '^archived 0, failed 0, '
 check "after the restart: active (running)" active_running
+
+# An operator's check on an idle daemon (docs/operations.md): OK, exit 0.
+# status_check RC REGEX: polls `rlewatch status --check` (as root, as an
+# operator runs it) for 10 s until it exits RC with a line starting REGEX.
+status_check() {
+  local want_rc=$1 want=$2 out rc deadline=$((SECONDS + 10))
+  while :; do
+    out=$(in_ct rlewatch status --check -c "$conf" 2>&1) && rc=0 || rc=$?
+    if [ "$rc" = "$want_rc" ] && grep -qE -- "^$want" <<<"$out"; then return 0; fi
+    [ $SECONDS -lt $deadline ] || break
+    sleep 0.5
+  done
+  echo "exit $rc (want $want_rc): $out"
+  return 1
+}
+check "rlewatch status --check: RLEWATCH OK, exit 0" status_check 0 'RLEWATCH OK'
+if [ "$metrics" = on ]; then
+  check "metrics: $prom written under the shipped unit with the drop-in" wait_for 10 exists "$prom"
+  check "metrics: $prom is rlewatch's and readable by node_exporter (0644)" \
+    test "$(in_ct stat -c '%U %a' "$prom")" = "rlewatch 644"
+fi
 
 echo "== writers"
 in_ct useradd --create-home --groups rlewatch writer
@@ -318,6 +361,16 @@ status_shows() {
   grep -qF -- "$1" <<<"$status" || { grep -F 'Status:' <<<"$status" || echo "(no Status: line)"; return 1; }
 }
 check "systemctl status shows them" status_shows 'Status: "archived 7, failed 1, '
+prom_has() {
+  local p
+  p=$(in_ct cat "$prom") || return 1
+  grep -qxF -- "$1" <<<"$p"
+}
+if [ "$metrics" = on ]; then
+  check "metrics: rlewatch_files_archived_total 7" wait_for 10 prom_has 'rlewatch_files_archived_total 7'
+  check "metrics: rlewatch_files_failed_total{reason=\"not_an_image\"} 1" \
+    wait_for 10 prom_has 'rlewatch_files_failed_total{reason="not_an_image"} 1'
+fi
 
 # Nothing in the journal that says the sandbox is in the way (the umask-022
 # subfolder's own lines are expected and checked above). One line is
@@ -356,11 +409,12 @@ in_ct sh -c "install -o root -g rlewatch -m 0664 /e2e/data/pal1.bmp $spool/inbox
 check "a writer cannot delete another user's file in the inbox (sticky)" writer_denied "rm -f $spool/inbox/other.bmp.part"
 in_ct rm -f $spool/inbox/other.bmp.part
 check "no claim left behind (all claims finished)" test "$(count_below $spool/inbox/.rlewatch/claims '*')" = 0
-check "ledger: one entry per archived file (7)" test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | wc -l")" = 7
+# Archived entries are the lines without "kind" (ledger version 3 adds
+# lines of other kinds: filed, quarantined, ...).
+check "ledger: one archived entry per archived file (7)" test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | grep -vc '\"kind\":'")" = 7
 check "rlewatch audit: clean" in_ct rlewatch audit -c /etc/rlewatch/rlewatch.toml
 
 echo "== reload"
-conf=/etc/rlewatch/rlewatch.toml
 in_ct cp "$conf" /root/rlewatch.toml.orig
 in_ct sed -i 's/^conversion = "dither"/conversion = "threshold"/' "$conf"
 check "valid change: systemctl reload exits 0" in_ct systemctl reload rlewatch
@@ -405,6 +459,49 @@ summary=$(journal | grep 'stopped: archived' | tail -n 1)
 check "journal: the daemon's summary line (archived 9, 1 failed)" \
   grep -qE 'stopped: archived 9 file\(s\), [0-9]+ -> [0-9]+ bytes, 1 failed, ' <<<"$summary"
 [ -n "$summary" ] && echo "     | $summary"
+if [ "$metrics" = on ]; then
+  check "metrics: rewritten at the stop (rlewatch_files_archived_total 9)" prom_has 'rlewatch_files_archived_total 9'
+fi
+check "rlewatch status --check with no daemon running: RLEWATCH CRITICAL, exit 2" status_check 2 'RLEWATCH CRITICAL'
+
+echo "== journal fields (docs/operations.md: journalctl -u rlewatch MESSAGE_ID=...)"
+# The ids are the published ones, written out here as the docs give them.
+id_archived=f31fd86b424d4093947edea39e34f61e
+id_quarantined=35c6e31167db49dbbc2bfd2dcd53146c
+id_retrying=bcaf54f1eddb48b39a808229f4637964
+id_reloaded=de8e60addef9429989e2bd8b5c18df40
+id_reload_refused=0d830c9b3c124c86a16e04e3067b92a6
+# FIELD's values in the entries matching the filters, one per line, sorted.
+journal_field() {
+  local name=$1 out
+  shift
+  out=$(in_ct journalctl -u rlewatch --no-pager -o export "$@") || return 1
+  sed -n "s/^$name=//p" <<<"$out" | sort
+}
+# Every file archived, each once: the nine of the STATUS=/summary counts.
+want=$(printf '%s\n' pal1.bmp rgb24.bmp u002/pal8.bmp held.bmp scan-g4.tif scan.png rgb16-t.bmp rgb24-t.bmp \
+  $([ "$acl" = ok ] && echo acl022/pal1wb.bmp) | sort)
+got=$(journal_field RLEWATCH_SOURCE MESSAGE_ID=$id_archived || echo "(journalctl failed)")
+check "journalctl -u rlewatch MESSAGE_ID=$id_archived: exactly the archived files (RLEWATCH_SOURCE)" \
+  test "$got" = "$want"
+[ "$got" = "$want" ] || { echo "     | want: $(tr '\n' ' ' <<<"$want")"; echo "     | got:  $(tr '\n' ' ' <<<"$got")"; }
+check "... with RLEWATCH_ARCHIVE = the archive beside each (pal1.bmp -> pal1.rle)" \
+  grep -qx 'pal1.rle' <<<"$(journal_field RLEWATCH_ARCHIVE MESSAGE_ID=$id_archived RLEWATCH_SOURCE=pal1.bmp)"
+check "... one entry per archived file (no duplicate from stderr): $(wc -l <<<"$want") archived lines in all" \
+  test "$(journal | grep -c '^archived ')" = "$(wc -l <<<"$want")"
+check "journalctl MESSAGE_ID=$id_quarantined: bad.bmp, at priority warning" \
+  test "$(journal_field RLEWATCH_SOURCE MESSAGE_ID=$id_quarantined -p warning)" = bad.bmp
+check "journalctl MESSAGE_ID=$id_retrying: only u022/pal4rle.bmp, which cannot be claimed, is retried" \
+  test "$(journal_field RLEWATCH_SOURCE MESSAGE_ID=$id_retrying | sort -u)" = u022/pal4rle.bmp
+check "journalctl MESSAGE_ID=$id_reloaded: the two reloads applied" \
+  test "$(journal_field MESSAGE_ID MESSAGE_ID=$id_reloaded | wc -l)" = 2
+check "journalctl MESSAGE_ID=$id_reload_refused: the broken file refused by systemctl reload" \
+  grep -q 'sharpen' <<<"$(journal_field MESSAGE MESSAGE_ID=$id_reload_refused)"
+check "journal entries name the host and the program (RLEWATCH_HOST, SYSLOG_IDENTIFIER=rlewatch)" \
+  test "$(journal_field SYSLOG_IDENTIFIER MESSAGE_ID=$id_archived RLEWATCH_SOURCE=pal1.bmp)" = rlewatch -a \
+  -n "$(journal_field RLEWATCH_HOST MESSAGE_ID=$id_archived RLEWATCH_SOURCE=pal1.bmp)"
+check "journal: the native journal socket was reachable in the sandbox (no fallback line)" \
+  journal_lacks 'journal/socket cannot be reached'
 
 echo "== reinstall (as an upgrade does)"
 # A local edit to the conffile survives; postinst restarts the service.
