@@ -399,3 +399,61 @@ fn a_reload_refused_by_rlewatch_reload_carries_the_reload_refused_id() {
         "{stderr}"
     );
 }
+
+/// `log.format = "json"` is for stderr: under the journal the entries are
+/// native (the journal is structured already; `journalctl -o json` gives
+/// JSON with every field), never JSON text inside MESSAGE.
+#[test]
+fn under_the_journal_a_json_log_format_still_sends_native_entries() {
+    if !is_root() {
+        return skip_without_root("needs root for a mount namespace over /run");
+    }
+    let (t, socket) = folders();
+    let dir = t.path();
+    let journal = FakeJournal::bind(&socket);
+    let mut d = start(dir, &format!("{CONFIG}[log]\nformat = \"json\"\n"));
+    assert!(
+        journal.wait_message(" started: "),
+        "{:?}",
+        journal.entries()
+    );
+    fs::copy(data("pal1.bmp"), dir.join("inbox/j.bmp")).unwrap();
+    assert!(wait_until(LONG, || journal.with_id(ARCHIVED).len() == 1));
+    let e = &journal.with_id(ARCHIVED)[0];
+    assert!(text(e, "MESSAGE").starts_with("archived "), "{e:?}");
+    assert_eq!(text(e, "RLEWATCH_SOURCE"), "j.bmp");
+    stop(&mut d);
+    assert_eq!(fs::read_to_string(dir.join("daemon.log")).unwrap(), "");
+}
+
+/// journald restarted: its socket goes away and comes back (systemd's
+/// socket unit keeps it in place, but a container's journald may not).
+/// The daemon goes on archiving meanwhile (what it sends then is lost: the
+/// native protocol has no queue of its own), and each entry is sent to the
+/// socket's path anew, so the entries after it are there.
+#[test]
+fn a_journal_socket_gone_and_back_mid_run_is_used_again() {
+    if !is_root() {
+        return skip_without_root("needs root for a mount namespace over /run");
+    }
+    let (t, socket) = folders();
+    let dir = t.path();
+    let first = FakeJournal::bind(&socket);
+    let mut d = start(dir, CONFIG);
+    assert!(first.wait_message(" started: "));
+    fs::remove_file(&socket).unwrap();
+    fs::copy(data("pal1.bmp"), dir.join("inbox/meanwhile.bmp")).unwrap();
+    assert!(wait_until(LONG, || dir.join("done/meanwhile.bmp").exists()));
+    let second = FakeJournal::bind(&socket);
+    fs::copy(data("pal1.bmp"), dir.join("inbox/after.bmp")).unwrap();
+    let after = || {
+        second
+            .with_id(ARCHIVED)
+            .iter()
+            .any(|e| text(e, "RLEWATCH_SOURCE") == "after.bmp")
+    };
+    assert!(wait_until(LONG, after), "{:#?}", second.entries());
+    stop(&mut d);
+    assert!(second.wait_message("stopped: archived 2 file(s)"));
+    assert_eq!(fs::read_to_string(dir.join("daemon.log")).unwrap(), "");
+}
