@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixDatagram;
@@ -66,6 +67,44 @@ fn parse(mut d: &[u8]) -> Entry {
     e
 }
 
+/// One datagram into `buf`: its length, and the descriptor passed with it
+/// (SCM_RIGHTS), if any. `None` when the socket fails.
+fn receive(sock: &UnixDatagram, buf: &mut [u8]) -> Option<(usize, Option<OwnedFd>)> {
+    use std::os::fd::{AsRawFd, FromRawFd};
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // Room for one control message holding one descriptor.
+    let mut control = [0u64; 8];
+    // SAFETY: a zeroed msghdr is valid; its pointers are set just below to
+    // live buffers.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control);
+    // SAFETY: recvmsg writes into the buffers msg points to, all alive.
+    let n = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+    if n < 0 {
+        return None;
+    }
+    let mut fd = None;
+    // SAFETY: walks the control messages recvmsg filled in, within
+    // msg_controllen; an SCM_RIGHTS message's data is one descriptor.
+    unsafe {
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if !cmsg.is_null()
+            && (*cmsg).cmsg_level == libc::SOL_SOCKET
+            && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+        {
+            let raw = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<i32>());
+            fd = Some(OwnedFd::from_raw_fd(raw));
+        }
+    }
+    Some((n as usize, fd))
+}
+
 /// A journal socket of the test's own, read by a thread.
 struct FakeJournal {
     entries: Arc<Mutex<Vec<Entry>>>,
@@ -78,9 +117,18 @@ impl FakeJournal {
         let store = Arc::clone(&entries);
         std::thread::spawn(move || {
             let mut buf = vec![0u8; 1 << 20];
-            while let Ok(n) = sock.recv(&mut buf) {
-                // An empty datagram is tracing-journald's probe at start.
-                if n > 0 {
+            while let Some((n, fd)) = receive(&sock, &mut buf) {
+                if let Some(fd) = fd {
+                    // An entry too large for a datagram comes as a sealed
+                    // memfd (the protocol's large-entry path).
+                    let mut file = fs::File::from(fd);
+                    let mut entry = Vec::new();
+                    use std::io::{Read, Seek};
+                    file.seek(std::io::SeekFrom::Start(0)).unwrap();
+                    file.read_to_end(&mut entry).unwrap();
+                    store.lock().unwrap().push(parse(&entry));
+                } else if n > 0 {
+                    // (An empty datagram is tracing-journald's probe.)
                     store.lock().unwrap().push(parse(&buf[..n]));
                 }
             }
@@ -455,5 +503,46 @@ fn a_journal_socket_gone_and_back_mid_run_is_used_again() {
     assert!(wait_until(LONG, after), "{:#?}", second.entries());
     stop(&mut d);
     assert!(second.wait_message("stopped: archived 2 file(s)"));
+    assert_eq!(fs::read_to_string(dir.join("daemon.log")).unwrap(), "");
+}
+
+/// An entry larger than a datagram (here a reload refused for a 1 MB
+/// value, which the message quotes): sent whole through a sealed memfd,
+/// by the daemon and by `rlewatch reload`, neither blocked nor cut.
+#[test]
+fn an_entry_larger_than_a_datagram_arrives_whole() {
+    if !is_root() {
+        return skip_without_root("needs root for a mount namespace over /run");
+    }
+    let (t, socket) = folders();
+    let dir = t.path();
+    let journal = FakeJournal::bind(&socket);
+    let mut d = start(dir, CONFIG);
+    assert!(journal.wait_message(" started: "));
+    let huge = "A".repeat(1_000_000);
+    let broken = format!("[compress]\nconversion = \"{huge}\"\n");
+    fs::write(dir.join("config.toml"), &broken).unwrap();
+    sighup(&d);
+    assert!(
+        wait_until(LONG, || !journal.with_id(RELOAD_REFUSED).is_empty()),
+        "{} entries",
+        journal.entries().len()
+    );
+    let e = &journal.with_id(RELOAD_REFUSED)[0];
+    assert!(text(e, "MESSAGE").contains(&huge));
+    assert_eq!(text(e, "RLEWATCH_HOST"), "jhost");
+
+    fs::write(dir.join("broken.toml"), &broken).unwrap();
+    let mut cmd = bin();
+    cmd.args(["reload", "--config", "broken.toml", "1"]);
+    as_under_systemd(&mut cmd, dir);
+    assert_eq!(cmd.status().unwrap().code(), Some(1));
+    assert!(wait_until(LONG, || journal.with_id(RELOAD_REFUSED).len() == 2));
+    let e = &journal.with_id(RELOAD_REFUSED)[1];
+    assert!(text(e, "MESSAGE").contains(&huge));
+    // The daemon still runs and logs.
+    fs::copy(data("pal1.bmp"), dir.join("inbox/after.bmp")).unwrap();
+    assert!(wait_until(LONG, || journal.with_id(ARCHIVED).len() == 1));
+    stop(&mut d);
     assert_eq!(fs::read_to_string(dir.join("daemon.log")).unwrap(), "");
 }
