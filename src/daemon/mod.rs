@@ -23,10 +23,12 @@ pub mod filter;
 mod hosts;
 pub mod lock;
 pub mod logging;
+pub mod metrics;
 mod pipeline;
 mod settle;
 mod signals;
 mod startup;
+pub mod stats;
 pub mod systemd;
 pub mod watch;
 

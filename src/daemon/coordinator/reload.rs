@@ -48,7 +48,8 @@ impl Coordinator {
                 }
             }
         }
-        self.systemd.ready(&self.status());
+        let status = self.status();
+        self.systemd.ready(&status);
     }
     /// Applies a valid configuration all or nothing: what can fail — the
     /// folders, the new inbox's lock, the new watch — is done first, while
