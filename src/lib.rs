@@ -53,3 +53,4 @@ pub mod layout;
 pub mod ledger;
 pub mod magic;
 pub mod rle;
+pub mod status;
