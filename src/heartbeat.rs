@@ -21,8 +21,10 @@ pub const FORMAT: &str = "rlewatch-heartbeat";
 /// `count` beside it is the whole number.
 pub const LIST_MAX: usize = 100;
 
-/// One heartbeat.
+/// One heartbeat. Fields a reader does not find take their defaults
+/// (a later version may add some; `format` and `v` are checked).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Heartbeat {
     /// Always [`FORMAT`].
     pub format: String,
@@ -60,6 +62,7 @@ pub struct Heartbeat {
 
 /// Counts since the process started.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Counts {
     pub archived: u64,
     pub failed: u64,
@@ -76,6 +79,7 @@ pub struct Counts {
 
 /// The files this daemon has waiting (not retrying).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Waiting {
     pub count: u64,
     /// Seconds the longest-waiting one has waited unchanged.
@@ -84,6 +88,7 @@ pub struct Waiting {
 
 /// A bounded list and the whole count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Listed<T> {
     pub count: u64,
     pub files: Vec<T>,

@@ -300,15 +300,15 @@ fn scan_inbox(config: &Config, now: SystemTime, retrying: &[&str]) -> Inbox {
             }
         } else if let Some(why) = filter.ignored(e.path()) {
             ignored.count += 1;
-            if ignored.files.len() < IGNORED_SHOWN {
-                ignored.files.push(IgnoredName {
-                    path: shown(rel),
-                    why,
-                });
-            }
+            ignored.files.push(IgnoredName {
+                path: shown(rel),
+                why,
+            });
         }
     }
     waiting.sort_by(|a, b| b.age_secs.total_cmp(&a.age_secs));
+    ignored.files.sort_by(|a, b| a.path.cmp(&b.path));
+    ignored.files.truncate(IGNORED_SHOWN);
     Inbox {
         waiting: waiting.len() as u64,
         oldest_waiting_secs: waiting.first().map(|a| a.age_secs),

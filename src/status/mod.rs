@@ -35,14 +35,25 @@ pub enum Output {
 /// error is returned for the caller to print, exit 1).
 pub fn command(config: Option<&std::path::Path>, output: Output, ack: bool) -> anyhow::Result<u8> {
     let run = || -> anyhow::Result<(Status, Option<f64>)> {
-        let config = match config {
-            Some(p) => crate::daemon::config::load(p)?,
+        // The folders are looked at by `gather`: one that is wrong (done/
+        // replaced by a file) is a problem to report, not a reason to
+        // report nothing.
+        let (config, folders) = match config {
+            Some(p) => {
+                let c = crate::daemon::config::load_unchecked(p)?;
+                let folders = c
+                    .paths
+                    .check_on_disk()
+                    .err()
+                    .map(|e| format!("{}: {e}", crate::display::shown(p)));
+                (c, folders)
+            }
             None => {
                 use anyhow::Context;
                 let cwd = std::env::current_dir().context("cannot read the working directory")?;
                 let c = crate::daemon::config::Config::defaults(&cwd);
-                c.paths.check_on_disk().map_err(anyhow::Error::msg)?;
-                c
+                let folders = c.paths.check_on_disk().err().map(|e| e.to_string());
+                (c, folders)
             }
         };
         let now = std::time::SystemTime::now();
@@ -51,7 +62,9 @@ pub fn command(config: Option<&std::path::Path>, output: Output, ack: bool) -> a
         } else {
             None
         };
-        Ok((gather(&config, Options { now })?, acked))
+        let mut s = gather(&config, Options { now })?;
+        s.problems.extend(folders);
+        Ok((s, acked))
     };
     match (run(), output) {
         (Err(e), Output::Check) => {

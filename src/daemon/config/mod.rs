@@ -378,8 +378,22 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
     )
 }
 
-/// Reads and validates a config file.
+/// Reads and validates a config file, and checks its folders on disk.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_unchecked(path).and_then(|c| {
+        c.paths
+            .check_on_disk()
+            .map_err(|source| ConfigError::Folders {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            })?;
+        Ok(c)
+    })
+}
+
+/// Reads and validates a config file without looking at its folders
+/// (`rlewatch status` reports a folder that is wrong, and goes on).
+pub fn load_unchecked(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -395,23 +409,13 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             .join(path)
     };
     let base = abs.parent().unwrap_or(Path::new("/"));
-    parse(&text, base)
-        .map_err(|e| match e {
-            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
-                path: Some(path.to_path_buf()),
-                message,
-            },
-            other => other,
-        })
-        .and_then(|c| {
-            c.paths
-                .check_on_disk()
-                .map_err(|source| ConfigError::Folders {
-                    path: path.to_path_buf(),
-                    source: Box::new(source),
-                })?;
-            Ok(c)
-        })
+    parse(&text, base).map_err(|e| match e {
+        ConfigError::Invalid { message, .. } => ConfigError::Invalid {
+            path: Some(path.to_path_buf()),
+            message,
+        },
+        other => other,
+    })
 }
 
 /// The machine's host name as a heartbeat records it (`localhost` when
