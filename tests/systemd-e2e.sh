@@ -228,6 +228,14 @@ check "unit started by the package: active (running), READY reached" wait_for 20
 # the MainPID/NRestarts checks at the end would fail.
 in_ct mkdir -p /etc/systemd/system/rlewatch.service.d
 in_ct sh -c 'printf "[Service]\nWatchdogSec=2s\n" >/etc/systemd/system/rlewatch.service.d/e2e-watchdog.conf'
+# The metrics textfile as docs/service.md ("Metrics for Prometheus") sets
+# it up: node_exporter's folder writable by rlewatch, the drop-in that
+# lets the sandboxed unit write there, the setting in the shipped config.
+prom=/var/lib/prometheus/node-exporter
+in_ct install -d -o rlewatch -g rlewatch -m 0755 $prom
+in_ct sh -c "printf '[Service]\nReadWritePaths=$prom\n' >/etc/systemd/system/rlewatch.service.d/metrics.conf"
+in_ct sed -i -e "s|^textfile = \"\"|textfile = \"$prom/rlewatch.prom\"|" -e 's/^interval_secs = 15/interval_secs = 1/' /etc/rlewatch/rlewatch.toml
+check "the shipped config's [metrics] set to $prom/rlewatch.prom" in_ct grep -qx "textfile = \"$prom/rlewatch.prom\"" /etc/rlewatch/rlewatch.toml
 in_ct systemctl daemon-reload
 check "restart with WatchdogSec=2s" in_ct systemctl restart rlewatch
 check "WatchdogUSec is 2s" test "$(prop WatchdogUSec)" = 2s
@@ -318,6 +326,25 @@ status_shows() {
   grep -qF -- "$1" <<<"$status" || { grep -F 'Status:' <<<"$status" || echo "(no Status: line)"; return 1; }
 }
 check "systemctl status shows them" status_shows 'Status: "archived 7, failed 1, '
+metrics_show() { in_ct grep -qx "$1" $prom/rlewatch.prom; }
+check "metrics textfile written under the shipped unit (archived 7)" wait_for 10 metrics_show 'rlewatch_files_archived_total 7'
+check "metrics textfile: failed 1 (not_an_image)" metrics_show 'rlewatch_files_failed_total{reason="not_an_image"} 1'
+check "metrics textfile: no temporary file left beside it" test "$(count_below $prom '*')" = 1
+# bad.bmp in failed/ is new until acknowledged: WARNING, then OK after --ack.
+status_check() {
+  local out rc=0
+  out=$(in_ct rlewatch status -c /etc/rlewatch/rlewatch.toml --check "$@") || rc=$?
+  echo "$out"
+  return $rc
+}
+check_exit() {
+  local want=$1 out rc=0
+  shift
+  out=$(status_check "$@") || rc=$?
+  [ "$rc" = "$want" ] && grep -q "^RLEWATCH " <<<"$out" || { echo "exit $rc: $out"; return 1; }
+}
+check "rlewatch status --check: WARNING (1) for bad.bmp new in failed/" check_exit 1
+check "rlewatch status --check --ack: OK (0)" check_exit 0 --ack
 
 # Nothing in the journal that says the sandbox is in the way (the umask-022
 # subfolder's own lines are expected and checked above). One line is
