@@ -113,6 +113,18 @@ impl Hosts {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
             _ => {}
         }
+        if self.beats == 0 {
+            // Temporary heartbeats an earlier run of this host left (a
+            // SIGKILL between write and rename).
+            let prefix = format!(".{}.", self.me);
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         self.beats += 1;
         // The beat counter makes every write's bytes differ, which is all
         // other hosts look at.
