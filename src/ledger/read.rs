@@ -94,7 +94,7 @@ struct Probe {
 /// looked at only when that fails.
 pub fn parse_line(line: &[u8]) -> Result<Line, LineError> {
     let first = match serde_json::from_slice::<Record>(line) {
-        Ok(e) if u32::try_from(e.v).is_ok_and(|v| READS.contains(&v)) => {
+        Ok(e) if READS.contains(&e.v) => {
             return Ok(Line::Archived(e));
         }
         Ok(e) => return Err(LineError::UnknownVersion(e.v.into())),
