@@ -2,13 +2,12 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
 
 use super::{
     Aged, Archived, Failed, FailedFile, Host, Ignored, IgnoredName, Inbox, Retrying, Status,
@@ -424,15 +423,6 @@ pub fn acknowledge(config: &Config, now: SystemTime) -> Result<f64> {
     Ok(t)
 }
 
-/// An archived ledger line's time (other kinds are skipped).
-#[derive(Deserialize)]
-struct Line {
-    v: Option<u64>,
-    time: Option<String>,
-    kind: Option<String>,
-    host: Option<String>,
-}
-
 /// Archived in the 24 hours before `now` and the newest archive's time,
 /// from each host's day files that can hold them: today's, yesterday's,
 /// and its newest.
@@ -473,61 +463,56 @@ fn archived(archive: &Path, now: SystemTime, problems: &mut Vec<String>) -> Arch
     out
 }
 
+/// Counts the archived lines of one day file (through the ledger's own
+/// reader, every version and kind); the first unreadable line is named,
+/// the rest counted. A last line without its newline is one being
+/// written, or torn by a crash, which the ledger tolerates: not judged.
 fn read_ledger(
     path: &Path,
     since: f64,
     out: &mut Archived,
     problems: &mut Vec<String>,
 ) -> io::Result<()> {
-    let mut reader = BufReader::new(fs::File::open(path)?);
-    let mut line = Vec::new();
-    let mut n = 0;
+    let size = fs::metadata(path)?.len();
     let mut bad = 0;
-    loop {
-        line.clear();
-        if reader.read_until(b'\n', &mut line)? == 0 {
-            break;
-        }
-        n += 1;
-        // A last line without its newline is one being written (or torn
-        // by a crash, which the ledger tolerates): not judged.
-        if line.last() != Some(&b'\n') || line.iter().all(u8::is_ascii_whitespace) {
-            continue;
-        }
-        let parsed: Result<Line, String> = serde_json::from_slice(&line).map_err(|e| e.to_string());
-        let time = parsed.and_then(|l| {
-            if l.v.is_none() {
-                return Err("no ledger version (\"v\")".into());
-            }
-            if l.kind.is_some() {
-                return Ok(None);
-            }
-            let t = l.time.ok_or("no \"time\"")?;
-            let t = humantime::parse_rfc3339(&t).map_err(|e| format!("time {t:?}: {e}"))?;
-            Ok(Some((unix(t), l.host)))
-        });
-        match time {
-            Ok(Some((t, host))) => {
-                if t >= since {
-                    out.last_24h += 1;
-                }
-                if out.last_time.is_none_or(|l| t > l) {
-                    out.last_time = Some(t);
-                    out.last_host = host;
-                }
-            }
-            Ok(None) => {}
+    crate::ledger::for_each_line_in(path, |at, line| {
+        let entry = match line {
+            Ok(crate::ledger::Line::Archived(e)) => e,
+            Ok(_) => return,
+            Err(_) if at.offset + at.len as u64 >= size => return,
             Err(e) => {
                 bad += 1;
                 if bad == 1 {
                     problems.push(format!(
-                        "{} line {n}: unreadable ledger line: {e}",
-                        shown(path)
+                        "{} line {}: unreadable ledger line: {e}",
+                        shown(path),
+                        at.number
                     ));
                 }
+                return;
             }
+        };
+        let Ok(t) = humantime::parse_rfc3339(&entry.time) else {
+            bad += 1;
+            if bad == 1 {
+                problems.push(format!(
+                    "{} line {}: unreadable ledger line: time {:?}",
+                    shown(path),
+                    at.number,
+                    entry.time
+                ));
+            }
+            return;
+        };
+        let t = unix(t);
+        if t >= since {
+            out.last_24h += 1;
         }
-    }
+        if out.last_time.is_none_or(|l| t > l) {
+            out.last_time = Some(t);
+            out.last_host = Some(entry.host);
+        }
+    })?;
     if bad > 1 {
         problems.push(format!(
             "{}: {bad} unreadable ledger lines in all (rlewatch audit lists them)",
