@@ -27,6 +27,17 @@ pub const PROCESSING_BUCKETS: [f64; 12] = [
 /// they are still counted but may be logged again after a restart.
 pub const IGNORED_MAX: usize = 10_000;
 
+/// What [`Stats::ignored`] made of a name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Told {
+    /// Seen for the first time: to be logged.
+    First,
+    /// Known already (or past the limit, said once).
+    Already,
+    /// The limit was reached just now: say so once.
+    TooMany,
+}
+
 /// A Prometheus histogram with fixed buckets (cumulative when rendered).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Histogram {
@@ -118,6 +129,8 @@ pub struct Stats {
     pub retrying: BTreeMap<PathBuf, Retrying>,
     /// Names in the inbox no pattern takes, with why (logged once each).
     pub ignored: BTreeMap<PathBuf, String>,
+    /// More than [`IGNORED_MAX`] ignored names were met (said once).
+    ignored_overflow: bool,
     /// When each file in flight was judged complete and handed out.
     handed_out: HashMap<(u64, u64), Instant>,
     /// Something a reader of the heartbeat would see changed.
@@ -147,6 +160,7 @@ impl Stats {
             processing: Histogram::new(&PROCESSING_BUCKETS),
             retrying: BTreeMap::new(),
             ignored: BTreeMap::new(),
+            ignored_overflow: false,
             handed_out: HashMap::new(),
             dirty: true,
         }
@@ -269,18 +283,24 @@ impl Stats {
         self.dirty |= self.retrying.len() != before;
     }
 
-    /// A name the filter leaves alone, with why: true the first time (to
-    /// be logged).
-    pub fn ignored(&mut self, path: &Path, why: &str) -> bool {
+    /// A name the filter leaves alone, with why: `Told::First` the first
+    /// time (to be logged). Past [`IGNORED_MAX`] names remembered, they
+    /// are no longer told one by one (`Told::TooMany` once, to say so).
+    pub fn ignored(&mut self, path: &Path, why: &str) -> Told {
         if self.ignored.contains_key(path) {
-            return false;
+            return Told::Already;
+        }
+        if self.ignored.len() >= IGNORED_MAX {
+            if self.ignored_overflow {
+                return Told::Already;
+            }
+            self.ignored_overflow = true;
+            return Told::TooMany;
         }
         self.ignored_total += 1;
         self.dirty = true;
-        if self.ignored.len() < IGNORED_MAX {
-            self.ignored.insert(path.to_path_buf(), why.to_string());
-        }
-        true
+        self.ignored.insert(path.to_path_buf(), why.to_string());
+        Told::First
     }
 
     /// Forgets ignored names for which `still` is false (gone, renamed).
@@ -288,6 +308,9 @@ impl Stats {
         let before = self.ignored.len();
         self.ignored.retain(|p, _| still(p));
         self.dirty |= self.ignored.len() != before;
+        if self.ignored.len() < IGNORED_MAX {
+            self.ignored_overflow = false;
+        }
     }
 }
 
@@ -328,13 +351,29 @@ mod tests {
     #[test]
     fn an_ignored_name_is_told_once_and_counted_once() {
         let mut s = Stats::default();
-        assert!(s.ignored(Path::new("/in/a.pdf"), "why"));
-        assert!(!s.ignored(Path::new("/in/a.pdf"), "why"));
-        assert!(s.ignored(Path::new("/in/b.pdf"), "why"));
+        assert_eq!(s.ignored(Path::new("/in/a.pdf"), "why"), Told::First);
+        assert_eq!(s.ignored(Path::new("/in/a.pdf"), "why"), Told::Already);
+        assert_eq!(s.ignored(Path::new("/in/b.pdf"), "why"), Told::First);
         assert_eq!(s.ignored_total, 2);
         s.retain_ignored(|p| p.ends_with("b.pdf"));
         assert_eq!(s.ignored.len(), 1);
         // Seen again after it went away: a new arrival, told again.
-        assert!(s.ignored(Path::new("/in/a.pdf"), "why"));
+        assert_eq!(s.ignored(Path::new("/in/a.pdf"), "why"), Told::First);
+    }
+
+    #[test]
+    fn past_the_limit_ignored_names_are_not_told_one_by_one_nor_again() {
+        let mut s = Stats::default();
+        for i in 0..IGNORED_MAX {
+            assert_eq!(
+                s.ignored(Path::new(&format!("/in/{i}.pdf")), "w"),
+                Told::First
+            );
+        }
+        assert_eq!(s.ignored(Path::new("/in/x.pdf"), "w"), Told::TooMany);
+        // Not at every rescan after.
+        assert_eq!(s.ignored(Path::new("/in/x.pdf"), "w"), Told::Already);
+        assert_eq!(s.ignored(Path::new("/in/y.pdf"), "w"), Told::Already);
+        assert_eq!(s.ignored_total, IGNORED_MAX as u64);
     }
 }

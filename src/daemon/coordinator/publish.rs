@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::Coordinator;
 use crate::daemon::metrics::{self, Gauges};
+use crate::daemon::stats::{IGNORED_MAX, Told};
 use crate::display::shown;
 use crate::heartbeat::{self, Heartbeat, IgnoredFile, LIST_MAX, Listed, RetryingFile, unix};
 
@@ -243,10 +244,17 @@ impl Coordinator {
     /// A name the filter leaves alone, seen: logged once with why, and
     /// counted.
     pub(super) fn note_ignored(&mut self, path: &Path) {
-        if let Some(why) = self.filter.ignored(path)
-            && self.stats.ignored(path, &why)
-        {
-            info!("{}: left alone: {why}", shown(path));
+        let Some(why) = self.filter.ignored(path) else {
+            return;
+        };
+        match self.stats.ignored(path, &why) {
+            Told::First => info!("{}: left alone: {why}", shown(path)),
+            Told::Already => {}
+            Told::TooMany => warn!(
+                "{}: more than {IGNORED_MAX} names in the inbox are left alone; the others are \
+                 not told one by one (rlewatch status lists what is there)",
+                shown(&self.config.paths.inbox)
+            ),
         }
     }
 }
