@@ -5,8 +5,10 @@
 //! its textfile collector on 127.0.0.1, scraped. The tools come from
 //! Debian's `prometheus` and `prometheus-node-exporter` packages
 //! (`.ci/run` extracts them and sets `RLEWATCH_PROMTOOL` and
-//! `RLEWATCH_NODE_EXPORTER`); without them that part is skipped, saying
-//! so, unless `RLEWATCH_REQUIRE_PROMETHEUS` is set (CI), when it fails.
+//! `RLEWATCH_NODE_EXPORTER`). That test is ignored by default (shown as
+//! such in the summary) and run by `cargo test -- --ignored`; run so
+//! without the tools it says it skips, unless `RLEWATCH_REQUIRE_PROMETHEUS`
+//! is set (CI), when it fails.
 
 use std::fs;
 use std::io::{Read, Write};
@@ -139,6 +141,7 @@ fn scrape(addr: &str) -> Option<String> {
 }
 
 #[test]
+#[ignore = "needs promtool and prometheus-node-exporter (RLEWATCH_PROMTOOL, RLEWATCH_NODE_EXPORTER or PATH; .ci/run sets them): cargo test -- --ignored"]
 fn promtool_accepts_the_file_and_the_rules_and_node_exporter_serves_the_values() {
     let Some(promtool_bin) = tool("RLEWATCH_PROMTOOL", &["promtool"]) else {
         require("promtool");
@@ -215,4 +218,50 @@ fn promtool_accepts_the_file_and_the_rules_and_node_exporter_serves_the_values()
     ] {
         assert_eq!(sample(&body, name), Some(value), "{name} in\n{body}");
     }
+}
+
+#[test]
+fn a_reload_turns_the_metrics_on_and_an_unwritable_folder_is_said_once() {
+    let d = Daemon::start("[watch]\nsettle_ms = 50\n[daemon]\nhost = \"alpha\"\n");
+    // A folder that does not exist: said once, the daemon goes on.
+    fs::write(
+        d.path("config.toml"),
+        "[watch]\nsettle_ms = 50\n[daemon]\nhost = \"alpha\"\n\
+         [metrics]\ntextfile = \"nowhere/rlewatch.prom\"\ninterval_secs = 1\n",
+    )
+    .unwrap();
+    d.signal(libc::SIGHUP);
+    assert!(
+        d.wait_log("configuration reloaded: metrics ", 1, LONG),
+        "{}",
+        d.log()
+    );
+    let said = "nowhere/rlewatch.prom: cannot write the metrics file: ";
+    assert!(d.wait_log(said, 1, LONG), "{}", d.log());
+    assert!(d.log().contains("ReadWritePaths="), "{}", d.log());
+    // Made: written within a second or two, and said so once.
+    fs::create_dir(d.path("nowhere")).unwrap();
+    let prom = d.path("nowhere/rlewatch.prom");
+    assert!(wait_until(LONG, || prom.exists()), "{}", d.log());
+    assert!(d.wait_log("metrics written again", 1, LONG), "{}", d.log());
+    assert_eq!(d.log().matches(said).count(), 1, "{}", d.log());
+    let text = fs::read_to_string(&prom).unwrap();
+    assert_eq!(sample(&text, "rlewatch_running"), Some(1.0), "{text}");
+}
+
+#[test]
+fn a_textfile_not_named_prom_is_refused_with_the_reason() {
+    let t = crate::support::tempdir();
+    fs::write(
+        t.path().join("c.toml"),
+        "[metrics]\ntextfile = \"rlewatch.txt\"\n",
+    )
+    .unwrap();
+    let out = crate::support::run_in(t.path(), &["check-config", "c.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = crate::support::stderr(&out);
+    assert!(
+        err.contains("metrics.textfile = \"rlewatch.txt\": node_exporter's textfile collector reads only files named *.prom"),
+        "{err}"
+    );
 }
