@@ -248,7 +248,13 @@ impl Coordinator {
             return;
         };
         match self.stats.ignored(path, &why) {
-            Told::First => info!("{}: left alone: {why}", shown(path)),
+            // The journal's MESSAGE_ID for "ignored" (docs/operations.md).
+            Told::First => info!(
+                message_id = "2274e75081c94cf5b7b18aef6b02cc41",
+                rlewatch_source = %shown(path),
+                "{}: left alone: {why}",
+                shown(path)
+            ),
             Told::Already => {}
             Told::TooMany => warn!(
                 "{}: more than {IGNORED_MAX} names in the inbox are left alone; the others are \
