@@ -14,6 +14,7 @@
 //!         SUBDIR/FILE.bmp        below their inbox subfolder path
 //!     hosts/                   InboxLayout::hosts()
 //!       HOST                   InboxLayout::heartbeat(host): that host's heartbeat
+//!     status-ack               InboxLayout::status_ack(): `rlewatch status --ack`'s time
 //! ARCHIVE/
 //!   .rlewatch/                 ArchiveLayout::state()  (never archive output)
 //!     ledger/                  ArchiveLayout::ledger()
@@ -80,6 +81,12 @@ impl InboxLayout {
     pub fn heartbeat(&self, host: &str) -> PathBuf {
         self.hosts().join(host)
     }
+
+    /// `INBOX/.rlewatch/status-ack`: when `rlewatch status --ack` last
+    /// marked the failed folder's files as seen.
+    pub fn status_ack(&self) -> PathBuf {
+        self.state.join("status-ack")
+    }
 }
 
 /// The paths of rlewatch's state inside one archive folder.
@@ -125,6 +132,7 @@ mod tests {
         assert_eq!(inbox.claims("h"), Path::new("/in/.rlewatch/claims/h"));
         assert_eq!(inbox.hosts(), Path::new("/in/.rlewatch/hosts"));
         assert_eq!(inbox.heartbeat("h"), Path::new("/in/.rlewatch/hosts/h"));
+        assert_eq!(inbox.status_ack(), Path::new("/in/.rlewatch/status-ack"));
         let archive = ArchiveLayout::new(Path::new("/ar"));
         assert_eq!(archive.state(), Path::new("/ar/.rlewatch"));
         assert_eq!(archive.ledger(), Path::new("/ar/.rlewatch/ledger"));

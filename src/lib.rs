@@ -26,6 +26,10 @@
 //! - [`audit`]: `rlewatch audit`, the archive checked against the ledger.
 //! - [`daemon`]: `rlewatch run`: config, watcher, coordinator, pool,
 //!   signals, systemd, lock, logging.
+//! - [`heartbeat`]: the heartbeat file's format (a daemon's published
+//!   state), written by [`daemon`], read by [`status`].
+//! - [`status`]: `rlewatch status`: every host, the inbox, failed/ and
+//!   the ledger at a glance, `--json`, `--check` (Monitoring Plugins).
 //! - [`display`]: how paths appear in log lines (a leaf).
 //! - [`magic`]: what a file is by its first bytes (a leaf).
 //! - [`cli`]: the one-shot commands (`compress`, `decompress`, `verify`,
@@ -44,7 +48,9 @@ pub mod display;
 pub mod durable;
 pub mod faults;
 pub mod formats;
+pub mod heartbeat;
 pub mod layout;
 pub mod ledger;
 pub mod magic;
 pub mod rle;
+pub mod status;

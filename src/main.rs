@@ -65,6 +65,28 @@ enum Command {
         #[arg(value_name = "ARCHIVE")]
         archive: Option<PathBuf>,
     },
+    /// Show every daemon of the inbox, what waits, retries and failed.
+    ///
+    /// Reads the disk only (heartbeats, the inbox, claims, failed/, the
+    /// ledgers): works with or without a daemon, on any host of a shared
+    /// inbox. --json prints one JSON object; --check prints one Monitoring
+    /// Plugins line and exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Status {
+        /// TOML configuration (default: built-in defaults, folders
+        /// relative to the working directory, as `run`).
+        #[arg(short, long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Print one JSON object (fields in docs/operations.md).
+        #[arg(long, conflicts_with = "check")]
+        json: bool,
+        /// Nagios/Icinga plugin output: one line, exit 0/1/2/3.
+        #[arg(long)]
+        check: bool,
+        /// Mark the files now in failed/ as seen: --check warns only of
+        /// files quarantined after this.
+        #[arg(long)]
+        ack: bool,
+    },
     /// Validate a configuration file, then tell the daemon to reload it.
     ///
     /// Checks FILE exactly as check-config does, and that PID is an
@@ -84,6 +106,27 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    if let Command::Status {
+        config,
+        json,
+        check,
+        ack,
+    } = &args.command
+    {
+        use rlewatch::status::Output;
+        let output = match (json, check) {
+            (true, _) => Output::Json,
+            (_, true) => Output::Check,
+            _ => Output::Text,
+        };
+        return match rlewatch::status::command(config.as_deref(), output, *ack) {
+            Ok(code) => ExitCode::from(code),
+            Err(e) => {
+                eprintln!("rlewatch: {}", cli::error_line(&e));
+                ExitCode::FAILURE
+            }
+        };
+    }
     let result = match &args.command {
         Command::Run { config } => {
             // Signal handlers first: a SIGHUP before them would kill us.
@@ -114,6 +157,7 @@ fn main() -> ExitCode {
             rlewatch::audit::run(&dir, threads)
         }),
         Command::Reload(a) => cli::reload_cmd(a),
+        Command::Status { .. } => unreachable!("handled above"),
         Command::GenerateAssets { dir } => cli::write_assets(Cli::command(), dir).map(|()| true),
     };
     match result {

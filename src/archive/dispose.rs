@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{
-    FILE_MODE, Failure, Held, Op, Original, OriginalsAction, Report, Settings, still_there,
-    transient,
+    FILE_MODE, Failure, Held, Op, Original, OriginalsAction, ReasonClass, Report, Settings,
+    still_there, transient,
 };
 use crate::display::shown;
 use crate::{durable, faults};
@@ -192,7 +192,13 @@ pub(super) fn not_a_folder_hint(e: &io::Error, dest: &Path) -> String {
 
 /// Moves a bad file to the failed folder and writes `NAME.error.txt`
 /// beside it.
-pub(super) fn quarantine(s: &Settings, held: &Held, reason: &str, attempts: u32) -> Report {
+pub(super) fn quarantine(
+    s: &Settings,
+    held: &Held,
+    reason: &str,
+    class: ReasonClass,
+    attempts: u32,
+) -> Report {
     let path = held.path.as_path();
     let dir = s.failed.join(&held.rel_dir);
     let note_for = |to: &Path| {
@@ -255,6 +261,7 @@ pub(super) fn quarantine(s: &Settings, held: &Held, reason: &str, attempts: u32)
     }
     Report::Quarantined {
         reason: reason.to_string(),
+        class,
         to,
     }
 }

@@ -21,6 +21,7 @@ use crate::display::shown;
 use crate::ledger::Ledger;
 use crate::{durable, faults};
 
+mod class;
 mod commit;
 mod devices;
 mod dispose;
@@ -30,6 +31,7 @@ mod take;
 #[cfg(test)]
 mod tests;
 
+pub use class::{ReasonClass, class_of};
 pub use commit::commit;
 pub use devices::{Devices, Root, mount_point, still_there};
 pub use failure::{Cause, Failure, Kind, Op};
@@ -245,7 +247,7 @@ fn write_archive(
                 return Err(Report::Changed);
             }
             drop(temp);
-            Err(quarantine(s, held, &e.to_string(), attempts))
+            Err(quarantine(s, held, &e.to_string(), class_of(&e), attempts))
         }
         Err(CompressError::Write(io)) => Err(Report::Transient {
             error: Box::new(Failure::at(&held.path, Op::Write, temp.path(), io)),

@@ -97,7 +97,12 @@ pub enum Report {
     /// holds an earlier state; the original stays to be archived again.
     Superseded { archive: PathBuf },
     /// Bad input, now in the failed folder.
-    Quarantined { reason: String, to: PathBuf },
+    Quarantined {
+        reason: String,
+        /// The reason's class (ledger, metrics).
+        class: super::ReasonClass,
+        to: PathBuf,
+    },
     /// Not safely reachable inside the inbox (a folder on its path is a
     /// symlink, or it resolves outside); left alone.
     Refused { reason: String },

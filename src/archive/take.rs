@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::dispose::{quarantine, removal_hint};
-use super::{Failure, Held, Op, Report, Settings, relative, transient};
+use super::{Failure, Held, Op, ReasonClass, Report, Settings, relative, transient};
 use crate::display::shown;
 use crate::{claim, durable, faults};
 
@@ -95,7 +95,15 @@ pub(super) fn take(
         // taken now.
         before = match fresh.metadata() {
             Ok(m) if m.file_type().is_file() => m,
-            Ok(_) => return Err(quarantine(s, &held, "not a regular file", attempts)),
+            Ok(_) => {
+                return Err(quarantine(
+                    s,
+                    &held,
+                    "not a regular file",
+                    ReasonClass::Other,
+                    attempts,
+                ));
+            }
             Err(e) => return Err(transient(&held, Op::Stat, &held.path, e)),
         };
         held._lock = Some(std::mem::replace(&mut file, fresh));
@@ -118,12 +126,19 @@ fn open_locked(s: &Settings, held: &Held, attempts: u32) -> Result<(File, fs::Me
                 s,
                 held,
                 "symbolic links are not followed",
+                ReasonClass::Other,
                 attempts,
             ));
         }
         // A socket cannot be opened at all (ENXIO); it will never be a BMP.
         Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            return Err(quarantine(s, held, "not a regular file", attempts));
+            return Err(quarantine(
+                s,
+                held,
+                "not a regular file",
+                ReasonClass::Other,
+                attempts,
+            ));
         }
         Err(e) => return Err(transient(held, Op::Open, &held.path, e)),
     };
@@ -132,7 +147,13 @@ fn open_locked(s: &Settings, held: &Held, attempts: u32) -> Result<(File, fs::Me
         Err(e) => return Err(transient(held, Op::Stat, &held.path, e)),
     };
     if !before.file_type().is_file() {
-        return Err(quarantine(s, held, "not a regular file", attempts));
+        return Err(quarantine(
+            s,
+            held,
+            "not a regular file",
+            ReasonClass::Other,
+            attempts,
+        ));
     }
     #[cfg(test)]
     super::tests::between_open_and_lock();

@@ -3,7 +3,10 @@
 //! `formats::ALL_EXTENSIONS`; which formats are archived is decided by
 //! content, `compress.formats`) that are not hidden, not partial downloads or editor leftovers, not in
 //! the daemon's own folders and not matched by a configured ignore glob.
-//! Pure path logic: never touches the filesystem.
+//! A name that is not work and not hidden, partial or the daemon's own
+//! ([`Filter::ignored`]) is one an operator may expect taken: the daemon
+//! logs it once and `rlewatch status` lists it (issue "nothing sits
+//! unseen"). Pure path logic: never touches the filesystem.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,8 @@ pub struct Filter {
     own: Vec<PathBuf>,
     recursive: bool,
     ignore: GlobSet,
+    /// The patterns of `ignore`, in order, to name the one that matched.
+    patterns: Vec<String>,
 }
 
 impl Filter {
@@ -37,6 +42,7 @@ impl Filter {
             own,
             recursive: config.recursive,
             ignore: config.ignore.clone(),
+            patterns: config.ignore_patterns.clone(),
         }
     }
 
@@ -93,6 +99,69 @@ impl Filter {
             return false;
         }
         !self.ignore.is_match(rel) && !self.ignore.is_match(Path::new(name))
+    }
+}
+
+impl Filter {
+    /// Why a file at `path` that is not work is left alone, for a name
+    /// someone may have dropped expecting it taken: a name no image
+    /// format uses, one a `watch.ignore` pattern matches, a file in a
+    /// subfolder with `recursive = false`. `None` for work and for what
+    /// is never work by convention (hidden names, partial downloads,
+    /// the daemon's own folders), which are not told.
+    pub fn ignored(&self, path: &Path) -> Option<String> {
+        let rel = path.strip_prefix(&self.inbox).ok()?;
+        let name = rel.file_name()?;
+        let parent = path.parent()?;
+        if Self::hidden(name)
+            || rel.components().any(|c| Self::hidden(c.as_os_str()))
+            || self.own.iter().any(|o| path.starts_with(o))
+            || self.wants_file(path)
+        {
+            return None;
+        }
+        let bytes = name.as_encoded_bytes();
+        if PARTIAL_SUFFIXES
+            .iter()
+            .any(|s| bytes.ends_with(s.as_bytes()))
+        {
+            return None;
+        }
+        if !self.wants_dir(parent) {
+            let parent_rel = parent.strip_prefix(&self.inbox).ok()?;
+            if !self.recursive {
+                return Some(
+                    "in a subfolder, and watch.recursive = false takes only the inbox's own files"
+                        .into(),
+                );
+            }
+            return parent_rel
+                .ancestors()
+                .filter(|a| !a.as_os_str().is_empty())
+                .find_map(|a| self.pattern_of(a))
+                .map(|p| format!("its folder matches watch.ignore pattern {p:?}"));
+        }
+        if let Some(p) = self
+            .pattern_of(rel)
+            .or_else(|| self.pattern_of(Path::new(name)))
+        {
+            return Some(format!("matches watch.ignore pattern {p:?}"));
+        }
+        let mut names: Vec<String> = crate::formats::ALL_EXTENSIONS
+            .iter()
+            .map(|x| format!("*.{x}"))
+            .collect();
+        names.dedup();
+        Some(format!(
+            "not an image name rlewatch takes ({}, any case)",
+            names.join(" ")
+        ))
+    }
+
+    /// The first `watch.ignore` pattern that matches `p`.
+    fn pattern_of(&self, p: &Path) -> Option<&str> {
+        let i = *self.ignore.matches(p).first()?;
+        self.patterns.get(i).map(String::as_str)
     }
 }
 
@@ -161,6 +230,43 @@ mod tests {
         ] {
             assert!(!f.wants_file(&Path::new("/d/inbox").join(no)), "{no}");
         }
+    }
+
+    #[test]
+    fn names_left_alone_say_why_and_conventions_stay_silent() {
+        let f = filter("[watch]\nignore = [\"*-draft.bmp\", \"private/**\"]");
+        let why = |p: &str| f.ignored(Path::new(p));
+        assert!(
+            why("/d/inbox/notes.pdf")
+                .unwrap()
+                .starts_with("not an image name")
+        );
+        assert!(why("/d/inbox/notes.pdf").unwrap().contains("*.png"));
+        assert_eq!(
+            why("/d/inbox/x-draft.bmp").as_deref(),
+            Some("matches watch.ignore pattern \"*-draft.bmp\"")
+        );
+        assert_eq!(
+            why("/d/inbox/private/a.bmp").as_deref(),
+            Some("matches watch.ignore pattern \"private/**\"")
+        );
+        for silent in [
+            "/d/inbox/a.bmp",
+            "/d/inbox/.hidden.pdf",
+            "/d/inbox/a.bmp.part",
+            "/d/inbox/a.bmp.tmp",
+            "/d/inbox/.rlewatch/hosts/b",
+            "/d/inbox/archive/a.pdf",
+            "/d/elsewhere/a.pdf",
+        ] {
+            assert_eq!(why(silent), None, "{silent}");
+        }
+        let flat = filter("[watch]\nrecursive = false");
+        assert!(
+            flat.ignored(Path::new("/d/inbox/sub/a.bmp"))
+                .unwrap()
+                .contains("recursive = false")
+        );
     }
 
     #[test]

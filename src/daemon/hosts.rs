@@ -1,5 +1,6 @@
 //! Several hosts, one inbox (design §4.8): each daemon refreshes a
-//! heartbeat file `INBOX/.rlewatch/hosts/HOST` and watches the others'.
+//! heartbeat file `INBOX/.rlewatch/hosts/HOST` (its state as JSON,
+//! [`crate::heartbeat`]) and watches the others'.
 //! A host whose heartbeat has not changed for `takeover_secs` — measured
 //! on this host's monotonic clock from when the change was last *seen*,
 //! so clocks that disagree do not matter — is taken for dead, and its
@@ -11,7 +12,7 @@
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -56,17 +57,16 @@ impl Hosts {
 
     /// How often the heartbeat is refreshed and the others looked at: a
     /// fifth of the take-over timeout, within 1–30 s.
-    fn interval(&self) -> Duration {
+    pub(super) fn interval(&self) -> Duration {
         self.timeout.map_or(Duration::from_secs(30), |t| {
             (t / 5).clamp(Duration::from_secs(1), Duration::from_secs(30))
         })
     }
 
-    /// Refreshes this host's heartbeat; returns the hosts whose claims are
-    /// due to be taken over.
-    pub(super) fn tick(&mut self, now: Instant) -> Vec<String> {
-        self.next = now + self.interval();
-        match self.beat() {
+    /// Writes this host's heartbeat `hb` (its `beat` counted here); a
+    /// failure is logged once until it works again.
+    pub(super) fn write(&mut self, mut hb: crate::heartbeat::Heartbeat) {
+        match self.beat(&mut hb) {
             Err(e) if !self.failing => {
                 self.failing = true;
                 tracing::warn!(
@@ -78,6 +78,13 @@ impl Hosts {
             Err(_) => {}
             Ok(()) => self.failing = false,
         }
+    }
+
+    /// Refreshes this host's heartbeat with `hb`; returns the hosts whose
+    /// claims are due to be taken over.
+    pub(super) fn tick(&mut self, now: Instant, hb: crate::heartbeat::Heartbeat) -> Vec<String> {
+        self.next = now + self.interval();
+        self.write(hb);
         let Some(timeout) = self.timeout else {
             return Vec::new();
         };
@@ -98,7 +105,7 @@ impl Hosts {
         stale
     }
 
-    fn beat(&mut self) -> io::Result<()> {
+    fn beat(&mut self, hb: &mut crate::heartbeat::Heartbeat) -> io::Result<()> {
         let dir = self.layout.hosts();
         // Not recursive: a missing inbox (a share unmounted) is not made
         // again by a heartbeat.
@@ -106,16 +113,23 @@ impl Hosts {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
             _ => {}
         }
+        if self.beats == 0 {
+            // Temporary heartbeats an earlier run of this host left (a
+            // SIGKILL between write and rename).
+            let prefix = format!(".{}.", self.me);
+            for e in fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(&prefix) && name.ends_with(".tmp") {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
         self.beats += 1;
-        let text = format!("{} {}\n", self.beats, std::process::id());
-        let file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(dir.join(&self.me))?;
-        // Same length or longer each time: no truncate needed between.
-        file.write_all_at(text.as_bytes(), 0)
+        // The beat counter makes every write's bytes differ, which is all
+        // other hosts look at.
+        hb.beat = self.beats;
+        crate::heartbeat::write(&dir.join(&self.me), hb)
     }
 
     /// Host ids with a heartbeat or a claim folder, other than this one.
@@ -216,6 +230,7 @@ fn take_one(theirs: &Path, rel: &Path, mine: &Path) -> io::Result<Taken> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::heartbeat::Heartbeat;
 
     #[test]
     fn a_heartbeat_that_stops_changing_is_stale_after_the_timeout_only() {
@@ -226,14 +241,39 @@ mod tests {
         let mut a = Hosts::new(d.path(), "a", Some(t));
         let mut b = Hosts::new(d.path(), "b", Some(t));
         let t0 = Instant::now();
-        assert!(b.tick(t0).is_empty());
-        assert!(a.tick(t0).is_empty()); // first sight of b: not stale
+        let hb = Heartbeat::default;
+        assert!(b.tick(t0, hb()).is_empty());
+        assert!(a.tick(t0, hb()).is_empty()); // first sight of b: not stale
         // b keeps beating: never stale, however long.
-        assert!(b.tick(t0 + t).is_empty());
-        assert!(a.tick(t0 + t).is_empty());
-        assert!(a.tick(t0 + t * 2 - Duration::from_millis(1)).is_empty());
+        assert!(b.tick(t0 + t, hb()).is_empty());
+        assert!(a.tick(t0 + t, hb()).is_empty());
+        assert!(
+            a.tick(t0 + t * 2 - Duration::from_millis(1), hb())
+                .is_empty()
+        );
         // b stops: stale once unchanged for the timeout, on a's clock.
-        assert_eq!(a.tick(t0 + t * 2), ["b"]);
+        assert_eq!(a.tick(t0 + t * 2, hb()), ["b"]);
+        // Its heartbeat is JSON that changes at every beat.
+        let text = fs::read(InboxLayout::new(d.path()).heartbeat("b")).unwrap();
+        let read = crate::heartbeat::parse(Path::new("b"), &text);
+        assert!(read.is_err(), "the default's format is empty: {read:?}");
+        assert!(String::from_utf8_lossy(&text).contains("\"beat\":2"));
+    }
+
+    #[test]
+    fn a_corrupt_or_old_heartbeat_still_counts_by_its_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let layout = InboxLayout::new(d.path());
+        fs::create_dir_all(layout.hosts()).unwrap();
+        let t = Duration::from_secs(10);
+        let mut a = Hosts::new(d.path(), "a", Some(t));
+        let t0 = Instant::now();
+        fs::write(layout.heartbeat("old"), "7 1234\n").unwrap();
+        fs::write(layout.heartbeat("bad"), "{not json").unwrap();
+        assert!(a.tick(t0, Heartbeat::default()).is_empty());
+        // "bad" keeps changing (garbage, but changing): alive; "old" stops.
+        fs::write(layout.heartbeat("bad"), "{not json either").unwrap();
+        assert_eq!(a.tick(t0 + t, Heartbeat::default()), ["old"]);
     }
 
     #[test]

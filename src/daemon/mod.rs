@@ -24,10 +24,12 @@ mod hosts;
 pub mod journal;
 pub mod lock;
 pub mod logging;
+pub mod metrics;
 mod pipeline;
 mod settle;
 mod signals;
 mod startup;
+pub mod stats;
 pub mod systemd;
 pub mod watch;
 

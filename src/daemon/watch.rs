@@ -121,7 +121,10 @@ impl Handler {
         let wanted = if folder {
             self.filter.wants_dir(path)
         } else {
-            self.filter.wants_file(path) || (maybe_folder && self.filter.wants_dir(path))
+            // A name left alone goes on too, to be told once (design §4.2).
+            self.filter.wants_file(path)
+                || (maybe_folder && self.filter.wants_dir(path))
+                || self.filter.ignored(path).is_some()
         };
         if !wanted {
             return;

@@ -37,6 +37,12 @@ mod faults;
 mod deployed;
 // SIGKILL at random moments while files arrive, then every file once.
 mod crash;
+// `rlewatch status`: every exit code of --check, --json, --ack, ignored
+// names.
+mod status;
+// The Prometheus textfile after a run; promtool and a real node_exporter
+// (ignored without them).
+mod metrics;
 // Claims, the ledger and audit: several daemons on one inbox, a SIGKILL
 // at every step of a file's life, a dead host's claims taken over.
 mod claims;

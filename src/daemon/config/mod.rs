@@ -21,7 +21,8 @@ mod tests;
 
 pub use paths::{FolderError, Paths};
 pub use raw::{
-    RawCompress, RawConfig, RawDaemon, RawLog, RawOriginals, RawPaths, RawWatch, RawWorkers,
+    RawCompress, RawConfig, RawDaemon, RawLog, RawMetrics, RawOriginals, RawPaths, RawStatus,
+    RawWatch, RawWorkers,
 };
 
 /// A configuration problem, naming the file when there is one.
@@ -90,6 +91,11 @@ pub struct Config {
     pub takeover: Option<Duration>,
     pub log_level: String,
     pub log_format: LogFormat,
+    /// `[status] stuck_secs`: a file retrying or waiting longer is stuck
+    /// (`rlewatch status --check` warns).
+    pub stuck: Duration,
+    /// `[metrics]`: the Prometheus textfile, when configured.
+    pub metrics: Option<MetricsFile>,
     /// The validated form, for printing (`check-config`, `Display`).
     /// Reloads compare the typed fields above.
     pub raw: RawConfig,
@@ -100,6 +106,42 @@ fn invalid(message: String) -> ConfigError {
         path: None,
         message,
     }
+}
+
+/// Where and how often the metrics textfile is written (`[metrics]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsFile {
+    /// An absolute path ending in `.prom` (node_exporter reads no other).
+    pub path: PathBuf,
+    pub interval: Duration,
+}
+
+/// The `[metrics]` table checked; a relative path resolves against `base`.
+fn metrics(raw: &RawMetrics, base: &Path) -> Result<Option<MetricsFile>, ConfigError> {
+    if raw.interval_secs == 0 || raw.interval_secs > 86_400 {
+        return Err(invalid(format!(
+            "metrics.interval_secs must be 1 to 86400, not {}",
+            raw.interval_secs
+        )));
+    }
+    if raw.textfile.as_os_str().is_empty() {
+        return Ok(None);
+    }
+    let path = base.join(&raw.textfile);
+    let name_ok = path
+        .file_name()
+        .is_some_and(|n| n.as_encoded_bytes().ends_with(b".prom") && n.len() > 5);
+    if !name_ok {
+        return Err(invalid(format!(
+            "metrics.textfile = {:?}: node_exporter's textfile collector reads only files \
+             named *.prom",
+            raw.textfile
+        )));
+    }
+    Ok(Some(MetricsFile {
+        path,
+        interval: Duration::from_secs(raw.interval_secs),
+    }))
 }
 
 /// `value` as one of `options` (name, meaning); otherwise an error that
@@ -255,6 +297,13 @@ impl Config {
             &raw.log.format,
             &[("text", LogFormat::Text), ("json", LogFormat::Json)],
         )?;
+        if raw.status.stuck_secs == 0 {
+            return Err(invalid("status.stuck_secs must be at least 1".into()));
+        }
+        let metrics = metrics(&raw.metrics, base)?;
+        if let Some(m) = &metrics {
+            raw.metrics.textfile = m.path.clone();
+        }
         // Keep the resolved form, so printing shows what is in effect.
         raw.paths = RawPaths {
             inbox: paths.inbox.clone(),
@@ -284,6 +333,8 @@ impl Config {
                 .then(|| Duration::from_secs(raw.daemon.takeover_secs)),
             log_level: raw.log.level.clone(),
             log_format,
+            stuck: Duration::from_secs(raw.status.stuck_secs),
+            metrics,
             raw,
         })
     }
@@ -327,8 +378,22 @@ fn toml_message(text: &str, e: &toml::de::Error) -> String {
     )
 }
 
-/// Reads and validates a config file.
+/// Reads and validates a config file, and checks its folders on disk.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    load_unchecked(path).and_then(|c| {
+        c.paths
+            .check_on_disk()
+            .map_err(|source| ConfigError::Folders {
+                path: path.to_path_buf(),
+                source: Box::new(source),
+            })?;
+        Ok(c)
+    })
+}
+
+/// Reads and validates a config file without looking at its folders
+/// (`rlewatch status` reports a folder that is wrong, and goes on).
+pub fn load_unchecked(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         path: path.to_path_buf(),
         source,
@@ -344,23 +409,19 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
             .join(path)
     };
     let base = abs.parent().unwrap_or(Path::new("/"));
-    parse(&text, base)
-        .map_err(|e| match e {
-            ConfigError::Invalid { message, .. } => ConfigError::Invalid {
-                path: Some(path.to_path_buf()),
-                message,
-            },
-            other => other,
-        })
-        .and_then(|c| {
-            c.paths
-                .check_on_disk()
-                .map_err(|source| ConfigError::Folders {
-                    path: path.to_path_buf(),
-                    source: Box::new(source),
-                })?;
-            Ok(c)
-        })
+    parse(&text, base).map_err(|e| match e {
+        ConfigError::Invalid { message, .. } => ConfigError::Invalid {
+            path: Some(path.to_path_buf()),
+            message,
+        },
+        other => other,
+    })
+}
+
+/// The machine's host name as a heartbeat records it (`localhost` when
+/// it has none), whatever `daemon.host` says.
+pub fn machine_name() -> String {
+    hostname()
 }
 
 /// The machine's host name (`localhost` when it has none).

@@ -18,6 +18,8 @@ pub struct RawConfig {
     pub watch: RawWatch,
     pub daemon: RawDaemon,
     pub log: RawLog,
+    pub status: RawStatus,
+    pub metrics: RawMetrics,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -148,6 +150,40 @@ impl Default for RawLog {
         RawLog {
             level: "info".into(),
             format: "text".into(),
+        }
+    }
+}
+
+/// `[status]`: what `rlewatch status --check` calls stuck.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawStatus {
+    /// A file retrying or waiting longer than this is a WARNING.
+    pub stuck_secs: u64,
+}
+
+impl Default for RawStatus {
+    fn default() -> Self {
+        RawStatus { stuck_secs: 600 }
+    }
+}
+
+/// `[metrics]`: the Prometheus textfile (node_exporter's textfile
+/// collector).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMetrics {
+    /// The `*.prom` file to rewrite; empty: off.
+    pub textfile: PathBuf,
+    /// How often it is rewritten.
+    pub interval_secs: u64,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        RawMetrics {
+            textfile: PathBuf::new(),
+            interval_secs: 15,
         }
     }
 }

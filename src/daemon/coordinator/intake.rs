@@ -39,6 +39,7 @@ impl Coordinator {
             return;
         }
         if !self.filter.wants_file(path) {
+            self.note_ignored(path);
             return;
         }
         // Where writers can be observed, every event is a moment to look
@@ -65,7 +66,11 @@ impl Coordinator {
                     continue;
                 }
             };
-            if entry.file_type().is_dir() || !self.filter.wants_file(entry.path()) {
+            if entry.file_type().is_dir() {
+                continue;
+            }
+            if !self.filter.wants_file(entry.path()) {
+                self.note_ignored(entry.path());
                 continue;
             }
             if !self.schedule.room_for(entry.path(), self.wait_cap()) {
@@ -79,6 +84,8 @@ impl Coordinator {
             return;
         }
         self.schedule.retain_kept(|p| p.exists());
+        // Ignored names gone or renamed: told again if they come back.
+        self.stats.retain_ignored(|p| p.exists());
         self.adopt_claims();
         debug!("rescanning {} ({why})", shown(&self.config.paths.inbox));
         self.schedule.rescanning();
@@ -125,6 +132,7 @@ impl Coordinator {
             return;
         }
         let (attempts, published) = self.schedule.hand_out(&path, stat.key);
+        self.stats.handed_out(stat.key, now);
         // Never blocks and never grows past max_in_flight: the channel is
         // unbounded only in type.
         self.workers.send(Job::Archive {

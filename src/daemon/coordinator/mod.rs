@@ -15,6 +15,7 @@ mod deadlines;
 mod in_flight;
 mod inbox;
 mod intake;
+mod publish;
 mod reload;
 mod report;
 mod schedule;
@@ -37,11 +38,12 @@ use super::pipeline::{Workers, devices_of, settings_of};
 use super::signals::Control;
 use super::{lock, logging, systemd};
 use crate::archive::Settings;
+use crate::daemon::stats::Stats;
 use crate::display::shown;
 use channels::Channels;
 use deadlines::Deadlines;
 use inbox::InboxWatch;
-use report::Stats;
+use publish::Publishing;
 use schedule::Schedule;
 
 /// The daemon's state, owned by one thread (the one that called
@@ -60,6 +62,8 @@ pub(super) struct Coordinator {
     schedule: Schedule,
     deadlines: Deadlines,
     stats: Stats,
+    /// When the heartbeat and metrics are next written.
+    publishing: Publishing,
     /// This host's heartbeat and the other hosts' (design §4.8).
     hosts: super::hosts::Hosts,
 }
@@ -94,6 +98,7 @@ impl Coordinator {
             channels,
             schedule: Schedule::default(),
             stats: Stats::default(),
+            publishing: Publishing::new(Instant::now()),
             hosts,
         })
     }
@@ -124,17 +129,25 @@ impl Coordinator {
             self.config.conversion,
             self.config.originals
         );
-        self.systemd.ready(&self.status());
+        let status = self.status();
+        self.systemd.ready(&status);
         Ok(())
     }
 
     /// After the event loop: the summary line, and the threads joined when
     /// nothing was abandoned.
     pub(super) fn stop(&mut self) {
+        self.publish_stopped();
         let s = &self.stats;
         info!(
-            "stopped: archived {} file(s), {} -> {} bytes, {} failed, {} retried attempt(s)",
-            s.archived, s.bytes_in, s.bytes_out, s.failed, s.retries
+            "stopped: archived {} file(s), {} -> {} bytes, {} failed, {} retried attempt(s), \
+             {} name(s) ignored",
+            s.archived,
+            s.bytes_in,
+            s.bytes_out,
+            s.failed_total(),
+            s.retries,
+            s.ignored.len()
         );
         if self.schedule.in_flight().is_empty() {
             self.workers.join();
@@ -155,12 +168,21 @@ impl Coordinator {
             return;
         }
         self.systemd.stopping();
-        let (waiting, _) = self.schedule.waiting();
+        self.publishing.state = "stopping";
+        self.stats.dirty = true;
+        let c = self.counts(Instant::now());
+        let ignored = if c.ignored > 0 {
+            format!(", and {} ignored name(s) no pattern takes", c.ignored)
+        } else {
+            String::new()
+        };
         info!(
-            "shutting down: finishing {} file(s) in progress (at most {}s); {} waiting file(s) stay in the inbox",
+            "shutting down: finishing {} file(s) in progress (at most {}s); {} waiting and {} \
+             retrying file(s) stay in the inbox{ignored}",
             self.schedule.in_flight().len(),
             self.config.shutdown_timeout.as_secs(),
-            waiting
+            c.waiting,
+            c.retrying
         );
         self.inbox.watch = None;
         self.deadlines
@@ -177,7 +199,12 @@ impl Coordinator {
             None => self.schedule.next_due(self.max_in_flight()),
             Some(_) => None,
         };
-        let others = [due, Some(self.hosts.next), self.schedule.next_folder()];
+        let others = [
+            due,
+            Some(self.hosts.next),
+            self.schedule.next_folder(),
+            self.next_publish(),
+        ];
         self.deadlines.sleep(now, &others)
     }
     /// Between events: the watcher's flags (watch limit, errors, dropped
@@ -232,8 +259,10 @@ impl Coordinator {
                 self.systemd.watchdog();
             }
             if self.deadlines.status_due(now) {
-                self.systemd.status(&self.status());
+                let status = self.status();
+                self.systemd.status(&status);
             }
+            self.publish(now);
             let timeout = self.sleep(now);
             self.wait_for_message(timeout);
         }

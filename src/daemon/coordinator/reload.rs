@@ -58,7 +58,8 @@ impl Coordinator {
                 }
             }
         }
-        self.systemd.ready(&self.status());
+        let status = self.status();
+        self.systemd.ready(&status);
     }
     /// Applies a valid configuration all or nothing: what can fail — the
     /// folders, the new inbox's lock, the new watch — is done first, while
@@ -186,6 +187,10 @@ impl Coordinator {
         self.settings = Arc::new(settings_of(&new, ledger, devices));
         self.filter = filter;
         self.deadlines.rescan_from(Instant::now(), new.rescan);
+        if new.metrics != old.metrics {
+            // The new file (or interval) at once, not an old interval on.
+            self.publishing.next_metrics = Instant::now();
+        }
         if new.paths.inbox != old.paths.inbox {
             self.hosts =
                 crate::daemon::hosts::Hosts::new(&new.paths.inbox, &new.host, new.takeover);
@@ -242,6 +247,16 @@ fn diff(old: &Config, new: &Config) -> Diff {
     if new.threads != old.threads {
         change(format!("workers {}", new.threads), false);
     }
+    if new.metrics != old.metrics {
+        let what = new
+            .metrics
+            .as_ref()
+            .map_or("off".to_string(), |m| shown(&m.path));
+        change(format!("metrics {what}"), false);
+    }
+    if new.stuck != old.stuck {
+        change(format!("status.stuck_secs {}", new.stuck.as_secs()), false);
+    }
     if (new.settle, new.rescan, new.shutdown_timeout, new.takeover)
         != (old.settle, old.rescan, old.shutdown_timeout, old.takeover)
     {
@@ -267,6 +282,9 @@ mod tests {
             &config("[log]\nlevel = \"debug\"\n[workers]\nthreads = 3\n"),
         );
         assert_eq!(d.changed, ["log level \"debug\"", "workers 3"]);
+        assert!(!d.rewatch);
+        let d = diff(&base, &config("[metrics]\ntextfile = \"m/r.prom\"\n"));
+        assert_eq!(d.changed, ["metrics /srv/m/r.prom"]);
         assert!(!d.rewatch);
         let d = diff(&base, &config("[compress]\nformats = [\"png\", \"bmp\"]\n"));
         assert_eq!(d.changed, ["formats bmp,png"]);

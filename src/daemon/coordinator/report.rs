@@ -1,11 +1,12 @@
-//! What the coordinator tells (design §4.3, §4.5): counters, the `STATUS=`
-//! line, and one log line per file the pipeline reports back (and what
-//! happens next to a file that must be retried or looked at again).
+//! What the coordinator tells (design §4.3, §4.5): the counters
+//! (`crate::daemon::stats`), the `STATUS=` line, and one log line per
+//! file the pipeline reports back (and what happens next to a file that
+//! must be retried or looked at again).
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tracing::{debug, error, info, warn};
 
@@ -17,26 +18,25 @@ use crate::daemon::pipeline::JobReport;
 use crate::daemon::settle::{backoff, recheck};
 use crate::display::shown;
 
-#[derive(Debug, Default)]
-pub(super) struct Stats {
-    pub(super) archived: u64,
-    pub(super) failed: u64,
-    pub(super) retries: u64,
-    pub(super) bytes_in: u64,
-    pub(super) bytes_out: u64,
-}
-
 impl Coordinator {
-    pub(super) fn status(&self) -> String {
+    pub(super) fn status(&mut self) -> String {
         // Files being retried after a transient error are shown apart: a
-        // number that stays up is a stuck source someone must look at.
-        let (waiting, retrying) = self.schedule.waiting();
+        // number that stays up is a stuck source someone must look at. A
+        // file is retrying while its retry attempt runs too, so the line
+        // does not flip between "retrying 1" and "in progress 1".
+        let c = self.counts(Instant::now());
+        let ignored = if c.ignored > 0 {
+            format!(", ignored {}", c.ignored)
+        } else {
+            String::new()
+        };
         format!(
-            "archived {}, failed {}, waiting {}, retrying {retrying}, in progress {}; host {}",
+            "archived {}, failed {}, waiting {}, retrying {}, in progress {}{ignored}; host {}",
             self.stats.archived,
-            self.stats.failed,
-            waiting - retrying,
-            self.schedule.in_flight().len(),
+            self.stats.failed_total(),
+            c.waiting,
+            c.retrying,
+            c.in_progress,
             self.config.host
         )
     }
@@ -44,6 +44,7 @@ impl Coordinator {
     /// wait when it is to be tried or looked at again.
     pub(super) fn on_report(&mut self, d: JobReport) {
         self.schedule.returned(d.key);
+        let handed_out = self.stats.returned(d.key);
         let (rel, was_claim) = archive::relative(&self.settings, &d.path);
         let dropped = self.config.paths.inbox.join(rel);
         let claim = self.settings.claims.join(rel);
@@ -64,7 +65,9 @@ impl Coordinator {
                 original,
                 millis,
             } => {
-                self.archived(&src, rel, &archive, &outcome, millis, &original);
+                let latency = handed_out.map(|t| t.elapsed());
+                self.archived(&src, rel, &archive, &outcome, (millis, latency), &original);
+                self.stats.not_retrying(&here, &dropped);
                 self.after_filing(&dropped, &original);
             }
             Report::AlreadyArchived { archive, original } => {
@@ -80,15 +83,22 @@ impl Coordinator {
                     "{src}: already archived as {}; {original}",
                     shown(&archive)
                 );
+                self.stats.not_retrying(&here, &dropped);
                 self.after_filing(&dropped, &original);
             }
-            Report::Gone => debug!("{src}: gone before it could be archived"),
+            Report::Gone => {
+                self.stats.not_retrying(&here, &dropped);
+                debug!("{src}: gone before it could be archived");
+            }
             Report::Busy { reason } => {
                 debug!("{src}: not taken now: {reason}");
                 let due = Instant::now() + recheck(self.config.settle).max(Duration::from_secs(1));
                 self.look_again(here, due, d.attempts);
             }
-            Report::Refused { reason } => warn!("{src}: left alone: {reason}"),
+            Report::Refused { reason } => {
+                self.stats.not_retrying(&here, &dropped);
+                warn!("{src}: left alone: {reason}");
+            }
             Report::Superseded { archive } => {
                 warn!(
                     "{src}: changed after {} was written, which holds its earlier state; \
@@ -103,8 +113,10 @@ impl Coordinator {
                 let due = Instant::now() + self.config.settle;
                 self.look_again(here, due, d.attempts);
             }
-            Report::Quarantined { reason, to } => {
-                self.stats.failed += 1;
+            Report::Quarantined { reason, class, to } => {
+                self.stats.failed(class);
+                self.stats.not_retrying(&here, &dropped);
+                self.stats.not_retrying(&d.path, &dropped);
                 let (source, source_raw) = journal::path(rel);
                 warn!(
                     message_id = journal::QUARANTINED,
@@ -115,9 +127,12 @@ impl Coordinator {
                     shown(&to)
                 );
             }
-            Report::Transient { error } => self.retry_later(here, d.attempts, &error, None),
+            Report::Transient { error } => {
+                self.retry_later(here, [&d.path, &dropped], d.attempts, &error, None);
+            }
             Report::Unfiled { published, error } => {
-                self.retry_later(here, d.attempts, &error, Some(published));
+                let p = Some(published);
+                self.retry_later(here, [&d.path, &dropped], d.attempts, &error, p);
             }
         }
         if !was_claim && !same_file(&d.path, d.key) {
@@ -143,12 +158,16 @@ impl Coordinator {
         rel: &Path,
         archive: &Path,
         outcome: &Outcome,
-        millis: u128,
+        (millis, latency): (u128, Option<Duration>),
         original: &Original,
     ) {
-        self.stats.archived += 1;
-        self.stats.bytes_in += outcome.bytes_in;
-        self.stats.bytes_out += outcome.bytes_out;
+        let processing = Duration::from_millis(u64::try_from(millis).unwrap_or(u64::MAX));
+        self.stats.archived(
+            (outcome.bytes_in, outcome.bytes_out),
+            latency,
+            processing,
+            SystemTime::now(),
+        );
         let ratio = outcome.bytes_in as f64 / outcome.bytes_out.max(1) as f64;
         let (source, source_raw) = journal::path(rel);
         let (arch, arch_raw) = journal::path(self.archive_relative(archive));
@@ -206,13 +225,25 @@ impl Coordinator {
     fn retry_later(
         &mut self,
         path: PathBuf,
+        earlier: [&Path; 2],
         attempts: u32,
         error: &Failure,
         published: Option<Published>,
     ) {
-        self.stats.retries += 1;
         let attempts = attempts + 1;
         let wait = backoff(attempts);
+        let (rel, _) = archive::relative(&self.settings, &path);
+        let rel = rel.to_path_buf();
+        let now = SystemTime::now();
+        self.stats.retrying(
+            &path,
+            &earlier,
+            &rel,
+            attempts,
+            error.to_string(),
+            now + wait,
+            now,
+        );
         // Retried either way: once someone fixes a permanent cause, the
         // next attempt goes through.
         let needs = match error.kind() {

@@ -53,7 +53,8 @@ impl Coordinator {
     /// whose heartbeat stopped (design §4.8).
     pub(super) fn tend_hosts(&mut self, now: Instant) {
         let silent = self.config.takeover.map_or(0, |t| t.as_secs());
-        for host in self.hosts.tick(now) {
+        let hb = self.heartbeat(now);
+        for host in self.hosts.tick(now, hb) {
             let (taken, held) = self.hosts.take_over(&host, &self.settings.claims);
             if !taken.is_empty() {
                 warn!(

@@ -268,3 +268,57 @@ fn a_silent_hosts_claims_are_taken_over_and_waited_for() {
         "the claim taken over is not waited for"
     );
 }
+
+/// Issue 21: a file failing again and again was counted "retrying 1"
+/// while it waited out its backoff and "in progress 1" while its retry
+/// attempt ran, so `STATUS=` (and a check on it) flapped. It is retrying
+/// throughout, in progress never; once it goes through, neither.
+#[test]
+fn a_file_being_retried_is_retrying_while_its_attempt_runs_too() {
+    use crate::archive::{Failure, Op, Report};
+    use crate::daemon::pipeline::JobReport;
+    use std::os::unix::fs::MetadataExt;
+    let t = tempfile::tempdir().unwrap();
+    let (mut c, _control, _layer) = coordinator(config_in(t.path(), ""));
+    let path = c.config.paths.inbox.join("stuck.bmp");
+    a_bmp_at(&path);
+    let m = fs::metadata(&path).unwrap();
+    let key = (m.dev(), m.ino());
+    let failed = |attempts| JobReport {
+        path: path.clone(),
+        key,
+        attempts,
+        report: Report::Transient {
+            error: Box::new(Failure::io(
+                &path,
+                Op::Read,
+                std::io::Error::other("disk on fire"),
+            )),
+        },
+    };
+    let counts = |c: &mut Coordinator| {
+        let n = c.counts(Instant::now());
+        (n.waiting, n.retrying, n.in_progress)
+    };
+    c.schedule.hand_out(&path, key);
+    assert_eq!(counts(&mut c), (0, 0, 1), "a first attempt is in progress");
+    c.on_report(failed(0));
+    assert_eq!(counts(&mut c), (0, 1, 0), "waiting out its backoff");
+    assert!(c.status().contains("waiting 0, retrying 1, in progress 0"));
+    // The retry attempt runs: still retrying, not in progress.
+    c.schedule.hand_out(&path, key);
+    assert_eq!(counts(&mut c), (0, 1, 0), "its retry attempt runs");
+    assert!(c.status().contains("waiting 0, retrying 1, in progress 0"));
+    c.on_report(failed(1));
+    assert_eq!(c.stats.retrying[&path].attempts, 2);
+    assert_eq!(c.stats.retries, 2);
+    // Gone (someone took it away): neither.
+    c.schedule.hand_out(&path, key);
+    c.on_report(JobReport {
+        path: path.clone(),
+        key,
+        attempts: 2,
+        report: Report::Gone,
+    });
+    assert_eq!(counts(&mut c), (0, 0, 0));
+}

@@ -105,12 +105,13 @@ impl WaitList {
         self.files.contains_key(path)
     }
 
+    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.files.len()
     }
 
-    pub(super) fn values(&self) -> impl Iterator<Item = &Pending> {
-        self.files.values()
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&PathBuf, &Pending)> {
+        self.files.iter()
     }
 }
 

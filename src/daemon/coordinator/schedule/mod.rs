@@ -245,9 +245,17 @@ impl Schedule {
     }
 
     /// How many files wait, and how many of those wait out a backoff.
+    #[cfg(test)]
     pub(super) fn waiting(&self) -> (usize, usize) {
-        let retrying = self.waiting.values().filter(|p| p.retry).count();
-        (self.waiting.len(), retrying)
+        let all = self.waiting_files().count();
+        let retrying = self.waiting_files().filter(|(_, _, r)| *r).count();
+        (all, retrying)
+    }
+
+    /// Every waiting file: its path, since when it has been unchanged,
+    /// and whether it waits out a backoff.
+    pub(super) fn waiting_files(&self) -> impl Iterator<Item = (&PathBuf, Instant, bool)> {
+        self.waiting.iter().map(|(p, w)| (p, w.since, w.retry))
     }
 
     pub(super) fn in_flight(&self) -> &InFlight {
