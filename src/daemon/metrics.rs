@@ -17,7 +17,7 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use super::stats::{Histogram, Stats};
@@ -252,7 +252,8 @@ fn number(v: f64) -> String {
 }
 
 /// Writes `text` as `path`: a temporary `.NAME.PID.tmp` beside it,
-/// fsynced, renamed over it, the folder fsynced.
+/// mode 0644 whatever the umask, fsynced, renamed over it, the folder
+/// fsynced.
 pub fn write(path: &Path, text: &str) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let name = path.file_name().unwrap_or_default().to_string_lossy();
@@ -262,9 +263,11 @@ pub fn write(path: &Path, text: &str) -> io::Result<()> {
             .write(true)
             .create(true)
             .truncate(true)
-            // Read by node_exporter, often another user.
             .mode(0o644)
             .open(&temp)?;
+        // Read by node_exporter, another user: 0644 whatever the umask
+        // (the unit's UMask=0027 would make it 0640, unreadable there).
+        f.set_permissions(fs::Permissions::from_mode(0o644))?;
         f.write_all(text.as_bytes())?;
         f.sync_all()?;
         fs::rename(&temp, path)?;
