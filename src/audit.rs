@@ -145,8 +145,8 @@ pub enum CheckError {
     Verify(compress::VerifyError),
 }
 
-/// Checks one archive against its entry.
-fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
+/// Checks one archive against its entry (also `rlewatch where --verify`).
+pub(crate) fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
     let digest = u64::from_str_radix(&e.archive_xxh3, 16)
         .map_err(|_| CheckError::Digest(e.archive_xxh3.clone()))?;
     let expected = Outcome {

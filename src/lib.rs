@@ -24,6 +24,8 @@
 //! - [`archive`]: archive one inbox file: claim, temp, fsync, verify,
 //!   publish, record, then the original (move/keep/delete) or quarantine.
 //! - [`audit`]: `rlewatch audit`, the archive checked against the ledger.
+//! - [`locate`]: `rlewatch where`, a file's history from the ledger (through
+//!   its index), the claims, the inbox and the failed folder.
 //! - [`daemon`]: `rlewatch run`: config, watcher, coordinator, pool,
 //!   signals, systemd, lock, logging.
 //! - [`display`]: how paths appear in log lines (a leaf).
@@ -46,5 +48,6 @@ pub mod faults;
 pub mod formats;
 pub mod layout;
 pub mod ledger;
+pub mod locate;
 pub mod magic;
 pub mod rle;

@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! magic "RLWIDX\0\1" | inode u64 | covered u64 | head xxh3 u64 | tail xxh3 u64
-//! | entries u64 | bad lines u64 | bucket bits u32 | 0 u32
+//! | entries u64 | bad lines u64 | bucket bits u32 | lines covered u32
 //! | bad lines × (line number u64, offset u64)
 //! | fanout (2^bits + 1) × u32 (first entry of each bucket)
 //! | sums 2^bits × u32 (xxh3 of each bucket's bytes, low 32 bits)
@@ -165,7 +165,10 @@ pub struct Built {
     pub bad: Vec<(usize, u64, String)>,
     /// The bytes indexed: up to the end of the last whole line.
     pub covered: u64,
+    /// Non-blank lines read.
     pub lines: usize,
+    /// The number of the last line covered.
+    pub last_line: usize,
 }
 
 /// What a caller sees of each whole line while a table is built: its
@@ -212,6 +215,7 @@ pub fn build_from(ledger: &File, from: u64, first_line: usize, visit: Visit) -> 
             Err(why) => b.bad.push((number, offset, why.to_string())),
         }
     }
+    b.last_line = number;
     b.entries.sort_unstable();
     b.entries.dedup();
     Ok(b)
@@ -290,7 +294,11 @@ impl Built {
             out.extend_from_slice(&v.to_le_bytes());
         }
         out.extend_from_slice(&bits.to_le_bytes());
-        out.extend_from_slice(&0u32.to_le_bytes());
+        out.extend_from_slice(
+            &u32::try_from(self.last_line)
+                .unwrap_or(u32::MAX)
+                .to_le_bytes(),
+        );
         for &(n, o, _) in &self.bad {
             out.extend_from_slice(&(n as u64).to_le_bytes());
             out.extend_from_slice(&o.to_le_bytes());
@@ -333,6 +341,8 @@ pub struct Index {
     file: File,
     /// The ledger bytes it covers.
     pub covered: u64,
+    /// The number of the last line it covers.
+    pub lines: usize,
     /// Lines that could not be read: (line number, offset).
     pub bad: Vec<(usize, u64)>,
     bits: u32,
@@ -371,6 +381,7 @@ impl Index {
         let [ino, covered, head, tail, count, bad] =
             [8, 16, 24, 32, 40, 48].map(|i| u64_at(&fixed, i));
         let bits = u32_at(&fixed, 56);
+        let lines = u32_at(&fixed, 60) as usize;
         if bits > 20 || bad > len / 16 || count > len / 16 {
             return Err(Unusable::Damaged("impossible sizes"));
         }
@@ -405,6 +416,7 @@ impl Index {
         Ok(Index {
             file,
             covered,
+            lines,
             bad: bad_lines,
             bits,
             fanout,
