@@ -172,8 +172,8 @@ pub struct Built {
 }
 
 /// What a caller sees of each whole line while a table is built: its
-/// number, offset and the line or why it cannot be read.
-pub type Visit<'a> = &'a mut dyn FnMut(usize, u64, &Result<Line, LineError>);
+/// number, offset, the line or why it cannot be read, and its terms.
+pub type Visit<'a> = &'a mut dyn FnMut(usize, u64, &Result<Line, LineError>, &[Term]);
 
 /// Reads `ledger` from byte `from` (a line's start; line numbers then
 /// count from `first_line`) to the end of its last whole line, giving each
@@ -209,9 +209,15 @@ pub fn build_from(ledger: &File, from: u64, first_line: usize, visit: Visit) -> 
         }
         b.lines += 1;
         let parsed = parse_line(text);
-        visit(number, offset, &parsed);
+        let line_terms = match &parsed {
+            Ok(l) => terms(l),
+            Err(_) => Vec::new(),
+        };
+        visit(number, offset, &parsed, &line_terms);
         match &parsed {
-            Ok(l) => b.entries.extend(terms(l).iter().map(|t| (key(t), offset))),
+            Ok(_) => b
+                .entries
+                .extend(line_terms.iter().map(|t| (key(t), offset))),
             Err(why) => b.bad.push((number, offset, why.to_string())),
         }
     }
@@ -542,7 +548,7 @@ mod tests {
     }
 
     fn build(path: &Path) -> Built {
-        build_from(&File::open(path).unwrap(), 0, 0, &mut |_, _, _| {}).unwrap()
+        build_from(&File::open(path).unwrap(), 0, 0, &mut |_, _, _, _| {}).unwrap()
     }
 
     #[test]

@@ -29,7 +29,11 @@ pub struct Matcher {
 
 impl Matcher {
     pub fn matches(&self, line: &Line) -> bool {
-        let terms = index::terms(line);
+        self.matches_terms(&index::terms(line))
+    }
+
+    /// [`Matcher::matches`] for a line of these terms.
+    pub fn matches_terms(&self, terms: &[Term]) -> bool {
         if terms.iter().any(|t| self.terms.contains(t)) {
             return true;
         }
@@ -161,16 +165,21 @@ fn search_file(
         if from_index(host, path, &file, &index, m, &mut part)?.is_some() {
             part.indexed += 1;
             // The lines appended since.
-            index::build_from(&file, index.covered, index.lines, &mut |n, offset, line| {
-                visit(host, path, m, &mut part, n, offset, line);
-            })?;
+            index::build_from(
+                &file,
+                index.covered,
+                index.lines,
+                &mut |n, offset, line, terms| {
+                    visit(host, path, m, &mut part, (n, offset), line, terms);
+                },
+            )?;
             return Ok(part);
         }
     }
     // A scan, building the table on the way.
     let mut part = Found::default();
-    let built = index::build_from(&file, 0, 0, &mut |n, offset, line| {
-        visit(host, path, m, &mut part, n, offset, line);
+    let built = index::build_from(&file, 0, 0, &mut |n, offset, line, terms| {
+        visit(host, path, m, &mut part, (n, offset), line, terms);
     })?;
     part.scanned += 1;
     // A glob scan keeps a usable table as it is.
@@ -196,12 +205,12 @@ fn visit(
     path: &Path,
     m: &Matcher,
     out: &mut Found,
-    n: usize,
-    offset: u64,
+    (n, offset): (usize, u64),
     line: &Result<Line, ledger::LineError>,
+    terms: &[Term],
 ) {
     match line {
-        Ok(l) if m.matches(l) => out.hits.push(Hit {
+        Ok(l) if m.matches_terms(terms) => out.hits.push(Hit {
             host: host.to_string(),
             file: path.to_path_buf(),
             offset,
