@@ -383,3 +383,30 @@ fn tables_below(dir: &Path) -> Vec<std::path::PathBuf> {
         .map(walkdir::DirEntry::into_path)
         .collect()
 }
+
+/// `audit` reads version-3 lines; a `filed` line whose archived entry is
+/// gone (a ledger file edited, or an older one moved away) is a finding.
+#[test]
+fn audit_reports_a_filed_line_without_its_archived_entry() {
+    let d = archived_and_quarantined();
+    let file = ledger::files(&d.path("archive"))[0].clone();
+    let kept: Vec<String> = fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"kind\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&file, kept.concat()).unwrap();
+    let n = 1 + kept.iter().position(|l| l.contains("\"filed\"")).unwrap();
+    let o = bin().arg("audit").arg(d.path("archive")).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!(
+            "fate without entry: sub/a.rle (the `filed` line at {}:{n} names it",
+            file.display()
+        )),
+        "{}",
+        stdout(&o)
+    );
+    assert!(stdout(&o).contains("0 unreadable"), "{}", stdout(&o));
+}
