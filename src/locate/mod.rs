@@ -36,7 +36,7 @@ pub struct WhereArgs {
     /// glob (`*`, `?`, `[...]`: quote it), or a 16-hex-digit source or
     /// archive digest from the ledger.
     #[arg(value_name = "QUERY", required_unless_present = "build_index")]
-    pub queries: Vec<String>,
+    pub queries: Vec<std::ffi::OsString>,
     /// One JSON document instead of text.
     #[arg(long)]
     pub json: bool,
@@ -73,19 +73,23 @@ enum DiskQuery {
     None,
 }
 
-/// A query as the command line gives it, against the folders of `paths`.
-pub fn parse_query(text: &str, paths: &Paths) -> Result<Query> {
+/// A query as the command line gives it (names that are not UTF-8
+/// included), against the folders of `paths`.
+pub fn parse_query(query: &OsStr, paths: &Paths) -> Result<Query> {
     let usage = |m: String| anyhow::Error::new(UsageError(m));
-    if text.is_empty() {
+    if query.is_empty() {
         return Err(usage("an empty QUERY".into()));
     }
+    let path = Path::new(query);
+    let text = &shown(path);
     let mut q = Query {
-        text: text.to_string(),
+        text: text.clone(),
         matcher_terms: Vec::new(),
         glob: None,
         disk: DiskQuery::None,
     };
-    if text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let bytes = query.as_encoded_bytes();
+    if bytes.len() == 16 && bytes.iter().all(u8::is_ascii_hexdigit) {
         let d = u64::from_str_radix(text, 16).expect("BUG: 16 hex digits");
         q.matcher_terms.push(index::digest_term(d));
         // A file may be named so, too.
@@ -94,8 +98,7 @@ pub fn parse_query(text: &str, paths: &Paths) -> Result<Query> {
         q.disk = DiskQuery::Name(text.into());
         return Ok(q);
     }
-    let path = Path::new(text);
-    if text.contains(['*', '?', '[']) {
+    if bytes.iter().any(|b| matches!(b, b'*' | b'?' | b'[')) {
         let rel = if path.is_absolute() {
             path.strip_prefix(&paths.inbox).map_err(|_| {
                 usage(format!(

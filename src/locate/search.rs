@@ -153,8 +153,22 @@ fn search_file(
     m: &Matcher,
     use_index: IndexUse,
 ) -> std::io::Result<Found> {
-    let file = File::open(path)?;
-    let len = file.metadata()?.len();
+    // Not blocking on a FIFO put where a day file should be.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(path)?
+    };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file (a ledger day file should be one)",
+        ));
+    }
+    let len = meta.len();
     let index = match use_index {
         IndexUse::Ignore => None,
         _ if !m.globs.is_empty() => None,

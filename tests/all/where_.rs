@@ -410,3 +410,59 @@ fn audit_reports_a_filed_line_without_its_archived_entry() {
     );
     assert!(stdout(&o).contains("0 unreadable"), "{}", stdout(&o));
 }
+
+/// A name that is not UTF-8 is found by its exact bytes, and shown
+/// escaped; in JSON its bytes are given in hex.
+#[test]
+fn a_name_that_is_not_utf8_is_found_by_its_bytes() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let d = Daemon::start(FAST);
+    let name = OsStr::from_bytes(b"caf\xe9.bmp");
+    fs::copy(data("pal8.bmp"), d.inbox().join(name)).unwrap();
+    let archive = d.path("archive");
+    assert!(
+        wait_until(LONG, || !ledger::events(&archive).is_empty()),
+        "{}",
+        d.log()
+    );
+    let o = bin()
+        .arg("where")
+        .arg("-c")
+        .arg(d.path("config.toml"))
+        .arg(name)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("caf\\xe9.bmp\n"), "{}", stdout(&o));
+    let v = json(
+        &bin()
+            .arg("where")
+            .arg("-c")
+            .arg(d.path("config.toml"))
+            .arg("--json")
+            .arg(d.inbox().join(name))
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(v["files"][0]["source"]["raw"], "636166e92e626d70", "{v}");
+    assert_eq!(v["files"][0]["now"]["state"], "done", "{v}");
+}
+
+/// Where the index cannot be written, the answer comes from the ledger
+/// and the reason is said once.
+#[test]
+fn an_index_that_cannot_be_written_is_said_once_and_the_answer_is_the_same() {
+    let d = archived_and_quarantined();
+    let want = stdout(&locate(&d, &["--no-index", "a.bmp"]));
+    fs::write(d.path("archive/.rlewatch/index"), b"in the way").unwrap();
+    let o = locate(&d, &["a.bmp"]);
+    assert_eq!(stdout(&o), want);
+    let err = stderr(&o);
+    assert_eq!(
+        err.matches("the index could not be written").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("Not a directory"), "{err}");
+}
