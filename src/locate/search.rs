@@ -18,6 +18,14 @@ use crate::ledger::{self, Line};
 /// more than this many bytes of them, the table is built again.
 const REBUILD_TAIL: u64 = 8 << 20;
 
+/// At most this many lines are gathered (a glob such as `'*'` over a year
+/// of ledger would otherwise hold millions in memory): the search stops
+/// there and says so.
+pub const MAX_HITS: usize = 100_000;
+
+/// More terms than this are looked for by reading the day file.
+const MAX_LOOKUPS: usize = 2048;
+
 /// What a line must have to match.
 pub struct Matcher {
     /// Any of these terms.
@@ -67,6 +75,8 @@ pub struct Found {
     /// Day files answered from their table, and scanned.
     pub indexed: usize,
     pub scanned: usize,
+    /// Stopped at [`MAX_HITS`] lines.
+    pub truncated: bool,
 }
 
 /// How a search may use the index.
@@ -102,6 +112,13 @@ pub fn search(
         for _ in 0..threads.clamp(1, files.len().max(1)) {
             scope.spawn(|| {
                 loop {
+                    {
+                        let mut f = found.lock().unwrap_or_else(|p| p.into_inner());
+                        if f.hits.len() >= MAX_HITS {
+                            f.truncated = true;
+                            break;
+                        }
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some((host, file)) = files.get(i) else {
                         break;
@@ -137,6 +154,12 @@ pub fn search(
         return Err(e);
     }
     let mut f = found.into_inner().unwrap_or_else(|p| p.into_inner());
+    if f.truncated {
+        f.warnings.push(format!(
+            "more than {MAX_HITS} ledger lines match: only those of the first day files read \
+             are shown; narrow the query"
+        ));
+    }
     f.hits.sort_by(|a, b| {
         (a.line.time(), &a.file, a.offset).cmp(&(b.line.time(), &b.file, b.offset))
     });
@@ -171,7 +194,9 @@ fn search_file(
     let len = meta.len();
     let index = match use_index {
         IndexUse::Ignore => None,
-        _ if !m.globs.is_empty() => None,
+        // A glob, or so many terms (the second pass after a broad query)
+        // that a bucket read for each costs more than reading the file.
+        _ if !m.globs.is_empty() || m.terms.len() > MAX_LOOKUPS => None,
         _ => Index::open(table, &file).ok(),
     };
     if let Some(index) = index.filter(|i| len - i.covered <= REBUILD_TAIL) {
@@ -197,7 +222,8 @@ fn search_file(
     })?;
     part.scanned += 1;
     // A glob scan keeps a usable table as it is.
-    let usable = !m.globs.is_empty() && Index::open(table, &file).is_ok();
+    let usable =
+        (!m.globs.is_empty() || m.terms.len() > MAX_LOOKUPS) && Index::open(table, &file).is_ok();
     if use_index == IndexUse::ReadWrite && !usable {
         let written = built
             .to_bytes(&file)

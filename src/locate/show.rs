@@ -64,6 +64,7 @@ pub fn gather(
         globs: queries.iter().filter_map(|q| q.glob.clone()).collect(),
     };
     let mut found = search(&paths.archive, &first, use_index, threads)?;
+    let mut warnings_extra = Vec::new();
     let mut links = BTreeSet::new();
     for h in &found.hits {
         for t in index::terms(&h.line) {
@@ -78,6 +79,9 @@ pub fn gather(
             globs: Vec::new(),
         };
         let more = search(&paths.archive, &second, use_index, threads)?;
+        if more.truncated && !found.truncated {
+            warnings_extra.extend(more.warnings.iter().cloned());
+        }
         let known: BTreeSet<(PathBuf, u64)> = found
             .hits
             .iter()
@@ -98,6 +102,7 @@ pub fn gather(
         .map(|u| format!("{u} (an unreadable ledger line, skipped)"))
         .collect();
     warnings.extend(found.warnings.iter().cloned());
+    warnings.extend(warnings_extra);
     let mut seen = Vec::new();
     for q in queries {
         if let Some(look) = q.disk() {

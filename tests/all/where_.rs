@@ -466,3 +466,49 @@ fn an_index_that_cannot_be_written_is_said_once_and_the_answer_is_the_same() {
     );
     assert!(err.contains("Not a directory"), "{err}");
 }
+
+/// Lines written by retention and by `rlewatch retry` (spelled out here as
+/// design §4.7 gives them) join the history of the file they are about:
+/// a removal from done/ by its done/ path, a retry by its paths.
+#[test]
+fn removals_and_retries_join_the_history_of_their_file() {
+    let d = archived_and_quarantined();
+    let done = d.path("done/sub/a-1.bmp");
+    let digest = xxh3_of(&done);
+    fs::remove_file(&done).unwrap();
+    let file = ledger::files(&d.path("archive"))[0].clone();
+    let mut text = fs::read_to_string(&file).unwrap();
+    text.push_str(&format!(
+        "{{\"kind\":\"removed\",\"v\":3,\"time\":\"2099-01-01T00:00:00.000000Z\",\"host\":\"h9\",\
+         \"what\":\"done\",\"path\":\"sub/a-1.bmp\",\"source_xxh3\":\"{digest}\",\
+         \"why\":\"older than 30 days; archive sub/a.rle verified\"}}\n\
+         {{\"kind\":\"retried\",\"v\":3,\"time\":\"2099-01-01T00:00:01.000000Z\",\"host\":\"h9\",\
+         \"path\":\"bad/x.bmp\",\"source\":\"bad/x.bmp\"}}\n"
+    ));
+    fs::write(&file, text).unwrap();
+    let o = locate(&d, &["a.bmp"]);
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!(
+            "now: removed by retention: {} (older than 30 days; archive sub/a.rle verified)",
+            done.display()
+        )),
+        "{out}"
+    );
+    assert_eq!(
+        out.lines().filter(|l| !l.starts_with(' ')).count(),
+        1,
+        "{out}"
+    );
+    // Put back, and waiting in the inbox again.
+    fs::rename(d.path("failed/bad/x.bmp"), d.inbox().join("bad/x.bmp")).unwrap();
+    let v = json(&locate(&d, &["--json", "x.bmp"]));
+    let kinds: Vec<&str> = v["files"][0]["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["quarantined", "retried"], "{v}");
+    assert_eq!(v["files"][0]["now"]["state"], "waiting", "{v}");
+}
