@@ -140,6 +140,7 @@ pub fn search(
                             }
                             f.indexed += part.indexed;
                             f.scanned += part.scanned;
+                            f.truncated |= part.truncated;
                         }
                         Err(e) => {
                             *failed.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -250,6 +251,7 @@ fn visit(
     terms: &[Term],
 ) {
     match line {
+        Ok(_) if out.hits.len() >= MAX_HITS && m.matches_terms(terms) => out.truncated = true,
         Ok(l) if m.matches_terms(terms) => out.hits.push(Hit {
             host: host.to_string(),
             file: path.to_path_buf(),
@@ -291,9 +293,11 @@ fn from_index(
                 offset,
                 line: l,
             }),
-            Ok(_) => {}
-            // The table said a line was readable there.
-            Err(_) => return Ok(None),
+            // The table said a line with one of these terms is there, or
+            // a readable line: it is out of date (the ledger edited in
+            // place) or the rarest hash collision; either way the file is
+            // read instead.
+            Ok(_) | Err(_) => return Ok(None),
         }
     }
     for &(n, offset) in &index.bad {
