@@ -24,6 +24,7 @@ use crate::display::shown;
 use crate::ledger::index::{self, Tag, Term};
 
 mod disk;
+mod now;
 mod search;
 mod show;
 
