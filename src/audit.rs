@@ -3,7 +3,10 @@
 //! digest) with its ledger entry; reported are archives missing, corrupt
 //! (unreadable, another size or digest, not decodable), unrecorded (an
 //! `.rle` no ledger entry names) and doubly recorded (named by two
-//! entries), and ledger lines that cannot be read.
+//! entries), ledger lines that cannot be read, and (version 3) `filed`
+//! lines naming an archive no archived entry names. The other event lines
+//! (quarantines, removals, retries) are read, not checked: they name no
+//! archive.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -35,6 +38,9 @@ pub struct Findings {
     pub doubly_recorded: Vec<PathBuf>,
     /// `file:line: why`.
     pub unreadable: Vec<String>,
+    /// `filed` lines (ledger version 3) naming an archive no archived
+    /// entry names: (archive, `file:line`).
+    pub fates_without_entry: Vec<(PathBuf, String)>,
 }
 
 impl Findings {
@@ -44,6 +50,7 @@ impl Findings {
             && self.unrecorded.is_empty()
             && self.doubly_recorded.is_empty()
             && self.unreadable.is_empty()
+            && self.fates_without_entry.is_empty()
     }
 }
 
@@ -58,15 +65,27 @@ pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings>
             shown(&ArchiveLayout::new(archive).ledger())
         )
     })? {
-        ledger::for_each_record(&file, |n, e| match e {
-            Ok(e) => {
+        ledger::for_each_line_in(&file, |at, line| match line {
+            Ok(ledger::Line::Archived(e)) => {
                 f.entries += 1;
                 recorded.entry(e.archive_path()).or_default().push(e);
             }
-            Err(why) => f.unreadable.push(format!("{}:{n}: {why}", shown(&file))),
+            Ok(ledger::Line::Filed(e)) => f
+                .fates_without_entry
+                .push((e.archive_path(), format!("{}:{}", shown(&file), at.number))),
+            // Quarantines, removals and retries name no archive.
+            Ok(_) => {}
+            Err(why) => f
+                .unreadable
+                .push(format!("{}:{}: {why}", shown(&file), at.number)),
         })
         .with_context(|| shown(&file))?;
     }
+    // A `filed` line is written after its archived entry is durable, by
+    // the same host (design §4.7): one without is a ledger file lost or
+    // moved away, or edited.
+    f.fates_without_entry
+        .retain(|(archive, _)| !recorded.contains_key(archive));
     let on_disk = archive_files(archive)?;
     for rel in &on_disk {
         if !recorded.contains_key(rel) {
@@ -145,8 +164,8 @@ pub enum CheckError {
     Verify(compress::VerifyError),
 }
 
-/// Checks one archive against its entry.
-fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
+/// Checks one archive against its entry (also `rlewatch where --verify`).
+pub(crate) fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
     let digest = u64::from_str_radix(&e.archive_xxh3, 16)
         .map_err(|_| CheckError::Digest(e.archive_xxh3.clone()))?;
     let expected = Outcome {
@@ -241,6 +260,13 @@ pub fn run(archive: &Path, threads: usize) -> Result<bool> {
     for line in &f.unreadable {
         println!("unreadable ledger line: {line}");
     }
+    for (rel, at) in &f.fates_without_entry {
+        println!(
+            "fate without entry: {} (the `filed` line at {at} names it; no archived entry does: \
+             a ledger file missing or moved away?)",
+            shown(rel)
+        );
+    }
     println!(
         "audited {} recorded archive(s), {} bytes, against {} ledger entr{} in {secs:.2} s\
          {}: {} missing, {} corrupt, {} unrecorded, {} doubly recorded, {} unreadable \
@@ -256,6 +282,12 @@ pub fn run(archive: &Path, threads: usize) -> Result<bool> {
         f.doubly_recorded.len(),
         f.unreadable.len()
     );
+    if !f.fates_without_entry.is_empty() {
+        println!(
+            "and {} `filed` line(s) naming no archived entry",
+            f.fates_without_entry.len()
+        );
+    }
     Ok(f.clean())
 }
 

@@ -24,6 +24,8 @@
 //! - [`archive`]: archive one inbox file: claim, temp, fsync, verify,
 //!   publish, record, then the original (move/keep/delete) or quarantine.
 //! - [`audit`]: `rlewatch audit`, the archive checked against the ledger.
+//! - [`locate`]: `rlewatch where`, a file's history from the ledger (through
+//!   its index), the claims, the inbox and the failed folder.
 //! - [`daemon`]: `rlewatch run`: config, watcher, coordinator, pool,
 //!   signals, systemd, lock, logging.
 //! - [`heartbeat`]: the heartbeat file's format (a daemon's published
@@ -51,6 +53,7 @@ pub mod formats;
 pub mod heartbeat;
 pub mod layout;
 pub mod ledger;
+pub mod locate;
 pub mod magic;
 pub mod rle;
 pub mod status;

@@ -87,6 +87,14 @@ enum Command {
         #[arg(long)]
         ack: bool,
     },
+    /// Find a file: its history across every host's ledger, the claims, the
+    /// inbox and the failed folder.
+    ///
+    /// QUERY is a name or path as dropped (relative to the inbox, or
+    /// absolute), a glob (quoted), or a 16-hex-digit digest from the ledger.
+    /// Exits 0 when something was found, 1 when nothing was, 2 on a bad
+    /// QUERY.
+    Where(rlewatch::locate::WhereArgs),
     /// Validate a configuration file, then tell the daemon to reload it.
     ///
     /// Checks FILE exactly as check-config does, and that PID is an
@@ -158,6 +166,7 @@ fn main() -> ExitCode {
         }),
         Command::Reload(a) => cli::reload_cmd(a),
         Command::Status { .. } => unreachable!("handled above"),
+        Command::Where(a) => rlewatch::locate::run(a),
         Command::GenerateAssets { dir } => cli::write_assets(Cli::command(), dir).map(|()| true),
     };
     match result {

@@ -420,9 +420,16 @@ in_ct sh -c "install -o root -g rlewatch -m 0664 /e2e/data/pal1.bmp $spool/inbox
 check "a writer cannot delete another user's file in the inbox (sticky)" writer_denied "rm -f $spool/inbox/other.bmp.part"
 in_ct rm -f $spool/inbox/other.bmp.part
 check "no claim left behind (all claims finished)" test "$(count_below $spool/inbox/.rlewatch/claims '*')" = 0
-# Archived entries are the lines without "kind" (ledger version 3 adds
-# lines of other kinds: filed, quarantined, ...).
-check "ledger: one archived entry per archived file (7)" test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | grep -vc '\"kind\":'")" = 7
+# Version-3 ledgers hold, besides one archived entry per file (no "kind"),
+# a line saying where each original went ("kind":"filed") and one per
+# quarantine.
+check "ledger: one entry per archived file (7)" test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | grep -vc '\"kind\"'")" = 7
+# (written right after the original is filed: waited for)
+seven_filed() { test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | grep -c '\"kind\":\"filed\"'")" = 7; }
+check "ledger: where each of the 7 originals went" wait_for 10 seven_filed
+# (--no-index: writes no index tables into the archive as root)
+where_finds_done() { in_ct rlewatch where -c /etc/rlewatch/rlewatch.toml --no-index --json '*' | grep -q '"state": "done"'; }
+check "rlewatch where finds the archived files' originals in done/" where_finds_done
 check "rlewatch audit: clean" in_ct rlewatch audit -c /etc/rlewatch/rlewatch.toml
 
 echo "== reload"

@@ -305,7 +305,7 @@ pub(super) fn changed(file: &File, before: &fs::Metadata) -> bool {
 }
 
 /// XXH3-64 of a file's bytes, read through `file` from its start.
-fn digest(file: &File) -> io::Result<u64> {
+pub(super) fn digest(file: &File) -> io::Result<u64> {
     use std::os::unix::fs::FileExt;
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut buf = vec![0u8; 256 * 1024];

@@ -67,6 +67,8 @@ impl std::fmt::Display for Original {
 pub struct Published {
     pub archive: PathBuf,
     pub source: SourceId,
+    /// The source's digest (for the `filed` line once it is filed).
+    pub source_xxh3: u64,
     /// Its ledger entry, when appending it failed: appended first.
     pub unrecorded: Option<Box<ledger::Record>>,
 }

@@ -146,7 +146,7 @@ fn the_ledger_records_each_file_as_it_is() {
     ] {
         let source = fs::read(data(if lossless { "pal1wb.bmp" } else { "rgb24.bmp" })).unwrap();
         let archived = fs::read(data(rle)).unwrap();
-        assert_eq!(e["v"], 2);
+        assert_eq!(e["v"], 3);
         assert_eq!(e["format"], "bmp");
         assert_eq!(e["source"], src);
         assert_eq!(e["source_size"], source.len() as u64);

@@ -21,6 +21,9 @@ mod arrival;
 mod completion;
 // What becomes of originals: moved, kept, deleted only when lossless.
 mod originals;
+// `rlewatch where`: a file's history from the ledger (and its index), the
+// claims, the inbox and the failed folder; the ledger's fate lines.
+mod where_;
 // check-config (and --defaults), SIGHUP reloads applied or refused
 // whole, and `rlewatch reload`'s checks of its file and its target.
 mod reload;

@@ -95,7 +95,7 @@ pub fn can_make_user_namespaces() -> bool {
 }
 
 /// Every regular file below `dir`, relative, sorted.
-/// Leaves out the daemon's bookkeeping (the ledger in the archive, the
+/// Leaves out the daemon's bookkeeping (the ledger and its index in the archive, the
 /// lock and heartbeats in the inbox) but not its claims: a file left claimed is a file
 /// not finished.
 pub fn files_below(dir: &Path) -> Vec<PathBuf> {
@@ -106,6 +106,7 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
         .map(|e| e.path().strip_prefix(dir).unwrap().to_path_buf())
         .filter(|p| {
             !(p.starts_with(".rlewatch/ledger")
+                || p.starts_with(".rlewatch/index")
                 || p.starts_with(".rlewatch/hosts")
                 || p.starts_with(".rlewatch") && p.extension().is_some_and(|x| x == "lock"))
         })
