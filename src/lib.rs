@@ -30,6 +30,8 @@
 //! - [`magic`]: what a file is by its first bytes (a leaf).
 //! - [`cli`]: the one-shot commands (`compress`, `decompress`, `verify`,
 //!   `reload`, `generate-assets`; `audit` is [`audit`]'s).
+//! - [`retry`]: `rlewatch retry`, failed files back into the inbox, and
+//!   `--now` for the daemons' files in backoff.
 //! - [`faults`]: test-only crash points (feature `test-hooks`).
 
 pub mod archive;
@@ -47,4 +49,5 @@ pub mod formats;
 pub mod layout;
 pub mod ledger;
 pub mod magic;
+pub mod retry;
 pub mod rle;

@@ -24,6 +24,9 @@ mod originals;
 // check-config (and --defaults), SIGHUP reloads applied or refused
 // whole, and `rlewatch reload`'s checks of its file and its target.
 mod reload;
+// `rlewatch retry`: failed files back into the inbox with their history,
+// --now, orphan error notes; retention of done/ and failed/.
+mod retry;
 // One daemon per inbox, clean-up at start, signals, systemd, logs, idle.
 mod lifecycle;
 // Hostile names, deep folders and headers that lie.

@@ -17,6 +17,7 @@ mod inbox;
 mod intake;
 mod reload;
 mod report;
+mod retry_now;
 mod schedule;
 mod takeover;
 #[cfg(test)]
@@ -42,6 +43,7 @@ use channels::Channels;
 use deadlines::Deadlines;
 use inbox::InboxWatch;
 use report::Stats;
+use retry_now::RetryRequest;
 use schedule::Schedule;
 
 /// The daemon's state, owned by one thread (the one that called
@@ -62,6 +64,8 @@ pub(super) struct Coordinator {
     stats: Stats,
     /// This host's heartbeat and the other hosts' (design §4.8).
     hosts: super::hosts::Hosts,
+    /// `rlewatch retry --now` from any host.
+    retry_request: RetryRequest,
 }
 
 impl Coordinator {
@@ -80,6 +84,7 @@ impl Coordinator {
             .context("cannot start the finisher threads")?;
         let systemd = systemd::Systemd::new();
         let config = Arc::new(config);
+        let retry_request = RetryRequest::new(&config.paths.inbox);
         let hosts = super::hosts::Hosts::new(&config.paths.inbox, &config.host, config.takeover);
         Ok(Coordinator {
             config_path: config_path.map(Path::to_path_buf),
@@ -95,6 +100,7 @@ impl Coordinator {
             schedule: Schedule::default(),
             stats: Stats::default(),
             hosts,
+            retry_request,
         })
     }
 
@@ -207,6 +213,7 @@ impl Coordinator {
             return false;
         }
         if now >= self.hosts.next && !self.inbox.elsewhere {
+            self.tend_retry_request();
             self.tend_hosts(now);
         }
         self.dispatch_due();
@@ -279,6 +286,10 @@ impl Coordinator {
             recv(self.channels.control) -> msg => match msg {
                 Ok(Control::Reload) if self.deadlines.stopping().is_none() => self.reload(),
                 Ok(Control::Reload) => {}
+                Ok(Control::RetryNow) if self.deadlines.stopping().is_none() => {
+                    self.retry_now("asked by SIGUSR1");
+                }
+                Ok(Control::RetryNow) => {}
                 Ok(Control::Shutdown) | Err(_) => self.begin_shutdown(),
             },
             recv(self.channels.wake) -> _ => {}

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
 use super::Coordinator;
-use crate::archive::{self, Failure, Kind, Original, Published, Report};
+use crate::archive::{self, Failure, Kind, Original, Published, Report, notes};
 use crate::compress::Outcome;
 use crate::daemon::pipeline::JobReport;
 use crate::daemon::settle::{backoff, recheck};
@@ -65,10 +65,22 @@ impl Coordinator {
             } => {
                 self.archived(&src, &archive, &outcome, millis, &original);
                 self.after_filing(&dropped, &original);
+                notes::settle_after_archived(
+                    &self.settings.inbox,
+                    &self.settings.failed,
+                    rel,
+                    &src,
+                );
             }
             Report::AlreadyArchived { archive, original } => {
                 info!("{src}: already archived as {}; {original}", shown(&archive));
                 self.after_filing(&dropped, &original);
+                notes::settle_after_archived(
+                    &self.settings.inbox,
+                    &self.settings.failed,
+                    rel,
+                    &src,
+                );
             }
             Report::Gone => debug!("{src}: gone before it could be archived"),
             Report::Busy { reason } => {

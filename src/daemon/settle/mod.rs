@@ -112,6 +112,10 @@ impl WaitList {
     pub(super) fn values(&self) -> impl Iterator<Item = &Pending> {
         self.files.values()
     }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = (&PathBuf, &Pending)> {
+        self.files.iter()
+    }
 }
 
 /// A file waiting in the inbox.

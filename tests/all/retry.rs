@@ -1,0 +1,372 @@
+//! `rlewatch retry` (design §4.4, "Retrying failures"): quarantined files
+//! put back into the inbox under the path they were dropped as, never over
+//! a file there; their history kept so that a file failing again shows its
+//! earlier failure; `--all`, `--since`, `--dry-run`; `--now` making a
+//! running daemon retry a file in backoff at once (SIGUSR1 and the request
+//! file); orphan error notes settled when their file is archived.
+
+use std::fs;
+use std::path::Path;
+use std::process::Output;
+use std::time::{Duration, SystemTime};
+
+use crate::support::{Daemon, FAST, LONG, data, expected, run_in, tempdir, wait_until};
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn out(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}stderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A folder laid out as a daemon's (inbox, archive, done, failed beside an
+/// empty config.toml), no daemon running.
+fn folders() -> tempfile::TempDir {
+    let t = tempdir();
+    for d in ["inbox", "archive", "done", "failed"] {
+        fs::create_dir(t.path().join(d)).unwrap();
+    }
+    fs::write(t.path().join("config.toml"), "").unwrap();
+    t
+}
+
+/// A quarantined file as the daemon leaves it: `failed/REL` holding
+/// `bytes`, and its note saying it was dropped as `dropped` at `time`.
+fn quarantined(root: &Path, rel: &str, bytes: &[u8], dropped: &str, reason: &str, time: &str) {
+    let file = root.join("failed").join(rel);
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, bytes).unwrap();
+    fs::write(
+        root.join("failed").join(format!("{rel}.error.txt")),
+        format!(
+            "file: {}\nreason: {reason}\ntime: {time}\nattempts: 1\n",
+            root.join("inbox").join(dropped).display()
+        ),
+    )
+    .unwrap();
+}
+
+fn retry(dir: &Path, args: &[&str]) -> Output {
+    let mut all = vec!["retry", "-c", "config.toml"];
+    all.extend_from_slice(args);
+    run_in(dir, &all)
+}
+
+#[test]
+fn a_quarantined_file_goes_back_under_the_name_it_was_dropped_as() {
+    let t = folders();
+    let root = t.path();
+    let bmp = fs::read(data("pal8.bmp")).unwrap();
+    // failed/ had to number it: an earlier scan.bmp was there.
+    quarantined(
+        root,
+        "sub/scan-1.bmp",
+        &bmp,
+        "sub/scan.bmp",
+        "bad header",
+        "2026-01-01T00:00:00Z",
+    );
+    let o = retry(root, &["failed/sub/scan-1.bmp"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(stdout(&o).contains("put back "), "{}", out(&o));
+    assert!(stdout(&o).contains("it failed: bad header"), "{}", out(&o));
+    assert_eq!(fs::read(root.join("inbox/sub/scan.bmp")).unwrap(), bmp);
+    assert!(!root.join("failed/sub/scan-1.bmp").exists());
+    assert!(!root.join("failed/sub/scan-1.bmp.error.txt").exists());
+    // The note is kept as its history.
+    let history =
+        fs::read_to_string(root.join("inbox/.rlewatch/history/sub/scan.bmp.error.txt")).unwrap();
+    assert!(history.contains("reason: bad header"), "{history}");
+}
+
+#[test]
+fn a_taken_name_is_reported_and_nothing_is_overwritten() {
+    let t = folders();
+    let root = t.path();
+    quarantined(
+        root,
+        "a.bmp",
+        b"old bad bytes",
+        "a.bmp",
+        "not an image",
+        "2026-01-01T00:00:00Z",
+    );
+    fs::write(root.join("inbox/a.bmp"), b"a new file").unwrap();
+    let o = retry(root, &["a.bmp"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(stdout(&o).contains("skipped"), "{}", out(&o));
+    assert!(stdout(&o).contains("is taken"), "{}", out(&o));
+    assert_eq!(fs::read(root.join("inbox/a.bmp")).unwrap(), b"a new file");
+    assert_eq!(
+        fs::read(root.join("failed/a.bmp")).unwrap(),
+        b"old bad bytes"
+    );
+    assert!(root.join("failed/a.bmp.error.txt").exists());
+    assert!(
+        !root
+            .join("inbox/.rlewatch/history/a.bmp.error.txt")
+            .exists()
+    );
+}
+
+#[test]
+fn all_since_and_dry_run_choose_the_files_and_dry_run_changes_nothing() {
+    let t = folders();
+    let root = t.path();
+    quarantined(
+        root,
+        "old.bmp",
+        b"1",
+        "old.bmp",
+        "r1",
+        "2020-05-01T00:00:00Z",
+    );
+    quarantined(
+        root,
+        "deep/new.bmp",
+        b"2",
+        "deep/new.bmp",
+        "r2",
+        "2026-02-01T12:00:00Z",
+    );
+
+    let o = retry(root, &["--all", "--dry-run"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(
+        stdout(&o).matches("would put back").count(),
+        2,
+        "{}",
+        out(&o)
+    );
+    assert!(root.join("failed/old.bmp").exists() && root.join("failed/deep/new.bmp").exists());
+    assert!(!root.join("inbox/old.bmp").exists() && !root.join("inbox/deep").exists());
+
+    let o = retry(root, &["--since", "2021-01-01"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(root.join("inbox/deep/new.bmp").exists(), "{}", out(&o));
+    assert!(!root.join("inbox/old.bmp").exists(), "{}", out(&o));
+    assert!(root.join("failed/old.bmp").exists());
+
+    let o = retry(root, &["--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(fs::read(root.join("inbox/old.bmp")).unwrap(), b"1");
+
+    let o = retry(root, &["--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(stdout(&o).contains("nothing in"), "{}", out(&o));
+    // A duration ago, and a time that is none.
+    let o = retry(root, &["--since", "2h"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let o = retry(root, &["--since", "last tuesday"]);
+    assert_eq!(o.status.code(), Some(2), "{}", out(&o));
+}
+
+#[test]
+fn a_file_not_in_failed_or_a_missing_failed_folder_is_a_one_line_error() {
+    let t = folders();
+    let root = t.path();
+    let o = retry(root, &["nothing.bmp"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        stdout(&o).contains("nothing.bmp: no such quarantined file"),
+        "{}",
+        out(&o)
+    );
+    fs::remove_dir(root.join("failed")).unwrap();
+    let o = retry(root, &["--all"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}: cannot read the failed folder",
+            root.join("failed").display()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_file_that_fails_again_shows_its_earlier_failure() {
+    let d = Daemon::start(FAST);
+    fs::write(d.inbox().join("junk.bmp"), b"this is no image at all").unwrap();
+    assert!(
+        wait_until(LONG, || d.path("failed/junk.bmp.error.txt").exists()),
+        "{}",
+        d.log()
+    );
+    let first = fs::read_to_string(d.path("failed/junk.bmp.error.txt")).unwrap();
+    assert!(!first.contains("earlier:"), "{first}");
+    let o = retry(d.dir.path(), &["junk.bmp"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    // Quarantined again: the new note carries the first one under earlier:.
+    assert!(
+        wait_until(LONG, || fs::read_to_string(
+            d.path("failed/junk.bmp.error.txt")
+        )
+        .is_ok_and(|n| n.contains("earlier:"))),
+        "{}",
+        d.log()
+    );
+    let second = fs::read_to_string(d.path("failed/junk.bmp.error.txt")).unwrap();
+    let first_reason = first.lines().find(|l| l.starts_with("reason: ")).unwrap();
+    assert!(second.contains(&format!("  {first_reason}")), "{second}");
+    assert!(
+        !d.path("inbox/.rlewatch/history/junk.bmp.error.txt")
+            .exists()
+    );
+    // Retried once more: the history holds both.
+    let o = retry(d.dir.path(), &["--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(
+        wait_until(LONG, || fs::read_to_string(
+            d.path("failed/junk.bmp.error.txt")
+        )
+        .is_ok_and(|n| n.matches("reason: ").count() == 3)),
+        "{}",
+        fs::read_to_string(d.path("failed/junk.bmp.error.txt")).unwrap_or_default()
+    );
+}
+
+#[test]
+fn a_file_retried_while_the_daemon_runs_is_archived_and_its_history_settled() {
+    let d = Daemon::start(FAST);
+    let bmp = fs::read(data("pal8.bmp")).unwrap();
+    quarantined(
+        d.dir.path(),
+        "sub/page-3.bmp",
+        &bmp,
+        "sub/page.bmp",
+        "refused",
+        "2026-01-01T00:00:00Z",
+    );
+    let o = retry(d.dir.path(), &["sub/page.bmp"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(
+        wait_until(LONG, || d.path("done/sub/page.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(
+        fs::read(d.path("archive/sub/page.rle")).unwrap(),
+        expected("pal8.dither.rle")
+    );
+    assert!(
+        wait_until(LONG, || !d
+            .path("inbox/.rlewatch/history/sub/page.bmp.error.txt")
+            .exists()),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.log().contains("archived after being retried"),
+        "{}",
+        d.log()
+    );
+}
+
+/// An original that cannot be filed (done/ is a file) is retried with a
+/// growing backoff; once done/ is fixed, `retry --now` makes it go through
+/// well before its next attempt is due (8 s after the fourth failure).
+#[test]
+fn retry_now_makes_a_file_in_backoff_go_through_at_once() {
+    let d = Daemon::start(FAST);
+    fs::remove_dir(d.path("done")).unwrap();
+    fs::write(d.path("done"), b"in the way").unwrap();
+    fs::copy(data("pal8.bmp"), d.inbox().join("stuck.bmp")).unwrap();
+    assert!(d.wait_log("retry 4 in 8s", 1, LONG), "{}", d.log());
+    fs::remove_file(d.path("done")).unwrap();
+    fs::create_dir(d.path("done")).unwrap();
+    let o = retry(d.dir.path(), &["--now"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(
+        stdout(&o).contains(&format!("(pid {})", d.pid())),
+        "{}",
+        out(&o)
+    );
+    assert!(
+        wait_until(Duration::from_secs(4), || d.path("done/stuck.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.log()
+            .contains("retrying 1 file(s) in backoff now (asked by SIGUSR1)"),
+        "{}",
+        d.log()
+    );
+}
+
+/// The request file alone (as a command on another host leaves it) is
+/// seen at the next heartbeat.
+#[test]
+fn the_retry_request_file_reaches_a_daemon_at_its_heartbeat() {
+    // takeover_secs = 5: a heartbeat each second.
+    let d = Daemon::start(&format!("{FAST}[daemon]\ntakeover_secs = 5\n"));
+    fs::remove_dir(d.path("done")).unwrap();
+    fs::write(d.path("done"), b"in the way").unwrap();
+    fs::copy(data("pal8.bmp"), d.inbox().join("stuck.bmp")).unwrap();
+    assert!(d.wait_log("retry 4 in 8s", 1, LONG), "{}", d.log());
+    fs::remove_file(d.path("done")).unwrap();
+    fs::create_dir(d.path("done")).unwrap();
+    fs::write(d.path("inbox/.rlewatch/retry-now"), b"from another host\n").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || d.path("done/stuck.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert!(
+        d.log().contains("asked through the request file"),
+        "{}",
+        d.log()
+    );
+}
+
+fn age(path: &Path, secs: u64) {
+    let f = fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(secs))
+        .unwrap();
+}
+
+#[test]
+fn an_orphan_error_note_is_removed_once_its_file_is_archived() {
+    let d = Daemon::start(FAST);
+    // Re-processed by hand: the note stayed behind, its file moved back.
+    fs::write(
+        d.path("failed/hand.bmp.error.txt"),
+        "file: x\nreason: was bad\n",
+    )
+    .unwrap();
+    age(&d.path("failed/hand.bmp.error.txt"), 3600);
+    // A young note without its file may be a quarantine in progress: kept.
+    fs::write(d.path("failed/young.bmp.error.txt"), "reason: r\n").unwrap();
+    // A note whose file is still there is never touched.
+    fs::write(d.path("failed/both.bmp"), b"bad").unwrap();
+    fs::write(d.path("failed/both.bmp.error.txt"), "reason: r\n").unwrap();
+    age(&d.path("failed/both.bmp.error.txt"), 3600);
+    for name in ["hand.bmp", "young.bmp", "both.bmp"] {
+        fs::copy(data("pal8.bmp"), d.inbox().join(name)).unwrap();
+    }
+    for name in ["hand.bmp", "young.bmp", "both.bmp"] {
+        assert!(
+            wait_until(LONG, || d.path(&format!("done/{name}")).exists()),
+            "{}",
+            d.log()
+        );
+    }
+    assert!(
+        wait_until(LONG, || !d.path("failed/hand.bmp.error.txt").exists()),
+        "{}",
+        d.log()
+    );
+    assert!(d.log().contains("it said: was bad"), "{}", d.log());
+    assert!(d.path("failed/young.bmp.error.txt").exists());
+    assert!(d.path("failed/both.bmp.error.txt").exists());
+    assert!(d.path("failed/both.bmp").exists());
+}
