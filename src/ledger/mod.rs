@@ -32,16 +32,24 @@ mod record;
 #[cfg(test)]
 mod tests;
 
-pub use read::{LineError, files, for_each_record};
-pub use record::{Record, hex, path_fields, path_hash};
+pub use read::{
+    LineAt, LineError, files, for_each_line, for_each_line_in, for_each_record, parse_line,
+    read_line_at,
+};
+pub use record::{
+    Event, Fate, Filed, Line, Quarantined, ReasonClass, Record, Removed, RemovedWhat, Retried, hex,
+    now, path_fields, path_hash,
+};
 
 use read::{read_dir_sorted, read_from};
 use record::{Key, key, key_of};
 
-/// The ledger format's version, the `v` of every entry written. Version 2
-/// added `format` (the source's image format); version 1 entries (all of
-/// BMP sources) are read alongside (design §4.7).
-pub const VERSION: u32 = 2;
+/// The ledger format's version, the `v` of every line written. Version 2
+/// added `format` (the source's image format); version 3 added the event
+/// lines (`kind`: where the original went, quarantines, removals,
+/// retries); versions 1 (all of BMP sources) and 2 are read alongside
+/// (design §4.7).
+pub const VERSION: u32 = 3;
 
 /// The versions this build reads.
 pub const READS: std::ops::RangeInclusive<u32> = 1..=VERSION;
@@ -236,8 +244,39 @@ impl Ledger {
     pub fn append(&self, entry: &Record) -> io::Result<()> {
         let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
         line.push(b'\n');
-        let day = entry.time.get(..10).unwrap_or("unknown").to_string();
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let path = self.write_locked(&mut state, &entry.time, &line)?;
+        let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+        state.remember(entry);
+        let seq = {
+            let mut g = self.syncs.lock().unwrap_or_else(|p| p.into_inner());
+            g.written += 1;
+            g.written
+        };
+        drop(state);
+        self.make_durable(seq).map_err(named)
+    }
+
+    /// Appends an event line (`filed`, `quarantined`, `removed`,
+    /// `retried`) to this host's file of the line's day, in one write (never
+    /// torn by another writer), without waiting for it to be durable: a
+    /// power cut may lose the newest of them (design §4.7). An archived
+    /// entry given here goes through [`Ledger::append`].
+    pub fn append_event(&self, event: &Line) -> io::Result<()> {
+        if let Line::Archived(e) = event {
+            return self.append(e);
+        }
+        let mut line = event.to_json().map_err(io::Error::other)?;
+        line.push(b'\n');
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        self.write_locked(&mut state, event.time(), &line)
+            .map(|_| ())
+    }
+
+    /// Writes `line` (with its newline) to this host's file of the day of
+    /// `time` in one write, opening it first when needed; returns its path.
+    fn write_locked(&self, state: &mut State, time: &str, line: &[u8]) -> io::Result<PathBuf> {
+        let day = time.get(..10).unwrap_or("unknown").to_string();
         // Reopened for a new day, and when the file was removed or replaced
         // since it was opened (entries appended to a deleted file would be
         // lost).
@@ -258,27 +297,20 @@ impl Ledger {
             self.syncs.lock().unwrap_or_else(|p| p.into_inner()).file = Some(file.clone());
             state.file = Some((day.clone(), path, file));
         }
-        let (_, path, file) = state.file.as_ref().expect("opened above");
+        let (_, path, file) = state.file.as_ref().expect("BUG: opened above");
         let (path, file) = (path.clone(), file.clone());
         let named = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", path.display()));
         let before = file.metadata().map_err(named)?.len();
         // One write with O_APPEND: even a second daemon appending to the
         // same file cannot interleave within a line.
-        if let Err(e) = (&*file).write_all(&line) {
+        if let Err(e) = (&*file).write_all(line) {
             // A partial line (disk full) is taken back, so the ledger never
             // keeps half an entry.
-            let _ = withdraw(&file, before, &line);
+            let _ = withdraw(&file, before, line);
             state.file = None;
             return Err(named(e));
         }
-        state.remember(entry);
-        let seq = {
-            let mut g = self.syncs.lock().unwrap_or_else(|p| p.into_inner());
-            g.written += 1;
-            g.written
-        };
-        drop(state);
-        self.make_durable(seq).map_err(named)
+        Ok(path)
     }
 
     /// Returns once line `seq` is durable: an fdatasync started after it

@@ -1,10 +1,11 @@
 //! Reading ledger files: every host's day files in order, a file's
-//! entries from an offset, one line with its version checked.
+//! entries from an offset, one line with its version and kind checked.
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use super::record::{Event, Line};
 use super::{READS, Record};
 use crate::layout::ArchiveLayout;
 
@@ -56,7 +57,10 @@ pub(super) fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Record>, u6
     let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let entries = bytes[..complete]
         .split(|&b| b == b'\n')
-        .filter_map(|line| parse_line(line).ok())
+        .filter_map(|line| match parse_line(line) {
+            Ok(Line::Archived(e)) => Some(e),
+            _ => None,
+        })
         .collect();
     Ok((entries, offset + complete as u64))
 }
@@ -72,35 +76,159 @@ pub enum LineError {
     UnknownVersion(u64),
     #[error("no ledger version (\"v\")")]
     NoVersion,
+    /// A `kind` in a line of a version before 3, or one this build does
+    /// not know.
+    #[error("a line of kind {kind:?} in ledger version {v}")]
+    UnknownKind { kind: String, v: u64 },
 }
 
-/// One ledger line, or why it cannot be read.
-fn parse_line(line: &[u8]) -> Result<Record, LineError> {
-    // The version first: a later format may have other fields.
-    let value = serde_json::from_slice::<serde_json::Value>(line).map_err(LineError::Json)?;
-    match value.get("v").and_then(|v| v.as_u64()) {
-        Some(v) if u32::try_from(v).is_ok_and(|v| READS.contains(&v)) => {
-            serde_json::from_value::<Record>(value).map_err(LineError::Json)
+/// Only what decides how a line that is not an archived entry is read.
+#[derive(serde::Deserialize)]
+struct Probe {
+    v: Option<serde_json::Value>,
+    kind: Option<serde_json::Value>,
+}
+
+/// One ledger line, or why it cannot be read. An archived entry, by far
+/// the most common line, takes one serde pass; the version and `kind` are
+/// looked at only when that fails.
+pub fn parse_line(line: &[u8]) -> Result<Line, LineError> {
+    let first = match serde_json::from_slice::<Record>(line) {
+        Ok(e) if READS.contains(&e.v) => {
+            return Ok(Line::Archived(e));
         }
-        Some(v) => Err(LineError::UnknownVersion(v)),
-        None => Err(LineError::NoVersion),
+        Ok(e) => return Err(LineError::UnknownVersion(e.v.into())),
+        Err(e) => e,
+    };
+    // The version first: a later format may have other fields.
+    let probe = match serde_json::from_slice::<Probe>(line) {
+        Ok(p) => p,
+        Err(_) => return Err(LineError::Json(first)),
+    };
+    let v = match probe.v.as_ref().map(|v| v.as_u64()) {
+        None => return Err(LineError::NoVersion),
+        Some(Some(v)) => v,
+        Some(None) => {
+            return Err(LineError::Json(serde::de::Error::custom(
+                "\"v\" is not a version number",
+            )));
+        }
+    };
+    if !u32::try_from(v).is_ok_and(|v| READS.contains(&v)) {
+        return Err(LineError::UnknownVersion(v));
+    }
+    let Some(kind) = probe.kind else {
+        return Err(LineError::Json(first));
+    };
+    const KINDS: [&str; 4] = ["filed", "quarantined", "removed", "retried"];
+    match kind.as_str() {
+        Some(k) if v >= 3 && KINDS.contains(&k) => serde_json::from_slice::<Event>(line)
+            .map(Line::from)
+            .map_err(LineError::Json),
+        _ => Err(LineError::UnknownKind {
+            kind: kind.to_string().trim_matches('"').to_string(),
+            v,
+        }),
     }
 }
 
 /// Calls `f` with (line number, entry or why the line is unreadable) for
-/// every non-empty line of a ledger file.
+/// every non-empty line of a ledger file that is not an event line (a
+/// `filed`, `quarantined`, … line of version 3, skipped).
 pub fn for_each_record(
     path: &Path,
     mut f: impl FnMut(usize, Result<Record, LineError>),
 ) -> io::Result<()> {
-    let reader = BufReader::new(File::open(path)?);
-    for (n, line) in reader.split(b'\n').enumerate() {
-        let line = line?;
-        if line.iter().all(u8::is_ascii_whitespace) {
+    for_each_line_in(path, |at, line| match line {
+        Ok(Line::Archived(e)) => f(at.number, Ok(e)),
+        Ok(_) => {}
+        Err(e) => f(at.number, Err(e)),
+    })
+}
+
+/// Where a line is in its file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineAt {
+    /// 1-based line number.
+    pub number: usize,
+    /// Byte offset of its first byte.
+    pub offset: u64,
+    /// Its length in bytes, without the newline.
+    pub len: usize,
+}
+
+/// Calls `f` with (where, the line or why it is unreadable) for every
+/// non-empty line of a ledger file, of every kind. A last line without
+/// its newline (torn by a crash, or still being written) is included:
+/// a reader that must not see half a line checks `LineError`.
+pub fn for_each_line_in(
+    path: &Path,
+    mut f: impl FnMut(LineAt, Result<Line, LineError>),
+) -> io::Result<()> {
+    let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
+    let mut line = Vec::new();
+    let (mut number, mut offset) = (0usize, 0u64);
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 {
+            return Ok(());
+        }
+        number += 1;
+        let at = LineAt {
+            number,
+            offset,
+            len: line.len() - usize::from(line.last() == Some(&b'\n')),
+        };
+        offset += n as u64;
+        let text = &line[..at.len];
+        if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        let parsed = parse_line(&line);
-        f(n + 1, parsed);
+        f(at, parse_line(text));
+    }
+}
+
+/// Calls `f` with (host, file, where, the line or why it is unreadable)
+/// for every line of every ledger file under `archive`, by host then day.
+/// An error names the file or folder that could not be read.
+pub fn for_each_line(
+    archive: &Path,
+    mut f: impl FnMut(&str, &Path, LineAt, Result<Line, LineError>),
+) -> io::Result<()> {
+    let root = ArchiveLayout::new(archive).ledger();
+    let list =
+        files(archive).map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", root.display())))?;
+    for (host, file) in list {
+        for_each_line_in(&file, |at, line| f(&host, &file, at, line))
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", file.display())))?;
     }
     Ok(())
+}
+
+/// Reads the one line at `at` of `path` (a hit of an index, confirmed by
+/// the ledger itself): `None` when the bytes there are not a whole line.
+pub fn read_line_at(file: &File, offset: u64, len: usize) -> io::Result<Option<Vec<u8>>> {
+    use std::os::unix::fs::FileExt;
+    let mut buf = vec![0u8; len + 1];
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], offset + got as u64)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    if got != len + 1 || buf[len] != b'\n' || buf[..len].contains(&b'\n') {
+        return Ok(None);
+    }
+    // The byte before must end the previous line (or be the file's start).
+    if offset > 0 {
+        let mut b = [0u8];
+        file.read_at(&mut b, offset - 1)?;
+        if b[0] != b'\n' {
+            return Ok(None);
+        }
+    }
+    buf.truncate(len);
+    Ok(Some(buf))
 }

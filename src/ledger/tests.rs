@@ -266,6 +266,7 @@ fn a_version_1_line_is_read_as_a_bmp_source_beside_version_2_lines() {
     let v1 = r#"{"v":1,"time":"2026-11-26T10:00:00Z","host":"h","source":"a.bmp","source_size":10,"source_xxh3":"0000000000000001","archive":"a.rle","archive_size":5,"archive_xxh3":"0000000000000007","width":1,"height":1,"conversion":"dither","lossless":true}"#;
     let mut png = entry("b.png", 2, "b.rle", "2026-11-26T10:00:01Z");
     png.format = "png".into();
+    png.v = 2;
     fs::write(&path, format!("{v1}\n{}", line(&png))).unwrap();
     let got = read_from(&path, 0).unwrap().0;
     let mut want_v1 = entry("a.bmp", 1, "a.rle", "2026-11-26T10:00:00Z");
@@ -277,4 +278,140 @@ fn a_version_1_line_is_read_as_a_bmp_source_beside_version_2_lines() {
         "{}",
         line(&got[1])
     );
+}
+
+/// Version-3 event lines, spelled out by hand as design §4.7 gives them.
+const FILED: &str = r#"{"v":3,"kind":"filed","time":"2026-11-26T10:00:02Z","host":"h","source":"a.bmp","source_xxh3":"0000000000000001","archive":"a.rle","fate":"done","path":"a-2.bmp"}"#;
+const QUARANTINED: &str = r#"{"v":3,"kind":"quarantined","time":"2026-11-26T10:00:03Z","host":"h","source":"c/bad.bmp","source_size":4,"path":"c/bad.bmp","reason":"not an image","class":"not_an_image","attempts":1}"#;
+const REMOVED: &str = r#"{"v":3,"kind":"removed","time":"2026-11-26T10:00:04Z","host":"h","what":"done","path":"a-2.bmp","source_xxh3":"0000000000000001","why":"older than 30 days"}"#;
+const RETRIED: &str = r#"{"v":3,"kind":"retried","time":"2026-11-26T10:00:05Z","host":"h","path":"c/bad.bmp","source":"c/bad.bmp"}"#;
+
+#[test]
+fn every_kind_of_version_3_line_is_read_beside_versions_1_and_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("2026-11-26.jsonl");
+    let v1 = r#"{"v":1,"time":"2026-11-26T10:00:00Z","host":"h","source":"a.bmp","source_size":10,"source_xxh3":"0000000000000001","archive":"a.rle","archive_size":5,"archive_xxh3":"0000000000000007","width":1,"height":1,"conversion":"dither","lossless":true}"#;
+    let mut v2 = entry("b.png", 2, "b.rle", "2026-11-26T10:00:01Z");
+    v2.v = 2;
+    let v3 = entry("d.bmp", 3, "d.rle", "2026-11-26T10:00:06Z");
+    fs::write(
+        &path,
+        format!(
+            "{v1}\n{}{FILED}\n{QUARANTINED}\n{REMOVED}\n{RETRIED}\n{}",
+            line(&v2),
+            line(&v3)
+        ),
+    )
+    .unwrap();
+    let mut kinds = Vec::new();
+    let mut offsets = Vec::new();
+    for_each_line_in(&path, |at, l| {
+        let l = l.unwrap();
+        kinds.push(l.kind());
+        offsets.push((at.number, at.offset, at.len));
+    })
+    .unwrap();
+    assert_eq!(
+        kinds,
+        [
+            "archived",
+            "archived",
+            "filed",
+            "quarantined",
+            "removed",
+            "retried",
+            "archived"
+        ]
+    );
+    // Offsets and lengths point at each line exactly.
+    let text = fs::read(&path).unwrap();
+    let file = File::open(&path).unwrap();
+    for (n, offset, len) in offsets {
+        let want = text.split(|&b| b == b'\n').nth(n - 1).unwrap();
+        assert_eq!(&text[offset as usize..offset as usize + len], want);
+        assert_eq!(
+            read_line_at(&file, offset, len).unwrap().as_deref(),
+            Some(want)
+        );
+    }
+    // Not a line's start: no line.
+    assert_eq!(read_line_at(&file, 1, 5).unwrap(), None);
+    // The records' readers see the archived entries only, events are not
+    // "unreadable".
+    let mut records = Vec::new();
+    for_each_record(&path, |_, e| records.push(e.unwrap().source)).unwrap();
+    assert_eq!(records, ["a.bmp", "b.png", "d.bmp"]);
+    assert_eq!(read_from(&path, 0).unwrap().0.len(), 3);
+    // The fields, typed.
+    let Ok(Line::Filed(f)) = parse_line(FILED.as_bytes()) else {
+        panic!()
+    };
+    assert_eq!(f.fate, Fate::Done);
+    assert_eq!(f.done_path(), Some(PathBuf::from("a-2.bmp")));
+    let Ok(Line::Quarantined(q)) = parse_line(QUARANTINED.as_bytes()) else {
+        panic!()
+    };
+    assert_eq!(
+        (q.class, q.source_xxh3, q.attempts),
+        (ReasonClass::NotAnImage, None, 1)
+    );
+}
+
+#[test]
+fn an_event_line_round_trips_and_is_appended_without_disturbing_lookups() {
+    let dir = tempfile::tempdir().unwrap();
+    let l = Ledger::open(dir.path(), "h").unwrap();
+    let e = entry("a.bmp", 1, "a.rle", "2026-11-26T10:00:00Z");
+    l.append(&e).unwrap();
+    for text in [FILED, QUARANTINED, REMOVED, RETRIED] {
+        let parsed = parse_line(text.as_bytes()).unwrap();
+        // Written back, it parses to the same line (field order aside).
+        let again = parsed.to_json().unwrap();
+        assert_eq!(parse_line(&again).unwrap(), parsed);
+        let a: serde_json::Value = serde_json::from_str(text).unwrap();
+        let b: serde_json::Value = serde_json::from_slice(&again).unwrap();
+        assert_eq!(a, b);
+        l.append_event(&parsed).unwrap();
+    }
+    let files = files(dir.path()).unwrap();
+    assert_eq!(files.len(), 1);
+    let written = fs::read_to_string(&files[0].1).unwrap();
+    assert_eq!(written.lines().count(), 5);
+    let again = Ledger::open(dir.path(), "other").unwrap();
+    assert_eq!(
+        again.find(Path::new("a.bmp"), 10, 1),
+        Some(path_hash(Path::new("a.rle")))
+    );
+}
+
+#[test]
+fn a_kind_in_an_older_version_or_an_unknown_kind_is_an_error_that_says_so() {
+    let v2 = FILED.replace(r#""v":3"#, r#""v":2"#);
+    let e = parse_line(v2.as_bytes()).unwrap_err();
+    assert!(matches!(e, LineError::UnknownKind { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        r#"a line of kind "filed" in ledger version 2"#
+    );
+    let other = FILED.replace("filed", "shredded");
+    let e = parse_line(other.as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("shredded"), "{e}");
+    // A later version: unknown, whatever its kind.
+    let v4 = FILED.replace(r#""v":3"#, r#""v":4"#);
+    assert!(matches!(
+        parse_line(v4.as_bytes()).unwrap_err(),
+        LineError::UnknownVersion(4)
+    ));
+    // A filed line missing its fate, or with an unknown one.
+    let bad = FILED.replace(r#","fate":"done""#, "");
+    let e = parse_line(bad.as_bytes()).unwrap_err();
+    assert!(e.to_string().contains("fate"), "{e}");
+    let bad = FILED.replace(r#""fate":"done""#, r#""fate":"eaten""#);
+    assert!(matches!(
+        parse_line(bad.as_bytes()),
+        Err(LineError::Json(_))
+    ));
+    // Not JSON; JSON without a version.
+    assert!(matches!(parse_line(b"{\"v\":3,"), Err(LineError::Json(_))));
+    assert!(matches!(parse_line(b"{}"), Err(LineError::NoVersion)));
 }
