@@ -26,6 +26,7 @@ use crate::daemon::config::{self, Config};
 use crate::display::shown;
 use crate::durable;
 use crate::layout::InboxLayout;
+use crate::ledger::{self, Ledger, Line, Retried};
 
 /// The arguments of `rlewatch retry`.
 #[derive(Debug, Args)]
@@ -110,8 +111,9 @@ pub fn retry_cmd(args: &RetryArgs) -> Result<bool> {
             println!("nothing in {} to retry", shown(failed));
         }
         let mut seen = std::collections::HashSet::new();
+        let mut ledger = LedgerOnce::default();
         for q in chosen.into_iter().filter(|q| seen.insert(q.rel.clone())) {
-            ok &= put_back(&config, &q, args.dry_run);
+            ok &= put_back(&config, &q, args.dry_run, &mut ledger);
         }
     }
     if args.now {
@@ -297,7 +299,7 @@ fn parse_since(s: &str, now: SystemTime) -> Result<SystemTime> {
 
 /// Puts one file back, printing one line; true when it went back (or
 /// would, with `dry_run`).
-fn put_back(config: &Config, q: &Quarantined, dry_run: bool) -> bool {
+fn put_back(config: &Config, q: &Quarantined, dry_run: bool, ledger: &mut LedgerOnce) -> bool {
     let from = config.paths.failed.join(&q.rel);
     let to = config.paths.inbox.join(&q.target);
     let earlier = q
@@ -321,7 +323,7 @@ fn put_back(config: &Config, q: &Quarantined, dry_run: bool) -> bool {
     match move_back(config, q) {
         Ok(()) => {
             println!("put back {} -> {}{earlier}", shown(&from), shown(&to));
-            record(config, q);
+            ledger.retried(config, q);
             true
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -342,8 +344,47 @@ fn put_back(config: &Config, q: &Quarantined, dry_run: bool) -> bool {
     }
 }
 
-/// The ledger's record of the retry (a `retried` line, design §4.5).
-fn record(_config: &Config, _q: &Quarantined) {}
+/// This host's ledger, opened at the first retry that is recorded.
+#[derive(Default)]
+struct LedgerOnce(Option<std::result::Result<Ledger, String>>);
+
+impl LedgerOnce {
+    /// Records the retry: a `retried` line (design §4.7) in this host's
+    /// ledger. A file put back stays put back when the line cannot be
+    /// written; that is said on standard error.
+    fn retried(&mut self, config: &Config, q: &Quarantined) {
+        let archive = &config.paths.archive;
+        let ledger = self.0.get_or_insert_with(|| {
+            Ledger::open(archive, &config.host).map_err(|e| {
+                format!(
+                    "{}: cannot open the ledger: {e}",
+                    shown(&crate::layout::ArchiveLayout::new(archive).ledger())
+                )
+            })
+        });
+        let (path, path_raw) = ledger::path_fields(&q.rel);
+        let (source, source_raw) = ledger::path_fields(&q.target);
+        let line = Line::Retried(Retried {
+            v: ledger::VERSION,
+            time: ledger::now(),
+            host: config.host.clone(),
+            path,
+            path_raw,
+            source,
+            source_raw,
+        });
+        let written = match ledger {
+            Ok(l) => l.append_event(&line).map_err(|e| e.to_string()),
+            Err(e) => Err(e.clone()),
+        };
+        if let Err(e) = written {
+            eprintln!(
+                "rlewatch: {}: put back, but not recorded in the ledger: {e}",
+                shown(&config.paths.failed.join(&q.rel))
+            );
+        }
+    }
+}
 
 /// The move itself: note into the history (durably), note out of failed/,
 /// then the file into the inbox without replacing anything; on failure

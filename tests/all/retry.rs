@@ -83,6 +83,28 @@ fn a_quarantined_file_goes_back_under_the_name_it_was_dropped_as() {
     let history =
         fs::read_to_string(root.join("inbox/.rlewatch/history/sub/scan.bmp.error.txt")).unwrap();
     assert!(history.contains("reason: bad header"), "{history}");
+    // And the ledger says so.
+    let lines = ledger_lines(root);
+    let retried: Vec<&serde_json::Value> =
+        lines.iter().filter(|l| l["kind"] == "retried").collect();
+    assert_eq!(retried.len(), 1, "{lines:?}");
+    assert_eq!(retried[0]["v"], 3);
+    assert_eq!(retried[0]["path"], "sub/scan-1.bmp");
+    assert_eq!(retried[0]["source"], "sub/scan.bmp");
+}
+
+/// Every line of every host's ledger under `root/archive`.
+fn ledger_lines(root: &Path) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    let ledger = root.join("archive/.rlewatch/ledger");
+    for host in fs::read_dir(&ledger).into_iter().flatten().flatten() {
+        for day in fs::read_dir(host.path()).unwrap().flatten() {
+            for line in fs::read_to_string(day.path()).unwrap().lines() {
+                out.push(serde_json::from_str(line).unwrap());
+            }
+        }
+    }
+    out
 }
 
 #[test]
