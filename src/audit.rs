@@ -146,7 +146,7 @@ pub enum CheckError {
 }
 
 /// Checks one archive against its entry.
-fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
+pub fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
     let digest = u64::from_str_radix(&e.archive_xxh3, 16)
         .map_err(|_| CheckError::Digest(e.archive_xxh3.clone()))?;
     let expected = Outcome {

@@ -24,6 +24,7 @@ mod hosts;
 pub mod lock;
 pub mod logging;
 mod pipeline;
+pub mod retention;
 mod settle;
 mod signals;
 mod startup;

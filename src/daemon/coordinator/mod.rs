@@ -46,6 +46,22 @@ use report::Stats;
 use retry_now::RetryRequest;
 use schedule::Schedule;
 
+/// What the retention thread needs of `config`, with this host's ledger.
+fn retention_setup(
+    config: &Config,
+    ledger: &Arc<crate::ledger::Ledger>,
+) -> super::retention::Setup {
+    super::retention::Setup {
+        archive: config.paths.archive.clone(),
+        done: config.paths.done.clone(),
+        failed: config.paths.failed.clone(),
+        host: config.host.clone(),
+        done_after: config.done_retention,
+        failed_after: config.failed_retention,
+        ledger: ledger.clone(),
+    }
+}
+
 /// The daemon's state, owned by one thread (the one that called
 /// [`crate::daemon::run`]); everything else talks to it through channels.
 pub(super) struct Coordinator {
@@ -66,6 +82,9 @@ pub(super) struct Coordinator {
     hosts: super::hosts::Hosts,
     /// `rlewatch retry --now` from any host.
     retry_request: RetryRequest,
+    /// Removes old originals and quarantined files (design §4.4,
+    /// "Retention"), on its own thread.
+    retention: super::retention::Retention,
 }
 
 impl Coordinator {
@@ -85,6 +104,8 @@ impl Coordinator {
         let systemd = systemd::Systemd::new();
         let config = Arc::new(config);
         let retry_request = RetryRequest::new(&config.paths.inbox);
+        let retention = super::retention::Retention::start(retention_setup(&config, &ledger))
+            .context("cannot start the retention thread")?;
         let hosts = super::hosts::Hosts::new(&config.paths.inbox, &config.host, config.takeover);
         Ok(Coordinator {
             config_path: config_path.map(Path::to_path_buf),
@@ -101,6 +122,7 @@ impl Coordinator {
             stats: Stats::default(),
             hosts,
             retry_request,
+            retention,
         })
     }
 
@@ -142,9 +164,15 @@ impl Coordinator {
             "stopped: archived {} file(s), {} -> {} bytes, {} failed, {} retried attempt(s)",
             s.archived, s.bytes_in, s.bytes_out, s.failed, s.retries
         );
+        self.retention.stop();
         if self.schedule.in_flight().is_empty() {
             self.workers.join();
         }
+    }
+
+    /// What the retention thread needs of the configuration in effect.
+    fn retention_setup(&self) -> super::retention::Setup {
+        retention_setup(&self.config, &self.settings.ledger)
     }
 
     /// Files handed out at most: per worker, about one ready, one being

@@ -1,0 +1,557 @@
+//! Retention (design §4.4, "Retention"), off by default: a thread of its
+//! own that, at the start, after each reload and then hourly, removes
+//!
+//! - originals in done/ older than `originals.done_retention_days` (by
+//!   mtime), only when the ledger's `filed` line naming that done/ path
+//!   leads to an archived entry whose source digest is the file's digest
+//!   now, and its archive exists and decodes strictly to its recorded
+//!   digest at that moment (what `rlewatch audit` checks). An original with
+//!   no `filed` line (filed before ledger version 3) counts when an
+//!   archived entry names its done/ path as its inbox path with the same
+//!   digest; anything else is kept, and said so once;
+//! - quarantined files in failed/ (and their notes) older than
+//!   `failed.retention_days` (by the note's time), and notes left without
+//!   their file that old.
+//!
+//! Each removal is logged (MESSAGE_ID "removed"), written to the ledger as
+//! a `removed` line and counted. The work is bounded: candidates go in
+//! batches, and the ledger is read once per batch from the day of the
+//! batch's oldest mtime on (an original's archive is recorded after it was
+//! last written), never per file. It never touches the inbox or the
+//! archive, and stops between two files when the daemon stops.
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tracing::{info, warn};
+
+use crate::archive::notes::{self, Note};
+use crate::display::shown;
+use crate::ledger::{self, Fate, Ledger, Line, Record, Removed, RemovedWhat};
+
+/// The MESSAGE_ID of a removal by retention (journal fields).
+pub const REMOVED_ID: &str = "d362c8de83bc4614831adfde1c8d18b9";
+
+/// How often a pass runs after the first.
+const PERIOD: Duration = Duration::from_secs(3600);
+
+/// Candidates handled per read of the ledger.
+const BATCH: usize = 2000;
+
+/// What a pass needs to know: the folders, the ages, this host's ledger.
+#[derive(Clone)]
+pub struct Setup {
+    pub archive: PathBuf,
+    pub done: PathBuf,
+    pub failed: PathBuf,
+    pub host: String,
+    pub done_after: Option<Duration>,
+    pub failed_after: Option<Duration>,
+    pub ledger: Arc<Ledger>,
+}
+
+/// The retention thread, as the coordinator holds it.
+pub struct Retention {
+    setup: Arc<Mutex<Setup>>,
+    wake: Option<Sender<()>>,
+    stop: Arc<AtomicBool>,
+    counts: Arc<Counts>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// Removals since the start.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub done: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl Retention {
+    /// Starts the thread; its first pass runs at once (doing nothing while
+    /// both ages are off).
+    pub fn start(setup: Setup) -> io::Result<Retention> {
+        let setup = Arc::new(Mutex::new(setup));
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let stop = Arc::new(AtomicBool::new(false));
+        let counts = Arc::new(Counts::default());
+        let thread = std::thread::Builder::new()
+            .name("retention".into())
+            .spawn({
+                let (setup, stop, counts) = (setup.clone(), stop.clone(), counts.clone());
+                move || run(&setup, &woken, &stop, &counts)
+            })?;
+        Ok(Retention {
+            setup,
+            wake: Some(wake),
+            stop,
+            counts,
+            thread: Some(thread),
+        })
+    }
+
+    /// A reloaded configuration: used from the next pass, which runs now.
+    pub fn configure(&self, setup: Setup) {
+        *self.setup.lock().unwrap_or_else(|p| p.into_inner()) = setup;
+        if let Some(w) = &self.wake {
+            let _ = w.try_send(());
+        }
+    }
+
+    /// Originals and quarantined files removed since the start.
+    pub fn counts(&self) -> &Counts {
+        &self.counts
+    }
+
+    /// Stops the thread (between two files) and waits for it.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        self.wake = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Retention {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn run(setup: &Mutex<Setup>, woken: &Receiver<()>, stop: &AtomicBool, counts: &Counts) {
+    // What was kept, and said so, by (path, size, mtime): not said again
+    // nor looked at again while it is unchanged.
+    let mut kept = HashSet::new();
+    loop {
+        let s = setup.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let now = SystemTime::now();
+        if let Some(age) = s.done_after {
+            let n = done_pass(&s, age, now, stop, &mut kept);
+            counts.done.fetch_add(n, Ordering::Relaxed);
+        }
+        if let Some(age) = s.failed_after {
+            let n = failed_pass(&s, age, now, stop);
+            counts.failed.fetch_add(n, Ordering::Relaxed);
+        }
+        match woken.recv_timeout(PERIOD) {
+            Ok(()) | Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+    }
+}
+
+/// A file looked at: (relative path, size, mtime seconds, nanoseconds).
+type Seen = (PathBuf, u64, i64, i64);
+
+/// One pass over done/: returns how many originals it removed.
+fn done_pass(
+    s: &Setup,
+    age: Duration,
+    now: SystemTime,
+    stop: &AtomicBool,
+    kept: &mut HashSet<Seen>,
+) -> u64 {
+    let Some(cutoff) = now.checked_sub(age) else {
+        return 0;
+    };
+    let mut candidates = Vec::new();
+    for entry in walkdir::WalkDir::new(&s.done).min_depth(1) {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                warn!("retention: {}: {e}", shown(e.path().unwrap_or(&s.done)));
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() || crate::durable::is_temp_name(entry.file_name()) {
+            continue;
+        }
+        let Ok(m) = entry.metadata() else { continue };
+        if m.modified().is_ok_and(|t| t < cutoff) {
+            let rel = entry
+                .path()
+                .strip_prefix(&s.done)
+                .expect("BUG: walkdir yields paths below its root")
+                .to_path_buf();
+            let seen = (rel, m.len(), m.mtime(), m.mtime_nsec());
+            if !kept.contains(&seen) {
+                candidates.push((seen, m));
+            }
+        }
+    }
+    let mut removed = 0;
+    for batch in candidates.chunks(BATCH) {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let found = Found::read(s, batch);
+        for (seen, m) in batch {
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+            match judge(s, &found, &seen.0, m) {
+                Ok(Some(v)) => removed += u64::from(remove_done(s, &seen.0, &v)),
+                Ok(None) => {}
+                Err(Keep { warn: loud, why }) => {
+                    let said = format!("retention: kept {}: {why}", shown(&s.done.join(&seen.0)));
+                    if loud {
+                        warn!("{said}");
+                    } else {
+                        info!("{said}");
+                    }
+                    kept.insert(seen.clone());
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// Why an original is kept (`warn`: something is wrong, not only
+/// unknown).
+struct Keep {
+    warn: bool,
+    why: String,
+}
+
+/// What the ledger says of a batch of done/ files.
+#[derive(Default)]
+struct Found {
+    /// Done path → its latest `filed` line: (archive path, source digest).
+    filed: HashMap<PathBuf, (PathBuf, String)>,
+    /// Archive path → the archived entries naming it.
+    archived: HashMap<PathBuf, Vec<Record>>,
+    /// Inbox path → archived entries (for originals filed before version
+    /// 3, whose done/ path is their inbox path).
+    by_source: HashMap<PathBuf, Vec<Record>>,
+    /// Ledger files that could not be read (said once per batch).
+    trouble: Vec<String>,
+}
+
+impl Found {
+    /// Reads every host's ledger files from the day of the batch's oldest
+    /// mtime on: twice, first for the `filed` lines (and archived entries
+    /// naming the paths as inbox paths), then for the archived entries of
+    /// the archives those name.
+    fn read(s: &Setup, batch: &[(Seen, fs::Metadata)]) -> Found {
+        let mut f = Found::default();
+        let oldest = batch
+            .iter()
+            .filter_map(|(_, m)| m.modified().ok())
+            .min()
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let day = humantime::format_rfc3339_seconds(oldest).to_string();
+        let day = &day[..10];
+        let files: Vec<PathBuf> = match ledger::files(&s.archive) {
+            Ok(list) => list
+                .into_iter()
+                .map(|(_, p)| p)
+                .filter(|p| {
+                    p.file_stem()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n >= day)
+                })
+                .collect(),
+            Err(e) => {
+                warn!(
+                    "retention: {}: cannot read the ledger: {e}; nothing removed from done/",
+                    shown(&crate::layout::ArchiveLayout::new(&s.archive).ledger())
+                );
+                return f;
+            }
+        };
+        let names: HashSet<&Path> = batch.iter().map(|(seen, _)| seen.0.as_path()).collect();
+        for file in &files {
+            let read = ledger::for_each_line_in(file, |_, line| match line {
+                Ok(Line::Filed(l)) if l.fate == Fate::Done => {
+                    if let Some(p) = l.done_path().filter(|p| names.contains(p.as_path())) {
+                        f.filed.insert(p, (l.archive_path(), l.source_xxh3.clone()));
+                    }
+                }
+                Ok(Line::Archived(r)) => {
+                    let src = r.source_path();
+                    if names.contains(src.as_path()) {
+                        f.by_source.entry(src).or_default().push(r);
+                    }
+                }
+                _ => {}
+            });
+            if let Err(e) = read {
+                f.trouble.push(format!("{}: {e}", shown(file)));
+            }
+        }
+        let wanted: HashSet<&PathBuf> = f.filed.values().map(|(a, _)| a).collect();
+        if !wanted.is_empty() {
+            let mut archived: HashMap<PathBuf, Vec<Record>> = HashMap::new();
+            for file in &files {
+                let _ = ledger::for_each_line_in(file, |_, line| {
+                    if let Ok(Line::Archived(r)) = line {
+                        let a = r.archive_path();
+                        if wanted.contains(&a) {
+                            archived.entry(a).or_default().push(r);
+                        }
+                    }
+                });
+            }
+            f.archived = archived;
+        }
+        for t in &f.trouble {
+            warn!("retention: cannot read {t}; originals it may name are kept");
+        }
+        f
+    }
+}
+
+/// An original found safe to remove: its archive (as the ledger names it)
+/// verified, and its digest.
+struct Verified {
+    archive: String,
+    digest: String,
+}
+
+/// Whether the done/ file `rel` may go: `Ok(Some(_))` yes, `Ok(None)`
+/// not now (it changed or went meanwhile), `Err` kept.
+fn judge(s: &Setup, found: &Found, rel: &Path, m: &fs::Metadata) -> Result<Option<Verified>, Keep> {
+    let path = s.done.join(rel);
+    let digest = match digest_of(&path) {
+        Ok(d) => ledger::hex(d),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Keep {
+                warn: true,
+                why: format!("cannot read it: {e}"),
+            });
+        }
+    };
+    let entry = match found.filed.get(rel) {
+        Some((archive, recorded)) => {
+            if *recorded != digest {
+                return Err(Keep {
+                    warn: true,
+                    why: format!(
+                        "its content is not what was archived (digest {digest}, the ledger \
+                         says {recorded}: replaced or changed since)"
+                    ),
+                });
+            }
+            found
+                .archived
+                .get(archive)
+                .and_then(|rs| rs.iter().rev().find(|r| r.source_xxh3 == digest))
+                .ok_or_else(|| Keep {
+                    warn: true,
+                    why: format!(
+                        "the ledger says it was filed for {}, but no archived entry with its \
+                         digest names that archive",
+                        shown(&s.archive.join(archive))
+                    ),
+                })?
+        }
+        None => found
+            .by_source
+            .get(rel)
+            .and_then(|rs| rs.iter().rev().find(|r| r.source_xxh3 == digest))
+            .ok_or_else(|| Keep {
+                warn: false,
+                why: "no ledger line says which archive holds it (filed before ledger version \
+                      3 under another name, or not by rlewatch)"
+                    .into(),
+            })?,
+    };
+    let archive = s.archive.join(entry.archive_path());
+    if let Err(e) = crate::audit::check(&archive, entry) {
+        return Err(Keep {
+            warn: true,
+            why: format!("its archive {} is damaged or missing: {e}", shown(&archive)),
+        });
+    }
+    // Unchanged while it was read and its archive checked.
+    let still = fs::symlink_metadata(&path).is_ok_and(|n| {
+        (
+            n.ino(),
+            n.len(),
+            n.mtime(),
+            n.mtime_nsec(),
+            n.ctime(),
+            n.ctime_nsec(),
+        ) == (
+            m.ino(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec(),
+            m.ctime(),
+            m.ctime_nsec(),
+        )
+    });
+    if !still {
+        return Ok(None);
+    }
+    Ok(Some(Verified {
+        archive: entry.archive.clone(),
+        digest,
+    }))
+}
+
+/// Removes the done/ file `rel` whose archive `v` verified: logged,
+/// recorded, made durable. True when removed.
+fn remove_done(s: &Setup, rel: &Path, v: &Verified) -> bool {
+    let days = s.done_after.map_or(0, |d| d.as_secs() / 86_400);
+    let why = format!(
+        "older than {days} day(s); its archive {} verified",
+        v.archive
+    );
+    let archive = &v.archive;
+    let path = s.done.join(rel);
+    let dir = path.parent().unwrap_or(&s.done);
+    if let Err(e) = fs::remove_file(&path).and_then(|()| crate::durable::sync_dir(dir)) {
+        if e.kind() != io::ErrorKind::NotFound {
+            warn!("retention: cannot remove {}: {e}", shown(&path));
+        }
+        return false;
+    }
+    info!(
+        message_id = REMOVED_ID,
+        rlewatch_source = %shown(&path),
+        rlewatch_archive = %archive,
+        rlewatch_host = %s.host,
+        "retention: removed {}: {why}",
+        shown(&path)
+    );
+    record(s, RemovedWhat::Done, rel, Some(v.digest.clone()), &why);
+    true
+}
+
+/// The `removed` ledger line (without its own fsync, design §4.7).
+fn record(s: &Setup, what: RemovedWhat, rel: &Path, digest: Option<String>, why: &str) {
+    let (path, path_raw) = ledger::path_fields(rel);
+    let line = Line::Removed(Removed {
+        v: ledger::VERSION,
+        time: ledger::now(),
+        host: s.host.clone(),
+        what,
+        path,
+        path_raw,
+        source_xxh3: digest,
+        why: why.to_string(),
+    });
+    if let Err(e) = s.ledger.append_event(&line) {
+        warn!(
+            "retention: the removal of {} is not in the ledger: {e}",
+            shown(rel)
+        );
+    }
+}
+
+/// XXH3-64 of a file's bytes.
+fn digest_of(path: &Path) -> io::Result<u64> {
+    use std::io::Read;
+    let mut file = File::open(path)?;
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.digest());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// One pass over failed/: quarantined files whose note is older than
+/// `age` (its `time:` line, else its mtime; a file without a note by its
+/// own mtime), with their notes, and notes without a file that old.
+/// Returns how many files (or lone notes) it removed.
+fn failed_pass(s: &Setup, age: Duration, now: SystemTime, stop: &AtomicBool) -> u64 {
+    let Some(cutoff) = now.checked_sub(age) else {
+        return 0;
+    };
+    let days = age.as_secs() / 86_400;
+    let mut removed = 0;
+    let mut entries = Vec::new();
+    for entry in walkdir::WalkDir::new(&s.failed).min_depth(1) {
+        match entry {
+            Ok(e) if !e.file_type().is_dir() && !crate::durable::is_temp_name(e.file_name()) => {
+                entries.push(e.into_path());
+            }
+            Ok(_) => {}
+            Err(e) => warn!("retention: {}: {e}", shown(e.path().unwrap_or(&s.failed))),
+        }
+    }
+    // The notes that have their file beside them: handled with it.
+    let owned: HashSet<PathBuf> = entries
+        .iter()
+        .filter(|p| !notes::is_note_name(p.file_name().unwrap_or_default()))
+        .map(|p| notes::note_of(p))
+        .collect();
+    for path in &entries {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let (file, note) = if notes::is_note_name(path.file_name().unwrap_or_default()) {
+            if owned.contains(path) {
+                continue;
+            }
+            (None, path.clone())
+        } else {
+            (Some(path.clone()), notes::note_of(path))
+        };
+        let text = fs::read(&note).ok();
+        let when = text
+            .as_ref()
+            .and_then(|t| Note::parse(&String::from_utf8_lossy(t)).time)
+            .or_else(|| fs::symlink_metadata(&note).and_then(|m| m.modified()).ok())
+            .or_else(|| {
+                file.as_ref()
+                    .and_then(|f| fs::symlink_metadata(f).and_then(|m| m.modified()).ok())
+            });
+        if !when.is_some_and(|t| t < cutoff) {
+            continue;
+        }
+        let target = file.as_ref().unwrap_or(&note);
+        let rel = target.strip_prefix(&s.failed).unwrap_or(target);
+        let reason = text
+            .as_ref()
+            .and_then(|t| Note::parse(&String::from_utf8_lossy(t)).reason)
+            .unwrap_or_else(|| "no reason recorded".into());
+        // The file first: a crash in between leaves a lone note (removed
+        // at the next pass), never a file without its reason.
+        if let Some(f) = &file
+            && let Err(e) = fs::remove_file(f)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            warn!("retention: cannot remove {}: {e}", shown(f));
+            continue;
+        }
+        if let Err(e) = fs::remove_file(&note)
+            && e.kind() != io::ErrorKind::NotFound
+        {
+            warn!("retention: cannot remove {}: {e}", shown(&note));
+        }
+        if let Some(dir) = target.parent() {
+            let _ = crate::durable::sync_dir(dir);
+        }
+        let why = format!("quarantined more than {days} day(s) ago ({reason})");
+        info!(
+            message_id = REMOVED_ID,
+            rlewatch_source = %shown(target),
+            rlewatch_host = %s.host,
+            "retention: removed {}{}: {why}",
+            shown(target),
+            if file.is_some() { " and its note" } else { " (a note without its file)" }
+        );
+        record(s, RemovedWhat::Failed, rel, None, &why);
+        removed += 1;
+    }
+    removed
+}
