@@ -22,6 +22,9 @@
 //!     ledger/                  ArchiveLayout::ledger()
 //!       HOST/                  ArchiveLayout::ledger_of(host)
 //!         YYYY-MM-DD.jsonl       one file per UTC day (crate::ledger)
+//!     index/                   ArchiveLayout::index(): rebuildable, never the truth
+//!       HOST/                  ArchiveLayout::index_of(host)
+//!         YYYY-MM-DD.idx         the lookup table of that day's ledger file
 //! ```
 //!
 //! A new path under either folder gets an accessor here, and a line in
@@ -127,6 +130,23 @@ impl ArchiveLayout {
     pub fn ledger_of(&self, host: &str) -> PathBuf {
         self.ledger().join(host)
     }
+
+    /// `ARCHIVE/.rlewatch/index`: the ledger's lookup tables (design
+    /// §4.7, "The index"); removing it only makes `where` slower.
+    pub fn index(&self) -> PathBuf {
+        self.state.join("index")
+    }
+
+    /// `ARCHIVE/.rlewatch/index/HOST`: the tables of `host`'s ledger files.
+    pub fn index_of(&self, host: &str) -> PathBuf {
+        self.index().join(host)
+    }
+
+    /// `ARCHIVE/.rlewatch/index/HOST/DAY.idx`: the table of the ledger
+    /// file `ledger/HOST/DAY.jsonl`.
+    pub fn index_file(&self, host: &str, day: &str) -> PathBuf {
+        self.index_of(host).join(format!("{day}.idx"))
+    }
 }
 
 #[cfg(test)]
@@ -148,6 +168,11 @@ mod tests {
         assert_eq!(archive.state(), Path::new("/ar/.rlewatch"));
         assert_eq!(archive.ledger(), Path::new("/ar/.rlewatch/ledger"));
         assert_eq!(archive.ledger_of("h"), Path::new("/ar/.rlewatch/ledger/h"));
+        assert_eq!(archive.index(), Path::new("/ar/.rlewatch/index"));
+        assert_eq!(
+            archive.index_file("h", "2026-01-02"),
+            Path::new("/ar/.rlewatch/index/h/2026-01-02.idx")
+        );
         assert!(is_state_dir(OsStr::new(".rlewatch")));
         assert!(!is_state_dir(OsStr::new("rlewatch")));
     }

@@ -9,8 +9,8 @@ use std::time::SystemTime;
 
 use super::dispose::dispose_original;
 use super::{
-    Cause, Encoded, Failure, Held, Op, Published, Report, Settings, Work, changed, release,
-    source_id, transient,
+    Cause, Encoded, Failure, Held, Op, Original, Published, Report, Settings, Work, changed,
+    release, source_id, transient,
 };
 use crate::compress::{self, Outcome};
 use crate::{durable, faults, ledger};
@@ -75,7 +75,13 @@ fn publish_record_and_file(
         .filter(|a| holds(a, &outcome))
     {
         drop(temp);
-        return file_away_archived(s, held, before, archive, lossless_and_verified);
+        return file_away_archived(
+            s,
+            held,
+            (before, source_xxh3),
+            archive,
+            lossless_and_verified,
+        );
     }
     let (archive, adopted) = match publish_or_adopt(s, held, temp, names, &outcome) {
         Ok(published) => published,
@@ -94,6 +100,7 @@ fn publish_record_and_file(
             published: Published {
                 archive,
                 source: source_id(before),
+                source_xxh3,
                 unrecorded: Some(Box::new(record)),
             },
             error: ledger_error(held, e),
@@ -106,16 +113,25 @@ fn publish_record_and_file(
         return Report::Superseded { archive };
     }
     if adopted {
-        return file_away_archived(s, held, before, archive, lossless_and_verified);
+        return file_away_archived(
+            s,
+            held,
+            (before, source_xxh3),
+            archive,
+            lossless_and_verified,
+        );
     }
     match dispose_original(s, held, before, lossless_and_verified) {
-        Ok(original) => Report::Archived {
-            archive,
-            outcome,
-            original,
-            millis: started.elapsed().as_millis(),
-        },
-        Err(error) => unfiled(archive, before, error),
+        Ok(original) => {
+            record_fate(s, held, source_xxh3, &archive, &original);
+            Report::Archived {
+                archive,
+                outcome,
+                original,
+                millis: started.elapsed().as_millis(),
+            }
+        }
+        Err(error) => unfiled(archive, (before, source_xxh3), error),
     }
 }
 
@@ -248,23 +264,76 @@ pub(super) fn ledger_error(held: &Held, e: io::Error) -> Box<Failure> {
 pub(super) fn file_away_archived(
     s: &Settings,
     held: &Held,
-    before: &fs::Metadata,
+    (before, source_xxh3): (&fs::Metadata, u64),
     archive: PathBuf,
     may_delete: bool,
 ) -> Report {
     match dispose_original(s, held, before, may_delete) {
-        Ok(original) => Report::AlreadyArchived { archive, original },
-        Err(error) => unfiled(archive, before, error),
+        Ok(original) => {
+            record_fate(s, held, source_xxh3, &archive, &original);
+            Report::AlreadyArchived { archive, original }
+        }
+        Err(error) => unfiled(archive, (before, source_xxh3), error),
+    }
+}
+
+/// Appends the `filed` line: where the original of `archive` went, the
+/// exact done/ path included, so that numbering that diverges between
+/// the archive and done/ (`a-1.rle` beside `done/a-2.bmp`) does not
+/// matter (design §4.7). A failure is logged, not fatal: the archive and
+/// its entry are durable, the original filed; only this line is lost
+/// ("fate not recorded").
+fn record_fate(s: &Settings, held: &Held, source_xxh3: u64, archive: &Path, original: &Original) {
+    use ledger::Fate;
+    let (fate, done) = match original {
+        Original::Moved(to)
+        | Original::MovedLossy(to)
+        | Original::MovedOpen(to)
+        | Original::MovedNameTaken(to) => (Fate::Done, Some(relative_to(&s.done, to))),
+        Original::Kept => (Fate::Kept, None),
+        Original::Deleted => (Fate::Deleted, None),
+        Original::Vanished => (Fate::Vanished, None),
+        Original::Replaced => (Fate::Replaced, None),
+    };
+    let (source, source_raw) = ledger::path_fields(&held.rel_dir.join(&held.name));
+    let (archive, archive_raw) = ledger::path_fields(&relative_to(&s.archive, archive));
+    let (path, path_raw) = match done.as_deref().map(ledger::path_fields) {
+        Some((p, raw)) => (Some(p), raw),
+        None => (None, None),
+    };
+    let line = ledger::Line::Filed(ledger::Filed {
+        v: ledger::VERSION,
+        time: ledger::now(),
+        host: s.ledger.host().to_string(),
+        source,
+        source_raw,
+        source_xxh3: ledger::hex(source_xxh3),
+        archive,
+        archive_raw,
+        fate,
+        path,
+        path_raw,
+    });
+    if let Err(e) = s.ledger.append_event(&line) {
+        tracing::warn!(
+            "{}: filed, but the ledger line saying where could not be written: {e}",
+            crate::display::shown(&held.path)
+        );
     }
 }
 
 /// Archived, but the original could not be filed: the retry carries the
 /// archive and the source's identity.
-fn unfiled(archive: PathBuf, before: &fs::Metadata, error: Box<Failure>) -> Report {
+fn unfiled(
+    archive: PathBuf,
+    (before, source_xxh3): (&fs::Metadata, u64),
+    error: Box<Failure>,
+) -> Report {
     Report::Unfiled {
         published: Published {
             archive,
             source: source_id(before),
+            source_xxh3,
             unrecorded: None,
         },
         error,
@@ -337,5 +406,5 @@ pub(super) fn file_published(
     }
     // Whether that archive's conversion was lossless is not known here,
     // so `delete` moves the original to done/ instead of deleting it.
-    file_away_archived(s, held, before, p.archive.clone(), false)
+    file_away_archived(s, held, (before, p.source_xxh3), p.archive.clone(), false)
 }

@@ -12,7 +12,7 @@ use super::{
     transient,
 };
 use crate::display::shown;
-use crate::{durable, faults};
+use crate::{durable, faults, ledger};
 
 /// Applies the originals policy once the archive is safe.
 pub(super) fn dispose_original(
@@ -190,9 +190,21 @@ pub(super) fn not_a_folder_hint(e: &io::Error, dest: &Path) -> String {
     }
 }
 
-/// Moves a bad file to the failed folder and writes `NAME.error.txt`
-/// beside it.
+/// [`quarantine_as`] for a reason of no particular class (not a regular
+/// file, a symlink).
 pub(super) fn quarantine(s: &Settings, held: &Held, reason: &str, attempts: u32) -> Report {
+    quarantine_as(s, held, reason, ledger::ReasonClass::Other, attempts)
+}
+
+/// Moves a bad file to the failed folder, writes `NAME.error.txt` beside
+/// it, then appends a `quarantined` line to the ledger (design §4.7).
+pub(super) fn quarantine_as(
+    s: &Settings,
+    held: &Held,
+    reason: &str,
+    class: ledger::ReasonClass,
+    attempts: u32,
+) -> Report {
     let path = held.path.as_path();
     let dir = s.failed.join(&held.rel_dir);
     let note_for = |to: &Path| notes::note_path(&dir, to.file_name().unwrap_or_default());
@@ -228,6 +240,8 @@ pub(super) fn quarantine(s: &Settings, held: &Held, reason: &str, attempts: u32)
             exists => io::Error::new(io::ErrorKind::AlreadyExists, exists.to_string()),
         })
     };
+    // Digested before it moves (the name is this host's to read now).
+    let (size, xxh3) = size_and_digest(held);
     if let Err(e) = write_note(&note_for(&expected)) {
         return transient(held, Op::WriteNote, &note_for(&expected), e);
     }
@@ -264,8 +278,63 @@ pub(super) fn quarantine(s: &Settings, held: &Held, reason: &str, attempts: u32)
             shown(&note_for(&to))
         );
     }
+    record_quarantine(s, held, (size, xxh3), &to, reason, class, attempts + 1);
     Report::Quarantined {
         reason: reason.to_string(),
         to,
+        class,
+    }
+}
+
+/// The size and digest of the file `held` names, when it is a regular
+/// file that can be read (a FIFO is never opened for reading: it would
+/// block).
+fn size_and_digest(held: &Held) -> (u64, Option<u64>) {
+    let file = durable::open_beneath(
+        &held.parent,
+        Path::new(&held.name),
+        libc::O_RDONLY | libc::O_NONBLOCK,
+    );
+    let Ok(file) = file else { return (0, None) };
+    match file.metadata() {
+        Ok(m) if m.is_file() => (m.len(), super::digest(&file).ok()),
+        Ok(m) => (m.len(), None),
+        Err(_) => (0, None),
+    }
+}
+
+/// Appends the `quarantined` line; a failure is logged, not fatal: the
+/// file and its note are in the failed folder already, and event lines
+/// may be lost (design §4.7: "fate not recorded").
+fn record_quarantine(
+    s: &Settings,
+    held: &Held,
+    (size, xxh3): (u64, Option<u64>),
+    to: &Path,
+    reason: &str,
+    class: ledger::ReasonClass,
+    attempts: u32,
+) {
+    let (source, source_raw) = ledger::path_fields(&held.rel_dir.join(&held.name));
+    let (path, path_raw) = ledger::path_fields(to.strip_prefix(&s.failed).unwrap_or(to));
+    let line = ledger::Line::Quarantined(ledger::Quarantined {
+        v: ledger::VERSION,
+        time: ledger::now(),
+        host: s.ledger.host().to_string(),
+        source,
+        source_raw,
+        source_size: size,
+        source_xxh3: xxh3.map(ledger::hex),
+        path,
+        path_raw,
+        reason: reason.to_string(),
+        class,
+        attempts,
+    });
+    if let Err(e) = s.ledger.append_event(&line) {
+        tracing::warn!(
+            "{}: quarantined, but the ledger line could not be written: {e}",
+            shown(&held.path)
+        );
     }
 }

@@ -198,6 +198,31 @@ impl fmt::Display for Failure {
     }
 }
 
+/// The reason class of bad input, for the ledger's `quarantined` line and
+/// the `rlewatch_files_failed_total{reason}` metric (design §4.7).
+pub fn reason_class(e: &crate::compress::CompressError) -> crate::ledger::ReasonClass {
+    use crate::bmp::BmpError as B;
+    use crate::compress::CompressError as C;
+    use crate::formats::{DecodeError as D, Format};
+    use crate::ledger::ReasonClass as R;
+    match e {
+        C::NotAnImage { .. } | C::Bmp(B::NotBmp(_)) => R::NotAnImage,
+        C::NotAccepted(_)
+        | C::Decode(D::Unsupported {
+            format: Format::Jpeg,
+            ..
+        }) => R::RefusedFormat,
+        C::Bmp(B::Unsupported(_)) | C::Decode(D::Unsupported { .. }) => R::Unsupported,
+        C::Bmp(B::TooLargeForFormat { .. } | B::PixelLimit { .. })
+        | C::Decode(
+            D::TooLargeForFormat { .. } | D::PixelLimit { .. } | D::WholeFrameLimit { .. },
+        ) => R::TooLarge,
+        C::Bmp(B::Invalid(_) | B::Truncated { .. } | B::Io(_))
+        | C::Decode(D::Invalid { .. } | D::Truncated { .. } | D::Io(_)) => R::Invalid,
+        C::Write(_) => R::Other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

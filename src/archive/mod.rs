@@ -33,11 +33,11 @@ mod tests;
 
 pub use commit::commit;
 pub use devices::{Devices, Root, mount_point, still_there};
-pub use failure::{Cause, Failure, Kind, Op};
+pub use failure::{Cause, Failure, Kind, Op, reason_class};
 pub use report::{Original, Published, Report};
 
 use commit::file_published;
-use dispose::{put_back, quarantine};
+use dispose::{put_back, quarantine_as};
 use take::take;
 
 /// Mode of the files the daemon writes (before the umask).
@@ -246,7 +246,13 @@ fn write_archive(
                 return Err(Report::Changed);
             }
             drop(temp);
-            Err(quarantine(s, held, &e.to_string(), attempts))
+            Err(quarantine_as(
+                s,
+                held,
+                &e.to_string(),
+                reason_class(&e),
+                attempts,
+            ))
         }
         Err(CompressError::Write(io)) => Err(Report::Transient {
             error: Box::new(Failure::at(&held.path, Op::Write, temp.path(), io)),
@@ -304,7 +310,7 @@ pub(super) fn changed(file: &File, before: &fs::Metadata) -> bool {
 }
 
 /// XXH3-64 of a file's bytes, read through `file` from its start.
-fn digest(file: &File) -> io::Result<u64> {
+pub(super) fn digest(file: &File) -> io::Result<u64> {
     use std::os::unix::fs::FileExt;
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
     let mut buf = vec![0u8; 256 * 1024];

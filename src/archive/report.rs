@@ -67,6 +67,8 @@ impl std::fmt::Display for Original {
 pub struct Published {
     pub archive: PathBuf,
     pub source: SourceId,
+    /// The source's digest (for the `filed` line once it is filed).
+    pub source_xxh3: u64,
     /// Its ledger entry, when appending it failed: appended first.
     pub unrecorded: Option<Box<ledger::Record>>,
 }
@@ -96,8 +98,13 @@ pub enum Report {
     /// The source changed after its archive was published: that archive
     /// holds an earlier state; the original stays to be archived again.
     Superseded { archive: PathBuf },
-    /// Bad input, now in the failed folder.
-    Quarantined { reason: String, to: PathBuf },
+    /// Bad input, now in the failed folder; `class` is the reason's class
+    /// (the ledger's `quarantined` line, the failure metric's label).
+    Quarantined {
+        reason: String,
+        to: PathBuf,
+        class: ledger::ReasonClass,
+    },
     /// Not safely reachable inside the inbox (a folder on its path is a
     /// symlink, or it resolves outside); left alone.
     Refused { reason: String },

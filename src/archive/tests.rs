@@ -362,6 +362,7 @@ fn a_retry_files_with_an_earlier_archive_only_the_same_file_and_only_while_that_
     let earlier_of = |src: &Path, rle: &str| Published {
         archive: archive.join(rle),
         source: source_id(&fs::metadata(src).unwrap()),
+        source_xxh3: 0,
         unrecorded: None,
     };
     // An earlier attempt published a.rle from a.bmp but could not file

@@ -27,6 +27,7 @@ use std::sync::Mutex;
 
 use crate::layout::ArchiveLayout;
 
+pub mod index;
 mod read;
 mod record;
 #[cfg(test)]

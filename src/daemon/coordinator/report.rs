@@ -103,7 +103,7 @@ impl Coordinator {
                 let due = Instant::now() + self.config.settle;
                 self.look_again(here, due, d.attempts);
             }
-            Report::Quarantined { reason, to } => {
+            Report::Quarantined { reason, to, .. } => {
                 self.stats.failed += 1;
                 warn!("{src}: {reason}; moved to {}", shown(&to));
             }
