@@ -166,7 +166,10 @@ fn done_pass(
         return 0;
     };
     let mut candidates = Vec::new();
-    for entry in walkdir::WalkDir::new(&s.done).min_depth(1) {
+    for entry in walkdir::WalkDir::new(&s.done)
+        .min_depth(1)
+        .sort_by_file_name()
+    {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -515,7 +518,7 @@ fn failed_pass(s: &Setup, age: Duration, now: SystemTime, stop: &AtomicBool) -> 
                 file.as_ref()
                     .and_then(|f| fs::symlink_metadata(f).and_then(|m| m.modified()).ok())
             });
-        if !when.is_some_and(|t| t < cutoff) {
+        if when.is_none_or(|t| t >= cutoff) {
             continue;
         }
         let target = file.as_ref().unwrap_or(&note);

@@ -10,7 +10,9 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, SystemTime};
 
-use crate::support::{Daemon, FAST, LONG, data, expected, run_in, tempdir, wait_until};
+use crate::support::{
+    Daemon, FAST, LONG, data, expected, ledger, restart_with, run_in, tempdir, wait_until,
+};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -84,27 +86,13 @@ fn a_quarantined_file_goes_back_under_the_name_it_was_dropped_as() {
         fs::read_to_string(root.join("inbox/.rlewatch/history/sub/scan.bmp.error.txt")).unwrap();
     assert!(history.contains("reason: bad header"), "{history}");
     // And the ledger says so.
-    let lines = ledger_lines(root);
+    let lines = ledger::events(&root.join("archive"));
     let retried: Vec<&serde_json::Value> =
         lines.iter().filter(|l| l["kind"] == "retried").collect();
     assert_eq!(retried.len(), 1, "{lines:?}");
     assert_eq!(retried[0]["v"], 3);
     assert_eq!(retried[0]["path"], "sub/scan-1.bmp");
     assert_eq!(retried[0]["source"], "sub/scan.bmp");
-}
-
-/// Every line of every host's ledger under `root/archive`.
-fn ledger_lines(root: &Path) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    let ledger = root.join("archive/.rlewatch/ledger");
-    for host in fs::read_dir(&ledger).into_iter().flatten().flatten() {
-        for day in fs::read_dir(host.path()).unwrap().flatten() {
-            for line in fs::read_to_string(day.path()).unwrap().lines() {
-                out.push(serde_json::from_str(line).unwrap());
-            }
-        }
-    }
-    out
 }
 
 #[test]
@@ -391,4 +379,199 @@ fn an_orphan_error_note_is_removed_once_its_file_is_archived() {
     assert!(d.path("failed/young.bmp.error.txt").exists());
     assert!(d.path("failed/both.bmp.error.txt").exists());
     assert!(d.path("failed/both.bmp").exists());
+}
+
+/// The retention of done/ (design §4.4, "Retention"): `days` days, a daemon
+/// that archived `names` (pal8.bmp each) into done/.
+fn with_done(names: &[&str]) -> Daemon {
+    let d = Daemon::start(FAST);
+    for name in names {
+        fs::copy(data("pal8.bmp"), d.inbox().join(name)).unwrap();
+    }
+    for name in names {
+        assert!(
+            wait_until(LONG, || d.path(&format!("done/{name}")).exists()),
+            "{}",
+            d.log()
+        );
+    }
+    d
+}
+
+const DAY: u64 = 86_400;
+
+#[test]
+fn retention_removes_only_old_originals_whose_archive_verifies() {
+    let mut d = with_done(&[
+        "old.bmp",
+        "young.bmp",
+        "damaged.bmp",
+        "replaced.bmp",
+        "legacy.bmp",
+    ]);
+    // The archive of damaged.bmp loses a byte; replaced.bmp is another file
+    // now (same name, other content).
+    let rle = d.path("archive/damaged.rle");
+    let bytes = fs::read(&rle).unwrap();
+    fs::write(&rle, &bytes[..bytes.len() - 1]).unwrap();
+    fs::copy(data("rgb24.bmp"), d.path("done/replaced.bmp")).unwrap();
+    for name in ["old.bmp", "damaged.bmp", "replaced.bmp", "legacy.bmp"] {
+        age(&d.path(&format!("done/{name}")), 31 * DAY);
+    }
+    // legacy.bmp as filed before ledger version 3: no filed line for it;
+    // its archived entry names its inbox path, which is its done/ path.
+    drop_filed_line(&d.path("archive"), "legacy.bmp");
+    age(&d.path("done/young.bmp"), 29 * DAY);
+    restart_with(&mut d, |d| {
+        fs::write(
+            d.path("config.toml"),
+            format!("{FAST}[originals]\ndone_retention_days = 30\n"),
+        )
+        .unwrap()
+    });
+    assert!(
+        wait_until(LONG, || !d.path("done/old.bmp").exists()
+            && !d.path("done/legacy.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert!(d.wait_log("retention: kept", 2, LONG), "{}", d.log());
+    let log = d.log();
+    assert!(log.contains("retention: removed"), "{log}");
+    assert!(
+        log.contains(&format!(
+            "kept {}: its archive {} is damaged",
+            d.path("done/damaged.bmp").display(),
+            d.path("archive/damaged.rle").display()
+        )),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!(
+            "kept {}: its content is not what was archived",
+            d.path("done/replaced.bmp").display()
+        )),
+        "{log}"
+    );
+    for kept in ["young.bmp", "damaged.bmp", "replaced.bmp"] {
+        assert!(d.path(&format!("done/{kept}")).exists(), "{kept}: {log}");
+    }
+    // The archive of the removed original is untouched; the ledger says so.
+    assert_eq!(
+        fs::read(d.path("archive/old.rle")).unwrap(),
+        expected("pal8.dither.rle")
+    );
+    let removed: Vec<_> = ledger::events(&d.path("archive"))
+        .into_iter()
+        .filter(|l| l["kind"] == "removed")
+        .collect();
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    assert!(removed.iter().all(|l| l["what"] == "done"), "{removed:?}");
+    assert!(
+        removed.iter().any(|l| l["path"] == "old.bmp"),
+        "{removed:?}"
+    );
+    // Said once: a reload runs a pass again (done/ in name order: zz.bmp
+    // last), and the kept ones are not said again.
+    fs::copy(data("pal8.bmp"), d.inbox().join("zz.bmp")).unwrap();
+    assert!(wait_until(LONG, || d.path("done/zz.bmp").exists()));
+    age(&d.path("done/zz.bmp"), 31 * DAY);
+    d.signal(libc::SIGHUP);
+    assert!(
+        wait_until(LONG, || !d.path("done/zz.bmp").exists()),
+        "{}",
+        d.log()
+    );
+    assert_eq!(d.log().matches("retention: kept").count(), 2, "{}", d.log());
+}
+
+/// Rewrites the ledger under `archive` without the `filed` line of the
+/// original dropped as `source`.
+fn drop_filed_line(archive: &Path, source: &str) {
+    for host in fs::read_dir(archive.join(".rlewatch/ledger"))
+        .unwrap()
+        .flatten()
+    {
+        for day in fs::read_dir(host.path()).unwrap().flatten() {
+            let text = fs::read_to_string(day.path()).unwrap();
+            let kept: String = text
+                .lines()
+                .filter(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    !(v["kind"] == "filed" && v["source"] == source)
+                })
+                .map(|l| format!("{l}\n"))
+                .collect();
+            assert_ne!(kept, text, "no filed line for {source}");
+            fs::write(day.path(), kept).unwrap();
+        }
+    }
+}
+
+#[test]
+fn retention_is_off_by_default() {
+    let mut d = with_done(&["a.bmp"]);
+    age(&d.path("done/a.bmp"), 3650 * DAY);
+    fs::write(d.path("failed/b.bmp"), b"bad").unwrap();
+    fs::write(
+        d.path("failed/b.bmp.error.txt"),
+        "file: x\nreason: r\ntime: 2000-01-01T00:00:00Z\nattempts: 1\n",
+    )
+    .unwrap();
+    restart_with(&mut d, |_| {});
+    // Something after the start that goes through the coordinator: a file
+    // archived; by then the first pass (at the start) is long done.
+    fs::copy(data("pal8.bmp"), d.inbox().join("c.bmp")).unwrap();
+    assert!(wait_until(LONG, || d.path("done/c.bmp").exists()));
+    assert!(d.path("done/a.bmp").exists());
+    assert!(d.path("failed/b.bmp").exists());
+    assert!(!d.log().contains("retention"), "{}", d.log());
+}
+
+#[test]
+fn failed_retention_removes_old_quarantined_files_with_their_notes() {
+    let mut d = Daemon::start(FAST);
+    let note = |time: &str| format!("file: x\nreason: bad header\ntime: {time}\nattempts: 1\n");
+    let old = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(8 * DAY));
+    let young = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(6 * DAY));
+    fs::create_dir_all(d.path("failed/sub")).unwrap();
+    fs::write(d.path("failed/sub/old.bmp"), b"x").unwrap();
+    fs::write(
+        d.path("failed/sub/old.bmp.error.txt"),
+        note(&old.to_string()),
+    )
+    .unwrap();
+    fs::write(d.path("failed/young.bmp"), b"x").unwrap();
+    fs::write(
+        d.path("failed/young.bmp.error.txt"),
+        note(&young.to_string()),
+    )
+    .unwrap();
+    fs::write(d.path("failed/lone.bmp.error.txt"), note(&old.to_string())).unwrap();
+    restart_with(&mut d, |d| {
+        fs::write(
+            d.path("config.toml"),
+            format!("{FAST}[failed]\nretention_days = 7\n"),
+        )
+        .unwrap()
+    });
+    assert!(
+        wait_until(LONG, || !d.path("failed/sub/old.bmp").exists()
+            && !d.path("failed/lone.bmp.error.txt").exists()),
+        "{}",
+        d.log()
+    );
+    assert!(!d.path("failed/sub/old.bmp.error.txt").exists());
+    assert!(d.path("failed/young.bmp").exists() && d.path("failed/young.bmp.error.txt").exists());
+    let removed: Vec<_> = ledger::events(&d.path("archive"))
+        .into_iter()
+        .filter(|l| l["kind"] == "removed")
+        .collect();
+    assert_eq!(removed.len(), 2, "{removed:?}");
+    assert!(removed.iter().all(|l| l["what"] == "failed"));
+    assert!(
+        removed.iter().any(|l| l["path"] == "sub/old.bmp"),
+        "{removed:?}"
+    );
+    assert!(d.log().contains("(bad header)"), "{}", d.log());
 }
