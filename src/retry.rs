@@ -404,6 +404,13 @@ fn move_back(config: &Config, q: &Quarantined) -> io::Result<()> {
         notes::add_to_history(inbox, &q.target, text)?;
         if let Err(e) = fs::remove_file(note).and_then(|()| durable::sync_dir(&from_dir)) {
             undo_history(inbox, &q.target, old_history.as_deref());
+            if e.kind() == io::ErrorKind::NotFound {
+                // Another `rlewatch retry` took it first.
+                return Err(io::Error::new(
+                    e.kind(),
+                    "its note went meanwhile (another `rlewatch retry` at work?)",
+                ));
+            }
             return Err(e);
         }
     }
@@ -506,7 +513,16 @@ fn move_noreplace(
         }
         Some(libc::EXDEV) => {
             drop(_moving);
-            let mut src = durable::open_beneath(from, Path::new(name), libc::O_RDONLY)?;
+            // Never blocks on a FIFO; only a regular file is copied (a
+            // symlink or a device would not be itself once copied).
+            let mut src =
+                durable::open_beneath(from, Path::new(name), libc::O_RDONLY | libc::O_NONBLOCK)?;
+            if !src.metadata()?.is_file() {
+                return Err(io::Error::other(
+                    "not a regular file, and failed/ is on another filesystem than the \
+                     inbox: move it by hand",
+                ));
+            }
             let mut temp = durable::temp_in(to_dir, crate::archive::FILE_MODE)?;
             io::copy(&mut src, temp.as_file_mut())?;
             let dest = to_dir.join(to_name);
