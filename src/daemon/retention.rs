@@ -20,7 +20,7 @@
 //! last written), never per file. It never touches the inbox or the
 //! archive, and stops between two files when the daemon stops.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -45,6 +45,10 @@ const PERIOD: Duration = Duration::from_secs(3600);
 
 /// Candidates handled per read of the ledger.
 const BATCH: usize = 2000;
+
+/// Candidates taken per pass (the oldest); a pass that had more is
+/// followed at once by another.
+const PASS_MAX: usize = 100_000;
 
 /// What a pass needs to know: the folders, the ages, this host's ledger.
 #[derive(Clone)]
@@ -133,15 +137,21 @@ fn run(setup: &Mutex<Setup>, woken: &Receiver<()>, stop: &AtomicBool, counts: &C
     loop {
         let s = setup.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let now = SystemTime::now();
+        let mut more = false;
         if let Some(age) = s.done_after {
-            let n = done_pass(&s, age, now, stop, &mut kept);
+            let known = kept.len();
+            let (n, left) = done_pass(&s, age, now, stop, &mut kept);
             counts.done.fetch_add(n, Ordering::Relaxed);
+            // Only if this pass got somewhere (removed or set aside).
+            more = left && (n > 0 || kept.len() > known);
         }
         if let Some(age) = s.failed_after {
             let n = failed_pass(&s, age, now, stop);
             counts.failed.fetch_add(n, Ordering::Relaxed);
         }
-        match woken.recv_timeout(PERIOD) {
+        // A backlog larger than a pass: the next one at once.
+        let wait = if more { Duration::ZERO } else { PERIOD };
+        match woken.recv_timeout(wait) {
             Ok(()) | Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
@@ -154,22 +164,27 @@ fn run(setup: &Mutex<Setup>, woken: &Receiver<()>, stop: &AtomicBool, counts: &C
 /// A file looked at: (relative path, size, mtime seconds, nanoseconds).
 type Seen = (PathBuf, u64, i64, i64);
 
-/// One pass over done/: returns how many originals it removed.
+/// One pass over done/: the `PASS_MAX` oldest candidates (older than
+/// `age`, not kept before), in batches by age. Returns how many originals
+/// it removed and whether it left candidates for another pass.
 fn done_pass(
     s: &Setup,
     age: Duration,
     now: SystemTime,
     stop: &AtomicBool,
     kept: &mut HashSet<Seen>,
-) -> u64 {
+) -> (u64, bool) {
     let Some(cutoff) = now.checked_sub(age) else {
-        return 0;
+        return (0, false);
     };
-    let mut candidates = Vec::new();
-    for entry in walkdir::WalkDir::new(&s.done)
-        .min_depth(1)
-        .sort_by_file_name()
-    {
+    // The oldest PASS_MAX, kept in a max-heap by mtime: memory stays
+    // bounded whatever done/ holds.
+    let mut oldest: BinaryHeap<(SystemTime, Seen)> = BinaryHeap::new();
+    let mut more = false;
+    for entry in walkdir::WalkDir::new(&s.done).min_depth(1) {
+        if stop.load(Ordering::SeqCst) {
+            return (0, false);
+        }
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
@@ -181,41 +196,85 @@ fn done_pass(
             continue;
         }
         let Ok(m) = entry.metadata() else { continue };
-        if m.modified().is_ok_and(|t| t < cutoff) {
-            let rel = entry
-                .path()
-                .strip_prefix(&s.done)
-                .expect("BUG: walkdir yields paths below its root")
-                .to_path_buf();
-            let seen = (rel, m.len(), m.mtime(), m.mtime_nsec());
-            if !kept.contains(&seen) {
-                candidates.push((seen, m));
-            }
+        let Ok(mtime) = m.modified() else { continue };
+        if mtime >= cutoff {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(&s.done)
+            .expect("BUG: walkdir yields paths below its root")
+            .to_path_buf();
+        let seen = (rel, m.len(), m.mtime(), m.mtime_nsec());
+        if kept.contains(&seen) {
+            continue;
+        }
+        oldest.push((mtime, seen));
+        if oldest.len() > PASS_MAX {
+            oldest.pop();
+            more = true;
         }
     }
+    let candidates: Vec<(SystemTime, Seen)> = oldest.into_sorted_vec();
     let mut removed = 0;
     for batch in candidates.chunks(BATCH) {
         if stop.load(Ordering::SeqCst) {
+            return (removed, false);
+        }
+        removed += done_batch(s, batch, stop, kept);
+    }
+    (removed, more)
+}
+
+/// One batch of candidates, oldest first.
+fn done_batch(
+    s: &Setup,
+    batch: &[(SystemTime, Seen)],
+    stop: &AtomicBool,
+    kept: &mut HashSet<Seen>,
+) -> u64 {
+    let mut keep = |seen: &Seen, k: Keep| {
+        let said = format!(
+            "retention: kept {}: {}",
+            shown(&s.done.join(&seen.0)),
+            k.why
+        );
+        if k.warn {
+            warn!("{said}");
+        } else {
+            info!("{said}");
+        }
+        kept.insert(seen.clone());
+    };
+    // Each file's digest now, read before the ledger is: what it must
+    // match.
+    let mut files = Vec::with_capacity(batch.len());
+    for (mtime, seen) in batch {
+        match digest_of(&s.done.join(&seen.0)) {
+            Ok(d) => files.push((*mtime, seen, ledger::hex(d))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => keep(
+                seen,
+                Keep {
+                    warn: true,
+                    why: format!("cannot read it: {e}"),
+                },
+            ),
+        }
+    }
+    let Some(&(first, _, _)) = files.first() else {
+        return 0;
+    };
+    let found = Found::read(s, first, &files);
+    let mut removed = 0;
+    for (_, seen, digest) in &files {
+        if stop.load(Ordering::SeqCst) {
             break;
         }
-        let found = Found::read(s, batch);
-        for (seen, m) in batch {
-            if stop.load(Ordering::SeqCst) {
-                break;
-            }
-            match judge(s, &found, &seen.0, m) {
-                Ok(Some(v)) => removed += u64::from(remove_done(s, &seen.0, &v)),
-                Ok(None) => {}
-                Err(Keep { warn: loud, why }) => {
-                    let said = format!("retention: kept {}: {why}", shown(&s.done.join(&seen.0)));
-                    if loud {
-                        warn!("{said}");
-                    } else {
-                        info!("{said}");
-                    }
-                    kept.insert(seen.clone());
-                }
-            }
+        match judge(s, &found, seen, digest) {
+            Ok(Some(v)) => removed += u64::from(remove_done(s, &seen.0, &v)),
+            Ok(None) => {}
+            Err(k) => keep(seen, k),
         }
     }
     removed
@@ -231,39 +290,35 @@ struct Keep {
 /// What the ledger says of a batch of done/ files.
 #[derive(Default)]
 struct Found {
-    /// Done path → its latest `filed` line: (archive path, source digest).
-    filed: HashMap<PathBuf, (PathBuf, String)>,
-    /// Archive path → the archived entries naming it.
-    archived: HashMap<PathBuf, Vec<Record>>,
-    /// Inbox path → archived entries (for originals filed before version
-    /// 3, whose done/ path is their inbox path).
-    by_source: HashMap<PathBuf, Vec<Record>>,
-    /// Ledger files that could not be read (said once per batch).
-    trouble: Vec<String>,
+    /// Done path → the digest of every `filed` line naming it, with the
+    /// archive it names (in ledger order).
+    filed: HashMap<PathBuf, Vec<(String, PathBuf)>>,
+    /// (archive path, source digest) → its archived entry, for the digests
+    /// of the batch.
+    archived: HashMap<(PathBuf, String), Record>,
+    /// (inbox path, source digest) → archived entry: the done/ path of an
+    /// original filed before version 3 is its inbox path.
+    legacy: HashMap<(PathBuf, String), Record>,
 }
 
 impl Found {
-    /// Reads every host's ledger files from the day of the batch's oldest
-    /// mtime on: twice, first for the `filed` lines (and archived entries
-    /// naming the paths as inbox paths), then for the archived entries of
-    /// the archives those name.
-    fn read(s: &Setup, batch: &[(Seen, fs::Metadata)]) -> Found {
+    /// Reads every host's ledger day files from the day of `oldest` (the
+    /// batch's oldest mtime: a file is recorded after it was last written)
+    /// on, in day order, until every file of the batch is accounted for: a
+    /// `filed` line naming it with its digest and that archive's entry, or
+    /// an archived entry naming it as its inbox path with its digest. In
+    /// the usual case that is the day or two after the files were written;
+    /// a file the ledger does not account for makes it read to the end.
+    fn read(s: &Setup, oldest: SystemTime, files: &[(SystemTime, &Seen, String)]) -> Found {
         let mut f = Found::default();
-        let oldest = batch
-            .iter()
-            .filter_map(|(_, m)| m.modified().ok())
-            .min()
-            .unwrap_or(SystemTime::UNIX_EPOCH);
         let day = humantime::format_rfc3339_seconds(oldest).to_string();
-        let day = &day[..10];
-        let files: Vec<PathBuf> = match ledger::files(&s.archive) {
+        let day = day[..10].to_string();
+        let mut days: Vec<(String, PathBuf)> = match ledger::files(&s.archive) {
             Ok(list) => list
                 .into_iter()
-                .map(|(_, p)| p)
-                .filter(|p| {
-                    p.file_stem()
-                        .and_then(|n| n.to_str())
-                        .is_some_and(|n| n >= day)
+                .filter_map(|(_, p)| {
+                    let d = p.file_stem()?.to_str()?.to_string();
+                    (d >= day).then_some((d, p))
                 })
                 .collect(),
             Err(e) => {
@@ -274,45 +329,55 @@ impl Found {
                 return f;
             }
         };
-        let names: HashSet<&Path> = batch.iter().map(|(seen, _)| seen.0.as_path()).collect();
-        for file in &files {
+        days.sort();
+        let wanted: HashMap<&Path, &str> = files
+            .iter()
+            .map(|(_, seen, d)| (seen.0.as_path(), d.as_str()))
+            .collect();
+        let digests: HashSet<&str> = wanted.values().copied().collect();
+        for (_, file) in &days {
             let read = ledger::for_each_line_in(file, |_, line| match line {
                 Ok(Line::Filed(l)) if l.fate == Fate::Done => {
-                    if let Some(p) = l.done_path().filter(|p| names.contains(p.as_path())) {
-                        f.filed.insert(p, (l.archive_path(), l.source_xxh3.clone()));
+                    if let Some(p) = l.done_path().filter(|p| wanted.contains_key(p.as_path())) {
+                        let archive = l.archive_path();
+                        f.filed.entry(p).or_default().push((l.source_xxh3, archive));
                     }
                 }
-                Ok(Line::Archived(r)) => {
+                Ok(Line::Archived(r)) if digests.contains(r.source_xxh3.as_str()) => {
                     let src = r.source_path();
-                    if names.contains(src.as_path()) {
-                        f.by_source.entry(src).or_default().push(r);
+                    if wanted.contains_key(src.as_path()) {
+                        f.legacy.insert((src, r.source_xxh3.clone()), r.clone());
                     }
+                    f.archived
+                        .insert((r.archive_path(), r.source_xxh3.clone()), r);
                 }
                 _ => {}
             });
             if let Err(e) = read {
-                f.trouble.push(format!("{}: {e}", shown(file)));
+                warn!(
+                    "retention: cannot read {}: {e}; originals it may name are kept",
+                    shown(file)
+                );
             }
-        }
-        let wanted: HashSet<&PathBuf> = f.filed.values().map(|(a, _)| a).collect();
-        if !wanted.is_empty() {
-            let mut archived: HashMap<PathBuf, Vec<Record>> = HashMap::new();
-            for file in &files {
-                let _ = ledger::for_each_line_in(file, |_, line| {
-                    if let Ok(Line::Archived(r)) = line {
-                        let a = r.archive_path();
-                        if wanted.contains(&a) {
-                            archived.entry(a).or_default().push(r);
-                        }
-                    }
-                });
+            if wanted.iter().all(|(p, d)| f.entry(p, d).is_some()) {
+                break;
             }
-            f.archived = archived;
-        }
-        for t in &f.trouble {
-            warn!("retention: cannot read {t}; originals it may name are kept");
         }
         f
+    }
+
+    /// The archived entry that accounts for the done/ file `rel` whose
+    /// digest is `digest`: through its latest `filed` line with that
+    /// digest, or (filed before version 3) naming it as its inbox path.
+    fn entry(&self, rel: &Path, digest: &str) -> Option<&Record> {
+        let filed = self.filed.get(rel).and_then(|lines| {
+            lines
+                .iter()
+                .rev()
+                .filter(|(d, _)| d == digest)
+                .find_map(|(d, a)| self.archived.get(&(a.clone(), d.clone())))
+        });
+        filed.or_else(|| self.legacy.get(&(rel.to_path_buf(), digest.to_string())))
     }
 }
 
@@ -323,54 +388,29 @@ struct Verified {
     digest: String,
 }
 
-/// Whether the done/ file `rel` may go: `Ok(Some(_))` yes, `Ok(None)`
-/// not now (it changed or went meanwhile), `Err` kept.
-fn judge(s: &Setup, found: &Found, rel: &Path, m: &fs::Metadata) -> Result<Option<Verified>, Keep> {
+/// Whether the done/ file `seen` (digest `digest` when read) may go:
+/// `Ok(Some(_))` yes, `Ok(None)` not now (it changed or went meanwhile),
+/// `Err` kept.
+fn judge(s: &Setup, found: &Found, seen: &Seen, digest: &str) -> Result<Option<Verified>, Keep> {
+    let rel = seen.0.as_path();
     let path = s.done.join(rel);
-    let digest = match digest_of(&path) {
-        Ok(d) => ledger::hex(d),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Keep {
-                warn: true,
-                why: format!("cannot read it: {e}"),
-            });
-        }
-    };
-    let entry = match found.filed.get(rel) {
-        Some((archive, recorded)) => {
-            if *recorded != digest {
-                return Err(Keep {
-                    warn: true,
-                    why: format!(
-                        "its content is not what was archived (digest {digest}, the ledger \
-                         says {recorded}: replaced or changed since)"
-                    ),
-                });
-            }
-            found
-                .archived
-                .get(archive)
-                .and_then(|rs| rs.iter().rev().find(|r| r.source_xxh3 == digest))
-                .ok_or_else(|| Keep {
-                    warn: true,
-                    why: format!(
-                        "the ledger says it was filed for {}, but no archived entry with its \
-                         digest names that archive",
-                        shown(&s.archive.join(archive))
-                    ),
-                })?
-        }
-        None => found
-            .by_source
-            .get(rel)
-            .and_then(|rs| rs.iter().rev().find(|r| r.source_xxh3 == digest))
-            .ok_or_else(|| Keep {
-                warn: false,
-                why: "no ledger line says which archive holds it (filed before ledger version \
-                      3 under another name, or not by rlewatch)"
-                    .into(),
-            })?,
+    let Some(entry) = found.entry(rel, digest) else {
+        let why = match found.filed.get(rel).and_then(|l| l.last()) {
+            Some((recorded, _)) if recorded != digest => format!(
+                "its content is not what was archived (digest {digest}, the ledger says \
+                 {recorded}: replaced or changed since)"
+            ),
+            Some((_, archive)) => format!(
+                "the ledger says it was filed for {}, but no archived entry with its digest \
+                 names that archive",
+                shown(&s.archive.join(archive))
+            ),
+            None => "no ledger line says which archive holds it (filed before ledger version \
+                     3 under another name, or not by rlewatch)"
+                .into(),
+        };
+        let warn = found.filed.contains_key(rel);
+        return Err(Keep { warn, why });
     };
     let archive = s.archive.join(entry.archive_path());
     if let Err(e) = crate::audit::check(&archive, entry) {
@@ -379,30 +419,16 @@ fn judge(s: &Setup, found: &Found, rel: &Path, m: &fs::Metadata) -> Result<Optio
             why: format!("its archive {} is damaged or missing: {e}", shown(&archive)),
         });
     }
-    // Unchanged while it was read and its archive checked.
-    let still = fs::symlink_metadata(&path).is_ok_and(|n| {
-        (
-            n.ino(),
-            n.len(),
-            n.mtime(),
-            n.mtime_nsec(),
-            n.ctime(),
-            n.ctime_nsec(),
-        ) == (
-            m.ino(),
-            m.len(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ctime(),
-            m.ctime_nsec(),
-        )
-    });
-    if !still {
+    // Unchanged since it was digested (size and mtime as when listed, and
+    // not written since: its ctime is older than the digest's read).
+    let still = fs::symlink_metadata(&path)
+        .is_ok_and(|n| (n.len(), n.mtime(), n.mtime_nsec()) == (seen.1, seen.2, seen.3));
+    if !still || digest_of(&path).map(ledger::hex).ok().as_deref() != Some(digest) {
         return Ok(None);
     }
     Ok(Some(Verified {
         archive: entry.archive.clone(),
-        digest,
+        digest: digest.to_string(),
     }))
 }
 

@@ -471,8 +471,8 @@ fn retention_removes_only_old_originals_whose_archive_verifies() {
         removed.iter().any(|l| l["path"] == "old.bmp"),
         "{removed:?}"
     );
-    // Said once: a reload runs a pass again (done/ in name order: zz.bmp
-    // last), and the kept ones are not said again.
+    // Said once: a reload runs a pass again (oldest first: zz.bmp, aged
+    // last, comes last), and the kept ones are not said again.
     fs::copy(data("pal8.bmp"), d.inbox().join("zz.bmp")).unwrap();
     assert!(wait_until(LONG, || d.path("done/zz.bmp").exists()));
     age(&d.path("done/zz.bmp"), 31 * DAY);
