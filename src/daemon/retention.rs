@@ -44,7 +44,7 @@ pub const REMOVED_ID: &str = "d362c8de83bc4614831adfde1c8d18b9";
 const PERIOD: Duration = Duration::from_secs(3600);
 
 /// Candidates handled per read of the ledger.
-const BATCH: usize = 2000;
+const BATCH: usize = 10_000;
 
 /// Candidates taken per pass (the oldest); a pass that had more is
 /// followed at once by another.
@@ -267,14 +267,23 @@ fn done_batch(
     };
     let found = Found::read(s, first, &files);
     let mut removed = 0;
+    let mut touched = HashSet::new();
     for (_, seen, digest) in &files {
         if stop.load(Ordering::SeqCst) {
             break;
         }
         match judge(s, &found, seen, digest) {
-            Ok(Some(v)) => removed += u64::from(remove_done(s, &seen.0, &v)),
-            Ok(None) => {}
+            Ok(Some(v)) if remove_done(s, &seen.0, &v) => {
+                removed += 1;
+                touched.insert(s.done.join(seen.0.parent().unwrap_or(Path::new(""))));
+            }
+            Ok(_) => {}
             Err(k) => keep(seen, k),
+        }
+    }
+    for dir in touched {
+        if let Err(e) = crate::durable::sync_dir(&dir) {
+            warn!("retention: fsync of {}: {e}", shown(&dir));
         }
     }
     removed
@@ -442,8 +451,10 @@ fn remove_done(s: &Setup, rel: &Path, v: &Verified) -> bool {
     );
     let archive = &v.archive;
     let path = s.done.join(rel);
-    let dir = path.parent().unwrap_or(&s.done);
-    if let Err(e) = fs::remove_file(&path).and_then(|()| crate::durable::sync_dir(dir)) {
+    // Not fsynced one by one: a power cut that brings a removed original
+    // back is harmless (it is removed again); the folders are fsynced once
+    // a batch is done.
+    if let Err(e) = fs::remove_file(&path) {
         if e.kind() != io::ErrorKind::NotFound {
             warn!("retention: cannot remove {}: {e}", shown(&path));
         }
