@@ -574,4 +574,13 @@ fn failed_retention_removes_old_quarantined_files_with_their_notes() {
         "{removed:?}"
     );
     assert!(d.log().contains("(bad header)"), "{}", d.log());
+    // Counted: the stop line says so.
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(LONG).is_some());
+    assert!(
+        d.log()
+            .contains("retention removed 0 original(s) and 2 failed file(s)"),
+        "{}",
+        d.log()
+    );
 }

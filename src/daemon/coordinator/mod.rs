@@ -159,12 +159,20 @@ impl Coordinator {
     /// After the event loop: the summary line, and the threads joined when
     /// nothing was abandoned.
     pub(super) fn stop(&mut self) {
+        self.retention.stop();
         let s = &self.stats;
+        let counts = self.retention.counts();
+        let removed = match (
+            counts.done.load(Ordering::Relaxed),
+            counts.failed.load(Ordering::Relaxed),
+        ) {
+            (0, 0) => String::new(),
+            (d, f) => format!("; retention removed {d} original(s) and {f} failed file(s)"),
+        };
         info!(
-            "stopped: archived {} file(s), {} -> {} bytes, {} failed, {} retried attempt(s)",
+            "stopped: archived {} file(s), {} -> {} bytes, {} failed, {} retried attempt(s){removed}",
             s.archived, s.bytes_in, s.bytes_out, s.failed, s.retries
         );
-        self.retention.stop();
         if self.schedule.in_flight().is_empty() {
             self.workers.join();
         }
