@@ -23,6 +23,8 @@
 //! - [`ledger`]: the archive's append-only record of what was archived.
 //! - [`archive`]: archive one inbox file: claim, temp, fsync, verify,
 //!   publish, record, then the original (move/keep/delete) or quarantine.
+//! - [`fixity`]: one archive checked against its ledger entry (used by
+//!   [`audit`] and the daemon's retention).
 //! - [`audit`]: `rlewatch audit`, the archive checked against the ledger.
 //! - [`daemon`]: `rlewatch run`: config, watcher, coordinator, pool,
 //!   signals, systemd, lock, logging.
@@ -45,6 +47,7 @@ pub mod daemon;
 pub mod display;
 pub mod durable;
 pub mod faults;
+pub mod fixity;
 pub mod formats;
 pub mod layout;
 pub mod ledger;

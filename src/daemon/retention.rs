@@ -422,7 +422,7 @@ fn judge(s: &Setup, found: &Found, seen: &Seen, digest: &str) -> Result<Option<V
         return Err(Keep { warn, why });
     };
     let archive = s.archive.join(entry.archive_path());
-    if let Err(e) = crate::audit::check(&archive, entry) {
+    if let Err(e) = crate::fixity::check(&archive, entry) {
         return Err(Keep {
             warn: true,
             why: format!("its archive {} is damaged or missing: {e}", shown(&archive)),
