@@ -584,3 +584,50 @@ fn failed_retention_removes_old_quarantined_files_with_their_notes() {
         d.log()
     );
 }
+
+/// Two hosts on one inbox: files put back while both run are archived
+/// exactly once, and `--now` from the command reaches both daemons (this
+/// machine's by SIGUSR1).
+#[test]
+fn with_two_hosts_each_file_put_back_is_archived_once_and_now_reaches_both() {
+    let cfg = |host: &str| format!("{FAST}[daemon]\nhost = \"{host}\"\n");
+    let d = Daemon::start(&cfg("a"));
+    let b = d.beside("b", &cfg("b"));
+    let bmp = fs::read(data("pal8.bmp")).unwrap();
+    for i in 0..20 {
+        quarantined(
+            d.dir.path(),
+            &format!("batch/p{i}.bmp"),
+            &bmp,
+            &format!("batch/p{i}.bmp"),
+            "refused",
+            "2026-01-01T00:00:00Z",
+        );
+    }
+    // `retry` from host a's configuration (the folders are shared).
+    let o = retry(d.dir.path(), &["--all", "--now"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(stdout(&o).matches("put back").count(), 20, "{}", out(&o));
+    for pid in [d.pid(), b.pid()] {
+        assert!(stdout(&o).contains(&format!("(pid {pid})")), "{}", out(&o));
+    }
+    assert!(
+        wait_until(LONG, || (0..20)
+            .all(|i| d.path(&format!("done/batch/p{i}.bmp")).exists())),
+        "{}\n{}",
+        d.log(),
+        b.log()
+    );
+    let archived = ledger::entries(&d.path("archive"))
+        .into_iter()
+        .filter(|l| l.get("kind").is_none())
+        .count();
+    assert_eq!(archived, 20, "each archived once");
+    assert_eq!(crate::support::files_below(&d.path("archive")).len(), 20);
+    for log in [d.log(), b.log()] {
+        assert!(
+            log.contains("retrying 0 file(s) in backoff now (asked by SIGUSR1)"),
+            "{log}"
+        );
+    }
+}
