@@ -188,7 +188,7 @@ fn done_pass(
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                warn!("retention: {}: {e}", shown(e.path().unwrap_or(&s.done)));
+                warn!("{}: {e}", shown(e.path().unwrap_or(&s.done)));
                 continue;
             }
         };
@@ -234,11 +234,7 @@ fn done_batch(
     kept: &mut HashSet<Seen>,
 ) -> u64 {
     let mut keep = |seen: &Seen, k: Keep| {
-        let said = format!(
-            "retention: kept {}: {}",
-            shown(&s.done.join(&seen.0)),
-            k.why
-        );
+        let said = format!("kept {}: {}", shown(&s.done.join(&seen.0)), k.why);
         if k.warn {
             warn!("{said}");
         } else {
@@ -283,7 +279,7 @@ fn done_batch(
     }
     for dir in touched {
         if let Err(e) = crate::durable::sync_dir(&dir) {
-            warn!("retention: fsync of {}: {e}", shown(&dir));
+            warn!("fsync of {}: {e}", shown(&dir));
         }
     }
     removed
@@ -332,7 +328,7 @@ impl Found {
                 .collect(),
             Err(e) => {
                 warn!(
-                    "retention: {}: cannot read the ledger: {e}; nothing removed from done/",
+                    "{}: cannot read the ledger: {e}; nothing removed from done/",
                     shown(&crate::layout::ArchiveLayout::new(&s.archive).ledger())
                 );
                 return f;
@@ -364,7 +360,7 @@ impl Found {
             });
             if let Err(e) = read {
                 warn!(
-                    "retention: cannot read {}: {e}; originals it may name are kept",
+                    "cannot read {}: {e}; originals it may name are kept",
                     shown(file)
                 );
             }
@@ -456,7 +452,7 @@ fn remove_done(s: &Setup, rel: &Path, v: &Verified) -> bool {
     // a batch is done.
     if let Err(e) = fs::remove_file(&path) {
         if e.kind() != io::ErrorKind::NotFound {
-            warn!("retention: cannot remove {}: {e}", shown(&path));
+            warn!("cannot remove {}: {e}", shown(&path));
         }
         return false;
     }
@@ -465,7 +461,7 @@ fn remove_done(s: &Setup, rel: &Path, v: &Verified) -> bool {
         rlewatch_source = %shown(&path),
         rlewatch_archive = %archive,
         rlewatch_host = %s.host,
-        "retention: removed {}: {why}",
+        "removed {}: {why}",
         shown(&path)
     );
     record(s, RemovedWhat::Done, rel, Some(v.digest.clone()), &why);
@@ -486,10 +482,7 @@ fn record(s: &Setup, what: RemovedWhat, rel: &Path, digest: Option<String>, why:
         why: why.to_string(),
     });
     if let Err(e) = s.ledger.append_event(&line) {
-        warn!(
-            "retention: the removal of {} is not in the ledger: {e}",
-            shown(rel)
-        );
+        warn!("the removal of {} is not in the ledger: {e}", shown(rel));
     }
 }
 
@@ -525,7 +518,7 @@ fn failed_pass(s: &Setup, age: Duration, now: SystemTime, stop: &AtomicBool) -> 
                 entries.push(e.into_path());
             }
             Ok(_) => {}
-            Err(e) => warn!("retention: {}: {e}", shown(e.path().unwrap_or(&s.failed))),
+            Err(e) => warn!("{}: {e}", shown(e.path().unwrap_or(&s.failed))),
         }
     }
     // The notes that have their file beside them: handled with it.
@@ -570,13 +563,13 @@ fn failed_pass(s: &Setup, age: Duration, now: SystemTime, stop: &AtomicBool) -> 
             && let Err(e) = fs::remove_file(f)
             && e.kind() != io::ErrorKind::NotFound
         {
-            warn!("retention: cannot remove {}: {e}", shown(f));
+            warn!("cannot remove {}: {e}", shown(f));
             continue;
         }
         if let Err(e) = fs::remove_file(&note)
             && e.kind() != io::ErrorKind::NotFound
         {
-            warn!("retention: cannot remove {}: {e}", shown(&note));
+            warn!("cannot remove {}: {e}", shown(&note));
         }
         if let Some(dir) = target.parent() {
             let _ = crate::durable::sync_dir(dir);
@@ -586,7 +579,7 @@ fn failed_pass(s: &Setup, age: Duration, now: SystemTime, stop: &AtomicBool) -> 
             message_id = REMOVED_ID,
             rlewatch_source = %shown(target),
             rlewatch_host = %s.host,
-            "retention: removed {}{}: {why}",
+            "removed {}{}: {why}",
             shown(target),
             if file.is_some() { " and its note" } else { " (a note without its file)" }
         );

@@ -631,3 +631,20 @@ fn with_two_hosts_each_file_put_back_is_archived_once_and_now_reaches_both() {
         );
     }
 }
+
+/// Names that are not UTF-8 or hold a newline go back byte for byte; the
+/// output shows them escaped, one line each.
+#[test]
+fn names_that_are_not_utf8_go_back_byte_for_byte() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let t = folders();
+    let root = t.path();
+    let odd = OsStr::from_bytes(b"scan\xff\nx.bmp");
+    fs::write(root.join("failed").join(odd), b"bytes").unwrap();
+    let o = retry(root, &["--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert_eq!(fs::read(root.join("inbox").join(odd)).unwrap(), b"bytes");
+    assert_eq!(stdout(&o).lines().count(), 1, "{}", out(&o));
+    assert!(stdout(&o).contains("scan\\xff\\nx.bmp"), "{}", out(&o));
+}
