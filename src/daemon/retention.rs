@@ -558,16 +558,22 @@ fn failed_pass(s: &Setup, age: Duration, now: SystemTime, stop: &AtomicBool) -> 
             .and_then(|t| Note::parse(&String::from_utf8_lossy(t)).reason)
             .unwrap_or_else(|| "no reason recorded".into());
         // The file first: a crash in between leaves a lone note (removed
-        // at the next pass), never a file without its reason.
-        if let Some(f) = &file
-            && let Err(e) = fs::remove_file(f)
-            && e.kind() != io::ErrorKind::NotFound
-        {
-            warn!("cannot remove {}: {e}", shown(f));
-            continue;
+        // at the next pass), never a file without its reason. Gone
+        // meanwhile (another host's retention, a `rlewatch retry`): not
+        // this pass's removal, not recorded.
+        let gone = |e: &io::Error| e.kind() == io::ErrorKind::NotFound;
+        let first = file.as_ref().unwrap_or(&note);
+        match fs::remove_file(first) {
+            Ok(()) => {}
+            Err(e) if gone(&e) => continue,
+            Err(e) => {
+                warn!("cannot remove {}: {e}", shown(first));
+                continue;
+            }
         }
-        if let Err(e) = fs::remove_file(&note)
-            && e.kind() != io::ErrorKind::NotFound
+        if file.is_some()
+            && let Err(e) = fs::remove_file(&note)
+            && !gone(&e)
         {
             warn!("cannot remove {}: {e}", shown(&note));
         }
