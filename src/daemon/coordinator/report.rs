@@ -106,6 +106,12 @@ impl Coordinator {
             Report::Quarantined { reason, to, .. } => {
                 self.stats.failed += 1;
                 warn!("{src}: {reason}; moved to {}", shown(&to));
+                // Put back already (`rlewatch retry` right after the move):
+                // its event came while it was in flight, so it is looked at
+                // now. No spin: only someone moving it back brings it here.
+                if same_file(&dropped, d.key) {
+                    self.observe(&dropped);
+                }
             }
             Report::Transient { error } => self.retry_later(here, d.attempts, &error, None),
             Report::Unfiled { published, error } => {
