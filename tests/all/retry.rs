@@ -388,14 +388,34 @@ fn with_done(names: &[&str]) -> Daemon {
     for name in names {
         fs::copy(data("pal8.bmp"), d.inbox().join(name)).unwrap();
     }
+    // Filed, and its filed line written (after the original is filed).
+    let filed = |name: &str| {
+        ledger::events(&d.path("archive"))
+            .iter()
+            .any(|l| l["kind"] == "filed" && l["path"] == name)
+    };
     for name in names {
         assert!(
-            wait_until(LONG, || d.path(&format!("done/{name}")).exists()),
+            wait_until(LONG, || d.path(&format!("done/{name}")).exists()
+                && filed(name)),
             "{}",
             d.log()
         );
     }
     d
+}
+
+/// The `removed` lines under `archive`, once there are `n` (each is
+/// written right after its file is removed).
+fn removed_lines(archive: &Path, n: usize) -> Vec<serde_json::Value> {
+    let lines = || -> Vec<serde_json::Value> {
+        ledger::events(archive)
+            .into_iter()
+            .filter(|l| l["kind"] == "removed")
+            .collect()
+    };
+    wait_until(LONG, || lines().len() >= n);
+    lines()
 }
 
 const DAY: u64 = 86_400;
@@ -461,10 +481,7 @@ fn retention_removes_only_old_originals_whose_archive_verifies() {
         fs::read(d.path("archive/old.rle")).unwrap(),
         expected("pal8.dither.rle")
     );
-    let removed: Vec<_> = ledger::events(&d.path("archive"))
-        .into_iter()
-        .filter(|l| l["kind"] == "removed")
-        .collect();
+    let removed = removed_lines(&d.path("archive"), 2);
     assert_eq!(removed.len(), 2, "{removed:?}");
     assert!(removed.iter().all(|l| l["what"] == "done"), "{removed:?}");
     assert!(
@@ -563,10 +580,7 @@ fn failed_retention_removes_old_quarantined_files_with_their_notes() {
     );
     assert!(!d.path("failed/sub/old.bmp.error.txt").exists());
     assert!(d.path("failed/young.bmp").exists() && d.path("failed/young.bmp.error.txt").exists());
-    let removed: Vec<_> = ledger::events(&d.path("archive"))
-        .into_iter()
-        .filter(|l| l["kind"] == "removed")
-        .collect();
+    let removed = removed_lines(&d.path("archive"), 2);
     assert_eq!(removed.len(), 2, "{removed:?}");
     assert!(removed.iter().all(|l| l["what"] == "failed"));
     assert!(
@@ -618,6 +632,13 @@ fn with_two_hosts_each_file_put_back_is_archived_once_and_now_reaches_both() {
         d.log(),
         b.log()
     );
+    // Every filed line written (after its original was filed): the
+    // ledger is quiet, and read whole.
+    assert!(wait_until(LONG, || ledger::events(&d.path("archive"))
+        .iter()
+        .filter(|l| l["kind"] == "filed")
+        .count()
+        == 20));
     let archived = ledger::entries(&d.path("archive"))
         .into_iter()
         .filter(|l| l.get("kind").is_none())
