@@ -401,7 +401,8 @@ fn move_back(config: &Config, q: &Quarantined) -> io::Result<()> {
     // quarantines the file again at once writes its note under the same
     // name, which must not be the old one removed after it.
     if let Some((note, text)) = &q.note {
-        notes::add_to_history(inbox, &q.target, text)?;
+        let history = notes::add_to_history(inbox, &q.target, text)?;
+        own_like_state(inbox, &history);
         if let Err(e) = fs::remove_file(note).and_then(|()| durable::sync_dir(&from_dir)) {
             undo_history(inbox, &q.target, old_history.as_deref());
             if e.kind() == io::ErrorKind::NotFound {
@@ -433,6 +434,34 @@ fn move_back(config: &Config, q: &Quarantined) -> io::Result<()> {
         return Err(e);
     }
     Ok(())
+}
+
+/// Run as root (`sudo rlewatch retry`): what this command created under
+/// `INBOX/.rlewatch` (`path` and the folders above it there) is given to
+/// the owner of that folder, the daemon's user, which must be able to read
+/// and remove it. Otherwise nothing to do: the files are the caller's.
+fn own_like_state(inbox: &Path, path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let layout = InboxLayout::new(inbox);
+    let state = layout.state();
+    let Ok(owner) = fs::metadata(state) else {
+        return;
+    };
+    for p in path
+        .ancestors()
+        .take_while(|p| *p != state && p.starts_with(state))
+    {
+        if let Err(e) = std::os::unix::fs::lchown(p, Some(owner.uid()), Some(owner.gid())) {
+            eprintln!(
+                "rlewatch: {}: cannot give it to the daemon's user: {e}",
+                shown(p)
+            );
+        }
+    }
 }
 
 /// The history of `rel` as it was before (`None`: there was none).
@@ -564,6 +593,7 @@ fn ask_now(config: &Config, dry_run: bool) -> Result<bool> {
             durable::publish(t, &request, true).map_err(|e| io::Error::other(e.to_string()))
         })
         .with_context(|| format!("{}: cannot write the request", shown(&request)))?;
+    own_like_state(&config.paths.inbox, &request);
     for (host, pid) in &daemons {
         // SAFETY: kill has no memory effects; pid is positive (checked in
         // local_daemons), so it never names a process group.

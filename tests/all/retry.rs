@@ -669,3 +669,40 @@ fn names_that_are_not_utf8_go_back_byte_for_byte() {
     assert_eq!(stdout(&o).lines().count(), 1, "{}", out(&o));
     assert!(stdout(&o).contains("scan\\xff\\nx.bmp"), "{}", out(&o));
 }
+
+/// `sudo rlewatch retry`: what it creates under `INBOX/.rlewatch` (the
+/// history, the request file) belongs to the daemon's user (the owner of
+/// that folder), who must read and remove it.
+#[test]
+fn run_as_root_what_retry_creates_belongs_to_the_daemons_user() {
+    use std::os::unix::fs::MetadataExt;
+    if !crate::support::is_root() {
+        crate::support::skip_without_root("needs root to run retry as root");
+        return;
+    }
+    let t = folders();
+    let root = t.path();
+    let state = root.join("inbox/.rlewatch");
+    fs::create_dir(&state).unwrap();
+    let (uid, gid) = crate::support::NOBODY;
+    std::os::unix::fs::chown(&state, Some(uid), Some(gid)).unwrap();
+    quarantined(
+        root,
+        "deep/x.bmp",
+        b"x",
+        "deep/x.bmp",
+        "r",
+        "2026-01-01T00:00:00Z",
+    );
+    let o = retry(root, &["--all", "--now"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    for p in [
+        "history",
+        "history/deep",
+        "history/deep/x.bmp.error.txt",
+        "retry-now",
+    ] {
+        let m = fs::metadata(state.join(p)).unwrap();
+        assert_eq!((m.uid(), m.gid()), (uid, gid), "{p}");
+    }
+}
