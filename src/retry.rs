@@ -415,7 +415,15 @@ fn move_back(config: &Config, q: &Quarantined) -> io::Result<()> {
             return Err(e);
         }
     }
+    // Subfolders made for it, as root, go to the inbox's owner, as the
+    // folders writers make are the daemon's to take files out of.
+    let missing: Vec<PathBuf> = to_dir
+        .ancestors()
+        .take_while(|d| d.starts_with(inbox) && *d != inbox && fs::symlink_metadata(d).is_err())
+        .map(Path::to_path_buf)
+        .collect();
     durable::create_dir_all(&to_dir)?;
+    own_like(inbox, &missing);
     let moved = File::open(&from_dir)
         .and_then(|from| Ok((from, File::open(&to_dir)?)))
         .and_then(|(from, to)| move_noreplace(&from, name, &to, &to_dir, to_name));
@@ -441,24 +449,32 @@ fn move_back(config: &Config, q: &Quarantined) -> io::Result<()> {
 /// the owner of that folder, the daemon's user, which must be able to read
 /// and remove it. Otherwise nothing to do: the files are the caller's.
 fn own_like_state(inbox: &Path, path: &Path) {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        return;
-    }
     let layout = InboxLayout::new(inbox);
     let state = layout.state();
-    let Ok(owner) = fs::metadata(state) else {
-        return;
-    };
-    for p in path
+    let paths: Vec<PathBuf> = path
         .ancestors()
         .take_while(|p| *p != state && p.starts_with(state))
-    {
+        .map(Path::to_path_buf)
+        .collect();
+    own_like(state, &paths);
+}
+
+/// As root: `paths` given to the owner and group of `like`.
+fn own_like(like: &Path, paths: &[PathBuf]) {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    if paths.is_empty() || unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    let Ok(owner) = fs::metadata(like) else {
+        return;
+    };
+    for p in paths {
         if let Err(e) = std::os::unix::fs::lchown(p, Some(owner.uid()), Some(owner.gid())) {
             eprintln!(
-                "rlewatch: {}: cannot give it to the daemon's user: {e}",
-                shown(p)
+                "rlewatch: {}: cannot give it to the owner of {}: {e}",
+                shown(p),
+                shown(like)
             );
         }
     }

@@ -705,4 +705,18 @@ fn run_as_root_what_retry_creates_belongs_to_the_daemons_user() {
         let m = fs::metadata(state.join(p)).unwrap();
         assert_eq!((m.uid(), m.gid()), (uid, gid), "{p}");
     }
+    // The inbox subfolder made for it goes to the inbox's owner.
+    std::os::unix::fs::chown(root.join("inbox"), Some(uid), Some(gid)).unwrap();
+    quarantined(
+        root,
+        "new/y.bmp",
+        b"y",
+        "new/y.bmp",
+        "r",
+        "2026-01-01T00:00:00Z",
+    );
+    let o = retry(root, &["new/y.bmp"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    let m = fs::metadata(root.join("inbox/new")).unwrap();
+    assert_eq!((m.uid(), m.gid()), (uid, gid));
 }
