@@ -53,8 +53,8 @@ pub struct RetryArgs {
     #[arg(long)]
     pub now: bool,
     /// Files in failed/ (absolute, or relative to the working folder or to
-    /// failed/), their notes, or the path they were dropped as (relative
-    /// to the inbox).
+    /// failed/), their notes, subfolders of failed/ (everything below), or
+    /// the path they were dropped as (relative to the inbox).
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
 }
@@ -240,6 +240,18 @@ fn resolve(
             continue;
         }
         if let Some(mut rel) = in_failed(p) {
+            if p.is_dir() {
+                // A subfolder of failed/: everything below it.
+                let below: Vec<Quarantined> = all
+                    .iter()
+                    .filter(|q| q.rel.starts_with(&rel))
+                    .cloned()
+                    .collect();
+                if below.is_empty() {
+                    bail!("{}: no quarantined file below this folder", shown(arg));
+                }
+                return Ok(below);
+            }
             if notes::is_note_name(rel.as_os_str()) {
                 let name = rel.file_name().unwrap_or_default().as_bytes();
                 let file = &name[..name.len() - notes::NOTE_SUFFIX.len()];

@@ -163,6 +163,23 @@ fn all_since_and_dry_run_choose_the_files_and_dry_run_changes_nothing() {
     assert!(!root.join("inbox/old.bmp").exists(), "{}", out(&o));
     assert!(root.join("failed/old.bmp").exists());
 
+    // A subfolder of failed/: everything below it.
+    for n in ["x", "y"] {
+        let rel = format!("more/{n}.bmp");
+        quarantined(root, &rel, b"3", &rel, "r3", "2026-02-01T12:00:00Z");
+    }
+    let o = retry(root, &["failed/more"]);
+    assert_eq!(o.status.code(), Some(0), "{}", out(&o));
+    assert!(root.join("inbox/more/x.bmp").exists() && root.join("inbox/more/y.bmp").exists());
+    // Nothing left below one: said so.
+    let o = retry(root, &["failed/deep"]);
+    assert_eq!(o.status.code(), Some(1), "{}", out(&o));
+    assert!(
+        stdout(&o).contains("no quarantined file below"),
+        "{}",
+        out(&o)
+    );
+
     let o = retry(root, &["--all"]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
     assert_eq!(fs::read(root.join("inbox/old.bmp")).unwrap(), b"1");
