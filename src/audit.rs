@@ -9,8 +9,7 @@
 //! archive.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufReader, IsTerminal};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +18,6 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::compress::{self, Outcome};
 use crate::display::shown;
 use crate::layout::ArchiveLayout;
 use crate::ledger::{self, Record};
@@ -148,46 +146,10 @@ pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings>
     Ok(f)
 }
 
-/// Why an archive does not match its ledger entry.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    /// The entry's `archive_xxh3` is not a hexadecimal number.
-    #[error("ledger digest {0:?} is not hex")]
-    Digest(String),
-    /// The archive cannot be opened or its size read.
-    #[error("{0}")]
-    Io(io::Error),
-    #[error("{len} bytes, the ledger records {recorded}")]
-    Size { len: u64, recorded: u64 },
-    /// Not decodable, or not the bytes the entry describes.
-    #[error("{0}")]
-    Verify(compress::VerifyError),
-}
-
-/// Checks one archive against its entry (also `rlewatch where --verify`).
-pub(crate) fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
-    let digest = u64::from_str_radix(&e.archive_xxh3, 16)
-        .map_err(|_| CheckError::Digest(e.archive_xxh3.clone()))?;
-    let expected = Outcome {
-        width: e.width,
-        height: e.height,
-        bytes_in: e.source_size,
-        bytes_out: e.archive_size,
-        lossless: e.lossless,
-        digest,
-        format: crate::formats::Format::from_name(&e.format).unwrap_or(crate::formats::Format::Bmp),
-    };
-    let file = File::open(path).map_err(CheckError::Io)?;
-    let len = file.metadata().map_err(CheckError::Io)?.len();
-    if len != e.archive_size {
-        return Err(CheckError::Size {
-            len,
-            recorded: e.archive_size,
-        });
-    }
-    compress::verify_rle(BufReader::with_capacity(1 << 20, file), &expected)
-        .map_err(CheckError::Verify)
-}
+// The check of one archive lives in `fixity`, which the daemon's
+// retention uses too (the daemon cannot import `audit`, which imports its
+// configuration).
+pub use crate::fixity::{CheckError, check};
 
 /// Every `.rle` below `archive` (relative paths), leaving out rlewatch's
 /// own folder and temporary files.

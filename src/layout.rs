@@ -15,6 +15,9 @@
 //!     hosts/                   InboxLayout::hosts()
 //!       HOST                   InboxLayout::heartbeat(host): that host's heartbeat
 //!     status-ack               InboxLayout::status_ack(): `rlewatch status --ack`'s time
+//!     history/                 InboxLayout::history(): earlier failures of files
+//!       SUBDIR/FILE.bmp.error.txt  put back by `rlewatch retry`, by inbox path
+//!     retry-now                InboxLayout::retry_request(): `rlewatch retry --now`
 //! ARCHIVE/
 //!   .rlewatch/                 ArchiveLayout::state()  (never archive output)
 //!     ledger/                  ArchiveLayout::ledger()
@@ -90,6 +93,20 @@ impl InboxLayout {
     pub fn status_ack(&self) -> PathBuf {
         self.state.join("status-ack")
     }
+
+    /// `INBOX/.rlewatch/history`: the error notes of files `rlewatch
+    /// retry` put back into the inbox, below their inbox path, until they
+    /// are archived or fail again (design §4.4, "Retrying failures").
+    pub fn history(&self) -> PathBuf {
+        self.state.join("history")
+    }
+
+    /// `INBOX/.rlewatch/retry-now`: touched by `rlewatch retry --now`;
+    /// every daemon of the inbox, on any host, retries its files in
+    /// backoff at once when it sees its mtime change.
+    pub fn retry_request(&self) -> PathBuf {
+        self.state.join("retry-now")
+    }
 }
 
 /// The paths of rlewatch's state inside one archive folder.
@@ -153,6 +170,8 @@ mod tests {
         assert_eq!(inbox.hosts(), Path::new("/in/.rlewatch/hosts"));
         assert_eq!(inbox.heartbeat("h"), Path::new("/in/.rlewatch/hosts/h"));
         assert_eq!(inbox.status_ack(), Path::new("/in/.rlewatch/status-ack"));
+        assert_eq!(inbox.history(), Path::new("/in/.rlewatch/history"));
+        assert_eq!(inbox.retry_request(), Path::new("/in/.rlewatch/retry-now"));
         let archive = ArchiveLayout::new(Path::new("/ar"));
         assert_eq!(archive.state(), Path::new("/ar/.rlewatch"));
         assert_eq!(archive.ledger(), Path::new("/ar/.rlewatch/ledger"));

@@ -23,6 +23,8 @@
 //! - [`ledger`]: the archive's append-only record of what was archived.
 //! - [`archive`]: archive one inbox file: claim, temp, fsync, verify,
 //!   publish, record, then the original (move/keep/delete) or quarantine.
+//! - [`fixity`]: one archive checked against its ledger entry (used by
+//!   [`audit`] and the daemon's retention).
 //! - [`audit`]: `rlewatch audit`, the archive checked against the ledger.
 //! - [`locate`]: `rlewatch where`, a file's history from the ledger (through
 //!   its index), the claims, the inbox and the failed folder.
@@ -36,6 +38,8 @@
 //! - [`magic`]: what a file is by its first bytes (a leaf).
 //! - [`cli`]: the one-shot commands (`compress`, `decompress`, `verify`,
 //!   `reload`, `generate-assets`; `audit` is [`audit`]'s).
+//! - [`retry`]: `rlewatch retry`, failed files back into the inbox, and
+//!   `--now` for the daemons' files in backoff.
 //! - [`faults`]: test-only crash points (feature `test-hooks`).
 
 pub mod archive;
@@ -49,11 +53,13 @@ pub mod daemon;
 pub mod display;
 pub mod durable;
 pub mod faults;
+pub mod fixity;
 pub mod formats;
 pub mod heartbeat;
 pub mod layout;
 pub mod ledger;
 pub mod locate;
 pub mod magic;
+pub mod retry;
 pub mod rle;
 pub mod status;

@@ -104,6 +104,16 @@ enum Command {
     /// Used by the systemd unit's ExecReload=, so that `systemctl reload`
     /// fails visibly on a broken file.
     Reload(cli::ReloadArgs),
+    /// Put quarantined files from failed/ back into the inbox; or make the
+    /// running daemons retry their files in backoff now (--now).
+    ///
+    /// Each file goes back under the path it was dropped as, never over a
+    /// file there (a taken name is reported and the file stays in failed/);
+    /// its error note is kept as its history, so a file that fails again
+    /// shows its earlier failures. Prints one line per file; exits 1 when
+    /// some file could not go back or was not found. Safe while daemons run,
+    /// on any host of a shared inbox.
+    Retry(rlewatch::retry::RetryArgs),
     /// Write the man page and shell completions into DIR (for packaging).
     #[command(hide = true)]
     GenerateAssets {
@@ -167,6 +177,7 @@ fn main() -> ExitCode {
         Command::Reload(a) => cli::reload_cmd(a),
         Command::Status { .. } => unreachable!("handled above"),
         Command::Where(a) => rlewatch::locate::run(a),
+        Command::Retry(a) => rlewatch::retry::retry_cmd(a),
         Command::GenerateAssets { dir } => cli::write_assets(Cli::command(), dir).map(|()| true),
     };
     match result {

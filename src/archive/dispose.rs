@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use super::{
-    FILE_MODE, Failure, Held, Op, Original, OriginalsAction, ReasonClass, Report, Settings,
+    FILE_MODE, Failure, Held, Op, Original, OriginalsAction, ReasonClass, Report, Settings, notes,
     still_there, transient,
 };
 use crate::display::shown;
@@ -201,17 +201,17 @@ pub(super) fn quarantine(
 ) -> Report {
     let path = held.path.as_path();
     let dir = s.failed.join(&held.rel_dir);
-    let note_for = |to: &Path| {
-        dir.join(durable::fit_name(
-            to.file_name().unwrap_or_default(),
-            ".error.txt",
-        ))
-    };
-    let note = format!(
-        "file: {}\nreason: {reason}\ntime: {}\nattempts: {}\n",
-        path.display(),
-        humantime::format_rfc3339_seconds(SystemTime::now()),
-        attempts + 1
+    let note_for = |to: &Path| notes::note_path(&dir, to.file_name().unwrap_or_default());
+    // A file `rlewatch retry` put back carries its earlier failures: the
+    // new note takes them in (design §4.4, "Retrying failures").
+    let rel = held.rel_dir.join(&held.name);
+    let history = notes::read_history(&s.inbox, &rel);
+    let note = notes::note_text(
+        path,
+        reason,
+        SystemTime::now(),
+        attempts + 1,
+        history.as_ref().map(|(_, h)| h.as_str()),
     );
     // The note is written first, for the name the file will most likely
     // get: a crash in between leaves a note without its file (the file is
@@ -260,6 +260,17 @@ pub(super) fn quarantine(
                 shown(&note_for(&to))
             );
         }
+    }
+    // The history is in the new note now.
+    if let Some((at, _)) = history
+        && let Err(e) = fs::remove_file(&at)
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::warn!(
+            "{}: cannot remove these earlier failures (they are in {} too): {e}",
+            shown(&at),
+            shown(&note_for(&to))
+        );
     }
     record_quarantine(s, held, (size, xxh3), &to, reason, class, attempts + 1);
     Report::Quarantined {

@@ -26,6 +26,7 @@ mod commit;
 mod devices;
 mod dispose;
 mod failure;
+pub mod notes;
 mod report;
 mod take;
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod lock;
 pub mod logging;
 pub mod metrics;
 mod pipeline;
+pub mod retention;
 mod settle;
 mod signals;
 mod startup;

@@ -3,7 +3,7 @@
 //! Never touches the coordinator's state itself.
 
 use crossbeam_channel::Sender;
-use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 
 /// Signals, as messages to the coordinator.
@@ -11,6 +11,8 @@ use signal_hook::iterator::Signals;
 pub(super) enum Control {
     Reload,
     Shutdown,
+    /// SIGUSR1 (`rlewatch retry --now`): retry every file in backoff now.
+    RetryNow,
 }
 
 /// Registers the signal handlers. Call first thing in `main`: a SIGHUP
@@ -22,17 +24,21 @@ pub fn register_signals() -> std::io::Result<Signals> {
     // SAFETY: setting a signal's disposition to "ignore" has no
     // preconditions and installs no handler.
     unsafe { libc::signal(libc::SIGIO, libc::SIG_IGN) };
-    Signals::new([SIGHUP, SIGTERM, SIGINT])
+    Signals::new([SIGHUP, SIGTERM, SIGINT, SIGUSR1])
 }
 
-/// Turns signals into messages: SIGHUP a reload, the first SIGTERM or
-/// SIGINT a shutdown, a second one an immediate exit.
+/// Turns signals into messages: SIGHUP a reload, SIGUSR1 a retry of the
+/// files in backoff, the first SIGTERM or SIGINT a shutdown, a second one
+/// an immediate exit.
 pub(super) fn signal_loop(mut signals: Signals, control: Sender<Control>) {
     let mut terminating = false;
     for sig in signals.forever() {
         match sig {
             SIGHUP => {
                 let _ = control.send(Control::Reload);
+            }
+            SIGUSR1 => {
+                let _ = control.send(Control::RetryNow);
             }
             _ if terminating => {
                 eprintln!(

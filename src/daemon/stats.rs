@@ -99,15 +99,6 @@ pub struct Retrying {
     pub since: SystemTime,
 }
 
-/// What removal by retention removed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Removed {
-    /// An original in done/.
-    Done,
-    /// A quarantined file (and its note) in failed/.
-    Failed,
-}
-
 /// The daemon's counters and what it knows of its files.
 #[derive(Debug)]
 pub struct Stats {
@@ -221,14 +212,14 @@ impl Stats {
             .map_or(0, |i| self.failed[i])
     }
 
-    /// One file removed by retention (`[originals] done_retention_days`,
-    /// `[failed] retention_days`).
-    pub fn removed(&mut self, what: Removed) {
-        match what {
-            Removed::Done => self.removed_done += 1,
-            Removed::Failed => self.removed_failed += 1,
+    /// The files removed by retention so far (`[originals]
+    /// done_retention_days`, `[failed] retention_days`), as the retention
+    /// thread counts them.
+    pub fn set_removed(&mut self, done: u64, failed: u64) {
+        if (done, failed) != (self.removed_done, self.removed_failed) {
+            (self.removed_done, self.removed_failed) = (done, failed);
+            self.dirty = true;
         }
-        self.dirty = true;
     }
 
     /// A failed attempt of the file now at `path` (`rel` as dropped; it

@@ -27,6 +27,9 @@ mod where_;
 // check-config (and --defaults), SIGHUP reloads applied or refused
 // whole, and `rlewatch reload`'s checks of its file and its target.
 mod reload;
+// `rlewatch retry`: failed files back into the inbox with their history,
+// --now, orphan error notes; retention of done/ and failed/.
+mod retry;
 // One daemon per inbox, clean-up at start, signals, systemd, logs, idle.
 mod lifecycle;
 // Journal fields: MESSAGE_ID, RLEWATCH_* and PRIORITY on each event,

@@ -21,8 +21,8 @@ mod tests;
 
 pub use paths::{FolderError, Paths};
 pub use raw::{
-    RawCompress, RawConfig, RawDaemon, RawLog, RawMetrics, RawOriginals, RawPaths, RawStatus,
-    RawWatch, RawWorkers,
+    RawCompress, RawConfig, RawDaemon, RawFailed, RawLog, RawMetrics, RawOriginals, RawPaths,
+    RawStatus, RawWatch, RawWorkers,
 };
 
 /// A configuration problem, naming the file when there is one.
@@ -72,6 +72,12 @@ pub struct Config {
     pub verify: bool,
     pub max_pixels: u64,
     pub originals: OriginalsAction,
+    /// How long an original stays in done/ before retention may remove it
+    /// (`originals.done_retention_days`); `None`: for ever.
+    pub done_retention: Option<Duration>,
+    /// How long a quarantined file stays in failed/ (`failed.retention_days`);
+    /// `None`: for ever.
+    pub failed_retention: Option<Duration>,
     /// Worker threads (0 in the file means one per CPU, resolved here).
     pub threads: usize,
     pub queue: usize,
@@ -99,6 +105,12 @@ pub struct Config {
     /// The validated form, for printing (`check-config`, `Display`).
     /// Reloads compare the typed fields above.
     pub raw: RawConfig,
+}
+
+/// `n` days; `None` for 0 (never). Capped at 100 years, far beyond any
+/// file's age, so that a huge number cannot overflow a time.
+fn days(n: u64) -> Option<Duration> {
+    (n > 0).then(|| Duration::from_secs(n.min(36_500) * 86_400))
 }
 
 fn invalid(message: String) -> ConfigError {
@@ -319,6 +331,8 @@ impl Config {
             verify: raw.compress.verify,
             max_pixels: raw.compress.max_pixels,
             originals,
+            done_retention: days(raw.originals.done_retention_days),
+            failed_retention: days(raw.failed.retention_days),
             threads,
             queue: raw.workers.queue,
             backend,

@@ -14,6 +14,7 @@ pub struct RawConfig {
     pub paths: RawPaths,
     pub compress: RawCompress,
     pub originals: RawOriginals,
+    pub failed: RawFailed,
     pub workers: RawWorkers,
     pub watch: RawWatch,
     pub daemon: RawDaemon,
@@ -69,14 +70,26 @@ impl Default for RawCompress {
 #[serde(deny_unknown_fields, default)]
 pub struct RawOriginals {
     pub action: String,
+    /// Originals in done/ older than this many days are removed once their
+    /// archive verifies; 0: never (design §4.4, "Retention").
+    pub done_retention_days: u64,
 }
 
 impl Default for RawOriginals {
     fn default() -> Self {
         RawOriginals {
             action: "move".into(),
+            done_retention_days: 0,
         }
     }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFailed {
+    /// Quarantined files and their notes older than this many days are
+    /// removed; 0: never.
+    pub retention_days: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]

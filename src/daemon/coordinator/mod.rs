@@ -18,6 +18,7 @@ mod intake;
 mod publish;
 mod reload;
 mod report;
+mod retry_now;
 mod schedule;
 mod takeover;
 #[cfg(test)]
@@ -44,7 +45,24 @@ use channels::Channels;
 use deadlines::Deadlines;
 use inbox::InboxWatch;
 use publish::Publishing;
+use retry_now::RetryRequest;
 use schedule::Schedule;
+
+/// What the retention thread needs of `config`, with this host's ledger.
+fn retention_setup(
+    config: &Config,
+    ledger: &Arc<crate::ledger::Ledger>,
+) -> super::retention::Setup {
+    super::retention::Setup {
+        archive: config.paths.archive.clone(),
+        done: config.paths.done.clone(),
+        failed: config.paths.failed.clone(),
+        host: config.host.clone(),
+        done_after: config.done_retention,
+        failed_after: config.failed_retention,
+        ledger: ledger.clone(),
+    }
+}
 
 /// The daemon's state, owned by one thread (the one that called
 /// [`crate::daemon::run`]); everything else talks to it through channels.
@@ -66,6 +84,11 @@ pub(super) struct Coordinator {
     publishing: Publishing,
     /// This host's heartbeat and the other hosts' (design §4.8).
     hosts: super::hosts::Hosts,
+    /// `rlewatch retry --now` from any host.
+    retry_request: RetryRequest,
+    /// Removes old originals and quarantined files (design §4.4,
+    /// "Retention"), on its own thread.
+    retention: super::retention::Retention,
 }
 
 impl Coordinator {
@@ -84,6 +107,9 @@ impl Coordinator {
             .context("cannot start the finisher threads")?;
         let systemd = systemd::Systemd::new();
         let config = Arc::new(config);
+        let retry_request = RetryRequest::new(&config.paths.inbox);
+        let retention = super::retention::Retention::start(retention_setup(&config, &ledger))
+            .context("cannot start the retention thread")?;
         let hosts = super::hosts::Hosts::new(&config.paths.inbox, &config.host, config.takeover);
         Ok(Coordinator {
             config_path: config_path.map(Path::to_path_buf),
@@ -100,6 +126,8 @@ impl Coordinator {
             stats: Stats::default(),
             publishing: Publishing::new(Instant::now()),
             hosts,
+            retry_request,
+            retention,
         })
     }
 
@@ -138,10 +166,19 @@ impl Coordinator {
     /// nothing was abandoned.
     pub(super) fn stop(&mut self) {
         self.publish_stopped();
+        self.retention.stop();
         let s = &self.stats;
+        let counts = self.retention.counts();
+        let removed = match (
+            counts.done.load(Ordering::Relaxed),
+            counts.failed.load(Ordering::Relaxed),
+        ) {
+            (0, 0) => String::new(),
+            (d, f) => format!("; retention removed {d} original(s) and {f} failed file(s)"),
+        };
         info!(
             "stopped: archived {} file(s), {} -> {} bytes, {} failed, {} retried attempt(s), \
-             {} name(s) ignored",
+             {} name(s) ignored{removed}",
             s.archived,
             s.bytes_in,
             s.bytes_out,
@@ -152,6 +189,11 @@ impl Coordinator {
         if self.schedule.in_flight().is_empty() {
             self.workers.join();
         }
+    }
+
+    /// What the retention thread needs of the configuration in effect.
+    fn retention_setup(&self) -> super::retention::Setup {
+        retention_setup(&self.config, &self.settings.ledger)
     }
 
     /// Files handed out at most: per worker, about one ready, one being
@@ -234,6 +276,7 @@ impl Coordinator {
             return false;
         }
         if now >= self.hosts.next && !self.inbox.elsewhere {
+            self.tend_retry_request();
             self.tend_hosts(now);
         }
         self.dispatch_due();
@@ -308,6 +351,10 @@ impl Coordinator {
             recv(self.channels.control) -> msg => match msg {
                 Ok(Control::Reload) if self.deadlines.stopping().is_none() => self.reload(),
                 Ok(Control::Reload) => {}
+                Ok(Control::RetryNow) if self.deadlines.stopping().is_none() => {
+                    self.retry_now("asked by SIGUSR1");
+                }
+                Ok(Control::RetryNow) => {}
                 Ok(Control::Shutdown) | Err(_) => self.begin_shutdown(),
             },
             recv(self.channels.wake) -> _ => {}

@@ -166,6 +166,7 @@ impl Coordinator {
     /// Between events: the heartbeat when something changed (at most once
     /// a second), the metrics file when due.
     pub(super) fn publish(&mut self, now: Instant) {
+        self.sync_removed();
         if self.stats.dirty
             && now >= self.publishing.last_change + CHANGE_EVERY
             && !self.inbox.elsewhere
@@ -200,6 +201,7 @@ impl Coordinator {
     /// Writes the metrics file (`running`: false in the one written at
     /// stop); a failure is logged once until it works again.
     pub(super) fn write_metrics(&mut self, running: bool) {
+        self.sync_removed();
         let Some(m) = self.config.metrics.clone() else {
             return;
         };
@@ -232,6 +234,16 @@ impl Coordinator {
     }
 
     /// At stop: the last heartbeat (state `stopped`) and metrics file.
+    /// The retention thread's removal counts into the stats.
+    fn sync_removed(&mut self) {
+        let counts = self.retention.counts();
+        let (done, failed) = (
+            counts.done.load(std::sync::atomic::Ordering::Relaxed),
+            counts.failed.load(std::sync::atomic::Ordering::Relaxed),
+        );
+        self.stats.set_removed(done, failed);
+    }
+
     pub(super) fn publish_stopped(&mut self) {
         self.publishing.state = "stopped";
         if !self.inbox.elsewhere {

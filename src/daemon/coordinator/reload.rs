@@ -198,6 +198,7 @@ impl Coordinator {
             self.hosts.set_timeout(new.takeover);
         }
         self.config = Arc::new(new);
+        self.retention.configure(self.retention_setup());
     }
 }
 
@@ -234,6 +235,9 @@ fn diff(old: &Config, new: &Config) -> Diff {
     }
     if new.originals != old.originals {
         change(format!("originals {}", new.originals), false);
+    }
+    if (new.done_retention, new.failed_retention) != (old.done_retention, old.failed_retention) {
+        change("retention".into(), false);
     }
     if new.ignore_patterns != old.ignore_patterns || new.recursive != old.recursive {
         change("ignore rules".into(), true);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tracing::{debug, error, info, warn};
 
 use super::Coordinator;
-use crate::archive::{self, Failure, Kind, Original, Published, Report};
+use crate::archive::{self, Failure, Kind, Original, Published, Report, notes};
 use crate::compress::Outcome;
 use crate::daemon::journal;
 use crate::daemon::pipeline::JobReport;
@@ -69,6 +69,12 @@ impl Coordinator {
                 self.archived(&src, rel, &archive, &outcome, (millis, latency), &original);
                 self.stats.not_retrying(&here, &dropped);
                 self.after_filing(&dropped, &original);
+                notes::settle_after_archived(
+                    &self.settings.inbox,
+                    &self.settings.failed,
+                    rel,
+                    &src,
+                );
             }
             Report::AlreadyArchived { archive, original } => {
                 let (source, source_raw) = journal::path(rel);
@@ -85,6 +91,12 @@ impl Coordinator {
                 );
                 self.stats.not_retrying(&here, &dropped);
                 self.after_filing(&dropped, &original);
+                notes::settle_after_archived(
+                    &self.settings.inbox,
+                    &self.settings.failed,
+                    rel,
+                    &src,
+                );
             }
             Report::Gone => {
                 self.stats.not_retrying(&here, &dropped);
@@ -126,6 +138,12 @@ impl Coordinator {
                     "{src}: {reason}; moved to {}",
                     shown(&to)
                 );
+                // Put back already (`rlewatch retry` right after the move):
+                // its event came while it was in flight, so it is looked at
+                // now. No spin: only someone moving it back brings it here.
+                if same_file(&dropped, d.key) {
+                    self.observe(&dropped);
+                }
             }
             Report::Transient { error } => {
                 self.retry_later(here, [&d.path, &dropped], d.attempts, &error, None);

@@ -244,6 +244,21 @@ impl Schedule {
         self.waiting.contains_key(path)
     }
 
+    /// Makes every file waiting out a backoff due `now` (`rlewatch retry
+    /// --now`); returns how many.
+    pub(super) fn retry_now(&mut self, now: Instant) -> usize {
+        let due: Vec<PathBuf> = self
+            .waiting
+            .iter()
+            .filter(|(_, p)| p.retry)
+            .map(|(path, _)| path.clone())
+            .collect();
+        for path in &due {
+            self.waiting.set_due(path, now);
+        }
+        due.len()
+    }
+
     /// How many files wait, and how many of those wait out a backoff.
     #[cfg(test)]
     pub(super) fn waiting(&self) -> (usize, usize) {

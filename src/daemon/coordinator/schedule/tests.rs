@@ -158,3 +158,23 @@ fn a_new_folder_is_scanned_again_when_due_and_only_once() {
     assert_eq!(s.folder_due(t1), None);
     assert_eq!(s.next_folder(), Some(t0 + ms(600)));
 }
+
+#[test]
+fn retry_now_makes_only_the_files_in_backoff_due_and_keeps_their_attempts() {
+    let t0 = Instant::now();
+    let mut s = Schedule::default();
+    let (a, b) = (Path::new("/in/a.bmp"), Path::new("/in/b.bmp"));
+    let mut backing_off = Pending::new(10, (7, 0), t0 + Duration::from_secs(300), t0);
+    backing_off.retry = true;
+    backing_off.attempts = 9;
+    s.put(a.to_path_buf(), backing_off);
+    // Settling, not in backoff: its due time is its own.
+    s.seen(b, &stat(2, 10), t0, SETTLE, false, CAP);
+    let t1 = t0 + ms(10);
+    assert_eq!(s.retry_now(t1), 1);
+    assert_eq!(s.take_due(t1, 4).as_deref(), Some(a));
+    assert_eq!(s.take_due(t1, 4), None, "b settles until t0 + SETTLE");
+    assert_eq!(s.decide(a, &stat(1, 10), None, t1, SETTLE), Verdict::Ready);
+    assert_eq!(s.hand_out(a, (1, 1)).0, 9, "the attempts so far go along");
+    assert_eq!(s.retry_now(t1), 0);
+}
