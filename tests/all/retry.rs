@@ -244,10 +244,10 @@ fn a_file_that_fails_again_shows_its_earlier_failure() {
     let second = fs::read_to_string(d.path("failed/junk.bmp.error.txt")).unwrap();
     let first_reason = first.lines().find(|l| l.starts_with("reason: ")).unwrap();
     assert!(second.contains(&format!("  {first_reason}")), "{second}");
-    assert!(
-        !d.path("inbox/.rlewatch/history/junk.bmp.error.txt")
-            .exists()
-    );
+    // Removed right after the new note is written: waited for, not raced.
+    assert!(wait_until(LONG, || !d
+        .path("inbox/.rlewatch/history/junk.bmp.error.txt")
+        .exists()));
     // Retried once more: the history holds both.
     let o = retry(d.dir.path(), &["--all"]);
     assert_eq!(o.status.code(), Some(0), "{}", out(&o));
@@ -392,7 +392,8 @@ fn an_orphan_error_note_is_removed_once_its_file_is_archived() {
         "{}",
         d.log()
     );
-    assert!(d.log().contains("it said: was bad"), "{}", d.log());
+    // Logged right after the removal: waited for, not raced.
+    assert!(d.wait_log("it said: was bad", 1, LONG), "{}", d.log());
     assert!(d.path("failed/young.bmp.error.txt").exists());
     assert!(d.path("failed/both.bmp.error.txt").exists());
     assert!(d.path("failed/both.bmp").exists());
@@ -595,7 +596,10 @@ fn failed_retention_removes_old_quarantined_files_with_their_notes() {
         "{}",
         d.log()
     );
-    assert!(!d.path("failed/sub/old.bmp.error.txt").exists());
+    // Its note goes right after the file: waited for, not raced.
+    assert!(wait_until(LONG, || !d
+        .path("failed/sub/old.bmp.error.txt")
+        .exists()));
     assert!(d.path("failed/young.bmp").exists() && d.path("failed/young.bmp.error.txt").exists());
     let removed = removed_lines(&d.path("archive"), 2);
     assert_eq!(removed.len(), 2, "{removed:?}");
