@@ -35,7 +35,7 @@ mod tests;
 pub use read::{LineError, files, for_each_record};
 pub use record::{Record, hex, path_fields, path_hash};
 
-use read::{read_dir_sorted, read_from};
+use read::{read_dir_sorted, read_from, read_tail};
 use record::{Key, key, key_of};
 
 /// The ledger format's version, the `v` of every entry written. Version 2
@@ -148,7 +148,8 @@ impl Ledger {
                 .into_iter()
                 .rev()
             {
-                let (lines, end) = read_from(&file, 0).map_err(named(&file))?;
+                let want = INDEX_MAX - entries.len();
+                let (lines, end) = read_tail(&file, want).map_err(named(&file))?;
                 state.offsets.insert(file, end);
                 entries.splice(0..0, lines);
                 if entries.len() >= INDEX_MAX {

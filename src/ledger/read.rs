@@ -61,6 +61,50 @@ pub(super) fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Record>, u6
     Ok((entries, offset + complete as u64))
 }
 
+/// The entries of the last `max` readable complete lines of `path`, read
+/// backwards from its end in blocks (a day's file of 100,000 entries is
+/// about 40 MB; the daemon's start needs only its newest entries), and the
+/// offset after the last complete line, as [`read_from`] gives it.
+pub(super) fn read_tail(path: &Path, max: usize) -> io::Result<(Vec<Record>, u64)> {
+    use std::os::unix::fs::FileExt;
+    let file = File::open(path)?;
+    let len = file.metadata()?.len();
+    // bytes[..] is the file from `start` to `len`.
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut start = len;
+    let mut block = 256 * 1024;
+    loop {
+        let from = start.saturating_sub(block);
+        let mut chunk = vec![0u8; (start - from) as usize];
+        file.read_exact_at(&mut chunk, from)?;
+        chunk.extend_from_slice(&bytes);
+        bytes = chunk;
+        start = from;
+        block = block.saturating_mul(2);
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        // The first line is whole only when the block reaches the start
+        // of the file or follows a newline.
+        let first = if start == 0 {
+            0
+        } else {
+            match bytes[..complete].iter().position(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => continue,
+            }
+        };
+        let mut entries: Vec<Record> = bytes[first..complete]
+            .split(|&b| b == b'\n')
+            .rev()
+            .filter_map(|line| parse_line(line).ok())
+            .take(max)
+            .collect();
+        if entries.len() >= max || start == 0 {
+            entries.reverse();
+            return Ok((entries, start + complete as u64));
+        }
+    }
+}
+
 /// Why a ledger line cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {

@@ -278,3 +278,28 @@ fn a_version_1_line_is_read_as_a_bmp_source_beside_version_2_lines() {
         line(&got[1])
     );
 }
+
+#[test]
+fn the_tail_of_a_large_day_file_is_its_newest_lines_read_from_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("2026-11-26.jsonl");
+    // More than one 256 KiB block, a torn last line, an unreadable line
+    // among the newest.
+    let all: Vec<Record> = (0..3000)
+        .map(|i| entry(&format!("{i}.bmp"), i, "x.rle", "2026-11-26T10:00:00Z"))
+        .collect();
+    let mut text: String = all.iter().map(line).collect();
+    text.push_str("not json\n");
+    let whole = text.len() as u64;
+    text.push_str(&line(&all[0])[..20]);
+    fs::write(&path, &text).unwrap();
+    for max in [1, 10, 2999, 3000, 5000] {
+        let (got, end) = read_tail(&path, max).unwrap();
+        assert_eq!(end, whole, "max {max}");
+        assert_eq!(got, all[3000 - max.min(3000)..], "max {max}");
+    }
+    assert_eq!(read_from(&path, 0).unwrap(), (all, whole));
+    let empty = dir.path().join("2026-11-27.jsonl");
+    fs::write(&empty, "").unwrap();
+    assert_eq!(read_tail(&empty, 4).unwrap(), (vec![], 0));
+}
