@@ -250,6 +250,11 @@ impl Schedule {
         (self.waiting.len(), retrying)
     }
 
+    /// How many files wait (in constant time, unlike [`Schedule::waiting`]).
+    pub(super) fn waiting_count(&self) -> usize {
+        self.waiting.len()
+    }
+
     pub(super) fn in_flight(&self) -> &InFlight {
         &self.in_flight
     }
