@@ -303,3 +303,38 @@ fn the_tail_of_a_large_day_file_is_its_newest_lines_read_from_the_end() {
     fs::write(&empty, "").unwrap();
     assert_eq!(read_tail(&empty, 4).unwrap(), (vec![], 0));
 }
+
+#[test]
+fn a_refresh_after_the_start_does_not_read_a_day_file_older_than_the_entries_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join(".rlewatch/ledger/h");
+    fs::create_dir_all(&host).unwrap();
+    // Yesterday's file, then today's with more than INDEX_MAX entries:
+    // the start reads only the end of today's.
+    let old = entry("old.bmp", 1, "old.rle", "2026-11-25T10:00:00Z");
+    fs::write(host.join("2026-11-25.jsonl"), line(&old)).unwrap();
+    let today: String = (0..INDEX_MAX as u64 + 1)
+        .map(|i| {
+            line(&entry(
+                &format!("{i}.bmp"),
+                i,
+                "x.rle",
+                "2026-11-26T10:00:00Z",
+            ))
+        })
+        .collect();
+    fs::write(host.join("2026-11-26.jsonl"), today).unwrap();
+    let l = Ledger::open(dir.path(), "other").unwrap();
+    l.refresh();
+    assert_eq!(l.find(Path::new("old.bmp"), 10, 1), None);
+    assert!(l.find(Path::new("1.bmp"), 10, 1).is_some());
+    // What is appended to yesterday's file later is read.
+    let late = entry("late.bmp", 2, "late.rle", "2026-11-25T23:59:59Z");
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(host.join("2026-11-25.jsonl"))
+        .unwrap();
+    f.write_all(line(&late).as_bytes()).unwrap();
+    l.refresh();
+    assert!(l.find(Path::new("late.bmp"), 10, 2).is_some());
+}
