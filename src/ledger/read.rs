@@ -62,47 +62,68 @@ pub(super) fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Record>, u6
 }
 
 /// The entries of the last `max` readable complete lines of `path`, read
-/// backwards from its end in blocks (a day's file of 100,000 entries is
-/// about 40 MB; the daemon's start needs only its newest entries), and the
-/// offset after the last complete line, as [`read_from`] gives it.
+/// backwards from its end a 256 KiB block at a time (a day's file of
+/// 100,000 entries is about 35 MB; the daemon's start needs only its
+/// newest entries), and the offset after the last complete line, as
+/// [`read_from`] gives it (with `max` 0, only that).
 pub(super) fn read_tail(path: &Path, max: usize) -> io::Result<(Vec<Record>, u64)> {
     use std::os::unix::fs::FileExt;
+    const BLOCK: u64 = 256 * 1024;
     let file = File::open(path)?;
-    let len = file.metadata()?.len();
-    // bytes[..] is the file from `start` to `len`.
-    let mut bytes: Vec<u8> = Vec::new();
-    let mut start = len;
-    let mut block = 256 * 1024;
-    loop {
-        let from = start.saturating_sub(block);
-        let mut chunk = vec![0u8; (start - from) as usize];
-        file.read_exact_at(&mut chunk, from)?;
-        chunk.extend_from_slice(&bytes);
-        bytes = chunk;
-        start = from;
-        block = block.saturating_mul(2);
-        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        // The first line is whole only when the block reaches the start
-        // of the file or follows a newline.
-        let first = if start == 0 {
+    let mut pos = file.metadata()?.len();
+    // Newest first.
+    let mut entries = Vec::new();
+    // The offset after the last complete line, once seen.
+    let mut end = None;
+    // The end of a line that begins in an earlier block (with its
+    // newline), or, until `end` is known, the torn last line.
+    let mut carry: Vec<u8> = Vec::new();
+    while pos > 0 && (entries.len() < max || end.is_none()) {
+        let from = pos.saturating_sub(BLOCK);
+        let mut buf = vec![0u8; (pos - from) as usize];
+        file.read_exact_at(&mut buf, from)?;
+        buf.extend_from_slice(&carry);
+        pos = from;
+        // buf is the file from `from` on; lines end within buf[..upto].
+        let upto = match end {
+            Some(_) => buf.len(),
+            None => match buf.iter().rposition(|&b| b == b'\n') {
+                Some(i) => {
+                    end = Some(from + i as u64 + 1);
+                    i + 1
+                }
+                None => {
+                    carry = buf;
+                    continue;
+                }
+            },
+        };
+        // The first line is whole only at the start of the file.
+        let first = if from == 0 {
             0
         } else {
-            match bytes[..complete].iter().position(|&b| b == b'\n') {
+            match buf[..upto].iter().position(|&b| b == b'\n') {
                 Some(i) => i + 1,
-                None => continue,
+                None => {
+                    buf.truncate(upto);
+                    carry = buf;
+                    continue;
+                }
             }
         };
-        let mut entries: Vec<Record> = bytes[first..complete]
-            .split(|&b| b == b'\n')
-            .rev()
-            .filter_map(|line| parse_line(line).ok())
-            .take(max)
-            .collect();
-        if entries.len() >= max || start == 0 {
-            entries.reverse();
-            return Ok((entries, start + complete as u64));
+        for line in buf[first..upto].split(|&b| b == b'\n').rev() {
+            if entries.len() >= max {
+                break;
+            }
+            if let Ok(e) = parse_line(line) {
+                entries.push(e);
+            }
         }
+        buf.truncate(first);
+        carry = buf;
     }
+    entries.reverse();
+    Ok((entries, end.unwrap_or(0)))
 }
 
 /// Why a ledger line cannot be read.
