@@ -42,7 +42,7 @@ pub use record::{
     now, path_fields, path_hash,
 };
 
-use read::{read_dir_sorted, read_from};
+use read::{read_dir_sorted, read_from, read_tail};
 use record::{Key, key, key_of};
 
 /// The ledger format's version, the `v` of every line written. Version 2
@@ -129,6 +129,23 @@ impl State {
     }
 }
 
+impl State {
+    /// The host's two newest files (`files`, sorted) that the start did
+    /// not need to read: known from their end, so that [`Ledger::refresh`],
+    /// which reads each host's two newest files, reads what is appended
+    /// to them from now on, not a day's 40 MB older than every entry
+    /// remembered.
+    fn skip_newest_unread(&mut self, files: &[(String, PathBuf)]) {
+        for (_, file) in files.iter().rev().take(2) {
+            if !self.offsets.contains_key(file)
+                && let Ok((_, end)) = read_tail(file, 0)
+            {
+                self.offsets.insert(file.clone(), end);
+            }
+        }
+    }
+}
+
 impl Ledger {
     /// The ledger of `archive` for `host`, with the newest entries of every
     /// host's ledger remembered.
@@ -152,18 +169,17 @@ impl Ledger {
             }
             // Newest files first, until INDEX_MAX entries of this host.
             let mut entries = Vec::new();
-            for (_, file) in read_dir_sorted(&files)
-                .map_err(named(&files))?
-                .into_iter()
-                .rev()
-            {
-                let (lines, end) = read_from(&file, 0).map_err(named(&file))?;
-                state.offsets.insert(file, end);
+            let sorted = read_dir_sorted(&files).map_err(named(&files))?;
+            for (_, file) in sorted.iter().rev() {
+                let want = INDEX_MAX - entries.len();
+                let (lines, end) = read_tail(file, want).map_err(named(file))?;
+                state.offsets.insert(file.clone(), end);
                 entries.splice(0..0, lines);
                 if entries.len() >= INDEX_MAX {
                     break;
                 }
             }
+            state.skip_newest_unread(&sorted);
             let skip = entries.len().saturating_sub(INDEX_MAX);
             for e in &entries[skip..] {
                 state.remember(e);

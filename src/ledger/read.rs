@@ -65,6 +65,74 @@ pub(super) fn read_from(path: &Path, offset: u64) -> io::Result<(Vec<Record>, u6
     Ok((entries, offset + complete as u64))
 }
 
+/// The entries (archived lines) of the last `max` readable complete
+/// archived lines of `path`, read
+/// backwards from its end a 256 KiB block at a time (a day's file of
+/// 100,000 entries is about 35 MB; the daemon's start needs only its
+/// newest entries), and the offset after the last complete line, as
+/// [`read_from`] gives it (with `max` 0, only that).
+pub(super) fn read_tail(path: &Path, max: usize) -> io::Result<(Vec<Record>, u64)> {
+    use std::os::unix::fs::FileExt;
+    const BLOCK: u64 = 256 * 1024;
+    let file = File::open(path)?;
+    let mut pos = file.metadata()?.len();
+    // Newest first.
+    let mut entries = Vec::new();
+    // The offset after the last complete line, once seen.
+    let mut end = None;
+    // The end of a line that begins in an earlier block (with its
+    // newline), or, until `end` is known, the torn last line.
+    let mut carry: Vec<u8> = Vec::new();
+    while pos > 0 && (entries.len() < max || end.is_none()) {
+        let from = pos.saturating_sub(BLOCK);
+        let mut buf = vec![0u8; (pos - from) as usize];
+        file.read_exact_at(&mut buf, from)?;
+        buf.extend_from_slice(&carry);
+        pos = from;
+        // buf is the file from `from` on; lines end within buf[..upto].
+        let upto = match end {
+            Some(_) => buf.len(),
+            None => match buf.iter().rposition(|&b| b == b'\n') {
+                Some(i) => {
+                    end = Some(from + i as u64 + 1);
+                    i + 1
+                }
+                None => {
+                    carry = buf;
+                    continue;
+                }
+            },
+        };
+        // The first line is whole only at the start of the file.
+        let first = if from == 0 {
+            0
+        } else {
+            match buf[..upto].iter().position(|&b| b == b'\n') {
+                Some(i) => i + 1,
+                None => {
+                    buf.truncate(upto);
+                    carry = buf;
+                    continue;
+                }
+            }
+        };
+        for line in buf[first..upto].split(|&b| b == b'\n').rev() {
+            if entries.len() >= max {
+                break;
+            }
+            // Event lines (ledger v3: filed, quarantined, …) are not
+            // entries: they do not count towards `max`.
+            if let Ok(Line::Archived(e)) = parse_line(line) {
+                entries.push(e);
+            }
+        }
+        buf.truncate(first);
+        carry = buf;
+    }
+    entries.reverse();
+    Ok((entries, end.unwrap_or(0)))
+}
+
 /// Why a ledger line cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum LineError {

@@ -415,3 +415,75 @@ fn a_kind_in_an_older_version_or_an_unknown_kind_is_an_error_that_says_so() {
     assert!(matches!(parse_line(b"{\"v\":3,"), Err(LineError::Json(_))));
     assert!(matches!(parse_line(b"{}"), Err(LineError::NoVersion)));
 }
+
+#[test]
+fn the_tail_of_a_large_day_file_is_its_newest_lines_read_from_the_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("2026-11-26.jsonl");
+    // More than one 256 KiB block, a torn last line, an unreadable line
+    // among the newest.
+    let all: Vec<Record> = (0..3000)
+        .map(|i| entry(&format!("{i}.bmp"), i, "x.rle", "2026-11-26T10:00:00Z"))
+        .collect();
+    // Each entry followed by an event line (ledger v3: where its original
+    // went), which is not an entry and does not count towards `max`.
+    let filed = |e: &Record| {
+        format!(
+            "{{\"v\":3,\"kind\":\"filed\",\"time\":\"{}\",\"host\":\"h\",\"source\":\"{}\",\"source_xxh3\":\"{}\",\"archive\":\"{}\",\"fate\":\"deleted\"}}\n",
+            e.time, e.source, e.source_xxh3, e.archive
+        )
+    };
+    let mut text: String = all.iter().map(|e| line(e) + &filed(e)).collect();
+    text.push_str("not json\n");
+    let whole = text.len() as u64;
+    text.push_str(&line(&all[0])[..20]);
+    fs::write(&path, &text).unwrap();
+    for max in [1, 10, 2999, 3000, 5000] {
+        let (got, end) = read_tail(&path, max).unwrap();
+        assert_eq!(end, whole, "max {max}");
+        assert_eq!(got, all[3000 - max.min(3000)..], "max {max}");
+    }
+    assert_eq!(read_from(&path, 0).unwrap(), (all, whole));
+    assert!(matches!(
+        parse_line(filed(&entry("a", 1, "a.rle", "t")).trim_end().as_bytes()),
+        Ok(Line::Filed(_))
+    ));
+    let empty = dir.path().join("2026-11-27.jsonl");
+    fs::write(&empty, "").unwrap();
+    assert_eq!(read_tail(&empty, 4).unwrap(), (vec![], 0));
+}
+
+#[test]
+fn a_refresh_after_the_start_does_not_read_a_day_file_older_than_the_entries_remembered() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join(".rlewatch/ledger/h");
+    fs::create_dir_all(&host).unwrap();
+    // Yesterday's file, then today's with more than INDEX_MAX entries:
+    // the start reads only the end of today's.
+    let old = entry("old.bmp", 1, "old.rle", "2026-11-25T10:00:00Z");
+    fs::write(host.join("2026-11-25.jsonl"), line(&old)).unwrap();
+    let today: String = (0..INDEX_MAX as u64 + 1)
+        .map(|i| {
+            line(&entry(
+                &format!("{i}.bmp"),
+                i,
+                "x.rle",
+                "2026-11-26T10:00:00Z",
+            ))
+        })
+        .collect();
+    fs::write(host.join("2026-11-26.jsonl"), today).unwrap();
+    let l = Ledger::open(dir.path(), "other").unwrap();
+    l.refresh();
+    assert_eq!(l.find(Path::new("old.bmp"), 10, 1), None);
+    assert!(l.find(Path::new("1.bmp"), 10, 1).is_some());
+    // What is appended to yesterday's file later is read.
+    let late = entry("late.bmp", 2, "late.rle", "2026-11-25T23:59:59Z");
+    let mut f = OpenOptions::new()
+        .append(true)
+        .open(host.join("2026-11-25.jsonl"))
+        .unwrap();
+    f.write_all(line(&late).as_bytes()).unwrap();
+    l.refresh();
+    assert!(l.find(Path::new("late.bmp"), 10, 2).is_some());
+}

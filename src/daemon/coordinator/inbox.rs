@@ -26,6 +26,8 @@ pub(super) struct InboxWatch {
     pub(super) flags: Arc<Flags>,
     /// The inbox was a mount point and is none now (said once).
     pub(super) elsewhere: bool,
+    /// The walk of the inbox under way, taken in batches.
+    pub(super) walk: Option<super::walk::InboxWalk>,
 }
 
 impl InboxWatch {
@@ -36,6 +38,7 @@ impl InboxWatch {
             watch: None,
             flags: Arc::default(),
             elsewhere: false,
+            walk: None,
         }
     }
 }

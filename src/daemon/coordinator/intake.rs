@@ -13,6 +13,7 @@ use tracing::{debug, warn};
 
 use super::Coordinator;
 use super::schedule::{NEW_FOLDER_RESCAN, Stat, Verdict};
+use super::walk::{InboxWalk, scan_batch, thread_cpu};
 use crate::daemon::completion;
 use crate::daemon::pipeline::Job;
 use crate::daemon::settle::Pending;
@@ -79,7 +80,20 @@ impl Coordinator {
             self.observe(entry.path());
         }
     }
+    /// Starts a walk of the whole inbox (in place of any walk under way)
+    /// and takes its first batch; the rest is taken as the list drains
+    /// ([`Coordinator::advance_walk`]).
     pub(super) fn rescan(&mut self, why: &str) {
+        if let Some(walk) = self.inbox.walk.take() {
+            let (inbox, waiting) = (
+                shown(&self.config.paths.inbox),
+                self.schedule.waiting_count(),
+            );
+            debug!(
+                "{}",
+                walk.summary(&inbox, "cut short by a new walk", waiting)
+            );
+        }
         if self.inbox.elsewhere {
             return;
         }
@@ -97,7 +111,50 @@ impl Coordinator {
             );
             return;
         }
-        self.scan(&inbox);
+        let filter = self.filter.clone();
+        let walk = InboxWalk::new(&inbox, filter, self.config.recursive, why);
+        self.inbox.walk = Some(walk);
+        self.advance_walk();
+    }
+
+    /// Takes files from the walk under way until [`scan_batch`] wait or
+    /// it ends (then says what it cost).
+    pub(super) fn advance_walk(&mut self) {
+        let Some(mut walk) = self.inbox.walk.take() else {
+            return;
+        };
+        let (started, cpu) = (Instant::now(), thread_cpu());
+        let batch = scan_batch(self.max_in_flight());
+        let mut ended = true;
+        while let Some(path) = walk.next_file() {
+            if self.schedule.waiting_count() >= batch
+                || !self.schedule.room_for(&path, self.wait_cap())
+            {
+                walk.hold(path);
+                ended = false;
+                break;
+            }
+            self.observe(&path);
+        }
+        walk.spent(started.elapsed(), thread_cpu().saturating_sub(cpu));
+        if ended {
+            debug!(
+                "{}",
+                walk.summary(
+                    &shown(&self.config.paths.inbox),
+                    "through",
+                    self.schedule.waiting_count()
+                )
+            );
+        } else {
+            self.inbox.walk = Some(walk);
+        }
+    }
+
+    /// A walk under way whose list has drained to half a batch goes on.
+    pub(super) fn walk_wants_more(&self) -> bool {
+        self.inbox.walk.is_some()
+            && self.schedule.waiting_count() < scan_batch(self.max_in_flight()) / 2
     }
     /// Starts due files while workers are free.
     pub(super) fn dispatch_due(&mut self) {

@@ -23,6 +23,7 @@ mod schedule;
 mod takeover;
 #[cfg(test)]
 mod tests;
+mod walk;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -271,6 +272,9 @@ impl Coordinator {
         }
         if self.deadlines.rescan_due(now, self.config.rescan) {
             self.rescan("periodic");
+        }
+        if self.walk_wants_more() {
+            self.advance_walk();
         }
         if !self.tend_inbox() {
             return false;

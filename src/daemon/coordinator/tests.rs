@@ -322,3 +322,44 @@ fn a_file_being_retried_is_retrying_while_its_attempt_runs_too() {
     });
     assert_eq!(counts(&mut c), (0, 0, 0));
 }
+
+#[test]
+fn a_backlog_larger_than_a_scan_batch_is_taken_a_batch_at_a_time_and_all_archived() {
+    let t = tempfile::tempdir().unwrap();
+    let config = config_in(t.path(), "[workers]\nthreads = 1\n");
+    let paths = config.paths.clone();
+    let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pal8.bmp");
+    let n = 600;
+    for i in 0..n {
+        let d = paths.inbox.join(format!("d{}", i % 3));
+        fs::create_dir_all(&d).unwrap();
+        fs::copy(&page, d.join(format!("{i}.bmp"))).unwrap();
+    }
+    let (mut c, control, _layer) = coordinator(config);
+    c.start().unwrap();
+    let batch = super::walk::scan_batch(c.max_in_flight());
+    assert!(batch < n);
+    assert_eq!(
+        c.schedule.waiting_count(),
+        batch,
+        "the start takes one batch"
+    );
+    assert!(
+        c.inbox.walk.is_some(),
+        "and leaves the walk where it stopped"
+    );
+    let running = std::thread::spawn(move || {
+        c.run();
+        c.stop();
+        c.stats.archived
+    });
+    let done = |i: usize| paths.done.join(format!("d{}/{i}.bmp", i % 3));
+    assert!(
+        wait_for(Duration::from_secs(120), || (0..n)
+            .all(|i| done(i).exists())),
+        "not every file of the backlog was archived and filed within 120 s"
+    );
+    control.send(Control::Shutdown).unwrap();
+    assert!(wait_for(Duration::from_secs(30), || running.is_finished()));
+    assert_eq!(running.join().unwrap(), n as u64);
+}

@@ -105,7 +105,6 @@ impl WaitList {
         self.files.contains_key(path)
     }
 
-    #[cfg(test)]
     pub(super) fn len(&self) -> usize {
         self.files.len()
     }

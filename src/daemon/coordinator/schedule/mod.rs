@@ -273,6 +273,11 @@ impl Schedule {
         self.waiting.iter().map(|(p, w)| (p, w.since, w.retry))
     }
 
+    /// How many files wait (in constant time, unlike [`Schedule::waiting`]).
+    pub(super) fn waiting_count(&self) -> usize {
+        self.waiting.len()
+    }
+
     pub(super) fn in_flight(&self) -> &InFlight {
         &self.in_flight
     }
