@@ -214,3 +214,8 @@ fn file_line(bytes: &[u8]) -> Option<PathBuf> {
     line.strip_prefix(b"file: ")
         .map(|p| PathBuf::from(OsStr::from_bytes(p)))
 }
+
+/// A time as the output shows it: RFC 3339, UTC, whole seconds.
+pub fn time_of(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_seconds(t).to_string()
+}

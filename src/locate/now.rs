@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::disk::Seen;
+use super::disk::{Seen, time_of};
 use super::show::History;
 use crate::daemon::config::Paths;
 use crate::display::shown;
@@ -17,10 +17,6 @@ pub struct Now {
     pub path: Option<PathBuf>,
     pub present: Option<bool>,
     pub text: String,
-}
-
-pub fn time_of(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
 }
 
 fn age(t: SystemTime) -> String {

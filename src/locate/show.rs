@@ -12,8 +12,7 @@ use anyhow::Result;
 use serde_json::{Value, json};
 
 use super::Query;
-use super::disk::{self, Seen};
-use super::now::time_of;
+use super::disk::{self, Seen, time_of};
 use super::search::{Hit, IndexUse, Matcher, search};
 use crate::daemon::config::{Config, Paths};
 use crate::display::shown;

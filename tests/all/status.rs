@@ -306,14 +306,19 @@ fn a_corrupt_ledger_line_is_named_with_its_line_number() {
         .unwrap()
         .unwrap()
         .path();
+    // The archived entry, then (after the original is filed) the line
+    // saying where it went: both written before the torn line is added.
+    assert!(wait_until(LONG, || fs::read_to_string(&file)
+        .is_ok_and(|t| t.contains("\"kind\":\"filed\""))));
     let mut text = fs::read_to_string(&file).unwrap();
+    let torn = text.lines().count() + 1;
     text.push_str("{\"v\": 2, \"time\": \n");
     fs::write(&file, text).unwrap();
     let (code, line) = check(&dir);
     assert_eq!(code, 1, "{line}");
     assert!(
         line.contains(&format!(
-            "{} line 2: unreadable ledger line: ",
+            "{} line {torn}: unreadable ledger line: ",
             file.display()
         )),
         "{line}"
