@@ -31,7 +31,12 @@ pub fn compress_file(
     let staged = Staged::for_output(output, force, create_dir, mode)?;
     let outcome = compress::compress(
         &file,
-        BufWriter::with_capacity(256 * 1024, WriteBehind::new(staged.file())),
+        BufWriter::with_capacity(
+            256 * 1024,
+            // Not for standard output's anonymous staging file, copied out
+            // and dropped: nothing of it needs to reach the disk.
+            WriteBehind::new(staged.file(), matches!(staged, Staged::Beside(_))),
+        ),
         opts,
     )
     .map_err(|e| anyhow!("{named}: {e}"))?;
@@ -47,6 +52,8 @@ pub fn compress_file(
 /// fsync stays and is what makes the output durable.
 struct WriteBehind<'f> {
     file: &'f File,
+    /// False: a plain writer.
+    enabled: bool,
     written: u64,
     started: u64,
 }
@@ -55,9 +62,10 @@ struct WriteBehind<'f> {
 const WRITE_BEHIND: u64 = 256 * 1024;
 
 impl<'f> WriteBehind<'f> {
-    fn new(file: &'f File) -> Self {
+    fn new(file: &'f File, enabled: bool) -> Self {
         WriteBehind {
             file,
+            enabled,
             written: 0,
             started: 0,
         }
@@ -69,7 +77,7 @@ impl io::Write for WriteBehind<'_> {
         let mut file = self.file;
         let n = io::Write::write(&mut file, buf)?;
         self.written += n as u64;
-        if self.written - self.started >= WRITE_BEHIND {
+        if self.enabled && self.written - self.started >= WRITE_BEHIND {
             start_write_back(self.file, self.started, self.written - self.started);
             self.started = self.written;
         }
