@@ -2,7 +2,10 @@
 //! page as a 1-bit BMP, as a noisy 24-bit scan and as a pure black-and-white
 //! 24-bit BMP (every pixel 0 or 255, like the reference's samples), and a
 //! photo-like 24-bit page; each compressed in both modes from memory to
-//! memory; and decoding the `.rle`. Run: `cargo bench --bench codec`.
+//! memory, beside a copy of the same bytes (`memcpy`, for scale); and
+//! decoding the `.rle`. Run: `cargo bench --bench codec`.
+//! `RLEWATCH_BENCH_WAVEFRONT=1` first times the two-core dither wavefront
+//! against the serial loop (`support/wavefront.rs`).
 
 use std::hint::black_box;
 
@@ -13,6 +16,8 @@ use rlewatch::rle;
 
 #[path = "support/page.rs"]
 mod page;
+#[path = "support/wavefront.rs"]
+mod wavefront;
 
 fn codec(c: &mut Criterion) {
     let ink = page::ink(page::WIDTH, page::HEIGHT);
@@ -21,6 +26,9 @@ fn codec(c: &mut Criterion) {
     let bw = page::bmp_24bit_bw(&ink, page::WIDTH, page::HEIGHT);
     let photo = page::bmp_24bit_photo(page::WIDTH, page::HEIGHT);
     drop(ink);
+    if std::env::var_os("RLEWATCH_BENCH_WAVEFRONT").is_some() {
+        wavefront::run(&grey_of(&photo), page::WIDTH, 7);
+    }
     let mut out = Vec::with_capacity(64 << 20);
 
     let mut g = c.benchmark_group("compress");
@@ -32,6 +40,15 @@ fn codec(c: &mut Criterion) {
         ("24bit-photo", &photo),
     ] {
         g.throughput(Throughput::Bytes(bmp.len() as u64));
+        // The bytes copied once, for scale: memory speed on this machine.
+        let mut copy = vec![0u8; bmp.len()];
+        g.bench_function(format!("{name}/memcpy"), |b| {
+            b.iter(|| {
+                copy.copy_from_slice(bmp);
+                black_box(&copy);
+            })
+        });
+        drop(copy);
         for conversion in [Conversion::Dither, Conversion::Threshold] {
             g.bench_function(format!("{name}/{conversion}"), |b| {
                 b.iter(|| {
@@ -73,6 +90,22 @@ fn codec(c: &mut Criterion) {
         })
     });
     g.finish();
+}
+
+/// Pillow's grey levels of a bottom-up 24-bit BMP, top row first.
+fn grey_of(bmp: &[u8]) -> Vec<u8> {
+    let offset = u32::from_le_bytes(bmp[10..14].try_into().unwrap()) as usize;
+    let (w, h) = (page::WIDTH, page::HEIGHT);
+    let stride = (w * 3).div_ceil(4) * 4;
+    let mut grey = Vec::with_capacity(w * h);
+    for y in (0..h).rev() {
+        let row = &bmp[offset + y * stride..][..w * 3];
+        grey.extend(row.chunks_exact(3).map(|p| {
+            let (b, g, r) = (u32::from(p[0]), u32::from(p[1]), u32::from(p[2]));
+            ((299 * r + 587 * g + 114 * b) / 1000) as u8
+        }));
+    }
+    grey
 }
 
 criterion_group!(benches, codec);

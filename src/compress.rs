@@ -215,8 +215,15 @@ pub fn compress_decoded(
     let mut bits = vec![0u64; rle::words_for(info.width as usize)];
     let mut rows = 0u32;
     while let Some(row) = decoder.next_row()? {
-        converter.row(RowData::Packed(row), &mut bits);
-        enc.write_row(&bits).map_err(CompressError::Write)?;
+        let row = RowData::Packed(row);
+        match converter.as_bits(row) {
+            Some(bytes) => enc.write_row_bytes(bytes),
+            None => {
+                converter.row(row, &mut bits);
+                enc.write_row(&bits)
+            }
+        }
+        .map_err(CompressError::Write)?;
         rows += 1;
     }
     if rows != head.height {
@@ -246,11 +253,14 @@ pub fn compress_parsed(
     conversion: Conversion,
 ) -> Result<Outcome, CompressError> {
     let large = u64::from(info.width) * u64::from(info.height) >= PIPELINE_PIXELS;
-    let pipeline = large && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
-    compress_with(info, src, out, conversion, pipeline)
+    // Asked only when the pipeline would be used: finding the CPUs reads
+    // cgroup files, a measurable part of compressing a 1-bit page.
+    let pipeline = || large && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
+    compress_with(info, src, out, conversion, &pipeline)
 }
 
-/// [`compress_parsed`], with [`pipelined`] allowed or not. It is used for
+/// [`compress_parsed`], with [`pipelined`] allowed or not (`pipeline` is
+/// asked once, when the probe would switch). It is used for
 /// uncompressed images whose rows go through the dither's serial loop, once
 /// the first [`PROBE_ROWS`] rows show that loop busy on most pixels:
 /// only that loop is long enough for the other threads' work to matter;
@@ -261,7 +271,7 @@ fn compress_with(
     src: &(impl Source + ?Sized),
     out: impl Write,
     conversion: Conversion,
-    pipeline: bool,
+    pipeline: &dyn Fn() -> bool,
 ) -> Result<Outcome, CompressError> {
     // The header check bounds both sides to 65535.
     let header = Header {
@@ -284,12 +294,23 @@ fn compress_with(
     let mut done = 0u32;
     let mut switch = None;
     while let Some(row) = rows.next_row()? {
-        converter.row(row, &mut bits);
-        enc.write_row(&bits).map_err(CompressError::Write)?;
+        match converter.as_bits(row) {
+            // A 1-bit row that needs no conversion goes straight to the coder.
+            Some(bytes) => enc.write_row_bytes(bytes),
+            None => {
+                converter.row(row, &mut bits);
+                enc.write_row(&bits)
+            }
+        }
+        .map_err(CompressError::Write)?;
         done += 1;
-        if done == PROBE_ROWS && pipeline && converter.dithers() {
+        if done == PROBE_ROWS && converter.dithers() {
             let busy = converter.serial_pixels() * 2 > u64::from(done) * u64::from(info.width);
-            switch = Blocks::new(info).filter(|_| busy);
+            switch = if busy && pipeline() {
+                Blocks::new(info)
+            } else {
+                None
+            };
             if switch.is_some() {
                 break;
             }

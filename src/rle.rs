@@ -101,43 +101,80 @@ impl RowLayout {
     }
 
     /// Encodes one packed row into `out` (at least `width` bytes); returns
-    /// the number of bytes written.
+    /// the number of bytes written (see [`RowLayout::encode_words`]).
+    pub fn encode_into(&self, row: &[u64], out: &mut [u8]) -> usize {
+        let row = &row[..self.valid.len()];
+        self.encode_words(|i| row[i], out)
+    }
+
+    /// [`RowLayout::encode_into`] for a row as a 1-bit image stores it
+    /// (a BMP's row: bytes, first pixel in the most significant bit, 1 =
+    /// white; at least `width.div_ceil(8)` bytes, padding ignored), read
+    /// straight into the run finder, without a packed copy.
+    pub fn encode_bytes_into(&self, bytes: &[u8], out: &mut [u8]) -> usize {
+        assert!(bytes.len() * 8 >= self.width);
+        let words = self.valid.len();
+        let full = (bytes.len() / 8).min(words);
+        // The last word, when the row's bytes end inside it.
+        let mut be = [0u8; 8];
+        let rest = &bytes[full * 8..];
+        let n = rest.len().min(8);
+        be[..n].copy_from_slice(&rest[..n]);
+        let tail = u64::from_be_bytes(be);
+        let head = &bytes[..full * 8];
+        self.encode_words(
+            |i| match head.get(i * 8..i * 8 + 8) {
+                Some(b) => u64::from_be_bytes(b.try_into().expect("BUG: 8 bytes")),
+                None => tail,
+            },
+            out,
+        )
+    }
+
+    /// The run finder of [`RowLayout::encode_into`] over the row's packed
+    /// words (at least as many as the width needs; the rest are ignored).
     ///
     /// Works a word at a time: `w ^ (w >> 1 | previous bit)` has a 1
     /// wherever a run starts; chunk boundaries are or-ed in as forced
-    /// starts; each start found with `leading_zeros` ends the previous run.
+    /// starts; each start, found from the top, ends the previous run.
     /// (Writing through a slice index keeps the length in a register,
     /// unlike `Vec::push`.)
-    pub fn encode_into(&self, row: &[u64], out: &mut [u8]) -> usize {
+    ///
+    /// The starts are taken by their bit index k (`ilog2`, one `bsr`) and
+    /// cleared with `s ^= 1 << k`: the chain from one start to the next is
+    /// those two instructions, where counting leading zeros and clearing
+    /// `MSB >> j` took four. On rows of short runs (dithered tone) this
+    /// measured 1.5× faster; on a text page, the same.
+    #[inline]
+    fn encode_words(&self, word: impl Fn(usize) -> u64, out: &mut [u8]) -> usize {
         let width = self.width;
-        let words = self.valid.len();
-        assert!(row.len() >= words && out.len() >= width);
+        assert!(out.len() >= width);
         let mut n = 0;
         let mut run_start = 0usize;
-        let mut run_bit = (row[0] >> 63) as u8;
         // The bit "before" pixel 0 equals it, so no start is seen there.
-        let mut prev = u64::from(run_bit);
-        for (i, ((&w, &forced), &valid)) in row
-            .iter()
-            .zip(&self.boundaries)
-            .zip(&self.valid)
-            .enumerate()
-        {
-            let base = i * 64;
-            let mut starts = ((w ^ ((w >> 1) | (prev << 63))) | forced) & valid;
+        let mut prev = word(0) >> 63;
+        let mut w = 0;
+        for (i, (&forced, &valid)) in self.boundaries.iter().zip(&self.valid).enumerate() {
+            w = word(i);
+            // Bit k of this word is pixel `top - k`.
+            let top = i * 64 + 63;
+            // Bit k of `before` is the pixel before bit k's: the colour of
+            // the run that a start at bit k ends.
+            let before = (w >> 1) | (prev << 63);
+            let mut starts = ((w ^ before) | forced) & valid;
             while starts != 0 {
-                let j = starts.leading_zeros() as usize;
-                let p = base + j;
+                let k = starts.ilog2();
+                let p = top - k as usize;
                 // Runs are at most 127 long: boundaries are forced starts.
-                out[n] = (run_bit << 7) | (p - run_start) as u8;
+                out[n] = ((((before >> k) & 1) as u8) << 7) | (p - run_start) as u8;
                 n += 1;
                 run_start = p;
-                run_bit = ((w >> (63 - j)) & 1) as u8;
-                starts &= !(1 << (63 - j));
+                starts ^= 1 << k;
             }
             prev = w & 1;
         }
-        out[n] = (run_bit << 7) | (width - run_start) as u8;
+        let last_bit = (w >> (63 - (width - 1) % 64)) as u8 & 1;
+        out[n] = (last_bit << 7) | (width - run_start) as u8;
         n + 1
     }
 }
@@ -177,6 +214,15 @@ impl<W: Write> Encoder<W> {
         assert!(self.rows_left > 0, "BUG: more rows than the header says");
         self.rows_left -= 1;
         let n = self.layout.encode_into(row, &mut self.buf);
+        self.out.write_all(&self.buf[..n])
+    }
+
+    /// Encodes and writes the next row given as a 1-bit image stores it
+    /// (see [`RowLayout::encode_bytes_into`]).
+    pub fn write_row_bytes(&mut self, bytes: &[u8]) -> io::Result<()> {
+        assert!(self.rows_left > 0, "BUG: more rows than the header says");
+        self.rows_left -= 1;
+        let n = self.layout.encode_bytes_into(bytes, &mut self.buf);
         self.out.write_all(&self.buf[..n])
     }
 

@@ -124,6 +124,25 @@ impl Converter {
         }
     }
 
+    /// The row's bytes when they are its bits as they are, for the
+    /// encoder to read straight ([`rle::RowLayout::encode_bytes_into`]):
+    /// a 1-bit uncompressed row whose index is the bit (palette black,
+    /// white) and whose both colours are pure, so that the lossless
+    /// verdict cannot change. `None`: convert it with [`Converter::row`].
+    pub fn as_bits<'r>(&self, row: RowData<'r>) -> Option<&'r [u8]> {
+        match (&self.plan, row) {
+            (
+                &Plan::Words {
+                    keep: u64::MAX,
+                    flip: 0,
+                    pure: [true, true],
+                },
+                RowData::Packed(bytes),
+            ) => Some(bytes),
+            _ => None,
+        }
+    }
+
     /// A 1-bit uncompressed row ([`Plan::Words`]): the row's bytes are the
     /// bits, mapped a word at a time as (input & keep) ^ flip.
     fn words_row(&mut self, bytes: &[u8], keep: u64, flip: u64, pure: [bool; 2], out: &mut [u64]) {

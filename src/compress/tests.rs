@@ -63,8 +63,9 @@ fn pipelined_output_equals_the_serial_loop() {
         let info = BmpInfo::parse(&bmp.as_slice(), DEFAULT_MAX_PIXELS).unwrap();
         for conversion in [Conversion::Dither, Conversion::Threshold] {
             let (mut serial, mut piped) = (Vec::new(), Vec::new());
-            let a = compress_with(&info, bmp.as_slice(), &mut serial, conversion, false).unwrap();
-            let b = compress_with(&info, bmp.as_slice(), &mut piped, conversion, true).unwrap();
+            let a =
+                compress_with(&info, bmp.as_slice(), &mut serial, conversion, &|| false).unwrap();
+            let b = compress_with(&info, bmp.as_slice(), &mut piped, conversion, &|| true).unwrap();
             assert!(serial == piped, "top_down {top_down} {conversion}");
             assert_eq!(a, b);
         }
@@ -79,8 +80,10 @@ fn pipelined_read_errors_are_reported() {
     let info = BmpInfo::parse(&bmp.as_slice(), DEFAULT_MAX_PIXELS).unwrap();
     let short = &bmp[..bmp.len() / 2];
     for pipeline in [false, true] {
-        let err =
-            compress_with(&info, short, std::io::sink(), Conversion::Dither, pipeline).unwrap_err();
+        let err = compress_with(&info, short, std::io::sink(), Conversion::Dither, &|| {
+            pipeline
+        })
+        .unwrap_err();
         assert!(
             matches!(err, CompressError::Bmp(BmpError::Truncated { .. })),
             "{err}"

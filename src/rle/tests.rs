@@ -147,3 +147,69 @@ fn an_interrupted_read_is_retried_and_any_other_read_error_is_reported() {
         Ok(_) => panic!("expected a read error in the header, got a decoder"),
     }
 }
+
+/// design §1 read literally, one pixel at a time: the reference for the
+/// word-at-a-time encoder.
+fn encode_row_by_pixel(bits: &[u8], out: &mut Vec<u8>) {
+    for chunk in bits.chunks(CHUNK) {
+        let mut i = 0;
+        while i < chunk.len() {
+            let bit = chunk[i];
+            let run = chunk[i..].iter().take_while(|&&b| b == bit).count();
+            out.push((bit << 7) | run as u8);
+            i += run;
+        }
+    }
+}
+
+#[test]
+fn the_word_encoder_equals_the_format_read_pixel_by_pixel_at_every_width_and_density() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let widths = (1..=300).chain([383, 508, 509, 640, 1016, 2550, 7200]);
+    for width in widths {
+        // Dense (a coin per pixel), sparse (long runs), and uniform rows.
+        for flip_per_1024 in [512, 40, 3, 0] {
+            let mut bit = (next() & 1) as u8;
+            let bits: Vec<u8> = (0..width)
+                .map(|_| {
+                    if (next() % 1024) < flip_per_1024 {
+                        bit ^= 1;
+                    }
+                    bit
+                })
+                .collect();
+            let mut want = Vec::new();
+            encode_row_by_pixel(&bits, &mut want);
+            let mut words = pack(&bits);
+            // Bits past the width are ignored.
+            if let Some(last) = words.last_mut() {
+                *last |= !tail_mask(width) & next();
+            }
+            let mut got = Vec::new();
+            encode_row(&words, width, &mut got);
+            assert_eq!(got, want, "width {width}, flips {flip_per_1024}/1024");
+            // The same row as a BMP stores it: bytes padded to 4, the
+            // padding and the bits past the width random.
+            let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+            bytes.truncate(width.div_ceil(32) * 4);
+            bytes
+                .iter_mut()
+                .skip(width.div_ceil(8))
+                .for_each(|b| *b = next() as u8);
+            let layout = RowLayout::new(width);
+            let mut got = vec![0u8; width];
+            let n = layout.encode_bytes_into(&bytes, &mut got);
+            assert_eq!(
+                got[..n],
+                want,
+                "bytes, width {width}, flips {flip_per_1024}/1024"
+            );
+        }
+    }
+}
