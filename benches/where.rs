@@ -16,7 +16,6 @@
 //! folder to build it in (default: the system's temporary folder).
 
 #[path = "support/measure.rs"]
-#[allow(dead_code)]
 mod measure;
 
 use std::fs::{self, File};
