@@ -524,52 +524,14 @@ fn move_noreplace(
     to_dir: &Path,
     to_name: &OsStr,
 ) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let c = |n: &OsStr| {
-        std::ffi::CString::new(n.as_bytes())
-            .map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    // The rename without replacing (link + unlink where the filesystem
+    // has none), as a claim is put back.
+    let e = match durable::put_back(from, name, to, to_name) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
     };
-    let (c_from, c_to) = (c(name)?, c(to_name)?);
-    let _moving = durable::moving();
-    // SAFETY: valid folder fds and NUL-terminated names.
-    let rc = unsafe {
-        libc::renameat2(
-            from.as_raw_fd(),
-            c_from.as_ptr(),
-            to.as_raw_fd(),
-            c_to.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        durable::sync_moved(from, to);
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
     match e.raw_os_error() {
-        Some(libc::EINVAL | libc::ENOSYS) => {
-            // SAFETY: as above.
-            let rc = unsafe {
-                libc::linkat(
-                    from.as_raw_fd(),
-                    c_from.as_ptr(),
-                    to.as_raw_fd(),
-                    c_to.as_ptr(),
-                    0,
-                )
-            };
-            if rc != 0 {
-                return Err(durable::taken_as_exists(
-                    io::Error::last_os_error(),
-                    &to_dir.join(to_name),
-                ));
-            }
-            durable::unlink_at(from, name)?;
-            durable::sync_moved(from, to);
-            Ok(())
-        }
         Some(libc::EXDEV) => {
-            drop(_moving);
             // Never blocks on a FIFO; only a regular file is copied (a
             // symlink or a device would not be itself once copied).
             let mut src =
@@ -590,7 +552,7 @@ fn move_noreplace(
             durable::unlink_at(from, name)?;
             from.sync_all()
         }
-        _ => Err(e),
+        _ => Err(durable::taken_as_exists(e, &to_dir.join(to_name))),
     }
 }
 
