@@ -101,7 +101,7 @@ impl RowLayout {
     }
 
     /// Encodes one packed row into `out` (at least `width` bytes); returns
-    /// the number of bytes written (see [`RowLayout::encode_words`]).
+    /// the number of bytes written (see `RowLayout::encode_words`).
     pub fn encode_into(&self, row: &[u64], out: &mut [u8]) -> usize {
         let row = &row[..self.valid.len()];
         self.encode_words(|i| row[i], out)

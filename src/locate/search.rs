@@ -75,7 +75,7 @@ pub struct Found {
     /// Day files answered from their table, and scanned.
     pub indexed: usize,
     pub scanned: usize,
-    /// Stopped at [`MAX_HITS`] lines.
+    /// Stopped at `MAX_HITS` lines.
     pub truncated: bool,
 }
 
