@@ -2,7 +2,7 @@
 //! own that, at the start, after each reload and then hourly, removes
 //!
 //! - originals in done/ older than `originals.done_retention_days` (by
-//!   mtime), only when the ledger's `filed` line naming that done/ path
+//!   mtime, and filed that long ago by the ledger), only when the ledger's `filed` line naming that done/ path
 //!   leads to an archived entry whose source digest is the file's digest
 //!   now, and its archive exists and decodes strictly to its recorded
 //!   digest at that moment (what `rlewatch audit` checks). An original with
@@ -293,8 +293,8 @@ struct Keep {
 #[derive(Default)]
 struct Found {
     /// Done path → the digest of every `filed` line naming it, with the
-    /// archive it names (in ledger order).
-    filed: HashMap<PathBuf, Vec<(String, PathBuf)>>,
+    /// archive it names and when it was written (in ledger order).
+    filed: HashMap<PathBuf, Vec<(String, PathBuf, String)>>,
     /// (archive path, source digest) → its archived entry, for the digests
     /// of the batch.
     archived: HashMap<(PathBuf, String), Record>,
@@ -342,7 +342,8 @@ impl Found {
                 Ok(Line::Filed(l)) if l.fate == Fate::Done => {
                     if let Some(p) = l.done_path().filter(|p| wanted.contains_key(p.as_path())) {
                         let archive = l.archive_path();
-                        f.filed.entry(p).or_default().push((l.source_xxh3, archive));
+                        let entry = (l.source_xxh3, archive, l.time);
+                        f.filed.entry(p).or_default().push(entry);
                     }
                 }
                 Ok(Line::Archived(r)) if digests.contains(r.source_xxh3.as_str()) => {
@@ -369,17 +370,26 @@ impl Found {
     }
 
     /// The archived entry that accounts for the done/ file `rel` whose
-    /// digest is `digest`: through its latest `filed` line with that
-    /// digest, or (filed before version 3) naming it as its inbox path.
-    fn entry(&self, rel: &Path, digest: &str) -> Option<&Record> {
+    /// digest is `digest`, with when the original was filed: through its
+    /// latest `filed` line with that digest (its time), or (filed before
+    /// version 3) an archived entry naming it as its inbox path (the
+    /// entry's time).
+    fn entry(&self, rel: &Path, digest: &str) -> Option<(&Record, &str)> {
         let filed = self.filed.get(rel).and_then(|lines| {
             lines
                 .iter()
                 .rev()
-                .filter(|(d, _)| d == digest)
-                .find_map(|(d, a)| self.archived.get(&(a.clone(), d.clone())))
+                .filter(|(d, _, _)| d == digest)
+                .find_map(|(d, a, time)| {
+                    let r = self.archived.get(&(a.clone(), d.clone()))?;
+                    Some((r, time.as_str()))
+                })
         });
-        filed.or_else(|| self.legacy.get(&(rel.to_path_buf(), digest.to_string())))
+        filed.or_else(|| {
+            self.legacy
+                .get(&(rel.to_path_buf(), digest.to_string()))
+                .map(|r| (r, r.time.as_str()))
+        })
     }
 }
 
@@ -396,13 +406,13 @@ struct Verified {
 fn judge(s: &Setup, found: &Found, seen: &Seen, digest: &str) -> Result<Option<Verified>, Keep> {
     let rel = seen.0.as_path();
     let path = s.done.join(rel);
-    let Some(entry) = found.entry(rel, digest) else {
+    let Some((entry, filed)) = found.entry(rel, digest) else {
         let why = match found.filed.get(rel).and_then(|l| l.last()) {
-            Some((recorded, _)) if recorded != digest => format!(
+            Some((recorded, _, _)) if recorded != digest => format!(
                 "its content is not what was archived (digest {digest}, the ledger says \
                  {recorded}: replaced or changed since)"
             ),
-            Some((_, archive)) => format!(
+            Some((_, archive, _)) => format!(
                 "the ledger says it was filed for {}, but no archived entry with its digest \
                  names that archive",
                 shown(&s.archive.join(archive))
@@ -414,6 +424,14 @@ fn judge(s: &Setup, found: &Found, seen: &Seen, digest: &str) -> Result<Option<V
         let warn = found.filed.contains_key(rel);
         return Err(Keep { warn, why });
     };
+    // Old by the ledger too: a copy that kept an old mtime was filed just
+    // now, and its days in done/ count from then (not yet: looked at again
+    // at a later pass).
+    let filed_at = humantime::parse_rfc3339_weak(filed).ok();
+    let days = s.done_after.unwrap_or_default();
+    if filed_at.is_none_or(|t| t + days > SystemTime::now()) {
+        return Ok(None);
+    }
     let archive = s.archive.join(entry.archive_path());
     if let Err(e) = crate::fixity::check(&archive, entry) {
         return Err(Keep {

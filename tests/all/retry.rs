@@ -446,6 +446,7 @@ fn retention_removes_only_old_originals_whose_archive_verifies() {
         "damaged.bmp",
         "replaced.bmp",
         "legacy.bmp",
+        "fresh.bmp",
     ]);
     // The archive of damaged.bmp loses a byte; replaced.bmp is another file
     // now (same name, other content).
@@ -460,7 +461,13 @@ fn retention_removes_only_old_originals_whose_archive_verifies() {
     // its archived entry names its inbox path, which is its done/ path.
     drop_filed_line(&d.path("archive"), "legacy.bmp");
     age(&d.path("done/young.bmp"), 29 * DAY);
+    // fresh.bmp kept an old mtime (a copy with `cp -p`) but was filed just
+    // now: its days in done/ count from its filing. The oldest by mtime, so
+    // judged before the others of its batch.
+    age(&d.path("done/fresh.bmp"), 40 * DAY);
     restart_with(&mut d, |d| {
+        // Filed 31 days ago, as the ledger says (but fresh.bmp).
+        age_ledger(&d.path("archive"), 31 * DAY, &["fresh.bmp"]);
         fs::write(
             d.path("config.toml"),
             format!("{FAST}[originals]\ndone_retention_days = 30\n"),
@@ -491,7 +498,7 @@ fn retention_removes_only_old_originals_whose_archive_verifies() {
         )),
         "{log}"
     );
-    for kept in ["young.bmp", "damaged.bmp", "replaced.bmp"] {
+    for kept in ["young.bmp", "damaged.bmp", "replaced.bmp", "fresh.bmp"] {
         assert!(d.path(&format!("done/{kept}")).exists(), "{kept}: {log}");
     }
     // The archive of the removed original is untouched; the ledger says so.
@@ -509,8 +516,15 @@ fn retention_removes_only_old_originals_whose_archive_verifies() {
     // Said once: a reload runs a pass again (oldest first: zz.bmp, aged
     // last, comes last), and the kept ones are not said again.
     fs::copy(data("pal8.bmp"), d.inbox().join("zz.bmp")).unwrap();
-    assert!(wait_until(LONG, || d.path("done/zz.bmp").exists()));
+    let zz_filed = || {
+        ledger::events(&d.path("archive"))
+            .iter()
+            .any(|l| l["kind"] == "filed" && l["path"] == "zz.bmp")
+    };
+    assert!(wait_until(LONG, || d.path("done/zz.bmp").exists() && zz_filed()));
     age(&d.path("done/zz.bmp"), 31 * DAY);
+    // (The daemon is idle: nothing appends while the ledger is rewritten.)
+    age_ledger(&d.path("archive"), 31 * DAY, &["fresh.bmp"]);
     d.signal(libc::SIGHUP);
     assert!(
         wait_until(LONG, || !d.path("done/zz.bmp").exists()),
@@ -518,6 +532,32 @@ fn retention_removes_only_old_originals_whose_archive_verifies() {
         d.log()
     );
     assert_eq!(d.log().matches("retention: kept").count(), 2, "{}", d.log());
+}
+
+/// Rewrites the ledger under `archive` with every line's `time` `secs`
+/// ago, but those of the sources `except`.
+fn age_ledger(archive: &Path, secs: u64, except: &[&str]) {
+    let then = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(secs))
+        .to_string();
+    for host in fs::read_dir(archive.join(".rlewatch/ledger"))
+        .unwrap()
+        .flatten()
+    {
+        for day in fs::read_dir(host.path()).unwrap().flatten() {
+            let text = fs::read_to_string(day.path()).unwrap();
+            let aged: String = text
+                .lines()
+                .map(|l| {
+                    let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    if !except.iter().any(|e| v["source"] == *e) {
+                        v["time"] = then.clone().into();
+                    }
+                    format!("{v}\n")
+                })
+                .collect();
+            fs::write(day.path(), aged).unwrap();
+        }
+    }
 }
 
 /// Rewrites the ledger under `archive` without the `filed` line of the
