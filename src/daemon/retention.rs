@@ -396,7 +396,8 @@ impl Found {
 /// An original found safe to remove: its archive (as the ledger names it)
 /// verified, and its digest.
 struct Verified {
-    archive: String,
+    /// Its path relative to the archive folder, exactly.
+    archive: PathBuf,
     digest: String,
 }
 
@@ -447,7 +448,7 @@ fn judge(s: &Setup, found: &Found, seen: &Seen, digest: &str) -> Result<Option<V
         return Ok(None);
     }
     Ok(Some(Verified {
-        archive: entry.archive.clone(),
+        archive: entry.archive_path(),
         digest: digest.to_string(),
     }))
 }
@@ -458,9 +459,9 @@ fn remove_done(s: &Setup, rel: &Path, v: &Verified) -> bool {
     let days = s.done_after.map_or(0, |d| d.as_secs() / 86_400);
     let why = format!(
         "older than {days} day(s); its archive {} verified",
-        v.archive
+        shown(&s.archive.join(&v.archive))
     );
-    let archive = &v.archive;
+    let (archive, archive_raw) = super::journal::path(&v.archive);
     let path = s.done.join(rel);
     // Not fsynced one by one: a power cut that brings a removed original
     // back is harmless (it is removed again); the folders are fsynced once
@@ -475,6 +476,7 @@ fn remove_done(s: &Setup, rel: &Path, v: &Verified) -> bool {
         message_id = super::journal::REMOVED,
         rlewatch_source = %shown(&path),
         rlewatch_archive = %archive,
+        rlewatch_archive_raw = archive_raw.as_deref(),
         rlewatch_host = %s.host,
         "removed {}: {why}",
         shown(&path)
@@ -586,11 +588,14 @@ fn failed_pass(s: &Setup, age: Duration, now: SystemTime, stop: &AtomicBool) -> 
                 continue;
             }
         }
-        if file.is_some()
-            && let Err(e) = fs::remove_file(&note)
-            && !gone(&e)
-        {
-            warn!("cannot remove {}: {e}", shown(&note));
+        // Whether a note went with the file (said so in the log line).
+        let mut note_there = false;
+        if file.is_some() {
+            match fs::remove_file(&note) {
+                Ok(()) => note_there = true,
+                Err(e) if gone(&e) => {}
+                Err(e) => warn!("cannot remove {}: {e}", shown(&note)),
+            }
         }
         if let Some(dir) = target.parent() {
             let _ = crate::durable::sync_dir(dir);
@@ -602,7 +607,11 @@ fn failed_pass(s: &Setup, age: Duration, now: SystemTime, stop: &AtomicBool) -> 
             rlewatch_host = %s.host,
             "removed {}{}: {why}",
             shown(target),
-            if file.is_some() { " and its note" } else { " (a note without its file)" }
+            match (&file, note_there) {
+                (Some(_), true) => " and its note",
+                (Some(_), false) => " (it had no note)",
+                (None, _) => " (a note without its file)",
+            }
         );
         record(s, RemovedWhat::Failed, rel, None, &why);
         removed += 1;
