@@ -124,6 +124,9 @@ pub struct Stats {
     ignored_overflow: bool,
     /// When each file in flight was judged complete and handed out.
     handed_out: HashMap<(u64, u64), Instant>,
+    /// Archives this daemon wrote and recorded whose original is not filed
+    /// yet (counted as archived when written, once).
+    unfiled: std::collections::HashSet<PathBuf>,
     /// Something a reader of the heartbeat would see changed.
     pub dirty: bool,
 }
@@ -153,6 +156,7 @@ impl Stats {
             ignored: BTreeMap::new(),
             ignored_overflow: false,
             handed_out: HashMap::new(),
+            unfiled: Default::default(),
             dirty: true,
         }
     }
@@ -192,6 +196,25 @@ impl Stats {
         self.processing.observe(processing);
         self.last_archived = Some(at);
         self.dirty = true;
+    }
+
+    /// An archive written and recorded whose original could not be filed
+    /// yet: archived all the same (its file is retried only to be filed),
+    /// counted the first time it is reported (no timings: the attempt's
+    /// are not known here).
+    pub fn archived_unfiled(&mut self, archive: &Path, bytes: (u64, u64), at: SystemTime) {
+        if self.unfiled.insert(archive.to_path_buf()) {
+            self.archived += 1;
+            self.bytes_in += bytes.0;
+            self.bytes_out += bytes.1;
+            self.last_archived = Some(at);
+            self.dirty = true;
+        }
+    }
+
+    /// The original of `archive` was filed (or found already archived).
+    pub fn filed(&mut self, archive: &Path) {
+        self.unfiled.remove(archive);
     }
 
     /// A file quarantined for a reason of `class`.

@@ -303,7 +303,7 @@ fn a_file_retried_while_the_daemon_runs_is_archived_and_its_history_settled() {
 /// well before its next attempt is due (8 s after the fourth failure).
 #[test]
 fn retry_now_makes_a_file_in_backoff_go_through_at_once() {
-    let d = Daemon::start(FAST);
+    let mut d = Daemon::start(FAST);
     fs::remove_dir(d.path("done")).unwrap();
     fs::write(d.path("done"), b"in the way").unwrap();
     fs::copy(data("pal8.bmp"), d.inbox().join("stuck.bmp")).unwrap();
@@ -325,6 +325,15 @@ fn retry_now_makes_a_file_in_backoff_go_through_at_once() {
     assert!(
         d.log()
             .contains("retrying 1 file(s) in backoff now (asked by SIGUSR1)"),
+        "{}",
+        d.log()
+    );
+    // Archived once, though its original was filed only at a later
+    // attempt: counted once (the stop line, as the metrics and status).
+    d.signal(libc::SIGTERM);
+    assert!(d.wait_exit(LONG).is_some());
+    assert!(
+        d.log().contains("stopped: archived 1 file(s)"),
         "{}",
         d.log()
     );

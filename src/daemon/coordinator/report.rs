@@ -77,6 +77,7 @@ impl Coordinator {
                 );
             }
             Report::AlreadyArchived { archive, original } => {
+                self.stats.filed(&archive);
                 let (source, source_raw) = journal::path(rel);
                 let (arch, arch_raw) = journal::path(self.archive_relative(&archive));
                 info!(
@@ -149,6 +150,13 @@ impl Coordinator {
                 self.retry_later(here, [&d.path, &dropped], d.attempts, &error, None);
             }
             Report::Unfiled { published, error } => {
+                // Archived (and recorded, unless that failed too): counted.
+                if published.unrecorded.is_none() {
+                    let len = |p: &Path| fs::symlink_metadata(p).map_or(0, |m| m.len());
+                    let bytes = (len(&here), len(&published.archive));
+                    self.stats
+                        .archived_unfiled(&published.archive, bytes, SystemTime::now());
+                }
                 let p = Some(published);
                 self.retry_later(here, [&d.path, &dropped], d.attempts, &error, p);
             }
