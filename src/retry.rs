@@ -597,6 +597,9 @@ fn ask_now(config: &Config, dry_run: bool) -> Result<bool> {
             );
         }
     }
+    if daemons.is_empty() {
+        println!("no daemon of this inbox runs on this machine (rlewatch status shows which do)");
+    }
     println!(
         "asked the daemons of other hosts through {} (they see it at their next heartbeat)",
         shown(&request)

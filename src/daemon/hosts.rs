@@ -51,7 +51,12 @@ impl Hosts {
         }
     }
 
+    /// A new take-over timeout (a reload): the next beat and look at the
+    /// others comes at once, at the new interval from then on.
     pub(super) fn set_timeout(&mut self, timeout: Option<Duration>) {
+        if timeout != self.timeout {
+            self.next = Instant::now();
+        }
         self.timeout = timeout;
     }
 
