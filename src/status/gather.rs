@@ -69,6 +69,11 @@ pub fn gather(config: &Config, opts: Options) -> Result<Status> {
     let mut inbox_status = scan_inbox(config, now, &retrying_paths);
     from_heartbeats(&mut inbox_status, &hosts, now);
     let failed = failed(config, &layout, now, &mut problems);
+    if hosts_unreadable.is_some() {
+        // The acknowledgement lives in the same folder: said once above.
+        let ack = shown(&layout.status_ack());
+        problems.retain(|p| !p.starts_with(&ack));
+    }
     let archived = archived(&config.paths.archive, now, &mut problems);
     Ok(Status {
         time: unix(now),

@@ -2,7 +2,11 @@
 //! CRITICAL with none, WARNING for a dead host's claims, a file failing
 //! longer than stuck_secs and new files in failed/ (OK again after
 //! --ack), a corrupt heartbeat and ledger line named, a missing inbox
-//! (UNKNOWN), the --json shape, ignored names logged once and listed.
+//! (UNKNOWN), the --json shape, ignored names logged once and listed;
+//! what a hostile tester found: a state folder the caller cannot read
+//! (UNKNOWN, not "never ran"), kept originals, recursive = false, failed
+//! times from the note, missing folders, claims about to be taken over,
+//! deleted ignored names.
 
 use std::fs;
 use std::path::Path;
@@ -434,6 +438,8 @@ fn a_caller_who_cannot_read_the_state_folder_is_unknown_not_never_ran() {
     let text = stdout(&o);
     assert!(text.contains("  problem: ") && text.contains(why), "{text}");
     assert!(!text.contains("no rlewatch has run"), "{text}");
+    // Said once: not again for the acknowledgement file in that folder.
+    assert_eq!(text.matches("  problem: ").count(), 1, "{text}");
     let o = as_nobody(&["--json"]);
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(
