@@ -30,11 +30,54 @@ impl Verdict {
     }
 }
 
+/// Why the claims of `dead` are not being taken over, or `None` while a
+/// live host with takeover on is still due to take them: none is alive,
+/// every live one has `takeover_secs = 0`, or `dead` has been silent
+/// longer than the live hosts' takeover_secs + one heartbeat interval + a
+/// margin (another interval, at least 10 s), when takeover should have
+/// happened.
+fn not_taken_over(s: &Status, dead: &super::Host) -> Option<String> {
+    let takers: Vec<&super::Host> = s
+        .hosts
+        .iter()
+        .filter(|h| h.alive && h.takeover_secs.is_some_and(|t| t > 0))
+        .collect();
+    if !s.hosts.iter().any(|h| h.alive) {
+        return Some("no live host to take them".into());
+    }
+    if takers.is_empty() {
+        return Some("takeover_secs = 0 on every live host".into());
+    }
+    let interval = takers
+        .iter()
+        .filter_map(|h| h.interval_secs)
+        .fold(0.0, f64::max);
+    let takeover = takers
+        .iter()
+        .filter_map(|h| h.takeover_secs)
+        .max()
+        .unwrap_or(0) as f64;
+    let due = takeover + interval + interval.max(10.0);
+    // No heartbeat at all (a claim folder only): silent for ever.
+    let silent = dead.heartbeat_age_secs.unwrap_or(f64::INFINITY);
+    (silent > due).then(|| {
+        format!(
+            "silent longer than takeover_secs {} + a heartbeat interval + a margin: takeover \
+             should have happened",
+            takeover as u64
+        )
+    })
+}
+
 /// The verdict and its one line. CRITICAL: no live daemon for the inbox.
 /// WARNING: a file retrying or waiting longer than `stuck_secs`, claims
 /// of a dead host, files quarantined since the last `--ack`, or something
 /// unreadable (a corrupt heartbeat, a ledger line).
 pub fn check(s: &Status) -> (Verdict, String) {
+    // Could not look: neither "no daemon" nor "all well".
+    if let Some(why) = &s.hosts_unreadable {
+        return (Verdict::Unknown, Verdict::unknown_line(why));
+    }
     let stuck = s.stuck_secs as f64;
     let alive = s.hosts.iter().filter(|h| h.alive).count();
     let mut critical = Vec::new();
@@ -69,25 +112,27 @@ pub fn check(s: &Status) -> (Verdict, String) {
             r.error
         ));
     }
-    let stuck_waiting: Vec<&super::Aged> = s
-        .inbox
-        .oldest
-        .iter()
-        .filter(|a| a.age_secs > stuck)
-        .collect();
-    if let Some(a) = stuck_waiting.first() {
+    if let Some(oldest) = s.inbox.oldest_waiting_secs.filter(|&a| a > stuck) {
+        let which = match s.inbox.oldest.first() {
+            Some(a) => format!("{}, {}", a.path, secs(a.age_secs)),
+            None => format!(
+                "{} waiting, the oldest {}, as the live daemons' heartbeats say",
+                s.inbox.waiting,
+                secs(oldest)
+            ),
+        };
         warnings.push(format!(
-            "file(s) waiting in the inbox for over {} ({}, {})",
-            secs(stuck),
-            a.path,
-            secs(a.age_secs)
+            "file(s) waiting in the inbox for over {} ({which})",
+            secs(stuck)
         ));
     }
     for h in s.hosts.iter().filter(|h| !h.alive && h.claims > 0) {
-        warnings.push(format!(
-            "host {} is not alive ({}) and holds {} claimed file(s) not taken over",
-            h.host, h.why, h.claims
-        ));
+        if let Some(why) = not_taken_over(s, h) {
+            warnings.push(format!(
+                "host {} is not alive ({}) and holds {} claimed file(s) not taken over ({why})",
+                h.host, h.why, h.claims
+            ));
+        }
     }
     if s.failed.new > 0 {
         warnings.push(format!(

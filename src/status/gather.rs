@@ -46,6 +46,8 @@ pub fn gather(config: &Config, opts: Options) -> Result<Status> {
     let now = opts.now;
     let layout = InboxLayout::new(inbox);
     let mut problems = Vec::new();
+    let hosts_unreadable = state_unreadable(&layout);
+    problems.extend(hosts_unreadable.clone());
     let mut hosts = hosts(&layout, now, &mut problems);
     let retrying: Vec<Retrying> = hosts
         .iter()
@@ -64,20 +66,48 @@ pub fn gather(config: &Config, opts: Options) -> Result<Status> {
         })
         .collect();
     let retrying_paths: Vec<&str> = retrying.iter().map(|r| r.path.as_str()).collect();
-    let inbox_status = scan_inbox(config, now, &retrying_paths);
-    let failed = failed(config, &layout, &mut problems);
+    let mut inbox_status = scan_inbox(config, now, &retrying_paths);
+    from_heartbeats(&mut inbox_status, &hosts, now);
+    let failed = failed(config, &layout, now, &mut problems);
+    if hosts_unreadable.is_some() {
+        // The acknowledgement lives in the same folder: said once above.
+        let ack = shown(&layout.status_ack());
+        problems.retain(|p| !p.starts_with(&ack));
+    }
     let archived = archived(&config.paths.archive, now, &mut problems);
     Ok(Status {
         time: unix(now),
         inbox_path: shown(inbox),
         stuck_secs: config.stuck.as_secs(),
         hosts: hosts.drain(..).map(|(h, _)| h).collect(),
+        hosts_unreadable,
         inbox: inbox_status,
         retrying,
         failed,
         archived,
         problems,
     })
+}
+
+/// Why the daemon's state folder or its `hosts/` cannot be listed (a
+/// caller who is neither root nor the daemon's user: the folder is 0700),
+/// or `None` when they can be, or do not exist (no daemon ever ran). When
+/// they cannot be, no host can be judged alive or not.
+fn state_unreadable(layout: &InboxLayout) -> Option<String> {
+    for dir in [layout.state().to_path_buf(), layout.hosts()] {
+        match fs::read_dir(&dir) {
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {
+                return Some(format!(
+                    "{}: permission denied: run as root or as the daemon's user",
+                    shown(&dir)
+                ));
+            }
+            Err(e) => return Some(format!("{}: cannot list the heartbeats: {e}", shown(&dir))),
+        }
+    }
+    None
 }
 
 /// Every host id with a heartbeat or a claim folder, judged.
@@ -117,6 +147,7 @@ fn hosts(
                 started: None,
                 heartbeat_age_secs: None,
                 interval_secs: None,
+                takeover_secs: None,
                 workers: None,
                 counts: None,
                 in_progress: Vec::new(),
@@ -168,6 +199,7 @@ fn judge(host: &mut Host, hb: &Heartbeat, now: SystemTime, me: &Local, path: &Pa
     host.started = Some(hb.started);
     host.heartbeat_age_secs = Some(a);
     host.interval_secs = Some(hb.interval_secs);
+    host.takeover_secs = Some(hb.takeover_secs);
     host.workers = Some(hb.workers);
     host.counts = Some(hb.counts.clone());
     host.in_progress = hb.in_progress.files.clone();
@@ -271,7 +303,8 @@ fn scan_inbox(config: &Config, now: SystemTime, retrying: &[&str]) -> Inbox {
     let inbox = &config.paths.inbox;
     let walker = walkdir::WalkDir::new(inbox)
         .follow_links(false)
-        .max_depth(if config.recursive { usize::MAX } else { 1 })
+        // Subfolders are walked even with recursive = false: their files
+        // are told as ignored (the filter says why), never as waiting.
         .into_iter()
         .filter_entry(|e| {
             !e.file_type().is_dir()
@@ -309,6 +342,7 @@ fn scan_inbox(config: &Config, now: SystemTime, retrying: &[&str]) -> Inbox {
     ignored.files.sort_by(|a, b| a.path.cmp(&b.path));
     ignored.files.truncate(IGNORED_SHOWN);
     Inbox {
+        source: "disk".into(),
         waiting: waiting.len() as u64,
         oldest_waiting_secs: waiting.first().map(|a| a.age_secs),
         oldest: waiting.into_iter().take(SHOWN).collect(),
@@ -316,11 +350,49 @@ fn scan_inbox(config: &Config, now: SystemTime, retrying: &[&str]) -> Inbox {
     }
 }
 
+/// With a live daemon, what waits is what it would still take, as its
+/// heartbeat says: the disk scan cannot tell an original kept by design
+/// (`[originals] action = "keep"`, archived already) from one to take.
+/// Each daemon sees the whole inbox, so the hosts' counts are combined by
+/// the largest; the oldest's age is the one written plus the heartbeat's
+/// age. The disk's list of names is dropped then (it would show kept
+/// files); the ignored names stay the disk's.
+fn from_heartbeats(inbox: &mut Inbox, hosts: &[(Host, Option<Heartbeat>)], now: SystemTime) {
+    let live: Vec<&Heartbeat> = hosts
+        .iter()
+        .filter(|(h, _)| h.alive)
+        .filter_map(|(_, hb)| hb.as_ref())
+        .collect();
+    if live.is_empty() {
+        return;
+    }
+    inbox.source = "heartbeats".into();
+    inbox.waiting = live.iter().map(|hb| hb.waiting.count).max().unwrap_or(0);
+    inbox.oldest_waiting_secs = live
+        .iter()
+        .filter(|hb| hb.waiting.count > 0)
+        .map(|hb| hb.waiting.oldest_secs + age(now, hb.written))
+        .max_by(f64::total_cmp);
+    inbox.oldest.clear();
+}
+
 /// The failed folder: quarantined files, their notes, the newest ten, and
 /// how many came after the acknowledgement.
-fn failed(config: &Config, layout: &InboxLayout, problems: &mut Vec<String>) -> Failed {
+fn failed(
+    config: &Config,
+    layout: &InboxLayout,
+    now: SystemTime,
+    problems: &mut Vec<String>,
+) -> Failed {
     let dir = &config.paths.failed;
     let acknowledged = read_ack(&layout.status_ack(), problems);
+    if let Some(p) = not_a_folder(dir, "paths.failed") {
+        problems.push(p);
+        return Failed {
+            acknowledged,
+            ..Failed::default()
+        };
+    }
     let mut files = Vec::new();
     let walker = walkdir::WalkDir::new(dir).follow_links(false).into_iter();
     for e in walker.filter_entry(|e| !e.file_name().as_encoded_bytes().starts_with(b".")) {
@@ -336,13 +408,15 @@ fn failed(config: &Config, layout: &InboxLayout, problems: &mut Vec<String>) -> 
         }
         let note = note_of(e.path());
         let (reason, noted) = note.as_deref().map(read_note).unwrap_or_default();
-        // When it was moved in (its ctime, to the nanosecond: the note's
-        // time has whole seconds, too coarse beside an --ack).
-        let time = e.metadata().ok().map(|m| changed(&m)).or(noted);
+        let ctime = e
+            .metadata()
+            .ok()
+            .map(|m| m.ctime() as f64 + m.ctime_nsec() as f64 / 1e9);
+        let time = quarantined(noted, ctime, unix(now));
         files.push(FailedFile {
             path: shown(e.path().strip_prefix(dir).unwrap_or(e.path())),
             reason,
-            time: time.unwrap_or(0.0),
+            time,
         });
     }
     files.sort_by(|a, b| b.time.total_cmp(&a.time));
@@ -355,6 +429,41 @@ fn failed(config: &Config, layout: &InboxLayout, problems: &mut Vec<String>) -> 
         new,
         acknowledged,
         newest: files.into_iter().take(SHOWN).collect(),
+    }
+}
+
+/// When a file was quarantined: its note's `time:` line (a chmod, chown,
+/// touch or restore changes the ctime, not the note), with the ctime's
+/// fraction of a second when the ctime falls in the note's second or the
+/// next (the note has whole seconds, too coarse beside an `--ack`); the
+/// ctime when the note has no time; a time in the future counts as now.
+fn quarantined(noted: Option<f64>, ctime: Option<f64>, now: f64) -> f64 {
+    let t = match (noted, ctime) {
+        (Some(n), Some(c)) if (n..n + 2.0).contains(&c) => c,
+        (Some(n), _) => n,
+        (None, Some(c)) => c,
+        (None, None) => 0.0,
+    };
+    t.min(now)
+}
+
+/// A configured folder that is missing, not a folder or unreadable, as
+/// one problem line naming it and its key; `None` when it can be listed.
+fn not_a_folder(dir: &Path, key: &str) -> Option<String> {
+    match fs::metadata(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Some(format!("{}: no such folder ({key})", shown(dir)))
+        }
+        Err(e) => Some(format!("{}: cannot read ({key}): {e}", shown(dir))),
+        Ok(m) if !m.is_dir() => Some(format!("{}: not a folder ({key})", shown(dir))),
+        Ok(_) => match fs::read_dir(dir) {
+            Ok(_) => None,
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Some(format!(
+                "{}: permission denied ({key}): run as root or as the daemon's user",
+                shown(dir)
+            )),
+            Err(e) => Some(format!("{}: cannot read ({key}): {e}", shown(dir))),
+        },
     }
 }
 
@@ -372,15 +481,8 @@ fn read_note(note: &Path) -> (Option<String>, Option<f64>) {
     let Ok(text) = fs::read_to_string(note) else {
         return (None, None);
     };
-    let field = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(k))
-            .map(|v| v.trim().to_string())
-    };
-    let time = field("time:")
-        .and_then(|t| humantime::parse_rfc3339(&t).ok())
-        .map(unix);
-    (field("reason:"), time)
+    let note = crate::archive::notes::Note::parse(&text);
+    (note.reason, note.time.map(unix))
 }
 
 /// The acknowledgement's time (Unix seconds on its first line).
@@ -433,6 +535,18 @@ fn archived(archive: &Path, now: SystemTime, problems: &mut Vec<String>) -> Arch
     let day = |t: SystemTime| humantime::format_rfc3339_seconds(t).to_string()[..10].to_string();
     let (today, yesterday) = (day(now), day(now - Duration::from_secs(86_400)));
     let mut by_host: BTreeMap<String, Vec<PathBuf>> = BTreeMap::new();
+    if let Some(p) = not_a_folder(archive, "paths.archive") {
+        problems.push(p);
+        return out;
+    }
+    // No ledger folder yet is nothing archived yet; one unreadable is a
+    // problem.
+    if root.exists()
+        && let Some(p) = not_a_folder(&root, "the ledger")
+    {
+        problems.push(p);
+        return out;
+    }
     match crate::ledger::files(archive) {
         Ok(files) => {
             for (host, path) in files {
@@ -548,4 +662,21 @@ pub(super) fn secs(s: f64) -> String {
 /// `95s ago`.
 pub(super) fn ago(s: f64) -> String {
     format!("{} ago", secs(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quarantined;
+
+    #[test]
+    fn a_failed_files_time_is_its_notes_with_the_ctimes_fraction_when_they_agree() {
+        // Untouched: the ctime within the note's second (or the next).
+        assert_eq!(quarantined(Some(100.0), Some(100.4), 500.0), 100.4);
+        assert_eq!(quarantined(Some(100.0), Some(101.9), 500.0), 101.9);
+        // Touched, chmod'ed or restored later: the note's time.
+        assert_eq!(quarantined(Some(100.0), Some(300.0), 500.0), 100.0);
+        // No time in the note: the ctime; a time in the future: now.
+        assert_eq!(quarantined(None, Some(300.0), 500.0), 300.0);
+        assert_eq!(quarantined(Some(900.0), Some(300.0), 500.0), 500.0);
+    }
 }

@@ -111,6 +111,10 @@ pub struct Status {
     /// `[status] stuck_secs` of the configuration read.
     pub stuck_secs: u64,
     pub hosts: Vec<Host>,
+    /// Why the heartbeats could not be listed (`INBOX/.rlewatch` or its
+    /// `hosts/` unreadable to the caller), or null: when set, `hosts` is
+    /// not known and `--check` says UNKNOWN.
+    pub hosts_unreadable: Option<String>,
     pub inbox: Inbox,
     /// Files failing and retried, by every live host.
     pub retrying: Vec<Retrying>,
@@ -137,6 +141,8 @@ pub struct Host {
     pub started: Option<f64>,
     pub heartbeat_age_secs: Option<f64>,
     pub interval_secs: Option<f64>,
+    /// Its `[daemon] takeover_secs` (0: it takes over no claims).
+    pub takeover_secs: Option<u64>,
     pub workers: Option<usize>,
     /// Counts since its start (null when unknown).
     pub counts: Option<crate::heartbeat::Counts>,
@@ -150,11 +156,16 @@ pub struct Host {
 /// The inbox as scanned now.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Inbox {
+    /// Where `waiting` comes from: `heartbeats` (the live daemons': what
+    /// they would still take) or `disk` (no daemon alive: the inbox
+    /// scanned with the daemon's filter).
+    pub source: String,
     /// Files the daemon takes, not claimed and not retrying.
     pub waiting: u64,
     /// Age of the oldest (since its last change or rename in).
     pub oldest_waiting_secs: Option<f64>,
-    /// The ten oldest: path relative to the inbox, age.
+    /// The ten oldest: path relative to the inbox, age (from the disk
+    /// scan: empty when the count comes from heartbeats).
     pub oldest: Vec<Aged>,
     pub ignored: Ignored,
 }

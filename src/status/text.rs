@@ -19,7 +19,9 @@ pub fn text(s: &Status) -> String {
         let _ = writeln!(o, "  problem: {p}");
     }
     let _ = writeln!(o, "hosts:");
-    if s.hosts.is_empty() {
+    if let Some(why) = &s.hosts_unreadable {
+        let _ = writeln!(o, "  unknown: {why}");
+    } else if s.hosts.is_empty() {
         let _ = writeln!(o, "  none: no rlewatch has run on this inbox");
     }
     for h in &s.hosts {
@@ -66,10 +68,15 @@ pub fn text(s: &Status) -> String {
     let i = &s.inbox;
     let _ = writeln!(
         o,
-        "inbox: {} waiting{}",
+        "inbox: {} waiting{}{}",
         i.waiting,
         i.oldest_waiting_secs
-            .map_or(String::new(), |a| format!(", oldest {}", secs(a)))
+            .map_or(String::new(), |a| format!(", oldest {}", secs(a))),
+        if i.source == "heartbeats" {
+            " (as the live daemons' heartbeats say)"
+        } else {
+            ""
+        }
     );
     for a in &i.oldest {
         let _ = writeln!(o, "  {} ({})", a.path, secs(a.age_secs));

@@ -2,7 +2,11 @@
 //! CRITICAL with none, WARNING for a dead host's claims, a file failing
 //! longer than stuck_secs and new files in failed/ (OK again after
 //! --ack), a corrupt heartbeat and ledger line named, a missing inbox
-//! (UNKNOWN), the --json shape, ignored names logged once and listed.
+//! (UNKNOWN), the --json shape, ignored names logged once and listed;
+//! what a hostile tester found: a state folder the caller cannot read
+//! (UNKNOWN, not "never ran"), kept originals, recursive = false, failed
+//! times from the note, missing folders, claims about to be taken over,
+//! deleted ignored names.
 
 use std::fs;
 use std::path::Path;
@@ -377,4 +381,255 @@ fn ignored_names_are_logged_once_counted_and_listed() {
         "{log}"
     );
     assert!(log.contains("2 name(s) ignored"), "{log}");
+}
+
+/// A folder with the four configured folders and `config`, no daemon.
+fn folders(config: &str) -> tempfile::TempDir {
+    let t = tempdir();
+    for f in ["inbox", "archive", "done", "failed"] {
+        fs::create_dir(t.path().join(f)).unwrap();
+    }
+    fs::write(t.path().join("config.toml"), config).unwrap();
+    t
+}
+
+fn problems(s: &serde_json::Value) -> Vec<String> {
+    s["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn a_caller_who_cannot_read_the_state_folder_is_unknown_not_never_ran() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    if !crate::support::is_root() {
+        crate::support::skip_without_root("running status as another user");
+        return;
+    }
+    let t = folders("");
+    fs::set_permissions(t.path(), fs::Permissions::from_mode(0o755)).unwrap();
+    fake_heartbeat(&t.path().join("inbox"), "alpha", 0.0);
+    let state = t.path().join("inbox/.rlewatch");
+    // The daemon's folder, as deployed: 0700, not the caller's.
+    fs::set_permissions(&state, fs::Permissions::from_mode(0o700)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let (uid, gid) = crate::support::NOBODY;
+        crate::support::bin()
+            .args(["status", "-c", "config.toml"])
+            .args(args)
+            .current_dir(t.path())
+            .uid(uid)
+            .gid(gid)
+            .output()
+            .unwrap()
+    };
+    let why = ".rlewatch: permission denied: run as root or as the daemon's user";
+    let o = as_nobody(&["--check"]);
+    let line = stdout(&o);
+    assert_eq!(o.status.code(), Some(3), "{line}");
+    assert!(line.starts_with("RLEWATCH UNKNOWN - "), "{line}");
+    assert!(line.contains(why), "{line}");
+    assert!(!line.contains("no rlewatch has ever run"), "{line}");
+    let o = as_nobody(&[]);
+    let text = stdout(&o);
+    assert!(text.contains("  problem: ") && text.contains(why), "{text}");
+    assert!(!text.contains("no rlewatch has run"), "{text}");
+    // Said once: not again for the acknowledgement file in that folder.
+    assert_eq!(text.matches("  problem: ").count(), 1, "{text}");
+    let o = as_nobody(&["--json"]);
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        s["hosts_unreadable"].as_str().unwrap().ends_with(why),
+        "{s}"
+    );
+    assert!(problems(&s).iter().any(|p| p.ends_with(why)), "{s}");
+    // As root (the daemon's user here) it looks, and finds alpha.
+    assert_eq!(check(t.path()).0, 0, "{}", check(t.path()).1);
+}
+
+#[test]
+fn kept_originals_are_not_waiting_nor_stuck() {
+    let d = Daemon::start(&format!(
+        "{CONFIG}[originals]\naction = \"keep\"\n[status]\nstuck_secs = 1\n"
+    ));
+    let dir = d.dir.path().to_path_buf();
+    fs::copy(data("pal1.bmp"), d.inbox().join("a.bmp")).unwrap();
+    assert!(wait_until(
+        LONG,
+        || json(&dir)["hosts"][0]["counts"]["archived"] == 1
+    ));
+    // Kept by design, in the inbox, longer than stuck_secs.
+    assert!(d.inbox().join("a.bmp").exists());
+    assert!(wait_until(LONG, || {
+        let m = fs::metadata(d.inbox().join("a.bmp")).unwrap();
+        m.modified()
+            .unwrap()
+            .elapsed()
+            .is_ok_and(|e| e.as_secs_f64() > 3.0)
+    }));
+    let s = json(&dir);
+    assert_eq!(s["inbox"]["waiting"], 0, "{s}");
+    assert_eq!(s["inbox"]["source"], "heartbeats", "{s}");
+    let (code, line) = check(&dir);
+    assert_eq!(code, 0, "{line}");
+}
+
+#[test]
+fn with_recursive_off_files_in_subfolders_are_ignored_not_waiting() {
+    let t = folders("[watch]\nrecursive = false\n");
+    fs::create_dir(t.path().join("inbox/sub")).unwrap();
+    fs::copy(data("pal1.bmp"), t.path().join("inbox/sub/a.bmp")).unwrap();
+    fs::copy(data("pal1.bmp"), t.path().join("inbox/top.bmp")).unwrap();
+    let s = json(t.path());
+    assert_eq!(s["inbox"]["waiting"], 1, "{s}");
+    assert_eq!(s["inbox"]["oldest"][0]["path"], "top.bmp", "{s}");
+    assert_eq!(s["inbox"]["ignored"]["count"], 1, "{s}");
+    let f = &s["inbox"]["ignored"]["files"][0];
+    assert_eq!(f["path"], "sub/a.bmp", "{s}");
+    assert!(
+        f["why"]
+            .as_str()
+            .unwrap()
+            .starts_with("in a subfolder, and watch.recursive = false"),
+        "{s}"
+    );
+}
+
+#[test]
+fn a_failed_files_time_is_its_notes_not_its_ctime() {
+    let t = folders("");
+    fs::create_dir_all(t.path().join("inbox/.rlewatch")).unwrap();
+    let failed = t.path().join("failed");
+    let rfc = |t: f64| {
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(t)).to_string()
+    };
+    let an_hour_ago = now() - 3600.0;
+    let note = |name: &str, time: Option<&str>| {
+        fs::write(failed.join(name), "x").unwrap();
+        let time = time.map_or(String::new(), |t| format!("time: {t}\n"));
+        fs::write(
+            failed.join(format!("{name}.error.txt")),
+            format!("file: /in/{name}\nreason: bad header\n{time}attempts: 1\n"),
+        )
+        .unwrap();
+    };
+    note("old.bmp", Some(&rfc(an_hour_ago)));
+    let o = status(t.path(), &["--ack"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A chmod/touch after the --ack changes the ctime, not when it failed.
+    let f = fs::File::options()
+        .append(true)
+        .open(failed.join("old.bmp"))
+        .unwrap();
+    f.set_modified(SystemTime::now()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(failed.join("old.bmp"), fs::Permissions::from_mode(0o600)).unwrap();
+    let s = json(t.path());
+    assert_eq!(s["failed"]["count"], 1, "{s}");
+    assert_eq!(s["failed"]["new"], 0, "{s}");
+    let time = s["failed"]["newest"][0]["time"].as_f64().unwrap();
+    assert_eq!(time, an_hour_ago.floor(), "{s}");
+    assert_eq!(check(t.path()).0, 2, "no daemon: CRITICAL only");
+    assert!(!check(t.path()).1.contains("new file(s) in failed/"));
+    // A note from the future counts as now; one without a time: its ctime.
+    note("future.bmp", Some(&rfc(now() + 86_400.0)));
+    note("untimed.bmp", None);
+    let s = json(t.path());
+    assert_eq!(s["failed"]["new"], 2, "{s}");
+    for f in s["failed"]["newest"].as_array().unwrap() {
+        if f["path"] != "old.bmp" {
+            let t = f["time"].as_f64().unwrap();
+            assert!(t <= s["time"].as_f64().unwrap() && t > an_hour_ago, "{s}");
+        }
+    }
+}
+
+#[test]
+fn a_missing_or_wrong_folder_is_a_problem_line_naming_it() {
+    let t = folders("[paths]\narchive = \"archiv\"\nfailed = \"faild\"\n");
+    let s = json(t.path());
+    let p = problems(&s);
+    assert!(
+        p.iter()
+            .any(|l| l.ends_with("archiv: no such folder (paths.archive)")),
+        "{p:?}"
+    );
+    assert!(
+        p.iter()
+            .any(|l| l.ends_with("faild: no such folder (paths.failed)")),
+        "{p:?}"
+    );
+    assert!(!p.iter().any(|l| l.contains("IO error")), "{p:?}");
+    let text = stdout(&status(t.path(), &[]));
+    assert!(
+        text.contains("archiv: no such folder (paths.archive)"),
+        "{text}"
+    );
+
+    // A file given as paths.failed: a problem, not one failed file.
+    let t = folders("[paths]\nfailed = \"failed.txt\"\n");
+    fs::write(t.path().join("failed.txt"), "x").unwrap();
+    let s = json(t.path());
+    assert_eq!(s["failed"]["count"], 0, "{s}");
+    assert!(
+        problems(&s)
+            .iter()
+            .any(|l| l.ends_with("failed.txt: not a folder (paths.failed)")),
+        "{s}"
+    );
+}
+
+/// A live alpha with takeover on, and beta dead `silent` seconds holding a
+/// claim: alpha's --check.
+fn dead_beta_claims(d: &Daemon, silent: f64) -> (i32, String) {
+    fake_heartbeat(&d.inbox(), "beta", silent);
+    let claims = d.inbox().join(".rlewatch/claims/beta");
+    fs::create_dir_all(&claims).unwrap();
+    if !claims.join("held.bmp").exists() {
+        fs::copy(data("pal1.bmp"), claims.join("held.bmp")).unwrap();
+    }
+    check(d.dir.path())
+}
+
+#[test]
+fn dead_host_claims_about_to_be_taken_over_are_not_a_warning() {
+    // takeover_secs 600: the beat every 30 s; due after 600 + 30 + 30 s.
+    let d = Daemon::start(&format!("{CONFIG}takeover_secs = 600\n"));
+    let (code, line) = dead_beta_claims(&d, 100.0);
+    assert_eq!(code, 0, "{line}");
+    assert!(line.contains("dead_host_claims=1;"), "{line}");
+    let (code, line) = dead_beta_claims(&d, 1000.0);
+    assert_eq!(code, 1, "{line}");
+    assert!(
+        line.contains(
+            "holds 1 claimed file(s) not taken over (silent longer than takeover_secs 600"
+        ),
+        "{line}"
+    );
+}
+
+#[test]
+fn deleted_ignored_names_leave_the_heartbeat_before_a_rescan() {
+    let d = Daemon::start(CONFIG);
+    let dir = d.dir.path().to_path_buf();
+    let heartbeat_ignored = || -> serde_json::Value {
+        let hb = fs::read(d.inbox().join(".rlewatch/hosts/alpha")).unwrap_or_default();
+        serde_json::from_slice::<serde_json::Value>(&hb)
+            .map_or(serde_json::Value::Null, |v| v["ignored"]["count"].clone())
+    };
+    fs::write(d.inbox().join("a.txt"), "a").unwrap();
+    assert!(wait_until(LONG, || heartbeat_ignored() == 1));
+    assert_eq!(json(&dir)["inbox"]["ignored"]["count"], 1);
+    fs::remove_file(d.inbox().join("a.txt")).unwrap();
+    // The rescan is every 300 s; LONG is 60 s.
+    assert!(
+        wait_until(LONG, || heartbeat_ignored() == 0),
+        "{}",
+        heartbeat_ignored()
+    );
+    assert_eq!(json(&dir)["inbox"]["ignored"]["count"], 0);
 }

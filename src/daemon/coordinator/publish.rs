@@ -85,6 +85,7 @@ impl Coordinator {
     /// This host's heartbeat as it is now (`beat` filled in by the
     /// writer).
     pub(super) fn heartbeat(&mut self, now: Instant) -> Heartbeat {
+        self.prune_ignored();
         let counts = self.counts(now);
         let wall = SystemTime::now();
         let s = &self.stats;
@@ -205,6 +206,7 @@ impl Coordinator {
         let Some(m) = self.config.metrics.clone() else {
             return;
         };
+        self.prune_ignored();
         let c = self.counts(Instant::now());
         let g = Gauges {
             waiting: c.waiting as u64,
@@ -231,6 +233,17 @@ impl Coordinator {
             }
             Err(_) => {}
         }
+    }
+
+    /// Forgets ignored names deleted or renamed away since they were seen,
+    /// so the heartbeat's list and the `rlewatch_ignored_files` gauge drop
+    /// with them, not only at the next rescan: one `lstat` each, and the
+    /// list holds at most `IGNORED_MAX`. Only a name that is gone (not
+    /// found) is forgotten; another error (an unmounted share) keeps it.
+    fn prune_ignored(&mut self) {
+        self.stats.retain_ignored(
+            |p| !matches!(p.symlink_metadata(), Err(e) if e.kind() == std::io::ErrorKind::NotFound),
+        );
     }
 
     /// At stop: the last heartbeat (state `stopped`) and metrics file.
