@@ -298,6 +298,15 @@ impl Workers {
             for _ in new..old {
                 let _ = tx.send(Job::Stop);
             }
+            // A pool thread checks the pool's size only between two jobs: one
+            // left idle by a quick shrink-then-grow waits in the pool's queue
+            // and would never see the smaller size. An empty job each wakes
+            // such a thread, which then exits (a thread running a loop never
+            // takes one; left in the queue, the next grow's threads skip
+            // through them).
+            for _ in new..old {
+                self.pool.execute(|| {});
+            }
         }
     }
 
