@@ -329,7 +329,8 @@ fn a_backlog_larger_than_a_scan_batch_is_taken_a_batch_at_a_time_and_all_archive
     let config = config_in(t.path(), "[workers]\nthreads = 1\n");
     let paths = config.paths.clone();
     let page = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/pal8.bmp");
-    let n = 600;
+    // More than a batch (2048 with one worker).
+    let n = 2348;
     for i in 0..n {
         let d = paths.inbox.join(format!("d{}", i % 3));
         fs::create_dir_all(&d).unwrap();

@@ -17,10 +17,14 @@ use crate::daemon::filter::Filter;
 
 /// How many waiting files a walk keeps ahead of the workers: enough that
 /// they never run dry between two turns of the event loop (at most
-/// `max_in_flight` are handed out at once), few enough that a waiting
-/// list of this size is small beside the daemon (about 300 bytes a file).
+/// `max_in_flight` are handed out at once), and that files which must wait
+/// out a settle or grace period (empty files, files still being written)
+/// do not hold back the rest of a backlog (with 256, a backlog of empty
+/// files drained at 256 per grace period); few enough that a waiting list
+/// of this size stays small beside the daemon (about 300 bytes a file:
+/// 1.2 MB at 4096).
 pub(super) fn scan_batch(max_in_flight: usize) -> usize {
-    (max_in_flight * 32).clamp(256, 1024)
+    (max_in_flight * 512).clamp(2048, 4096)
 }
 
 /// A walk of the inbox in progress.
