@@ -215,15 +215,7 @@ pub fn compress_decoded(
     let mut bits = vec![0u64; rle::words_for(info.width as usize)];
     let mut rows = 0u32;
     while let Some(row) = decoder.next_row()? {
-        let row = RowData::Packed(row);
-        match converter.as_bits(row) {
-            Some(bytes) => enc.write_row_bytes(bytes),
-            None => {
-                converter.row(row, &mut bits);
-                enc.write_row(&bits)
-            }
-        }
-        .map_err(CompressError::Write)?;
+        encode_row(&mut enc, &mut converter, RowData::Packed(row), &mut bits)?;
         rows += 1;
     }
     if rows != head.height {
@@ -294,15 +286,7 @@ fn compress_with(
     let mut done = 0u32;
     let mut switch = None;
     while let Some(row) = rows.next_row()? {
-        match converter.as_bits(row) {
-            // A 1-bit row that needs no conversion goes straight to the coder.
-            Some(bytes) => enc.write_row_bytes(bytes),
-            None => {
-                converter.row(row, &mut bits);
-                enc.write_row(&bits)
-            }
-        }
-        .map_err(CompressError::Write)?;
+        encode_row(&mut enc, &mut converter, row, &mut bits)?;
         done += 1;
         if done == PROBE_ROWS && converter.dithers() {
             let busy = converter.serial_pixels() * 2 > u64::from(done) * u64::from(info.width);
@@ -385,3 +369,21 @@ mod format_vectors;
 mod tests;
 #[cfg(test)]
 mod tiff_vectors;
+
+/// One row into the encoder: a 1-bit row that needs no conversion goes
+/// straight to the coder, any other through the converter into `bits`.
+fn encode_row<W: Write>(
+    enc: &mut Encoder<W>,
+    converter: &mut Converter,
+    row: RowData<'_>,
+    bits: &mut [u64],
+) -> Result<(), CompressError> {
+    match converter.as_bits(row) {
+        Some(bytes) => enc.write_row_bytes(bytes),
+        None => {
+            converter.row(row, bits);
+            enc.write_row(bits)
+        }
+    }
+    .map_err(CompressError::Write)
+}
