@@ -106,6 +106,24 @@ impl Daemon {
         }
     }
 
+    /// User + system CPU seconds the daemon has used so far.
+    fn cpu_secs(&self) -> f64 {
+        let stat =
+            fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // Fields after the command name (which may hold spaces): utime and
+        // stime are the 12th and 13th.
+        let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+        let f: Vec<f64> = after
+            .split_whitespace()
+            .skip(11)
+            .take(2)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // SAFETY: sysconf takes no pointers.
+        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+        f.iter().sum::<f64>() / ticks
+    }
+
     fn peak_rss_mb(&self) -> f64 {
         let status =
             fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap_or_default();
@@ -195,6 +213,7 @@ fn main() {
     fs::create_dir_all(&dir).unwrap();
     let staged = stage(&root.path().join("staging"), "burst", &bmp, files);
     let d = Daemon::start(&dir, threads);
+    let cpu_before = d.cpu_secs();
     let start = Instant::now();
     for p in &staged {
         fs::rename(p, dir.join("inbox").join(p.file_name().unwrap())).unwrap();
@@ -205,15 +224,18 @@ fn main() {
         "not all files done"
     );
     let secs = start.elapsed().as_secs_f64();
+    let cpu = d.cpu_secs() - cpu_before;
     let out_sizes: Vec<usize> = fs::read_dir(dir.join("archive"))
         .unwrap()
         .map(|e| e.unwrap().metadata().unwrap().len() as usize)
         .collect();
     println!(
-        "throughput: {files} files in {secs:.2} s = {:.0} files/s, {:.0} MB/s of BMP in ({} bytes of .rle each)",
+        "throughput: {files} files in {secs:.2} s = {:.0} files/s, {:.0} MB/s of BMP in ({} bytes of .rle each); daemon CPU {:.0} µs a file ({:.0} % of {threads} CPUs)",
         files as f64 / secs,
         (files * bmp.len()) as f64 / secs / 1e6,
-        out_sizes[0]
+        out_sizes[0],
+        cpu * 1e6 / files as f64,
+        100.0 * cpu / secs / threads as f64
     );
     let floor = durable_floor(&root.path().join("floor"), &out_sizes, threads);
     println!(

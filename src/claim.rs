@@ -117,7 +117,6 @@ pub fn open_dir(claims: &Path, rel_dir: &Path) -> io::Result<File> {
         .create(&dir)?;
     // The new subfolders made durable in their parents, up to `claims`,
     // before a claim goes in (design §4.7, "Power loss").
-    let _moving = crate::durable::moving();
     for d in dir.ancestors().take(rel_dir.components().count() + 1) {
         crate::durable::sync_dir(d)?;
     }
@@ -196,9 +195,9 @@ pub fn sweep(claims: &Path, inbox: &Path) {
             let claim_dir = File::open(dir)?;
             let m = fs::symlink_metadata(&path)?;
             if m.nlink() > 1 && claim_beside(dir, &m) {
-                let _moving = crate::durable::moving();
+                let change = crate::durable::group::changing(&claim_dir)?;
                 crate::durable::unlink_at(&claim_dir, file)?;
-                return claim_dir.sync_all();
+                return change.done().wait();
             }
             let rel_dir = dir.strip_prefix(claims).unwrap_or(Path::new(""));
             let inbox_dir = File::open(inbox).and_then(|i| {

@@ -73,7 +73,8 @@ fn dispose(
         A::Move => move_to_done(Original::Moved),
         A::Delete if may_delete && still_written(held) => move_to_done(Original::MovedOpen),
         A::Delete if may_delete => {
-            let _moving = durable::moving();
+            let change = durable::group::changing(&held.parent)
+                .map_err(|e| Box::new(Failure::io(path, Op::Fsync, e)))?;
             match durable::unlink_at(&held.parent, &held.name) {
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Original::Vanished),
                 other => other.map_err(|e| {
@@ -81,11 +82,10 @@ fn dispose(
                     Box::new(Failure::io(path, Op::Delete, e).with_hint(hint))
                 })?,
             }
-            held.parent
-                .sync_all()
+            change
+                .done()
+                .wait()
                 .map_err(|e| Box::new(Failure::io(path, Op::Fsync, e)))?;
-            #[cfg(test)]
-            durable::tests::synced(&held.parent);
             Ok(Original::Deleted)
         }
         A::Delete => move_to_done(Original::MovedLossy),

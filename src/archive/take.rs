@@ -326,7 +326,7 @@ fn claim_by_link(
         Err(e) => return Some(Err(transient(held, Op::Claim, &s.claims, e))),
     }
     faults::reached("claim-linked");
-    if let Err(e) = dir.sync_all() {
+    if let Err(e) = durable::group::sync(dir) {
         return Some(Err(transient(held, Op::Claim, &s.claims, e)));
     }
     if !durable::name_holds(dir, &held.name, before).unwrap_or(false) {
@@ -335,9 +335,10 @@ fn claim_by_link(
             // shows another identity: this filesystem does not keep a
             // file's identity across its names (sshfs without `use_ino`),
             // and no claim here could be recognised again.
-            let _moving = durable::moving();
-            if durable::unlink_at(dir, &held.name).is_ok() {
-                let _ = dir.sync_all();
+            if let Ok(change) = durable::group::changing(dir)
+                && durable::unlink_at(dir, &held.name).is_ok()
+            {
+                let _ = change.done().wait();
             }
             NO_LINKS.store(true, Ordering::Relaxed);
             tracing::info!(
@@ -361,21 +362,22 @@ fn claim_by_link(
             // claimed now all the same), or, on storage shared by hosts,
             // another host that won it and holds it in its claim folder.
             if claim::linked_elsewhere(&s.claims, &held.rel_dir, &held.name, before) {
-                let _moving = durable::moving();
+                let change = match durable::group::changing(dir) {
+                    Ok(c) => c,
+                    Err(e) => return Some(Err(transient(held, Op::Claim, &s.claims, e))),
+                };
                 if let Err(e) = durable::unlink_at(dir, &held.name) {
                     return Some(Err(transient(held, Op::Claim, &s.claims, e)));
                 }
-                let _ = dir.sync_all();
+                let _ = change.done().wait();
                 return Some(Err(Report::Gone));
             }
         }
         Err(e) => return Some(Err(transient(held, Op::Claim, &s.claims, e))),
     }
     faults::reached("claim-unlinked");
-    {
-        let _moving = durable::moving();
-        durable::sync_moved(&held.parent, dir);
-    }
+    // Registered as a move before the rename (`unlink_twin`).
+    durable::sync_moved(&held.parent, dir);
     Some(Ok(()))
 }
 

@@ -22,13 +22,3 @@ pub fn try_lock(file: &File) -> io::Result<bool> {
         Err(e)
     }
 }
-
-/// Held across each move between folders and its folder fsyncs (and a
-/// delete and its fsync), so that no other worker of this daemon fsyncs a
-/// move's source folder between the rename and the fsync of its
-/// destination: that would make the file durably gone from the one before
-/// it is durably in the other (design §4.7, "Power loss").
-pub fn moving() -> std::sync::MutexGuard<'static, ()> {
-    static MOVES: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    MOVES.lock().unwrap_or_else(|p| p.into_inner())
-}

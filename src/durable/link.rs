@@ -12,7 +12,7 @@ use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
-use super::flock::moving;
+use super::group;
 use super::rename::{c_name, sync_moved, unsupported};
 use super::{fit_name, stat_at, unlink_at};
 
@@ -79,8 +79,9 @@ pub enum Twin {
 /// Removes the name `name` from the folder `from` if it still names the
 /// file `m`, which the folder `to` already holds, durably, under `name`
 /// (the second half of a claim, or its completion after a crash between
-/// the halves). Under the move lock: the name is renamed into `to` under
-/// its scratch name; if that is `m`, the scratch name is removed,
+/// the halves). Registered with the group commit as a move from `from` to
+/// `to` ([`group::moving`]), the name is renamed into `to` under its
+/// scratch name; if that is `m`, the scratch name is removed,
 /// otherwise the file is made durable in `to` and put back under `name`.
 /// The caller fsyncs the folders then ([`sync_moved`]): `m` needs no
 /// fsync to survive, only so that a cut does not bring the name back.
@@ -93,7 +94,7 @@ pub fn unlink_twin(
     use std::os::unix::fs::MetadataExt;
     let scratch = unclaim_name(name);
     let (c, c_scratch) = (c_name(name)?, c_name(&scratch)?);
-    let moving = moving();
+    let change = group::moving(from, to)?;
     // SAFETY: valid folder fds and NUL-terminated names.
     let rc = unsafe {
         libc::renameat(
@@ -116,11 +117,9 @@ pub fn unlink_twin(
         return Ok(Twin::Removed);
     }
     // A file put under the name after the claim was linked: durable in
-    // `to` before anything else, then back where it was.
-    if let Err(e) = to.sync_all() {
-        tracing::warn!("fsync of a claim folder: {e}; a power cut may lose a new arrival");
-    }
-    drop(moving);
+    // `to` before anything else (the move's fsyncs: `to`, then `from`),
+    // then back where it was.
+    let _ = change.done().wait();
     match put_back(to, &scratch, from, name) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
@@ -143,7 +142,7 @@ pub fn unlink_twin(
 /// stand in for it: only this daemon renames names out of its claim folder.
 pub fn put_back(from: &File, scratch: &OsStr, to: &File, name: &OsStr) -> io::Result<()> {
     let (c_from, c_to) = (c_name(scratch)?, c_name(name)?);
-    let _moving = moving();
+    let change = group::moving(from, to)?;
     // SAFETY: valid folder fds and NUL-terminated names.
     let rc = unsafe {
         libc::renameat2(
@@ -179,7 +178,7 @@ pub fn put_back(from: &File, scratch: &OsStr, to: &File, name: &OsStr) -> io::Re
         }
         Err(e) => return Err(e),
     }
-    sync_moved(from, to);
+    let _ = change.done().wait();
     Ok(())
 }
 
@@ -191,7 +190,6 @@ pub fn unlink_twin_durably(
     m: &std::fs::Metadata,
 ) -> io::Result<Twin> {
     let twin = unlink_twin(from, name, to, m)?;
-    let _moving = moving();
     sync_moved(from, to);
     Ok(twin)
 }
@@ -209,9 +207,9 @@ pub fn remove_scratch_twin(dir: &File, name: &OsStr, m: &std::fs::Metadata) -> i
     let scratch = unclaim_name(name);
     match stat_at(dir, &scratch) {
         Ok(st) if (st.st_dev, st.st_ino) == (m.dev(), m.ino()) => {
-            let _moving = moving();
+            let change = group::changing(dir)?;
             unlink_at(dir, &scratch)?;
-            dir.sync_all()
+            change.done().wait()
         }
         Ok(_) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -19,6 +19,7 @@ use tempfile::NamedTempFile;
 
 mod beneath;
 mod flock;
+pub mod group;
 mod link;
 mod moves;
 mod names;
@@ -27,7 +28,7 @@ mod rename;
 pub(crate) mod tests;
 
 pub use beneath::{name_holds, open_beneath, open_beneath_walk, stat_at};
-pub use flock::{moving, try_lock};
+pub use flock::try_lock;
 pub use link::{
     Twin, UNCLAIM_PREFIX, is_unclaim_name, link_at, no_links, put_back, remove_scratch_twin,
     unclaim_name, unlink_twin, unlink_twin_durably,
@@ -95,13 +96,11 @@ pub fn is_temp_name(name: &std::ffi::OsStr) -> bool {
     name.starts_with(TEMP_PREFIX.as_bytes()) && name.ends_with(TEMP_SUFFIX.as_bytes())
 }
 
-/// Fsyncs a folder so a rename or unlink in it is durable.
+/// Fsyncs a folder so a change of its names already made (a new name, a
+/// rename within it, an unlink) is durable; the fsync is shared with every
+/// other change waiting then ([`group`]).
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    let f = File::open(dir)?;
-    f.sync_all()?;
-    #[cfg(test)]
-    tests::synced(&f);
-    Ok(())
+    group::sync(&File::open(dir)?)
 }
 
 /// `fs::create_dir_all`, made durable: each folder it creates is fsynced
@@ -116,7 +115,6 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
         .take_while(|d| !d.as_os_str().is_empty() && fs::symlink_metadata(d).is_err())
         .collect();
     fs::create_dir_all(dir)?;
-    let _moving = moving();
     for d in missing {
         let parent = d
             .parent()

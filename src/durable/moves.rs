@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use super::beneath::c_path;
 use super::{
-    PublishError, create_dir_all, moving, open_beneath, publish, split_name, stat_at, sync_dir,
-    sync_moved, taken_as_exists, temp_in, with_numbered,
+    PublishError, create_dir_all, group, open_beneath, publish, split_name, stat_at, sync_dir,
+    taken_as_exists, temp_in, with_numbered,
 };
 
 /// Moves the entry `name` of the open folder `from_dir` into `dir` under
@@ -30,7 +30,12 @@ pub fn move_at(
     let c_name = c_path(Path::new(name))?;
     let moved = with_numbered(dir, stem, &ext, |to| {
         let c_to = c_path(Path::new(to.file_name().unwrap_or_default()))?;
-        let moving = moving();
+        // Registered before the rename: a rename is atomic, but durable
+        // only once both folders are fsynced, the destination first (design
+        // §4.7, "Power loss"); without it, a power cut after the source
+        // folder was fsynced for another reason (a later claim, a writer's
+        // arrival) loses the file.
+        let change = group::moving(from_dir, &dest)?;
         // SAFETY: valid folder fds and NUL-terminated names.
         let rc = unsafe {
             libc::renameat2(
@@ -42,16 +47,12 @@ pub fn move_at(
             )
         };
         if rc == 0 {
-            // A rename is atomic, but durable only once both folders are
-            // fsynced (design §4.7, "Power loss"): without it, a power cut
-            // after the source folder was fsynced for another reason (a
-            // later claim, a writer's arrival) loses the file.
-            sync_moved(from_dir, &dest);
+            let _ = change.done().wait();
             return Ok(to.to_path_buf());
         }
         let err = io::Error::last_os_error();
         if err.raw_os_error() == Some(libc::EEXIST) {
-            drop(moving);
+            drop(change);
             return same_file_there(from_dir, name, &dest, to, err);
         }
         if !matches!(err.raw_os_error(), Some(libc::EINVAL) | Some(libc::ENOSYS)) {
@@ -71,13 +72,13 @@ pub fn move_at(
         {
             let err = taken_as_exists(io::Error::last_os_error(), to);
             if err.raw_os_error() == Some(libc::EEXIST) {
-                drop(moving);
+                drop(change);
                 return same_file_there(from_dir, name, &dest, to, err);
             }
             return Err(err);
         }
         unlink_at(from_dir, name)?;
-        sync_moved(from_dir, &dest);
+        let _ = change.done().wait();
         Ok(to.to_path_buf())
     });
     match moved {
@@ -104,9 +105,9 @@ pub fn same_file_there(
     let to_name = to.file_name().unwrap_or_default();
     match (stat_at(from_dir, name), stat_at(dest, to_name)) {
         (Ok(a), Ok(b)) if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) => {
-            let _moving = moving();
+            let change = group::moving(from_dir, dest)?;
             unlink_at(from_dir, name)?;
-            sync_moved(from_dir, dest);
+            let _ = change.done().wait();
             Ok(to.to_path_buf())
         }
         _ => Err(err),
@@ -142,7 +143,7 @@ fn copy_across_at(
                 // removal too, or a power cut brings the original back
                 // beside its copy, and it is filed a second time (design
                 // §4.7, "Power loss").
-                from_dir.sync_all()?;
+                group::sync(from_dir)?;
                 Ok(kept)
             }
             Err(PublishError::Exists(_)) => Err(io::ErrorKind::AlreadyExists.into()),

@@ -1,14 +1,14 @@
 //! Renaming a file between two open folders without replacing anything,
 //! and making the move durable: the destination folder fsynced, then the
-//! source, under the move lock (design §4.7, "Power loss"; §4.8 for
-//! renames between hosts on shared storage).
+//! source, in a group commit (design §4.7, "Power loss" and "Group
+//! commit"; §4.8 for renames between hosts on shared storage).
 
 use std::ffi::{CStr, CString, OsStr};
 use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
 
-use super::flock::moving;
+use super::group;
 
 /// `renameat2(from/name, to/name, RENAME_NOREPLACE)`.
 fn renameat2_noreplace(from: &File, name: &CStr, to: &File) -> io::Result<()> {
@@ -57,8 +57,9 @@ pub fn rename_noreplace(from: &File, name: &OsStr, to: &File) -> io::Result<()> 
     })
 }
 
-/// Under the move lock: `renameat2(RENAME_NOREPLACE)`, or `fallback` where
-/// the filesystem has none; then the move made durable ([`sync_moved`]).
+/// `renameat2(RENAME_NOREPLACE)`, or `fallback` where the filesystem has
+/// none, registered with the group commit before it is made; then the
+/// move made durable (its destination folder fsynced, then its source).
 fn rename_durably(
     from: &File,
     name: &OsStr,
@@ -66,13 +67,15 @@ fn rename_durably(
     fallback: impl FnOnce(&CStr) -> io::Result<()>,
 ) -> io::Result<()> {
     let c = c_name(name)?;
-    let _moving = moving();
+    let change = group::moving(from, to)?;
     match renameat2_noreplace(from, &c, to) {
         Ok(()) => {}
         Err(e) if unsupported(&e) => fallback(&c)?,
         Err(e) => return Err(e),
     }
-    sync_moved(from, to);
+    // Failures of the folders' fsyncs are logged, not returned: the move
+    // is done either way.
+    let _ = change.done().wait();
     Ok(())
 }
 
@@ -82,20 +85,12 @@ fn rename_durably(
 /// moment is the file durably in neither (the source folder can be fsynced
 /// at any time by someone else, an inbox writer making its own arrival
 /// durable); then the source, so that a power cut does not bring the file
-/// back under its old name as well. The move is done either way: a
-/// failure is logged, not returned.
+/// back under its old name as well. For a move registered with the group
+/// commit before it was made ([`group::moving`]) whose fsyncs are to be
+/// made again, or one whose order no longer matters. The move is done
+/// either way: a failure is logged, not returned.
 pub fn sync_moved(from: &File, to: &File) {
-    for dir in [to, from] {
-        match dir.sync_all() {
-            Ok(()) => {
-                #[cfg(test)]
-                super::tests::synced(dir);
-            }
-            Err(e) => tracing::warn!(
-                "fsync of a folder after a move: {e}; the move may not survive a power cut"
-            ),
-        }
-    }
+    group::sync_moved(from, to);
 }
 
 /// Renames `name` from the shared folder `from` (the inbox, a silent
@@ -132,7 +127,7 @@ pub fn rename_confirmed(from: &File, name: &OsStr, to: &File, file: &File) -> io
             let m = file.metadata()?;
             let ours = super::name_holds(to, name, &m).unwrap_or(false);
             if ours {
-                let _moving = moving();
+                // The rename was registered before it was made (above).
                 sync_moved(from, to);
                 Ok(())
             } else {
