@@ -14,7 +14,8 @@
 //! - [`compress`]: one image → `.rle` (streaming; BMP through [`bmp`], the
 //!   others through [`formats`]), and verification.
 //! - [`durable`]: temporary files, fsync, no-clobber publication and
-//!   renames, the `flock` and move lock; imports nothing of the crate.
+//!   renames, the `flock`, the group commit of folder fsyncs; imports
+//!   nothing of the crate.
 //! - [`layout`]: every path under `INBOX/.rlewatch/` and
 //!   `ARCHIVE/.rlewatch/` (a leaf).
 //! - [`claim`]: the daemon's private claim folders, where an inbox file

@@ -1,8 +1,7 @@
-//! The two locks of the durable path: an exclusive `flock` on an open
-//! file (a claim, a temporary file, the inbox lock), which the kernel
-//! drops with the process, and the process-wide move lock that keeps a
-//! move and the fsyncs that make it durable together (design §4.7,
-//! "Power loss").
+//! The lock of the durable path: an exclusive `flock` on an open file (a
+//! claim, a temporary file, the inbox lock), which the kernel drops with
+//! the process. The order of a move and the fsyncs that make it durable
+//! is kept by the group commit (`group.rs`, design §4.7, "Group commit").
 
 use std::fs::File;
 use std::io;

@@ -4,8 +4,8 @@
 //! and after a crash the final name holds either nothing or the whole file.
 //! Here: temporary files, publishing, durable folders; beside it
 //! `names.rs` (numbered names that fit), `beneath.rs` (opening beneath a
-//! folder without following symlinks), `flock.rs` (a file's `flock`, the
-//! process-wide move lock), `rename.rs` (no-clobber renames between open
+//! folder without following symlinks), `flock.rs` (a file's `flock`),
+//! `group.rs` (the group commit of folder fsyncs), `rename.rs` (no-clobber renames between open
 //! folders, made durable), `link.rs` (the two halves of a claim by a hard
 //! link) and `moves.rs` (moves and unlinks by a folder's
 //! descriptor, the lease probe). It builds on nothing else in the crate.
