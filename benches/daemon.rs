@@ -225,9 +225,12 @@ fn main() {
     );
     let secs = start.elapsed().as_secs_f64();
     let cpu = d.cpu_secs() - cpu_before;
+    // The archives (not the ledger's folder beside them).
     let out_sizes: Vec<usize> = fs::read_dir(dir.join("archive"))
         .unwrap()
-        .map(|e| e.unwrap().metadata().unwrap().len() as usize)
+        .map(|e| e.unwrap())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "rle"))
+        .map(|e| e.metadata().unwrap().len() as usize)
         .collect();
     println!(
         "throughput: {files} files in {secs:.2} s = {:.0} files/s, {:.0} MB/s of BMP in ({} bytes of .rle each); daemon CPU {:.0} µs a file ({:.0} % of {threads} CPUs)",

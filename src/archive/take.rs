@@ -376,8 +376,13 @@ fn claim_by_link(
         Err(e) => return Some(Err(transient(held, Op::Claim, &s.claims, e))),
     }
     faults::reached("claim-unlinked");
-    // Registered as a move before the rename (`unlink_twin`).
-    durable::sync_moved(&held.parent, dir);
+    // The inbox name's removal was registered with the group commit as a
+    // move before its rename (`unlink_twin`); it is not waited for here:
+    // the file is durable in the claim folder already (the link's fsync
+    // above), and the batches are flushed in order, so this move is
+    // durable before the next durable step of this file returns (its
+    // archive's publishing), sharing that flush (design §4.7, "Group
+    // commit").
     Some(Ok(()))
 }
 
