@@ -88,6 +88,10 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
     signal_handle.close();
     let _ = signal_thread.join();
     c.stop();
+    // What the last files left registered and unflushed (a claim's removal
+    // of its inbox name, design §4.7, "Group commit") made durable before
+    // the exit.
+    crate::durable::group::flush();
     Ok(())
 }
 

@@ -328,6 +328,14 @@ pub fn sync_moved(from: &File, to: &File) {
     group().sync_moved(from, to)
 }
 
+/// Flushes every change registered so far in this process's group commit
+/// (at the daemon's stop: nothing is left unflushed behind it).
+pub fn flush() {
+    let g = group();
+    let open = g.lock().open;
+    g.flush_through(open);
+}
+
 /// Fsyncs `dirs`, every move's destination before its source; returns the
 /// errors (each also logged).
 fn fsync_in_order(dirs: &[(DirId, File)], moves: &[(DirId, DirId)]) -> Vec<(DirId, io::Error)> {

@@ -195,28 +195,6 @@ fn may_remove_at_follows_the_folders_write_permission() {
     }
 }
 
-#[test]
-fn a_copy_stays_only_when_its_source_is_gone() {
-    use super::moves::after_copy;
-    let t = tempfile::tempdir().unwrap();
-    let to = t.path().join("a.bmp");
-    let copy = |bytes: &[u8]| fs::write(&to, bytes).unwrap();
-    // Unlinked, or removed by someone else between copy and unlink: the
-    // copy is the only one left and must stay.
-    copy(b"one");
-    assert_eq!(after_copy(Ok(()), &to, t.path()).unwrap(), to);
-    assert_eq!(fs::read(&to).unwrap(), b"one");
-    let gone = io::Error::from(io::ErrorKind::NotFound);
-    assert_eq!(after_copy(Err(gone), &to, t.path()).unwrap(), to);
-    assert_eq!(fs::read(&to).unwrap(), b"one");
-    // The source could not be removed: it stays, so the copy goes (else
-    // the retry would leave a second one), and the error is returned.
-    let refused = io::Error::from_raw_os_error(libc::EPERM);
-    let err = after_copy(Err(refused), &to, t.path()).unwrap_err();
-    assert_eq!(err.raw_os_error(), Some(libc::EPERM));
-    assert!(!to.exists(), "the copy of a source that stays is withdrawn");
-}
-
 /// Root, a tmpfs at /dev/shm on another device than the temporary folder,
 /// and `chattr`; `None` (said on stderr) when one is missing, a failure
 /// when `RLEWATCH_REQUIRE_ROOT=1` (CI).

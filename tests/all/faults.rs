@@ -628,8 +628,10 @@ fn a_fifo_quarantined_to_another_filesystem_leaves_without_hanging_its_worker() 
         d.log()
     );
     assert!(d.path("failed/f.bmp.error.txt").exists());
+    // The copy is published in failed/ before the claim is removed: the
+    // claim goes a moment later (after the copy's folder is fsynced).
     assert!(
-        files_below(&d.inbox()).is_empty(),
+        wait_until(LONG, || files_below(&d.inbox()).is_empty()),
         "{:?}",
         files_below(&d.inbox())
     );
