@@ -133,9 +133,15 @@ impl RowLayout {
         RowLayout::with_finder(width, RunFinder::detect())
     }
 
-    /// The layout of a `width`-pixel row with a given run finder (one of
-    /// [`RunFinder::available`]; for tests and benches).
+    /// The layout of a `width`-pixel row with a given run finder (for
+    /// tests and benches). Panics unless `finder` is one of
+    /// [`RunFinder::available`]: the others would run instructions this
+    /// CPU lacks.
     pub fn with_finder(width: usize, finder: RunFinder) -> RowLayout {
+        assert!(
+            RunFinder::available().contains(&finder),
+            "{finder:?} does not run on this CPU"
+        );
         let words = words_for(width);
         let mut boundaries = vec![0u64; words];
         for p in (CHUNK..width).step_by(CHUNK) {
