@@ -5,7 +5,9 @@
 //! memory, beside a copy of the same bytes (`memcpy`, for scale); and
 //! decoding the `.rle`. Run: `cargo bench --bench codec`.
 //! `RLEWATCH_BENCH_WAVEFRONT=1` first times the two-core dither wavefront
-//! against the serial loop (`support/wavefront.rs`).
+//! against the serial loop (`support/wavefront.rs`);
+//! `RLEWATCH_BENCH_RUNS=N` first times the run finders against each other,
+//! N rounds alternating (`support/runs.rs`).
 
 use std::hint::black_box;
 
@@ -16,6 +18,8 @@ use rlewatch::rle;
 
 #[path = "support/page.rs"]
 mod page;
+#[path = "support/runs.rs"]
+mod runs;
 #[path = "support/wavefront.rs"]
 mod wavefront;
 
@@ -26,6 +30,12 @@ fn codec(c: &mut Criterion) {
     let bw = page::bmp_24bit_bw(&ink, page::WIDTH, page::HEIGHT);
     let photo = page::bmp_24bit_photo(page::WIDTH, page::HEIGHT);
     drop(ink);
+    if let Some(rounds) = std::env::var("RLEWATCH_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        runs::run(&one, page::WIDTH, page::HEIGHT, rounds);
+    }
     if std::env::var_os("RLEWATCH_BENCH_WAVEFRONT").is_some() {
         wavefront::run(&grey_of(&photo), page::WIDTH, 7);
     }

@@ -71,6 +71,42 @@ pub fn encode_row(row: &[u64], width: usize, out: &mut Vec<u8>) {
     out.truncate(start + n);
 }
 
+/// Which run finder a [`RowLayout`] uses: the portable one, or the
+/// AVX-512 one (`rle/x86.rs`: VBMI2 `vpcompressb` writes the runs of 64
+/// pixels at once) where the CPU has it. Both write the same bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFinder {
+    /// Word at a time, one start after the other; runs everywhere, and is
+    /// the definition the others are tested against.
+    Portable,
+    /// x86-64 AVX-512 (F, BW, VBMI, VBMI2), GFNI, BMI1/2, POPCNT, LZCNT.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx512,
+}
+
+impl RunFinder {
+    /// The fastest run finder this CPU runs (detected once).
+    pub fn detect() -> RunFinder {
+        static BEST: std::sync::OnceLock<RunFinder> = std::sync::OnceLock::new();
+        *BEST.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            if x86::available() {
+                return RunFinder::Avx512;
+            }
+            RunFinder::Portable
+        })
+    }
+
+    /// Every run finder this CPU runs, the portable one first.
+    pub fn available() -> Vec<RunFinder> {
+        let mut all = vec![RunFinder::Portable];
+        if RunFinder::detect() != RunFinder::Portable {
+            all.push(RunFinder::detect());
+        }
+        all
+    }
+}
+
 /// Per-width masks for the run finder: forced run starts at the chunk
 /// boundaries, and the valid bits of each word.
 #[derive(Debug, Clone)]
@@ -80,10 +116,32 @@ pub struct RowLayout {
     boundaries: Vec<u64>,
     /// Bits set for pixels inside the width.
     valid: Vec<u64>,
+    finder: RunFinder,
+    /// For [`RunFinder::Avx512`]: `boundaries` and `valid` pixel-first
+    /// (pixel p at bit p % 64), `valid` without pixel 0, both padded with
+    /// zero words to a multiple of 8.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    forced_lsb: Vec<u64>,
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    valid_lsb: Vec<u64>,
 }
 
 impl RowLayout {
+    /// The layout of a `width`-pixel row (1..=65535), with the fastest run
+    /// finder this CPU runs.
     pub fn new(width: usize) -> RowLayout {
+        RowLayout::with_finder(width, RunFinder::detect())
+    }
+
+    /// The layout of a `width`-pixel row with a given run finder (for
+    /// tests and benches). Panics unless `finder` is one of
+    /// [`RunFinder::available`]: the others would run instructions this
+    /// CPU lacks.
+    pub fn with_finder(width: usize, finder: RunFinder) -> RowLayout {
+        assert!(
+            RunFinder::available().contains(&finder),
+            "{finder:?} does not run on this CPU"
+        );
         let words = words_for(width);
         let mut boundaries = vec![0u64; words];
         for p in (CHUNK..width).step_by(CHUNK) {
@@ -93,17 +151,60 @@ impl RowLayout {
         if let Some(last) = valid.last_mut() {
             *last = tail_mask(width);
         }
+        let (forced_lsb, valid_lsb) = match finder {
+            RunFinder::Portable => (Vec::new(), Vec::new()),
+            RunFinder::Avx512 => {
+                let padded = words.next_multiple_of(8);
+                let lsb = |masks: &[u64]| -> Vec<u64> {
+                    let mut v: Vec<u64> = masks.iter().map(|w| w.reverse_bits()).collect();
+                    v.resize(padded, 0);
+                    v
+                };
+                let mut valid_lsb = lsb(&valid);
+                if let Some(first) = valid_lsb.first_mut() {
+                    *first &= !1;
+                }
+                (lsb(&boundaries), valid_lsb)
+            }
+        };
         RowLayout {
             width,
             boundaries,
             valid,
+            finder,
+            forced_lsb,
+            valid_lsb,
         }
     }
 
+    /// The run finder this layout uses.
+    pub fn finder(&self) -> RunFinder {
+        self.finder
+    }
+
     /// Encodes one packed row into `out` (at least `width` bytes); returns
-    /// the number of bytes written (see `RowLayout::encode_words`).
+    /// the number of bytes written (see `RowLayout::encode_words`). Bytes
+    /// of `out` past that count may be overwritten too.
     pub fn encode_into(&self, row: &[u64], out: &mut [u8]) -> usize {
         let row = &row[..self.valid.len()];
+        #[cfg(target_arch = "x86_64")]
+        if self.finder == RunFinder::Avx512 && self.width > 0 {
+            assert!(out.len() >= self.width);
+            // SAFETY: `Avx512` is only chosen when `x86::available()`;
+            // the row's words are readable, `out` holds the width, and the
+            // masks are built padded by `with_finder`.
+            return unsafe {
+                x86::encode(
+                    row.as_ptr().cast(),
+                    row.len() * 8,
+                    true,
+                    self.width,
+                    &self.forced_lsb,
+                    &self.valid_lsb,
+                    out,
+                )
+            };
+        }
         self.encode_words(|i| row[i], out)
     }
 
@@ -113,6 +214,22 @@ impl RowLayout {
     /// straight into the run finder, without a packed copy.
     pub fn encode_bytes_into(&self, bytes: &[u8], out: &mut [u8]) -> usize {
         assert!(bytes.len() * 8 >= self.width);
+        #[cfg(target_arch = "x86_64")]
+        if self.finder == RunFinder::Avx512 && self.width > 0 {
+            assert!(out.len() >= self.width);
+            // SAFETY: as in `encode_into`; `bytes` is readable.
+            return unsafe {
+                x86::encode(
+                    bytes.as_ptr(),
+                    bytes.len(),
+                    false,
+                    self.width,
+                    &self.forced_lsb,
+                    &self.valid_lsb,
+                    out,
+                )
+            };
+        }
         let words = self.valid.len();
         let full = (bytes.len() / 8).min(words);
         // The last word, when the row's bytes end inside it.
@@ -441,3 +558,5 @@ pub fn decode_image(data: &[u8]) -> Result<(Header, Vec<u64>), RleError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(target_arch = "x86_64")]
+mod x86;

@@ -162,19 +162,65 @@ fn encode_row_by_pixel(bits: &[u8], out: &mut Vec<u8>) {
     }
 }
 
-#[test]
-fn the_word_encoder_equals_the_format_read_pixel_by_pixel_at_every_width_and_density() {
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut next = move || {
+/// Every run finder on one row, as packed words and as a BMP stores it
+/// (bytes, padded to 4 or not; the padding and the bits past the width
+/// random), against design §1 read pixel by pixel.
+fn check_row(bits: &[u8], next: &mut impl FnMut() -> u64, what: &str) {
+    let width = bits.len();
+    let mut want = Vec::new();
+    encode_row_by_pixel(bits, &mut want);
+    let mut words = pack(bits);
+    // Bits past the width are ignored.
+    if let Some(last) = words.last_mut() {
+        *last |= !tail_mask(width) & next();
+    }
+    let mut got = Vec::new();
+    encode_row(&words, width, &mut got);
+    assert_eq!(got, want, "encode_row, width {width}, {what}");
+    let mut padded: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+    padded.truncate(width.div_ceil(32) * 4);
+    padded
+        .iter_mut()
+        .skip(width.div_ceil(8))
+        .for_each(|b| *b = next() as u8);
+    let exact = &padded[..width.div_ceil(8)];
+    // A longer slice of words than the width needs: the rest is ignored.
+    let mut longer = words.clone();
+    longer.push(next());
+    for finder in RunFinder::available() {
+        let layout = RowLayout::with_finder(width, finder);
+        assert_eq!(layout.finder(), finder);
+        for (row, kind) in [(&words, "words"), (&longer, "more words")] {
+            let mut got = vec![0u8; width];
+            let n = layout.encode_into(row, &mut got);
+            assert_eq!(got[..n], want, "{finder:?}, {kind}, width {width}, {what}");
+        }
+        for (bytes, kind) in [(&padded[..], "padded bytes"), (exact, "bytes")] {
+            let mut got = vec![0u8; width];
+            let n = layout.encode_bytes_into(bytes, &mut got);
+            assert_eq!(got[..n], want, "{finder:?}, {kind}, width {width}, {what}");
+        }
+    }
+}
+
+fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+    move || {
         seed ^= seed << 13;
         seed ^= seed >> 7;
         seed ^= seed << 17;
         seed
-    };
-    let widths = (1..=300).chain([383, 508, 509, 640, 1016, 2550, 7200]);
+    }
+}
+
+#[test]
+fn every_run_finder_equals_the_format_read_pixel_by_pixel_at_every_width_and_density() {
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+    let widths = (1..=300).chain([
+        383, 508, 509, 511, 512, 513, 640, 1016, 2550, 4096, 7200, 65535,
+    ]);
     for width in widths {
         // Dense (a coin per pixel), sparse (long runs), and uniform rows.
-        for flip_per_1024 in [512, 40, 3, 0] {
+        for flip_per_1024 in [1024, 512, 40, 3, 0] {
             let mut bit = (next() & 1) as u8;
             let bits: Vec<u8> = (0..width)
                 .map(|_| {
@@ -184,32 +230,68 @@ fn the_word_encoder_equals_the_format_read_pixel_by_pixel_at_every_width_and_den
                     bit
                 })
                 .collect();
-            let mut want = Vec::new();
-            encode_row_by_pixel(&bits, &mut want);
-            let mut words = pack(&bits);
-            // Bits past the width are ignored.
-            if let Some(last) = words.last_mut() {
-                *last |= !tail_mask(width) & next();
-            }
-            let mut got = Vec::new();
-            encode_row(&words, width, &mut got);
-            assert_eq!(got, want, "width {width}, flips {flip_per_1024}/1024");
-            // The same row as a BMP stores it: bytes padded to 4, the
-            // padding and the bits past the width random.
-            let mut bytes: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
-            bytes.truncate(width.div_ceil(32) * 4);
-            bytes
-                .iter_mut()
-                .skip(width.div_ceil(8))
-                .for_each(|b| *b = next() as u8);
-            let layout = RowLayout::new(width);
-            let mut got = vec![0u8; width];
-            let n = layout.encode_bytes_into(&bytes, &mut got);
-            assert_eq!(
-                got[..n],
-                want,
-                "bytes, width {width}, flips {flip_per_1024}/1024"
-            );
+            check_row(&bits, &mut next, &format!("flips {flip_per_1024}/1024"));
         }
+    }
+}
+
+/// The detected run finder is the one this CPU is expected to have: on
+/// x86-64 with AVX-512 VBMI2 and GFNI, not silently the portable one.
+#[test]
+fn the_detected_run_finder_is_the_fastest_this_cpu_runs() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let has = |f: &str| {
+            std::fs::read_to_string("/proc/cpuinfo")
+                .map(|c| c.split_whitespace().any(|w| w == f))
+                .unwrap_or(false)
+        };
+        let avx512 = [
+            "avx512f",
+            "avx512bw",
+            "avx512vbmi",
+            "avx512_vbmi2",
+            "gfni",
+            "bmi1",
+            "bmi2",
+            "popcnt",
+            "abm",
+        ]
+        .iter()
+        .all(|f| has(f));
+        if std::path::Path::new("/proc/cpuinfo").exists() {
+            assert_eq!(RunFinder::detect() == RunFinder::Avx512, avx512);
+        }
+    }
+    assert_eq!(RowLayout::new(100).finder(), RunFinder::detect());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 256,
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(
+                "tests/proptest-regressions/rle.txt",
+            ),
+        )),
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Rows made of runs of any lengths (1 to 300 pixels, so runs cross
+    /// words and chunk boundaries), at any width the header allows.
+    #[test]
+    fn every_run_finder_agrees_with_the_format_on_rows_of_random_runs(
+        runs in proptest::collection::vec(1usize..300, 1..400),
+        first in 0u8..2,
+        seed in proptest::prelude::any::<u64>(),
+    ) {
+        let mut bits = Vec::new();
+        let mut bit = first;
+        for run in runs {
+            bits.extend(std::iter::repeat_n(bit, run));
+            bit ^= 1;
+        }
+        bits.truncate(usize::from(u16::MAX));
+        check_row(&bits, &mut xorshift(seed | 1), "random runs");
     }
 }

@@ -315,3 +315,61 @@ fn truncated_good_files_fail_cleanly() {
     }
     assert!(cuts >= 20 * 27);
 }
+
+#[test]
+#[cfg_attr(
+    no_corpus,
+    ignore = "needs the shared corpus at ../shared/corpus, which is not there"
+)]
+fn every_run_finder_reencodes_the_reference_rle_files_byte_identical() {
+    use rlewatch::rle::{self, RowLayout, RunFinder};
+    let corpus = corpus();
+    let mut files = Vec::new();
+    for mode in ["dither", "threshold"] {
+        for dir in fs::read_dir(corpus.join("expected-bmpsuite").join(mode)).unwrap() {
+            for f in fs::read_dir(dir.unwrap().path()).unwrap() {
+                let path = f.unwrap().path();
+                if path.extension().is_some_and(|e| e == "rle") {
+                    files.push(path);
+                }
+            }
+        }
+    }
+    let mut rows_checked = 0;
+    for path in &files {
+        // The reference program's output: its rows, decoded, must encode
+        // back to the same bytes with every run finder this CPU runs.
+        let reference = fs::read(path).unwrap();
+        let (header, rows) = rle::decode_image(&reference).unwrap();
+        let width = usize::from(header.width);
+        let wpr = rle::words_for(width);
+        for finder in RunFinder::available() {
+            let layout = RowLayout::with_finder(width, finder);
+            let mut ours = header.to_bytes().to_vec();
+            let mut ours_bytes = ours.clone();
+            let mut buf = vec![0u8; width];
+            for row in rows.chunks(wpr) {
+                let n = layout.encode_into(row, &mut buf);
+                ours.extend_from_slice(&buf[..n]);
+                // The same row as a BMP stores it, padded to 4 bytes.
+                let mut bytes: Vec<u8> = row.iter().flat_map(|w| w.to_be_bytes()).collect();
+                bytes.truncate(width.div_ceil(32) * 4);
+                let m = layout.encode_bytes_into(&bytes, &mut buf);
+                ours_bytes.extend_from_slice(&buf[..m]);
+                rows_checked += 1;
+            }
+            assert!(
+                ours == reference,
+                "{} re-encoded by {finder:?} differs",
+                path.display()
+            );
+            assert!(
+                ours_bytes == reference,
+                "{} re-encoded by {finder:?} from BMP rows differs",
+                path.display()
+            );
+        }
+    }
+    assert!(files.len() >= 120, "only {} reference files", files.len());
+    assert!(rows_checked > 0);
+}
