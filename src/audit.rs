@@ -54,7 +54,7 @@ impl Findings {
 
 /// Audits the archive folder `archive` with `threads` readers; a progress
 /// bar when `progress`. Every finding is held in memory: `rlewatch audit`
-/// itself prints them from [`Report`], which keeps them on disk.
+/// itself prints them from a report that keeps them on disk.
 pub fn audit(archive: &Path, threads: usize, progress: bool) -> Result<Findings> {
     audit_within(archive, threads, progress, Budget::default())?.findings()
 }
@@ -275,6 +275,117 @@ impl Item for Corrupt {
     }
 }
 
+/// The ledger's lines as they are read: archived entries and `filed`
+/// lines to be sorted, unreadable lines in ledger order.
+struct Reading {
+    entries: Spill<Entry>,
+    fates: Spill<Fate>,
+    unreadable: Spill<String>,
+    /// Lines taken so far, every file's.
+    seq: u64,
+    /// The ledger files as shown, by index.
+    names: Vec<String>,
+}
+
+impl Reading {
+    /// Takes a block's lines, parsed, of file `file`.
+    fn take(
+        &mut self,
+        file: u32,
+        parsed: Vec<(usize, Result<AuditLine, ledger::LineError>)>,
+    ) -> io::Result<()> {
+        for (number, line) in parsed {
+            self.seq += 1;
+            let seq = self.seq;
+            match line {
+                Ok(AuditLine::Archived(checked)) => self.entries.push(Entry { checked, seq })?,
+                Ok(AuditLine::Filed(archive)) => self.fates.push(Fate {
+                    archive,
+                    seq,
+                    file,
+                    line: number as u64,
+                })?,
+                // Quarantines, removals and retries name no archive.
+                Ok(AuditLine::Other) => {}
+                Err(why) => self
+                    .unreadable
+                    .push(format!("{}:{number}: {why}", self.names[file as usize]))?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whole lines of a ledger file (the last of the file may be one torn
+/// without its newline), and the number of the first.
+struct Block {
+    bytes: Vec<u8>,
+    first: usize,
+}
+
+/// Bytes read at a time.
+const BLOCK: usize = 256 << 10;
+
+/// Ledger parsers at most, whatever `-j`: the blocks read and not yet
+/// taken back are at most twice as many, plus one (about 4 MB).
+const PARSERS: usize = 8;
+
+/// Reads `path` in blocks of whole lines, given to `each` in order.
+fn read_blocks(path: &Path, mut each: impl FnMut(Block)) -> io::Result<()> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut carry = Vec::new();
+    let mut number = 1;
+    loop {
+        let mut buf = std::mem::take(&mut carry);
+        let start = buf.len();
+        buf.resize(start + BLOCK, 0);
+        let mut got = 0;
+        while start + got < buf.len() {
+            match file.read(&mut buf[start + got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        buf.truncate(start + got);
+        if got == 0 {
+            if !buf.is_empty() {
+                each(Block {
+                    bytes: buf,
+                    first: number,
+                });
+            }
+            return Ok(());
+        }
+        // A line longer than a block is read on.
+        if let Some(end) = buf.iter().rposition(|&b| b == b'\n') {
+            carry = buf[end + 1..].to_vec();
+            buf.truncate(end + 1);
+            let first = number;
+            number += buf.iter().filter(|&&b| b == b'\n').count();
+            each(Block { bytes: buf, first });
+        } else {
+            carry = buf;
+        }
+    }
+}
+
+/// A block's lines read as `ledger::for_each_raw_line_in` reads them:
+/// (line number, its reading) for each line not blank.
+fn parse_block(block: &Block) -> Vec<(usize, Result<AuditLine, ledger::LineError>)> {
+    let mut out = Vec::new();
+    let lines = block.bytes.split_inclusive(|&b| b == b'\n');
+    for (number, line) in (block.first..).zip(lines) {
+        let text = line.strip_suffix(b"\n").unwrap_or(line);
+        if !text.iter().all(u8::is_ascii_whitespace) {
+            out.push((number, ledger::parse_for_audit(text)));
+        }
+    }
+    out
+}
+
 /// The audit in bounded memory (design §4.7, "Audit"): the ledger is read
 /// once, its archived entries (and `filed` lines) sorted by archive in
 /// runs of `budget` bytes spilled to unnamed temporary files; the archive
@@ -290,43 +401,69 @@ pub(crate) fn audit_within(
     budget: Budget,
 ) -> Result<Report> {
     let spill = "writing the audit's temporary files (TMPDIR)";
-    let mut entries = Spill::sorted(budget, by_archive);
-    let mut fates = Spill::sorted(budget, |a: &Fate, b: &Fate| {
-        a.archive.cmp(&b.archive).then(a.seq.cmp(&b.seq))
-    });
-    let mut unreadable = Spill::in_order(budget);
-    let mut files = Vec::new();
-    let mut seq = 0u64;
-    for (_, file) in ledger::files(archive).with_context(|| {
+    let list = ledger::files(archive).with_context(|| {
         format!(
             "{}: reading the ledger",
             shown(&ArchiveLayout::new(archive).ledger())
         )
-    })? {
-        let index = u32::try_from(files.len()).context("more than 2^32 ledger files")?;
-        let mut failed: io::Result<()> = Ok(());
-        ledger::for_each_raw_line_in(&file, |at, text| {
-            if failed.is_err() {
-                return;
-            }
-            seq += 1;
-            failed = match ledger::parse_for_audit(text) {
-                Ok(AuditLine::Archived(checked)) => entries.push(Entry { checked, seq }),
-                Ok(AuditLine::Filed(archive)) => fates.push(Fate {
-                    archive,
-                    seq,
-                    file: index,
-                    line: at.number as u64,
-                }),
-                // Quarantines, removals and retries name no archive.
-                Ok(AuditLine::Other) => Ok(()),
-                Err(why) => unreadable.push(format!("{}:{}: {why}", shown(&file), at.number)),
-            };
-        })
-        .with_context(|| shown(&file))?;
-        failed.context(spill)?;
-        files.push(file);
-    }
+    })?;
+    let mut r = Reading {
+        entries: Spill::sorted(budget, by_archive),
+        fates: Spill::sorted(budget, |a: &Fate, b: &Fate| {
+            a.archive.cmp(&b.archive).then(a.seq.cmp(&b.seq))
+        }),
+        unreadable: Spill::in_order(budget),
+        seq: 0,
+        names: Vec::new(),
+    };
+    let mut files = Vec::new();
+    // The lines are parsed by up to `threads` parsers, a block of lines
+    // each, and taken back in the order they were read.
+    let parsers = threads.clamp(1, PARSERS);
+    std::thread::scope(|scope| -> Result<()> {
+        type Parsed = Vec<(usize, Result<AuditLine, ledger::LineError>)>;
+        let (jobs, queue) =
+            crossbeam_channel::bounded::<(Block, crossbeam_channel::Sender<Parsed>)>(parsers);
+        for _ in 0..parsers {
+            let queue = queue.clone();
+            scope.spawn(move || {
+                for (block, reply) in queue {
+                    let _ = reply.send(parse_block(&block));
+                }
+            });
+        }
+        drop(queue);
+        let mut pending = std::collections::VecDeque::new();
+        for (_, file) in list {
+            let index = u32::try_from(files.len()).context("more than 2^32 ledger files")?;
+            r.names.push(shown(&file));
+            let mut failed: io::Result<()> = Ok(());
+            read_blocks(&file, |block| {
+                let (reply, parsed) = crossbeam_channel::bounded(1);
+                jobs.send((block, reply))
+                    .expect("BUG: the parsers run until the queue closes");
+                pending.push_back((index, parsed));
+                while pending.len() > parsers * 2 && failed.is_ok() {
+                    let (index, parsed) = pending.pop_front().expect("BUG: not empty");
+                    failed = r.take(index, parsed.recv().expect("BUG: a parser answers"));
+                }
+            })
+            .with_context(|| shown(&file))?;
+            failed.context(spill)?;
+            files.push(file);
+        }
+        while let Some((index, parsed)) = pending.pop_front() {
+            r.take(index, parsed.recv().expect("BUG: a parser answers"))
+                .context(spill)?;
+        }
+        Ok(())
+    })?;
+    let Reading {
+        entries,
+        fates,
+        unreadable,
+        ..
+    } = r;
     let entry_count = entries.len();
     let on_disk = archive_files(archive, budget)?;
 

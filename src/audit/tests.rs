@@ -376,3 +376,44 @@ fn the_printed_report_lists_every_finding_then_the_summary() {
         ]
     );
 }
+
+#[test]
+fn blocks_of_lines_are_the_lines_the_ledger_reader_gives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("day.jsonl");
+    // Lines longer than a block, blank lines, a block boundary inside a
+    // line, a torn last line.
+    let long = "x".repeat(BLOCK * 2 + 17);
+    let mut text = String::from("{\"v\":1}\n\n  \n");
+    for i in 0..40_000 {
+        text += &format!("line {i}\n");
+    }
+    text += &long;
+    text += "\n\r\nnot json\n";
+    text += &long;
+    text += "\n{\"v\":3,\"time\":\"torn";
+    fs::write(&path, &text).unwrap();
+    let mut expected = Vec::new();
+    ledger::for_each_raw_line_in(&path, |at, line| {
+        expected.push(format!(
+            "{}: {:?}",
+            at.number,
+            ledger::parse_for_audit(line)
+        ));
+    })
+    .unwrap();
+    let mut got = Vec::new();
+    let mut blocks = 0;
+    read_blocks(&path, |b| {
+        blocks += 1;
+        for (n, line) in parse_block(&b) {
+            got.push(format!("{n}: {line:?}"));
+        }
+    })
+    .unwrap();
+    assert!(blocks >= 3, "{blocks} block(s)");
+    // `{"v":1}`, 40,000 lines, two long ones, `not json`, the torn one
+    // (blank lines, `\r` among them, are skipped).
+    assert_eq!(expected.len(), 1 + 40_000 + 2 + 1 + 1);
+    assert_eq!(got, expected);
+}
