@@ -191,10 +191,10 @@ fn run(dir: &Path, bmp: &[u8], files: usize, threads: usize) -> (f64, f64, f64, 
     (first, rate, cpu_per_file, rss)
 }
 
-/// `BIN audit ARCHIVE`: (wall time, peak RSS KiB) from wait4; it
-/// exits 1 here (every archive is missing), so not through `measure`.
+/// `BIN audit ARCHIVE`: (wall time, CPU time, peak RSS KiB) from wait4;
+/// it exits 1 here (every archive is missing), so not through `measure`.
 #[allow(clippy::zombie_processes)]
-fn audit(bin: &Path, archive: &Path) -> (Duration, i64) {
+fn audit(bin: &Path, archive: &Path) -> (Duration, Duration, i64) {
     let start = Instant::now();
     let child = Command::new(bin)
         .arg("audit")
@@ -209,7 +209,12 @@ fn audit(bin: &Path, archive: &Path) -> (Duration, i64) {
     // SAFETY: wait4 on our own child's pid with valid pointers.
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
-    (start.elapsed(), usage.ru_maxrss)
+    let secs = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        start.elapsed(),
+        secs(usage.ru_utime) + secs(usage.ru_stime),
+        usage.ru_maxrss,
+    )
 }
 
 fn main() {
@@ -307,17 +312,18 @@ fn main() {
     for round in 0..env_usize("RLEWATCH_BENCH_AUDIT_RUNS", 1) {
         for (label, bin) in &builds {
             let (cat, _) = measure::best_of(1, || measure::cat(&paths));
-            let (t, rss) = audit(bin, &big.join("archive"));
+            let (t, cpu, rss) = audit(bin, &big.join("archive"));
             println!(
                 "round {}: cat of the ledger files {:.2} s ({:.0} MB/s); {label}'s rlewatch audit \
                  (every archive missing: the ledger's reading only): {:.2} s ({:.0} MB/s of ledger, \
-                 {:.1}× cat), peak RSS {:.1} MB; load {}",
+                 {:.1}× cat), CPU {:.2} s, peak RSS {:.1} MB; load {}",
                 round + 1,
                 cat.as_secs_f64(),
                 bytes as f64 / 1e6 / cat.as_secs_f64(),
                 t.as_secs_f64(),
                 bytes as f64 / 1e6 / t.as_secs_f64(),
                 t.as_secs_f64() / cat.as_secs_f64(),
+                cpu.as_secs_f64(),
                 rss as f64 / 1024.0,
                 fs::read_to_string("/proc/loadavg")
                     .unwrap_or_default()

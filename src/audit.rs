@@ -443,9 +443,14 @@ pub(crate) fn audit_within(
                 jobs.send((block, reply))
                     .expect("BUG: the parsers run until the queue closes");
                 pending.push_back((index, parsed));
-                while pending.len() > parsers * 2 && failed.is_ok() {
+                // After a failure the blocks are still taken back (and
+                // dropped): the file is read to its end, in bounded memory.
+                while pending.len() > parsers * 2 {
                     let (index, parsed) = pending.pop_front().expect("BUG: not empty");
-                    failed = r.take(index, parsed.recv().expect("BUG: a parser answers"));
+                    let parsed = parsed.recv().expect("BUG: a parser answers");
+                    if failed.is_ok() {
+                        failed = r.take(index, parsed);
+                    }
                 }
             })
             .with_context(|| shown(&file))?;
