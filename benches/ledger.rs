@@ -11,9 +11,13 @@
 //!   `RLEWATCH_BENCH_LEDGER_PER_DAY` (default 100000): 36.5 M entries,
 //!   about 11 GB; a smaller scale for a smaller disk;
 //! - `RLEWATCH_BENCH_FILES` (default 1000): the backlog drained;
-//! - `RLEWATCH_BENCH_AUDIT_MAX` (default 2000000): `audit` runs only on a
-//!   ledger of at most this many entries (it holds every entry in memory,
-//!   about 500 bytes each);
+//! - `RLEWATCH_BENCH_AUDIT_BASE`: another build's binary whose `audit` is
+//!   timed too, alternating with this build's, but only on a ledger of at
+//!   most `RLEWATCH_BENCH_AUDIT_MAX` (default 2000000) entries (builds
+//!   before the streamed audit held every entry in memory, about 1.6 KB
+//!   each); `RLEWATCH_BENCH_AUDIT_RUNS` (default 1) rounds;
+//! - `RLEWATCH_BENCH_SKIP_DAEMON=1`: the audit only, not the daemon's
+//!   start and drain;
 //! - `RLEWATCH_BENCH_ARCHIVE_FILES` (default 0): that many empty files
 //!   planted in archive/ (1000 a folder), as a year of archives would be,
 //!   to show what the daemon's start costs with them;
@@ -187,12 +191,12 @@ fn run(dir: &Path, bmp: &[u8], files: usize, threads: usize) -> (f64, f64, f64, 
     (first, rate, cpu_per_file, rss)
 }
 
-/// `rlewatch audit ARCHIVE`: (wall time, peak RSS KiB) from wait4; it
-/// exits 1 here (every archive is missing), so not through `measure`.
+/// `BIN audit ARCHIVE`: (wall time, CPU time, peak RSS KiB) from wait4;
+/// it exits 1 here (every archive is missing), so not through `measure`.
 #[allow(clippy::zombie_processes)]
-fn audit(archive: &Path) -> (Duration, i64) {
+fn audit(bin: &Path, archive: &Path) -> (Duration, Duration, i64) {
     let start = Instant::now();
-    let child = Command::new(binary())
+    let child = Command::new(bin)
         .arg("audit")
         .arg(archive)
         .stdout(Stdio::null())
@@ -205,7 +209,12 @@ fn audit(archive: &Path) -> (Duration, i64) {
     // SAFETY: wait4 on our own child's pid with valid pointers.
     let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
     assert_eq!(pid, child.id() as libc::pid_t, "wait4 failed");
-    (start.elapsed(), usage.ru_maxrss)
+    let secs = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    (
+        start.elapsed(),
+        secs(usage.ru_utime) + secs(usage.ru_stime),
+        usage.ru_maxrss,
+    )
 }
 
 fn main() {
@@ -254,12 +263,17 @@ fn main() {
     );
     let empty = root.path().join("empty");
     fs::create_dir_all(&empty).unwrap();
-    for (label, dir) in [
-        ("empty ledger", &empty),
-        ("year's ledger", &big),
-        ("empty ledger", &empty),
-        ("year's ledger", &big),
-    ] {
+    let daemon_runs = if std::env::var_os("RLEWATCH_BENCH_SKIP_DAEMON").is_some() {
+        vec![]
+    } else {
+        vec![
+            ("empty ledger", &empty),
+            ("year's ledger", &big),
+            ("empty ledger", &empty),
+            ("year's ledger", &big),
+        ]
+    };
+    for (label, dir) in daemon_runs {
         let (first, rate, cpu, rss) = run(dir, &bmp, files, threads);
         println!(
             "{label}: start to first page archived {:.0} ms; {files} small pages {rate:.0} files/s, \
@@ -282,24 +296,41 @@ fn main() {
 
     let entries = days * per_day;
     let paths: Vec<&Path> = ledger_files.iter().map(PathBuf::as_path).collect();
-    let (cat, _) = measure::best_of(2, || measure::cat(&paths));
-    println!(
-        "cat of the ledger files: {:.2} s ({:.0} MB/s, page cache as it is)",
-        cat.as_secs_f64(),
-        bytes as f64 / 1e6 / cat.as_secs_f64()
-    );
-    if entries <= audit_max {
-        let (t, rss) = audit(&big.join("archive"));
-        println!(
-            "rlewatch audit (every archive missing: the ledger's reading only): {:.2} s ({:.0} MB/s of ledger, {:.1}× cat), peak RSS {:.0} MB",
-            t.as_secs_f64(),
-            bytes as f64 / 1e6 / t.as_secs_f64(),
-            t.as_secs_f64() / cat.as_secs_f64(),
-            rss as f64 / 1024.0
-        );
-    } else {
-        println!(
-            "rlewatch audit: skipped ({entries} entries > RLEWATCH_BENCH_AUDIT_MAX = {audit_max}): it holds every entry in memory"
-        );
+    // This build's audit, and another build's (`RLEWATCH_BENCH_AUDIT_BASE`,
+    // a binary) alternating with it, each after a `cat` of the ledger.
+    let base = std::env::var_os("RLEWATCH_BENCH_AUDIT_BASE").map(PathBuf::from);
+    let mut builds = vec![("this build", binary())];
+    if let Some(b) = base {
+        if entries <= audit_max {
+            builds.insert(0, ("base build", b));
+        } else {
+            println!(
+                "base build's audit: skipped ({entries} entries > RLEWATCH_BENCH_AUDIT_MAX = {audit_max})"
+            );
+        }
+    }
+    for round in 0..env_usize("RLEWATCH_BENCH_AUDIT_RUNS", 1) {
+        for (label, bin) in &builds {
+            let (cat, _) = measure::best_of(1, || measure::cat(&paths));
+            let (t, cpu, rss) = audit(bin, &big.join("archive"));
+            println!(
+                "round {}: cat of the ledger files {:.2} s ({:.0} MB/s); {label}'s rlewatch audit \
+                 (every archive missing: the ledger's reading only): {:.2} s ({:.0} MB/s of ledger, \
+                 {:.1}× cat), CPU {:.2} s, peak RSS {:.1} MB; load {}",
+                round + 1,
+                cat.as_secs_f64(),
+                bytes as f64 / 1e6 / cat.as_secs_f64(),
+                t.as_secs_f64(),
+                bytes as f64 / 1e6 / t.as_secs_f64(),
+                t.as_secs_f64() / cat.as_secs_f64(),
+                cpu.as_secs_f64(),
+                rss as f64 / 1024.0,
+                fs::read_to_string("/proc/loadavg")
+                    .unwrap_or_default()
+                    .split(' ')
+                    .next()
+                    .unwrap_or("?")
+            );
+        }
     }
 }

@@ -29,8 +29,13 @@ pub enum CheckError {
 
 /// Checks one archive against its entry.
 pub fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
-    let digest = u64::from_str_radix(&e.archive_xxh3, 16)
-        .map_err(|_| CheckError::Digest(e.archive_xxh3.clone()))?;
+    check_against(path, &crate::ledger::Checked::of(e))
+}
+
+/// Checks one archive against what `rlewatch audit` keeps of its entry
+/// ([`crate::ledger::Checked`]).
+pub fn check_against(path: &Path, e: &crate::ledger::Checked) -> Result<(), CheckError> {
+    let digest = e.archive_xxh3.clone().map_err(CheckError::Digest)?;
     let expected = Outcome {
         width: e.width,
         height: e.height,
@@ -38,7 +43,7 @@ pub fn check(path: &Path, e: &Record) -> Result<(), CheckError> {
         bytes_out: e.archive_size,
         lossless: e.lossless,
         digest,
-        format: crate::formats::Format::from_name(&e.format).unwrap_or(crate::formats::Format::Bmp),
+        format: e.format,
     };
     let file = File::open(path).map_err(CheckError::Io)?;
     let len = file.metadata().map_err(CheckError::Io)?.len();

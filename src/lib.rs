@@ -53,6 +53,7 @@ pub mod compress;
 pub mod daemon;
 pub mod display;
 pub mod durable;
+mod extsort;
 pub mod faults;
 pub mod fixity;
 pub mod formats;

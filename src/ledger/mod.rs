@@ -34,8 +34,8 @@ mod record;
 mod tests;
 
 pub use read::{
-    LineAt, LineError, files, for_each_line, for_each_line_in, for_each_record, parse_line,
-    read_line_at,
+    AuditLine, Checked, LineAt, LineError, files, for_each_line, for_each_line_in,
+    for_each_raw_line_in, for_each_record, parse_for_audit, parse_line, read_line_at,
 };
 pub use record::{
     Event, Fate, Filed, Line, Quarantined, ReasonClass, Record, Removed, RemovedWhat, Retried, hex,

@@ -233,6 +233,13 @@ pub fn for_each_line_in(
     path: &Path,
     mut f: impl FnMut(LineAt, Result<Line, LineError>),
 ) -> io::Result<()> {
+    for_each_raw_line_in(path, |at, text| f(at, parse_line(text)))
+}
+
+/// Calls `f` with (where, its bytes without the newline) for every
+/// non-empty line of a ledger file, as [`for_each_line_in`] reads them,
+/// without parsing them.
+pub fn for_each_raw_line_in(path: &Path, mut f: impl FnMut(LineAt, &[u8])) -> io::Result<()> {
     let mut reader = BufReader::with_capacity(1 << 20, File::open(path)?);
     let mut line = Vec::new();
     let (mut number, mut offset) = (0usize, 0u64);
@@ -253,7 +260,7 @@ pub fn for_each_line_in(
         if text.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
-        f(at, parse_line(text));
+        f(at, text);
     }
 }
 
@@ -299,4 +306,139 @@ pub fn read_line_at(file: &File, offset: u64, len: usize) -> io::Result<Option<V
     }
     buf.truncate(len);
     Ok(Some(buf))
+}
+
+/// What `rlewatch audit` needs of an archived entry (design §4.7): its
+/// archive and what [`crate::fixity`] checks it against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checked {
+    /// The archive's exact relative path.
+    pub archive: PathBuf,
+    pub archive_size: u64,
+    /// `archive_xxh3`, or its text when it is not hexadecimal.
+    pub archive_xxh3: Result<u64, String>,
+    pub source_size: u64,
+    pub width: u32,
+    pub height: u32,
+    pub lossless: bool,
+    /// `format`, BMP when unknown (as [`crate::fixity::check`] reads it).
+    pub format: crate::formats::Format,
+}
+
+impl Checked {
+    pub fn of(e: &Record) -> Checked {
+        Checked {
+            archive: e.archive_path(),
+            archive_size: e.archive_size,
+            archive_xxh3: u64::from_str_radix(&e.archive_xxh3, 16)
+                .map_err(|_| e.archive_xxh3.clone()),
+            source_size: e.source_size,
+            width: e.width,
+            height: e.height,
+            lossless: e.lossless,
+            format: crate::formats::Format::from_name(&e.format)
+                .unwrap_or(crate::formats::Format::Bmp),
+        }
+    }
+}
+
+/// A ledger line as `rlewatch audit` reads it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditLine {
+    Archived(Checked),
+    /// A `filed` line: the archive it names.
+    Filed(PathBuf),
+    /// Quarantines, removals and retries, which name no archive.
+    Other,
+}
+
+/// [`Record`] field for field, its text borrowed from the line: a line
+/// with an escape in a string fails here and is read by [`parse_line`].
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Fields read only for their types, as Record checks them.
+struct RecordView<'a> {
+    v: u32,
+    time: &'a str,
+    host: &'a str,
+    source: &'a str,
+    #[serde(default)]
+    source_raw: Option<&'a str>,
+    source_size: u64,
+    source_xxh3: &'a str,
+    archive: &'a str,
+    #[serde(default)]
+    archive_raw: Option<&'a str>,
+    archive_size: u64,
+    archive_xxh3: &'a str,
+    width: u32,
+    height: u32,
+    conversion: &'a str,
+    lossless: bool,
+    #[serde(default = "bmp_name")]
+    format: &'a str,
+}
+
+fn bmp_name<'a>() -> &'a str {
+    crate::formats::Format::Bmp.name()
+}
+
+/// A `filed` line ([`super::Filed`] and its `kind`), borrowed likewise.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct FiledView<'a> {
+    kind: &'a str,
+    v: u32,
+    time: &'a str,
+    host: &'a str,
+    source: &'a str,
+    #[serde(default)]
+    source_raw: Option<&'a str>,
+    source_xxh3: &'a str,
+    archive: &'a str,
+    #[serde(default)]
+    archive_raw: Option<&'a str>,
+    fate: super::Fate,
+    #[serde(default)]
+    path: Option<&'a str>,
+    #[serde(default)]
+    path_raw: Option<&'a str>,
+}
+
+/// One ledger line as `rlewatch audit` reads it, in one serde pass over
+/// the line and no allocation but the archive's path for the two common
+/// kinds (an archived entry, a `filed` line); anything else, or a line
+/// these borrowed views do not take (an escape in a string, an error), is
+/// read by [`parse_line`], whose answer (and error) it then is.
+pub fn parse_for_audit(line: &[u8]) -> Result<AuditLine, LineError> {
+    use super::record::path_of;
+    if let Ok(r) = serde_json::from_slice::<RecordView>(line)
+        && READS.contains(&r.v)
+    {
+        return Ok(AuditLine::Archived(Checked {
+            archive: path_of(r.archive, r.archive_raw),
+            archive_size: r.archive_size,
+            archive_xxh3: u64::from_str_radix(r.archive_xxh3, 16)
+                .map_err(|_| r.archive_xxh3.to_string()),
+            source_size: r.source_size,
+            width: r.width,
+            height: r.height,
+            lossless: r.lossless,
+            format: crate::formats::Format::from_name(r.format)
+                .unwrap_or(crate::formats::Format::Bmp),
+        }));
+    }
+    if let Ok(f) = serde_json::from_slice::<FiledView>(line)
+        && f.kind == "filed"
+        && f.v >= 3
+        && READS.contains(&f.v)
+    {
+        return Ok(AuditLine::Filed(path_of(f.archive, f.archive_raw)));
+    }
+    Ok(match parse_line(line)? {
+        Line::Archived(e) => AuditLine::Archived(Checked::of(&e)),
+        Line::Filed(f) => AuditLine::Filed(f.archive_path()),
+        _ => AuditLine::Other,
+    })
 }

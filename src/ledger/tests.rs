@@ -487,3 +487,77 @@ fn a_refresh_after_the_start_does_not_read_a_day_file_older_than_the_entries_rem
     l.refresh();
     assert!(l.find(Path::new("late.bmp"), 10, 2).is_some());
 }
+
+/// `parse_for_audit` reads archived and `filed` lines through borrowed
+/// views: on every shape of line it must answer as `parse_line` does.
+#[test]
+fn the_audits_reading_of_a_line_is_parse_lines() {
+    use std::os::unix::ffi::OsStrExt;
+    let e = entry("a/x.bmp", 1, "a/x.rle", "2026-11-26T00:00:01Z");
+    let good = serde_json::to_string(&e).unwrap();
+    let mut not_hex = e.clone();
+    not_hex.archive_xxh3 = "xyz".into();
+    let mut raw = e.clone();
+    (raw.archive, raw.archive_raw) =
+        path_fields(Path::new(std::ffi::OsStr::from_bytes(b"r\xff.rle")));
+    let filed = r#"{"kind":"filed","v":3,"time":"t","host":"h","source":"s","source_xxh3":"00","archive":"a/x.rle","fate":"done","path":"d/x.bmp"}"#;
+    let lines: Vec<String> = vec![
+        good.clone(),
+        serde_json::to_string(&not_hex).unwrap(),
+        serde_json::to_string(&raw).unwrap(),
+        good.replace("a/x.rle", "a/\\u0078.rle"),
+        good.replace("\"format\":\"bmp\"", "\"format\":null"),
+        good.replace(",\"format\":\"bmp\"", ""),
+        good.replace("\"format\":\"bmp\"", "\"format\":\"tiff\""),
+        good.replace("\"format\":\"bmp\"", "\"format\":\"nope\""),
+        good.replace("\"v\":3", "\"v\":1"),
+        good.replace("\"v\":3", "\"v\":4"),
+        good.replace("\"v\":3", "\"v\":-1"),
+        good.replace("\"width\":1", "\"width\":\"1\""),
+        good.replace("\"lossless\":true", "\"lossless\":true,\"extra\":1"),
+        good.replace("\"lossless\":true", "\"lossless\":true,\"lossless\":true"),
+        good.replace("\"source_raw\"", "\"x\"") + " ",
+        good.clone() + "x",
+        filed.to_string(),
+        filed.replace("\"v\":3", "\"v\":2"),
+        filed.replace("\"v\":3", "\"v\":4"),
+        filed.replace("\"done\"", "\"lost\""),
+        filed.replace("\"path\":\"d/x.bmp\"", "\"path\":null"),
+        filed.replace("a/x.rle", "a/\\\"x.rle"),
+        filed.replace("\"fate\"", "\"archive_raw\":\"72ff\",\"fate\""),
+        filed.replace("\"fate\"", "\"extra\":1,\"fate\""),
+        filed.replace("\"filed\"", "\"bogus\""),
+        filed.replace("\"kind\":\"filed\",", ""),
+        r#"{"kind":"retried","v":3,"time":"t","host":"h","path":"x.bmp","source":"x.bmp"}"#
+            .to_string(),
+        "{}".to_string(),
+        "nonsense".to_string(),
+        "{\"v\":3,\"time\":\"2026".to_string(),
+    ];
+    for line in &lines {
+        let expected = match parse_line(line.as_bytes()) {
+            Ok(Line::Archived(e)) => Ok(AuditLine::Archived(Checked::of(&e))),
+            Ok(Line::Filed(f)) => Ok(AuditLine::Filed(f.archive_path())),
+            Ok(_) => Ok(AuditLine::Other),
+            Err(e) => Err(e.to_string()),
+        };
+        let got = parse_for_audit(line.as_bytes()).map_err(|e| e.to_string());
+        assert_eq!(got, expected, "{line}");
+    }
+    // What they read, known from the lines themselves.
+    let Ok(AuditLine::Archived(c)) = parse_for_audit(lines[2].as_bytes()) else {
+        panic!("not an entry");
+    };
+    assert_eq!(c.archive.as_os_str().as_bytes(), b"r\xff.rle");
+    assert_eq!(c.archive_xxh3, Ok(7));
+    assert!(
+        matches!(parse_for_audit(lines[1].as_bytes()), Ok(AuditLine::Archived(c)) if c.archive_xxh3 == Err("xyz".into()))
+    );
+    assert!(
+        matches!(parse_for_audit(lines[6].as_bytes()), Ok(AuditLine::Archived(c)) if c.format == crate::formats::Format::Tiff)
+    );
+    assert_eq!(
+        parse_for_audit(lines[22].as_bytes()).unwrap(),
+        AuditLine::Filed(PathBuf::from(std::ffi::OsStr::from_bytes(b"r\xff")))
+    );
+}
