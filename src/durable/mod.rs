@@ -66,12 +66,6 @@ pub fn set_temp_owner(host: &str) -> &'static str {
         .1
 }
 
-/// This process's token in its temporary files' names, once
-/// [`set_temp_owner`] was called.
-pub fn temp_instance() -> Option<&'static str> {
-    TEMP_OWNER.get().map(|(_, instance)| instance.as_str())
-}
-
 /// 16 hex digits from the kernel's random source (`getrandom(2)`); should
 /// it fail, the process id and the time, unique among the processes alive
 /// on this machine, which is what the token must tell apart.

@@ -55,7 +55,8 @@ fn a_daemons_temporary_file_carries_its_host_and_instance() {
     let instance = set_temp_owner("host-1");
     // The first call wins: a test elsewhere may have set another host.
     let host = TEMP_OWNER.get().unwrap().0.clone();
-    assert_eq!(temp_instance(), Some(instance));
+    // The same token for the life of the process.
+    assert_eq!(set_temp_owner("host-2"), instance);
     assert_eq!(instance.len(), 16);
     assert!(
         instance.bytes().all(|b| b.is_ascii_hexdigit()),

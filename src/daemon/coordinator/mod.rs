@@ -165,10 +165,11 @@ impl Coordinator {
         let status = self.status();
         self.systemd.ready(&status);
         // Earlier runs' temporary files, on a thread: a walk of the whole
-        // archive must not hold up the start (design §4.4).
-        let instance = crate::durable::temp_instance()
-            .unwrap_or_default()
-            .to_string();
+        // archive must not hold up the start (design §4.4). The token is
+        // this process's (made by `daemon::run` already; here too for a
+        // coordinator started without it, so that its own files are
+        // tagged and never swept).
+        let instance = crate::durable::set_temp_owner(&self.config.host).to_string();
         self.sweep(super::startup::Stale::Earlier { instance });
         Ok(())
     }
