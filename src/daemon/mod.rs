@@ -61,8 +61,9 @@ pub fn run(config_path: Option<&Path>, signals: Signals) -> Result<()> {
     startup::make_folders(&config)?;
     let the_lock = lock::lock(&config.paths.inbox, &config.host)?;
     crate::faults::arm();
+    // Stale temporary files are removed once the daemon is ready
+    // (`Coordinator::start`), told from this instance's own by this token.
     crate::durable::set_temp_owner(&config.host);
-    startup::remove_stale_temps(&config, startup::Stale::Ours);
     let ledger = std::sync::Arc::new(
         crate::ledger::Ledger::open(&config.paths.archive, &config.host).with_context(|| {
             format!(

@@ -44,32 +44,82 @@ pub use rename::{rename_confirmed, rename_into_own, rename_noreplace, sync_moved
 pub const TEMP_PREFIX: &str = ".rlewatch-";
 /// Suffix of temporary files.
 pub const TEMP_SUFFIX: &str = ".tmp";
-/// Ends the host id in a temporary file's name (`.rlewatch-HOST~XXXXXX.tmp`);
-/// host ids never contain it.
+/// Ends the host id, and then this daemon instance's token, in a temporary
+/// file's name (`.rlewatch-HOST~INSTANCE~XXXXXX.tmp`); host ids and tokens
+/// never contain it, nor do the random characters after it.
 const OWNER_END: char = '~';
 
-/// The host id the daemon tags its temporary files with, set once at start
-/// ([`set_temp_owner`]). Process-wide, as the host id is (changing it needs
-/// a restart); unset (the CLI), temporary files carry no tag.
-static TEMP_OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+/// The tag the daemon puts in its temporary files' names, set once at
+/// start ([`set_temp_owner`]): `HOST~INSTANCE~`. Process-wide, as the host
+/// id is (changing it needs a restart); unset (the CLI), temporary files
+/// carry no tag.
+static TEMP_OWNER: std::sync::OnceLock<(String, String)> = std::sync::OnceLock::new();
 
-/// Tags this process's temporary files with `host`, so that on shared
-/// storage, where one host's `flock` is not seen by another, a host's
-/// clean-up removes only its own or a dead host's (design §4.8). The first
-/// call wins.
-pub fn set_temp_owner(host: &str) {
-    let _ = TEMP_OWNER.set(host.to_string());
+/// Tags this process's temporary files with `host` and a token of this
+/// process (random, made here), so that on shared storage, where one
+/// host's `flock` is not seen by another, a host's clean-up removes only
+/// its own or a dead host's (design §4.8), and so that the start-up sweep,
+/// which runs beside the workers, never removes this process's own files
+/// (design §4.4). The first call wins; returns the token.
+pub fn set_temp_owner(host: &str) -> &'static str {
+    &TEMP_OWNER
+        .get_or_init(|| (host.to_string(), instance_token()))
+        .1
+}
+
+/// 16 hex digits from the kernel's random source (`getrandom(2)`); should
+/// it fail, the process id and the time, unique among the processes alive
+/// on this machine, which is what the token must tell apart.
+fn instance_token() -> String {
+    let mut bytes = [0u8; 8];
+    // SAFETY: the buffer is valid for its length.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    let value = if n == bytes.len() as isize {
+        u64::from_ne_bytes(bytes)
+    } else {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        (u64::from(std::process::id()) << 40) ^ nanos
+    };
+    format!("{value:016x}")
+}
+
+/// Whose temporary file a name says it is: see [`temp_tag`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TempTag<'a> {
+    /// The host id; `None` for an untagged file (the CLI's, or an earlier
+    /// version's).
+    pub host: Option<&'a str>,
+    /// The daemon instance's token; `None` for a file untagged or tagged
+    /// with the host only (an earlier version's).
+    pub instance: Option<&'a str>,
+}
+
+/// Whose temporary file `name` is, or `None` if it is not one of
+/// rlewatch's temporary files.
+pub fn temp_tag(name: &std::ffi::OsStr) -> Option<TempTag<'_>> {
+    let rest = name
+        .to_str()?
+        .strip_prefix(TEMP_PREFIX)?
+        .strip_suffix(TEMP_SUFFIX)?;
+    let Some((host, rest)) = rest.split_once(OWNER_END) else {
+        return Some(TempTag {
+            host: None,
+            instance: None,
+        });
+    };
+    Some(TempTag {
+        host: Some(host),
+        instance: rest.split_once(OWNER_END).map(|(instance, _)| instance),
+    })
 }
 
 /// Whose temporary file `name` is: `Some(Some(host))` for a tagged one,
 /// `Some(None)` for an untagged one (the CLI's, or an earlier version's),
 /// `None` if it is not one of rlewatch's temporary files.
 pub fn temp_owner(name: &std::ffi::OsStr) -> Option<Option<&str>> {
-    let rest = name
-        .to_str()?
-        .strip_prefix(TEMP_PREFIX)?
-        .strip_suffix(TEMP_SUFFIX)?;
-    Some(rest.rsplit_once(OWNER_END).map(|(host, _)| host))
+    temp_tag(name).map(|t| t.host)
 }
 
 /// Creates a hidden temporary file in `dir` with the given mode (before the
@@ -78,7 +128,7 @@ pub fn temp_owner(name: &std::ffi::OsStr) -> Option<Option<&str>> {
 /// that died), never those another live daemon is writing.
 pub fn temp_in(dir: &Path, mode: u32) -> io::Result<NamedTempFile> {
     let prefix = match TEMP_OWNER.get() {
-        Some(host) => format!("{TEMP_PREFIX}{host}{OWNER_END}"),
+        Some((host, instance)) => format!("{TEMP_PREFIX}{host}{OWNER_END}{instance}{OWNER_END}"),
         None => TEMP_PREFIX.to_string(),
     };
     let temp = tempfile::Builder::new()

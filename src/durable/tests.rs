@@ -16,6 +16,63 @@ fn a_temporary_files_name_says_whose_it_is() {
     assert_eq!(owner(".rlewatch-Ab12Zx.tmp"), Some(None));
     assert_eq!(owner(".rlewatch-Ab12Zx.rle"), None);
     assert_eq!(owner("x.rlewatch-a~b.tmp"), None);
+    fn tag(n: &str) -> Option<TempTag<'_>> {
+        temp_tag(std::ffi::OsStr::new(n))
+    }
+    let tagged = |host, instance| {
+        Some(TempTag {
+            host: Some(host),
+            instance,
+        })
+    };
+    // HOST~INSTANCE~XXXXXX, HOST~XXXXXX (an earlier version), XXXXXX.
+    assert_eq!(
+        tag(".rlewatch-host-1.b~0123456789abcdef~Ab12Zx.tmp"),
+        tagged("host-1.b", Some("0123456789abcdef"))
+    );
+    assert_eq!(
+        tag(".rlewatch-host-1.b~Ab12Zx.tmp"),
+        tagged("host-1.b", None)
+    );
+    assert_eq!(
+        tag(".rlewatch-Ab12Zx.tmp"),
+        Some(TempTag {
+            host: None,
+            instance: None
+        })
+    );
+    assert_eq!(tag(".rlewatch-h~i~Ab12Zx.rle"), None);
+    assert_eq!(
+        owner(".rlewatch-host-1.b~0123456789abcdef~Ab12Zx.tmp"),
+        Some(Some("host-1.b"))
+    );
+}
+
+/// The daemon's temporary files carry its host id and its instance's
+/// token (design §4.4), as [`temp_tag`] reads them back.
+#[test]
+fn a_daemons_temporary_file_carries_its_host_and_instance() {
+    let instance = set_temp_owner("host-1");
+    // The first call wins: a test elsewhere may have set another host.
+    let host = TEMP_OWNER.get().unwrap().0.clone();
+    // The same token for the life of the process.
+    assert_eq!(set_temp_owner("host-2"), instance);
+    assert_eq!(instance.len(), 16);
+    assert!(
+        instance.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{instance}"
+    );
+    let t = tempfile::tempdir().unwrap();
+    let temp = temp_in(t.path(), 0o644).unwrap();
+    let name = temp.path().file_name().unwrap();
+    assert_eq!(
+        temp_tag(name),
+        Some(TempTag {
+            host: Some(&host),
+            instance: Some(instance)
+        }),
+        "{name:?}"
+    );
 }
 
 /// The same file under the source and the destination name (a power

@@ -4,7 +4,6 @@
 //! status), logs for the journal and as JSON, and sleeping when idle.
 
 use std::fs;
-use std::path::Path;
 use std::time::Duration;
 
 use crate::support::{
@@ -27,22 +26,33 @@ fn a_second_daemon_on_the_same_inbox_exits_with_a_clear_error() {
 
 #[test]
 fn stale_temporary_files_are_removed_at_start() {
-    let mut d = Daemon::start(FAST);
+    let mut d = Daemon::start(&format!("{FAST}[daemon]\nhost = \"lc-host\"\n"));
     // A real archive, original and quarantined file first: the clean-up
     // must remove rlewatch's temporary files (`.rlewatch-*.tmp`, design
-    // §4.4) and nothing else.
+    // §4.4) left by earlier runs of this host and nothing else.
     fs::copy(data("pal1.bmp"), d.inbox().join("kept.bmp")).unwrap();
     fs::write(d.inbox().join("bad.bmp"), b"BMnot a bitmap").unwrap();
     assert!(wait_until(LONG, || d.path("done/kept.bmp").exists()
         && d.path("failed/bad.bmp.error.txt").exists()));
     d.signal(libc::SIGTERM);
     assert!(d.wait_exit(LONG).is_some());
-    fs::write(d.path("archive/.rlewatch-abc123.tmp"), b"partial").unwrap();
-    // Names that are only half a temporary name are someone's files.
+    // Untagged (the CLI's, an old version's), this host's from a version
+    // without instance tokens, this host's from an earlier run.
+    let stale = [
+        "archive/.rlewatch-abc123.tmp",
+        "archive/.rlewatch-lc-host~abc123.tmp",
+        "done/.rlewatch-lc-host~0123456789abcdef~abc123.tmp",
+    ];
+    for f in stale {
+        fs::write(d.path(f), b"partial").unwrap();
+    }
+    // Names that are only half a temporary name are someone's files;
+    // another host's temporary file may be in progress on shared storage.
     let decoys = [
         "archive/.rlewatch-abc123",
         "archive/x.tmp",
         "done/.rlewatch-y.part",
+        "archive/.rlewatch-other-host~0123456789abcdef~abc123.tmp",
     ];
     for decoy in decoys {
         fs::write(d.path(decoy), b"not ours").unwrap();
@@ -52,8 +62,19 @@ fn stale_temporary_files_are_removed_at_start() {
         .map(|dir| files_below(&d.path(dir)))
         .collect();
     d.spawn();
-    assert!(!d.path("archive/.rlewatch-abc123.tmp").exists());
-    assert!(d.log().contains("removed 1 stale temporary file"));
+    // The sweep runs once the daemon is ready, on a thread of its own.
+    assert!(
+        wait_until(LONG, || stale.iter().all(|f| !d.path(f).exists())),
+        "{}",
+        d.log()
+    );
+    assert!(
+        wait_until(LONG, || d.log().contains(
+            "removed 3 stale temporary file(s) left by an earlier run"
+        )),
+        "{}",
+        d.log()
+    );
     for decoy in decoys {
         assert_eq!(fs::read(d.path(decoy)).unwrap(), b"not ours", "{decoy}");
     }
@@ -74,7 +95,9 @@ fn stale_temporary_files_are_removed_at_start() {
         .map(|dir| files_below(&d.path(dir)))
         .collect();
     let mut before = before;
-    before[0].retain(|p| p != Path::new(".rlewatch-abc123.tmp"));
+    for (i, dir) in ["archive", "done", "failed"].iter().enumerate() {
+        before[i].retain(|p| !stale.contains(&format!("{dir}/{}", p.display()).as_str()));
+    }
     assert_eq!(after, before);
 }
 

@@ -22,7 +22,8 @@ use std::os::unix::fs::MetadataExt;
 use crate::support::mount::fuse_prerequisites;
 use crate::support::powerfs::{Mounted, PowerFs};
 use crate::support::{
-    Daemon, LONG, Lcg, data, files_below, ledger, run_in, stderr, tempdir, wait_until,
+    Daemon, LONG, Lcg, data, files_below, ledger, no_temp_files, run_in, stderr, tempdir,
+    wait_until,
 };
 const HOST: &str = "powerloss";
 /// The power-loss filesystem is FUSE, where the daemon claims by a rename
@@ -332,10 +333,15 @@ fn check_drained(rig: &mut Rig, handed: &[String], policy: &str, what: &str) {
             .filter(|p| !p.to_string_lossy().contains(".rlewatch-"))
             .count()
     };
+    // The cut's temporary files are removed by a sweep once the daemon is
+    // ready (design §4.4), on a thread of its own: waited for too.
     let settled = || {
         inbox_left().is_empty()
             && archives() >= good.len()
             && files_below(&rig.at("failed")).len() >= 2 * bad
+            && ["archive", "done", "failed"]
+                .iter()
+                .all(|dir| no_temp_files(&rig.at(dir)))
     };
     assert!(
         wait_until(LONG, settled),

@@ -90,6 +90,9 @@ pub(super) struct Coordinator {
     /// Removes old originals and quarantined files (design §4.4,
     /// "Retention"), on its own thread.
     retention: super::retention::Retention,
+    /// Removals of stale temporary files under way (design §4.4): the
+    /// start's, and a takeover's.
+    sweeps: Vec<super::startup::Sweep>,
 }
 
 impl Coordinator {
@@ -129,6 +132,7 @@ impl Coordinator {
             hosts,
             retry_request,
             retention,
+            sweeps: Vec::new(),
         })
     }
 
@@ -160,7 +164,22 @@ impl Coordinator {
         );
         let status = self.status();
         self.systemd.ready(&status);
+        // Earlier runs' temporary files, on a thread: a walk of the whole
+        // archive must not hold up the start (design §4.4). The token is
+        // this process's (made by `daemon::run` already; here too for a
+        // coordinator started without it, so that its own files are
+        // tagged and never swept).
+        let instance = crate::durable::set_temp_owner(&self.config.host).to_string();
+        self.sweep(super::startup::Stale::Earlier { instance });
         Ok(())
+    }
+
+    /// Starts removing the stale temporary files `whose` says, beside the
+    /// sweeps still under way.
+    fn sweep(&mut self, whose: super::startup::Stale) {
+        self.sweeps.retain(|s| !s.finished());
+        self.sweeps
+            .push(super::startup::Sweep::start(&self.config, whose));
     }
 
     /// After the event loop: the summary line, and the threads joined when
@@ -168,6 +187,9 @@ impl Coordinator {
     pub(super) fn stop(&mut self) {
         self.publish_stopped();
         self.retention.stop();
+        for sweep in &mut self.sweeps {
+            sweep.stop();
+        }
         let s = &self.stats;
         let counts = self.retention.counts();
         let removed = match (

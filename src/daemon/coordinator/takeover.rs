@@ -71,8 +71,9 @@ impl Coordinator {
                         .join(", ")
                 );
                 self.adopt_claims();
-                // Its unfinished temporary files, which no one holds now.
-                startup::remove_stale_temps(&self.config, startup::Stale::Of(&host));
+                // Its unfinished temporary files, which no one holds now,
+                // on a thread (a walk of the whole archive).
+                self.sweep(startup::Stale::Of(host.clone()));
             }
             if held > 0 && self.hosts.first_held(&host) {
                 warn!(
