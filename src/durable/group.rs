@@ -329,10 +329,19 @@ pub fn sync_moved(from: &File, to: &File) {
 }
 
 /// Flushes every change registered so far in this process's group commit
-/// (at the daemon's stop: nothing is left unflushed behind it).
+/// (at the daemon's stop: nothing is left unflushed behind it). Not when a
+/// change is still being made or a flush is under way (a worker the drain
+/// gave up on, stuck in a rename on a hung share): the stop does not wait
+/// for it.
 pub fn flush() {
     let g = group();
-    let open = g.lock().open;
+    let open = {
+        let s = g.lock();
+        if s.flushing.is_some() || s.in_flight.get(&s.open).is_some_and(|n| *n > 0) {
+            return;
+        }
+        s.open
+    };
     g.flush_through(open);
 }
 
