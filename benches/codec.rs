@@ -4,8 +4,8 @@
 //! photo-like 24-bit page; each compressed in both modes from memory to
 //! memory, beside a copy of the same bytes (`memcpy`, for scale); and
 //! decoding the `.rle`. Run: `cargo bench --bench codec`.
-//! `RLEWATCH_BENCH_WAVEFRONT=1` first times the two-core dither wavefront
-//! against the serial loop (`support/wavefront.rs`);
+//! `RLEWATCH_BENCH_WAVEFRONT=1` first times the dither wavefront on one
+//! thread and on two (`support/wavefront.rs`);
 //! `RLEWATCH_BENCH_RUNS=N` first times the run finders against each other,
 //! N rounds alternating (`support/runs.rs`).
 

@@ -5,12 +5,13 @@
 //! callers.
 
 use std::io::{self, Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use xxhash_rust::xxh3::Xxh3;
 
 mod pipeline;
 
-use pipeline::{PIPELINE_PIXELS, PROBE_ROWS, pipelined};
+use pipeline::{Alone, PIPELINE_PIXELS, PROBE_ROWS, two_dithering};
 
 use crate::bilevel::{Conversion, Converter};
 use crate::bmp::{Blocks, BmpError, BmpInfo, RowData, Rows, Source};
@@ -132,6 +133,7 @@ pub fn compress(
     out: impl Write,
     opts: Options,
 ) -> Result<Outcome, CompressError> {
+    let _active = Active::enter();
     match Format::of(src).map_err(BmpError::Io)? {
         None => Err(not_an_image(src)),
         Some(Format::Jpeg) => Err(jpeg_refused().into()),
@@ -237,6 +239,27 @@ pub fn compress_decoded(
     })
 }
 
+/// Compressions under way in this process ([`compress`] calls), for
+/// the choice of the two-thread dither: a process compressing several
+/// images at once already keeps its cores busy.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+/// One compression counted in [`ACTIVE`] while it lives.
+struct Active;
+
+impl Active {
+    fn enter() -> Active {
+        ACTIVE.fetch_add(1, Ordering::Relaxed);
+        Active
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        ACTIVE.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// [`compress`] for a header already parsed.
 pub fn compress_parsed(
     info: &BmpInfo,
@@ -245,17 +268,24 @@ pub fn compress_parsed(
     conversion: Conversion,
 ) -> Result<Outcome, CompressError> {
     let large = u64::from(info.width) * u64::from(info.height) >= PIPELINE_PIXELS;
-    // Asked only when the pipeline would be used: finding the CPUs reads
-    // cgroup files, a measurable part of compressing a 1-bit page.
-    let pipeline = || large && std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2);
-    compress_with(info, src, out, conversion, &pipeline)
+    // Asked only when the dither would go to two threads: finding the
+    // CPUs reads cgroup files, a measurable part of compressing a 1-bit
+    // page. Two threads each for every compression under way must fit
+    // (the dither's two threads wait on each other: on a core short they
+    // take turns, and lose).
+    let two_threads = || {
+        let active = ACTIVE.load(Ordering::Relaxed).max(1);
+        let fits = std::thread::available_parallelism().is_ok_and(|n| n.get() >= 2 * active);
+        (large && fits).then_some(Alone::WhenCrowded)
+    };
+    compress_with(info, src, out, conversion, &two_threads)
 }
 
-/// [`compress_parsed`], with [`pipelined`] allowed or not (`pipeline` is
-/// asked once, when the probe would switch). It is used for
-/// uncompressed images whose rows go through the dither's serial loop, once
+/// [`compress_parsed`], with [`two_dithering`] allowed or not
+/// (`two_threads` is asked once, when the probe would switch; `None`:
+/// not allowed). It is used for uncompressed images whose rows go through the dither's serial loop, once
 /// the first [`PROBE_ROWS`] rows show that loop busy on most pixels:
-/// only that loop is long enough for the other threads' work to matter;
+/// only that loop is long enough for a second thread to matter;
 /// thresholding (and 1-bit images) run near memory speed on one thread,
 /// and handing blocks across cores measured no faster there.
 fn compress_with(
@@ -263,7 +293,7 @@ fn compress_with(
     src: &(impl Source + ?Sized),
     out: impl Write,
     conversion: Conversion,
-    pipeline: &dyn Fn() -> bool,
+    two_threads: &dyn Fn() -> Option<Alone>,
 ) -> Result<Outcome, CompressError> {
     // The header check bounds both sides to 65535.
     let header = Header {
@@ -277,10 +307,10 @@ fn compress_with(
         hasher: Xxh3::new(),
     };
     let mut enc = Encoder::new(sink, header).map_err(CompressError::Write)?;
-    // Probe the first rows on this thread; hand the rest to the pipeline
+    // Probe the first rows on this thread; hand the rest to two threads
     // only if the dither's serial loop has real work (not on a pure
     // black-and-white page, whose quiet spans are skipped: there the
-    // pipeline's hand-offs cost more than they save).
+    // hand-offs cost more than they save).
     let mut rows = Rows::new(info, src)?;
     let mut bits = vec![0u64; rle::words_for(info.width as usize)];
     let mut done = 0u32;
@@ -290,8 +320,8 @@ fn compress_with(
         done += 1;
         if done == PROBE_ROWS && converter.dithers() {
             let busy = converter.serial_pixels() * 2 > u64::from(done) * u64::from(info.width);
-            switch = if busy && pipeline() {
-                Blocks::new(info)
+            switch = if busy {
+                two_threads().zip(Blocks::new(info))
             } else {
                 None
             };
@@ -301,9 +331,9 @@ fn compress_with(
         }
     }
     drop(rows);
-    if let Some(blocks) = switch {
+    if let Some((alone, blocks)) = switch {
         let blocks = blocks.starting_at(done);
-        pipelined(info, src, blocks, &mut converter, &mut enc)?;
+        two_dithering(info, src, blocks, done, &mut converter, &mut enc, alone)?;
     }
     let mut counted = enc.finish().map_err(CompressError::Write)?;
     counted.flush().map_err(CompressError::Write)?;

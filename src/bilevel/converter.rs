@@ -124,6 +124,67 @@ impl Converter {
         }
     }
 
+    /// The first half of [`Converter::row`] for an image that
+    /// [dithers](Converter::dithers): the row's grey levels into `grey`
+    /// (width entries), and whether all its pixels are pure (`scratch`:
+    /// width bytes for a palette row's indices). Changes nothing, so
+    /// that two threads can share the converter; the dither is then
+    /// [`Wavefront`](super::Wavefront)'s, and the verdict
+    /// [`Converter::note_pure`]'s.
+    pub fn grey_row(&self, row: RowData<'_>, grey: &mut [u8], scratch: &mut [u8]) -> bool {
+        debug_assert!(self.dithers());
+        match (&self.plan, row) {
+            (Plan::Direct(d), RowData::Packed(bytes)) => match (self.fast, &self.table16) {
+                (Some(f), _) => {
+                    let (done, pure) = simd::bgr8_grey(self.isa, bytes, f.bpp, f.alpha, grey);
+                    direct_grey(d, bytes, done, &mut grey[done..], pure) && pure
+                }
+                (None, Some(t)) => {
+                    let mut pure = true;
+                    for (g, p) in grey.iter_mut().zip(bytes.chunks_exact(2)) {
+                        let (level, is_pure) = t.lookup(u16::from_le_bytes([p[0], p[1]]));
+                        *g = level;
+                        pure &= is_pure;
+                    }
+                    pure
+                }
+                (None, None) => direct_grey(d, bytes, 0, grey, true),
+            },
+            (
+                Plan::Indexed {
+                    grey: levels, pure, ..
+                },
+                row,
+            ) => {
+                let indices: &[u8] = match row {
+                    RowData::Indices(ix) => ix,
+                    RowData::Packed(bytes) => {
+                        unpack_indices(bytes, self.bits_per_pixel, scratch);
+                        scratch
+                    }
+                };
+                for (g, &i) in grey.iter_mut().zip(indices) {
+                    *g = levels[usize::from(i)];
+                }
+                lossless::indices_pure(indices, pure)
+            }
+            (Plan::Words { .. } | Plan::Direct(_), _) => {
+                unreachable!("BUG: grey_row is only for images that dither")
+            }
+        }
+    }
+
+    /// Folds the purity of rows converted elsewhere (see
+    /// [`Converter::grey_row`]) into the lossless verdict.
+    pub fn note_pure(&mut self, pure: bool) {
+        self.lossless &= pure;
+    }
+
+    /// Pillow's error array as the rows converted so far left it.
+    pub fn errors(&self) -> &[i32] {
+        &self.errors
+    }
+
     /// The row's bytes when they are its bits as they are, for the
     /// encoder to read straight ([`rle::RowLayout::encode_bytes_into`]):
     /// a 1-bit uncompressed row whose index is the bit (palette black,

@@ -110,14 +110,14 @@ pub(super) fn dither_row_fast(isa: Isa, grey: &[u8], errors: &mut [i32], out: &m
 /// The serial state of [`dither_row`]: `l` the error flowing right (×16),
 /// `l0`, `l1` the pending sums for the row below.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct FsState {
+pub(super) struct FsState {
     l: i32,
-    l0: i32,
+    pub(super) l0: i32,
     l1: i32,
 }
 
 impl FsState {
-    const ZERO: FsState = FsState { l: 0, l0: 0, l1: 0 };
+    pub(super) const ZERO: FsState = FsState { l: 0, l0: 0, l1: 0 };
 }
 
 /// One pixel of [`dither_row`]: grey `g` and the error waiting from the row
@@ -128,7 +128,7 @@ impl FsState {
 /// 128), and the error is min(s − 255, 0) if white, else max(s, 0) — both
 /// computed while the comparison is made, then picked with a mask.
 #[inline(always)]
-fn fs_step(g: u8, below: i32, st: &mut FsState) -> (bool, i32) {
+pub(super) fn fs_step(g: u8, below: i32, st: &mut FsState) -> (bool, i32) {
     let s = i32::from(g) + (st.l + below) / 16;
     let white = s > 128;
     // A mask, not `if`: the compiler turns a select of two values into a

@@ -23,6 +23,7 @@
 //!   the 16-bit table, the layouts the kernels read.
 //! - `threshold.rs`: grey → bits (threshold or dither), bit packing.
 //! - `dither.rs`: Floyd–Steinberg as Pillow does it, and its fast form.
+//! - `wavefront.rs`: [`Wavefront`], the same dither on two threads.
 //! - `lossless.rs`: the lossless verdict, and exact colours ([`rgba_row`]).
 //! - `simd.rs`, `simd/x86.rs`: the vectorised kernels.
 //! - `tests.rs`: kernels against the scalar code, the scalar code against
@@ -37,9 +38,11 @@ mod simd;
 #[cfg(test)]
 mod tests;
 mod threshold;
+mod wavefront;
 
 pub use converter::Converter;
 pub use lossless::rgba_row;
+pub use wavefront::Wavefront;
 
 /// How grey levels become bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

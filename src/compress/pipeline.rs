@@ -1,21 +1,25 @@
-//! Compressing a large dithered image with three threads (design §3, bounded memory):
-//! reading, converting and encoding overlap; bytes and verdicts are the
-//! one-thread loop's.
+//! Compressing a large dithered image on more than one thread (design §3,
+//! "The dither wavefront"; bounded memory): [`two_dithering`]. A thread
+//! reads blocks of rows, two threads convert, dither and encode alternate
+//! rows, or, when they keep waiting on each other, one thread converts
+//! and dithers and another encodes. Bytes and verdicts are the one-thread
+//! loop's.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
 use super::CompressError;
-use crate::bilevel::Converter;
-use crate::bmp::{Blocks, BmpError, BmpInfo, Source};
+use crate::bilevel::{Converter, Wavefront};
+use crate::bmp::{Blocks, BmpError, BmpInfo, RowData, Source};
 use crate::rle::{self, Encoder, RowLayout};
 
-/// Dithered images with at least this many pixels are compressed by three
-/// threads (see [`pipelined`]); smaller ones are not worth a thread's start.
+/// Dithered images with at least this many pixels may be compressed by
+/// [`two_dithering`]; smaller ones are not worth a thread's start.
 pub(super) const PIPELINE_PIXELS: u64 = 1 << 22;
 
-/// Rows converted on one thread before deciding on [`pipelined`].
+/// Rows converted on one thread before deciding on [`two_dithering`].
 pub(super) const PROBE_ROWS: u32 = 64;
 
 /// Rows per batch handed to the encoding thread.
@@ -32,57 +36,21 @@ struct Batch {
     bytes: Vec<u8>,
 }
 
-/// Compresses an uncompressed image with three threads: one reads blocks
-/// of rows (the same positioned reads as [`Rows`](crate::bmp::Rows)), this one converts them
-/// (the dither is serial, so this is the critical path), one encodes
-/// batches of converted rows into runs. Written bytes, their order and the
-/// verdicts are the same as the one-thread loop's; only the work moves.
-/// Memory stays bounded: [`IN_FLIGHT`] buffers circulate between each
-/// pair of threads, and a thread waiting for a free buffer blocks.
-///
-/// Against the one-thread loop on the 7200×5600 photo-like page this
-/// measured about 240 → 180 ms; a two-thread variant (reading on this
-/// thread, encoding on the other) measured in between (about 200 ms).
-pub(super) fn pipelined<S: Source + ?Sized, W: Write>(
-    info: &BmpInfo,
-    src: &S,
-    blocks: Blocks<'_>,
-    converter: &mut Converter,
-    enc: &mut Encoder<W>,
-) -> Result<(), CompressError> {
-    let width = info.width as usize;
-    let words = rle::words_for(width);
-    std::thread::scope(|scope| {
-        let (full_rx, free_tx) = spawn_reader(scope, blocks, src);
-        let mut batches = Batches::start(scope, width);
-        let mut batch = batches.spare.pop().expect("BUG: IN_FLIGHT > 0");
-        loop {
-            let (block, count) = full_rx
-                .recv()
-                .expect("BUG: the reader ends with 0 or an error")?;
-            if count == 0 {
-                break;
-            }
-            for row in Blocks::rows(info, &block, count) {
-                let start = batch.rows * words;
-                converter.row(row, &mut batch.bits[start..start + words]);
-                batch.rows += 1;
-                if batch.rows == BATCH_ROWS {
-                    batch = batches.hand_over(batch, enc)?;
-                }
-            }
-            // The reader stops at the first send that fails, so this one
-            // only fails once it has ended.
-            let _ = free_tx.send(block);
+impl Batch {
+    /// A placeholder, holding nothing.
+    fn empty() -> Batch {
+        Batch {
+            bits: Vec::new(),
+            rows: 0,
+            bytes: Vec::new(),
         }
-        batches.finish(batch, enc)
-    })
+    }
 }
 
 /// A block of raw rows and how many rows it holds (0: the end).
 type Block = Result<(Vec<u8>, u32), BmpError>;
 
-/// The reading thread of [`pipelined`]: blocks of raw rows out, empty block
+/// The reading thread of [`two_dithering`]: blocks of raw rows out, empty block
 /// buffers back ([`IN_FLIGHT`] of them).
 fn spawn_reader<'scope, 'env: 'scope, S: Source + ?Sized>(
     scope: &'scope std::thread::Scope<'scope, 'env>,
@@ -108,7 +76,7 @@ fn spawn_reader<'scope, 'env: 'scope, S: Source + ?Sized>(
     (full_rx, free_tx)
 }
 
-/// The encoding thread of [`pipelined`] and the batches circulating
+/// The encoding thread of [`two_dithering`] alone and the batches circulating
 /// between it and the converting thread: batches of bits in, the same
 /// batches with their runs out, written in order.
 struct Batches {
@@ -207,6 +175,297 @@ impl Batches {
         while self.in_flight > 0 {
             self.write_next(enc)?;
         }
+        Ok(())
+    }
+}
+
+/// A block buffer shared by the two dithering threads of
+/// [`two_dithering`]; it goes back to the reading thread when the last
+/// of them lets go of it.
+struct Shared {
+    block: Vec<u8>,
+    home: Sender<Vec<u8>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The reader stops at the first send that fails, so this one only
+        // fails once it has ended.
+        let _ = self.home.send(std::mem::take(&mut self.block));
+    }
+}
+
+/// A block of rows for a dithering thread: the block, its first row's
+/// display index, its row count.
+type Job = (Arc<Shared>, u32, u32);
+
+/// One dithering thread's rows of a block, encoded: their bytes, each
+/// row's length, and whether all their pixels were pure.
+#[derive(Default)]
+struct Encoded {
+    bytes: Vec<u8>,
+    lens: Vec<usize>,
+    pure: bool,
+}
+
+/// One dithering thread's work: its rows (display index y with y % 2 ==
+/// `parity`, or all rows once `parity` is `None`) converted to grey
+/// levels, dithered through the shared [`Wavefront`], and encoded.
+struct Dithering<'a> {
+    info: &'a BmpInfo,
+    converter: &'a Converter,
+    wave: &'a Wavefront,
+    layout: RowLayout,
+    grey: Vec<u8>,
+    scratch: Vec<u8>,
+    bits: Vec<u64>,
+    parity: Option<u32>,
+}
+
+impl<'a> Dithering<'a> {
+    fn new(info: &'a BmpInfo, converter: &'a Converter, wave: &'a Wavefront, parity: u32) -> Self {
+        let parity = Some(parity);
+        let width = info.width as usize;
+        Dithering {
+            info,
+            converter,
+            wave,
+            layout: RowLayout::new(width),
+            grey: vec![0; width],
+            scratch: vec![0; width],
+            bits: vec![0; rle::words_for(width)],
+            parity,
+        }
+    }
+
+    /// This thread's rows of a block, into `into`.
+    fn block(&mut self, (shared, first, count): &Job, into: &mut Encoded) {
+        let width = self.info.width as usize;
+        into.bytes.clear();
+        into.lens.clear();
+        into.pure = true;
+        for (y, row) in (*first..).zip(Blocks::rows(self.info, &shared.block, *count)) {
+            if self.parity.is_some_and(|p| y % 2 != p) {
+                continue;
+            }
+            let mut bits = std::mem::take(&mut self.bits);
+            into.pure &= self.row(y, row, &mut bits);
+            let n = into.bytes.len();
+            into.bytes.resize(n + width, 0);
+            let len = self.layout.encode_into(&bits, &mut into.bytes[n..]);
+            into.bytes.truncate(n + len);
+            into.lens.push(len);
+            self.bits = bits;
+        }
+    }
+
+    /// Row `y` to bits in `out`; whether its pixels are all pure.
+    fn row(&mut self, y: u32, row: RowData<'_>, out: &mut [u64]) -> bool {
+        let pure = self
+            .converter
+            .grey_row(row, &mut self.grey, &mut self.scratch);
+        self.wave.row(y, &self.grey, out);
+        pure
+    }
+}
+
+/// Parks of the dithering threads per hundred rows, over the last
+/// [`CROWDED_ROWS`] rows at least, beyond which [`two_dithering`] goes on
+/// with one dithering thread: the two take turns on a core rather than
+/// running side by side. (Side by side, they park up to about 20 times
+/// in a hundred rows; sharing a core with a busy loop, about 100.)
+const PARKS_PER_100_ROWS: u32 = 50;
+
+/// See [`PARKS_PER_100_ROWS`].
+const CROWDED_ROWS: u32 = 256;
+
+/// When [`two_dithering`] goes on with one dithering thread.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Alone {
+    /// When the two threads park too often ([`PARKS_PER_100_ROWS`]).
+    WhenCrowded,
+    /// From the first block that starts at or after this row (tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    From(u32),
+}
+
+/// Compresses an uncompressed image whose rows go through the dither,
+/// from row `first` on, with the dither on two threads (design §3, "The
+/// dither wavefront"): a reading thread ([`spawn_reader`]); this thread
+/// does the even rows of each block and hands the block to another,
+/// which does the odd ones. Each converts its rows to grey levels,
+/// dithers them through one shared [`Wavefront`] and encodes them. This
+/// thread writes the rows in order, a block behind, so that it does not
+/// wait for the other's last row.
+///
+/// When the threads park too often ([`PARKS_PER_100_ROWS`]), this thread
+/// stops handing blocks over and goes on alone: it converts and dithers
+/// every row, and an encoding thread ([`Batches`]) encodes them.
+/// Written bytes and verdicts are the one-thread loop's; memory stays
+/// bounded ([`IN_FLIGHT`] blocks and batches, a few blocks' encoded rows).
+pub(super) fn two_dithering<S: Source + ?Sized, W: Write>(
+    info: &BmpInfo,
+    src: &S,
+    blocks: Blocks<'_>,
+    first: u32,
+    converter: &mut Converter,
+    enc: &mut Encoder<W>,
+    when_alone: Alone,
+) -> Result<(), CompressError> {
+    let wave = &Wavefront::new(converter.errors(), first);
+    let shared: &Converter = converter;
+    let words = rle::words_for(info.width as usize);
+    let pure = std::thread::scope(|scope| {
+        let (full_rx, free_tx) = spawn_reader(scope, blocks, src);
+        let (job_tx, job_rx) = unbounded::<Job>();
+        let (done_tx, done_rx) = unbounded::<Encoded>();
+        let (back_tx, back_rx) = unbounded::<Encoded>();
+        scope.spawn(move || {
+            // Whatever ends this thread ends the other's waits.
+            let _abandon = wave.abandon_on_drop();
+            let mut odd = Dithering::new(info, shared, wave, 1);
+            for job in job_rx {
+                let mut into = back_rx.try_recv().unwrap_or_default();
+                odd.block(&job, &mut into);
+                drop(job);
+                if done_tx.send(into).is_err() {
+                    break;
+                }
+            }
+        });
+        let _abandon = wave.abandon_on_drop();
+        let mut even = Dithering::new(info, shared, wave, 0);
+        let mut job_tx = Some(job_tx);
+        let mut written = Written {
+            pending: std::collections::VecDeque::new(),
+            spare: Vec::new(),
+            pure: true,
+        };
+        // (parks, row) at the start of recent blocks.
+        let mut recent = std::collections::VecDeque::from([(wave.parks(), first)]);
+        let mut alone: Option<(Batches, Batch)> = None;
+        let mut y = first;
+        loop {
+            let (block, count) = full_rx
+                .recv()
+                .expect("BUG: the reader ends with 0 or an error")?;
+            if count == 0 {
+                break;
+            }
+            let job = (
+                Arc::new(Shared {
+                    block,
+                    home: free_tx.clone(),
+                }),
+                y,
+                count,
+            );
+            y += count;
+            let go_alone = match when_alone {
+                Alone::WhenCrowded => crowded(&mut recent, wave.parks(), job.1),
+                Alone::From(row) => job.1 >= row,
+            };
+            if alone.is_none() && go_alone {
+                // The other thread ends after the rows it has; they are
+                // written before any of this thread's alone.
+                job_tx = None;
+                even.parity = None;
+                while !written.pending.is_empty() {
+                    written.write_first(enc, &done_rx, &back_tx)?;
+                }
+                let mut batches = Batches::start(scope, info.width as usize);
+                let batch = batches.spare.pop().expect("BUG: IN_FLIGHT > 0");
+                alone = Some((batches, batch));
+            }
+            if let Some((batches, batch)) = &mut alone {
+                let (shared, first, count) = &job;
+                for (y, row) in (*first..).zip(Blocks::rows(info, &shared.block, *count)) {
+                    let start = batch.rows * words;
+                    written.pure &= even.row(y, row, &mut batch.bits[start..start + words]);
+                    batch.rows += 1;
+                    if batch.rows == BATCH_ROWS {
+                        let full = std::mem::replace(batch, Batch::empty());
+                        *batch = batches.hand_over(full, enc)?;
+                    }
+                }
+                continue;
+            }
+            let split = job_tx
+                .as_ref()
+                .is_some_and(|tx| tx.send(job.clone()).is_ok());
+            let mut mine = written.spare.pop().unwrap_or_default();
+            even.block(&job, &mut mine);
+            written.pending.push_back((mine, split, job.1, job.2));
+            drop(job);
+            if written.pending.len() > 1 {
+                written.write_first(enc, &done_rx, &back_tx)?;
+            }
+        }
+        while !written.pending.is_empty() {
+            written.write_first(enc, &done_rx, &back_tx)?;
+        }
+        if let Some((batches, batch)) = alone {
+            batches.finish(batch, enc)?;
+        }
+        Ok::<bool, CompressError>(written.pure)
+    })?;
+    converter.note_pure(pure);
+    Ok(())
+}
+
+/// Whether the dithering threads parked more than [`PARKS_PER_100_ROWS`] over
+/// the last [`CROWDED_ROWS`] rows or more, given `parks` so far at row
+/// `y`; `recent` keeps the (parks, row) pairs of recent calls.
+fn crowded(recent: &mut std::collections::VecDeque<(u32, u32)>, parks: u32, y: u32) -> bool {
+    recent.push_back((parks, y));
+    while recent.len() > 2 && y - recent[1].1 >= CROWDED_ROWS {
+        recent.pop_front();
+    }
+    let (then, from) = recent[0];
+    y - from >= CROWDED_ROWS && 100 * (parks - then) > PARKS_PER_100_ROWS * (y - from)
+}
+
+/// The blocks [`two_dithering`]'s even thread has done and not yet
+/// written, oldest first: its rows, whether the other thread has the
+/// odd ones, the first row and the row count.
+struct Written {
+    pending: std::collections::VecDeque<(Encoded, bool, u32, u32)>,
+    spare: Vec<Encoded>,
+    pure: bool,
+}
+
+impl Written {
+    /// Writes the oldest pending block's rows in order, taking the odd
+    /// rows from the other thread if it had them (waiting for them).
+    fn write_first<W: Write>(
+        &mut self,
+        enc: &mut Encoder<W>,
+        done: &Receiver<Encoded>,
+        back: &Sender<Encoded>,
+    ) -> Result<(), CompressError> {
+        let (mine, split, first, count) = self
+            .pending
+            .pop_front()
+            .expect("BUG: called with one pending");
+        let theirs = if split {
+            done.recv()
+                .expect("BUG: the odd thread answers every block")
+        } else {
+            Encoded::default()
+        };
+        self.pure &= mine.pure && (!split || theirs.pure);
+        let mut rows = [(&mine, 0, 0), (&theirs, 0, 0)];
+        for y in first..first + count {
+            let (from, at, k) = &mut rows[usize::from(split && y % 2 == 1)];
+            let len = from.lens[*k];
+            enc.write_encoded(&from.bytes[*at..*at + len], 1)
+                .map_err(CompressError::Write)?;
+            (*at, *k) = (*at + len, *k + 1);
+        }
+        if split {
+            let _ = back.send(theirs);
+        }
+        self.spare.push(mine);
         Ok(())
     }
 }
