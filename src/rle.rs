@@ -71,14 +71,20 @@ pub fn encode_row(row: &[u64], width: usize, out: &mut Vec<u8>) {
     out.truncate(start + n);
 }
 
-/// Which run finder a [`RowLayout`] uses: the portable one, or the
+/// Which run finder a [`RowLayout`] uses: the portable one, the AVX2 one
+/// (`rle/avx2.rs`: starts found 256 pixels at a time, taken with
+/// `tzcnt`/`blsr`, the first two of a word without a branch), or the
 /// AVX-512 one (`rle/x86.rs`: VBMI2 `vpcompressb` writes the runs of 64
-/// pixels at once) where the CPU has it. Both write the same bytes.
+/// pixels at once) where the CPU has it. All write the same bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunFinder {
     /// Word at a time, one start after the other; runs everywhere, and is
     /// the definition the others are tested against.
     Portable,
+    /// x86-64 AVX2, BMI1/2, POPCNT, LZCNT (docs/performance.md, "The
+    /// 1-bit page": AMD before Zen 4, Intel before Ice Lake).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    Avx2,
     /// x86-64 AVX-512 (F, BW, VBMI, VBMI2), GFNI, BMI1/2, POPCNT, LZCNT.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     Avx512,
@@ -87,23 +93,30 @@ pub enum RunFinder {
 impl RunFinder {
     /// The fastest run finder this CPU runs (detected once).
     pub fn detect() -> RunFinder {
-        static BEST: std::sync::OnceLock<RunFinder> = std::sync::OnceLock::new();
-        *BEST.get_or_init(|| {
-            #[cfg(target_arch = "x86_64")]
-            if x86::available() {
-                return RunFinder::Avx512;
-            }
-            RunFinder::Portable
-        })
+        *RunFinder::available()
+            .last()
+            .expect("BUG: the portable finder is always available")
     }
 
-    /// Every run finder this CPU runs, the portable one first.
+    /// Every run finder this CPU runs, slowest first: the portable one,
+    /// then each SIMD one the CPU has (detected once).
     pub fn available() -> Vec<RunFinder> {
-        let mut all = vec![RunFinder::Portable];
-        if RunFinder::detect() != RunFinder::Portable {
-            all.push(RunFinder::detect());
-        }
-        all
+        static ALL: std::sync::OnceLock<Vec<RunFinder>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| {
+            #[allow(unused_mut)]
+            let mut all = vec![RunFinder::Portable];
+            #[cfg(target_arch = "x86_64")]
+            {
+                if avx2::available() {
+                    all.push(RunFinder::Avx2);
+                }
+                if x86::available() {
+                    all.push(RunFinder::Avx512);
+                }
+            }
+            all
+        })
+        .clone()
     }
 }
 
@@ -117,7 +130,7 @@ pub struct RowLayout {
     /// Bits set for pixels inside the width.
     valid: Vec<u64>,
     finder: RunFinder,
-    /// For [`RunFinder::Avx512`]: `boundaries` and `valid` pixel-first
+    /// For [`RunFinder::Avx2`] and [`RunFinder::Avx512`]: `boundaries` and `valid` pixel-first
     /// (pixel p at bit p % 64), `valid` without pixel 0, both padded with
     /// zero words to a multiple of 8.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
@@ -153,7 +166,7 @@ impl RowLayout {
         }
         let (forced_lsb, valid_lsb) = match finder {
             RunFinder::Portable => (Vec::new(), Vec::new()),
-            RunFinder::Avx512 => {
+            RunFinder::Avx2 | RunFinder::Avx512 => {
                 let padded = words.next_multiple_of(8);
                 let lsb = |masks: &[u64]| -> Vec<u64> {
                     let mut v: Vec<u64> = masks.iter().map(|w| w.reverse_bits()).collect();
@@ -188,22 +201,8 @@ impl RowLayout {
     pub fn encode_into(&self, row: &[u64], out: &mut [u8]) -> usize {
         let row = &row[..self.valid.len()];
         #[cfg(target_arch = "x86_64")]
-        if self.finder == RunFinder::Avx512 && self.width > 0 {
-            assert!(out.len() >= self.width);
-            // SAFETY: `Avx512` is only chosen when `x86::available()`;
-            // the row's words are readable, `out` holds the width, and the
-            // masks are built padded by `with_finder`.
-            return unsafe {
-                x86::encode(
-                    row.as_ptr().cast(),
-                    row.len() * 8,
-                    true,
-                    self.width,
-                    &self.forced_lsb,
-                    &self.valid_lsb,
-                    out,
-                )
-            };
+        if let Some(n) = self.encode_simd(row.as_ptr().cast(), row.len() * 8, true, out) {
+            return n;
         }
         self.encode_words(|i| row[i], out)
     }
@@ -215,20 +214,8 @@ impl RowLayout {
     pub fn encode_bytes_into(&self, bytes: &[u8], out: &mut [u8]) -> usize {
         assert!(bytes.len() * 8 >= self.width);
         #[cfg(target_arch = "x86_64")]
-        if self.finder == RunFinder::Avx512 && self.width > 0 {
-            assert!(out.len() >= self.width);
-            // SAFETY: as in `encode_into`; `bytes` is readable.
-            return unsafe {
-                x86::encode(
-                    bytes.as_ptr(),
-                    bytes.len(),
-                    false,
-                    self.width,
-                    &self.forced_lsb,
-                    &self.valid_lsb,
-                    out,
-                )
-            };
+        if let Some(n) = self.encode_simd(bytes.as_ptr(), bytes.len(), false, out) {
+            return n;
         }
         let words = self.valid.len();
         let full = (bytes.len() / 8).min(words);
@@ -246,6 +233,32 @@ impl RowLayout {
             },
             out,
         )
+    }
+
+    /// The row at `src` (`len` readable bytes: packed words with `swap`,
+    /// a BMP's bytes without) through this layout's SIMD run finder, or
+    /// `None` for the portable one.
+    #[cfg(target_arch = "x86_64")]
+    fn encode_simd(&self, src: *const u8, len: usize, swap: bool, out: &mut [u8]) -> Option<usize> {
+        if self.width == 0 {
+            return None;
+        }
+        assert!(out.len() >= self.width && len * 8 >= self.width);
+        let (forced, valid) = (&self.forced_lsb, &self.valid_lsb);
+        match self.finder {
+            RunFinder::Portable => None,
+            // SAFETY: `Avx2` is only chosen when `avx2::available()`
+            // (`with_finder` checks `RunFinder::available`); the callers
+            // hand over `len` readable bytes, `out` holds the width
+            // (asserted), and `with_finder` built the masks padded.
+            RunFinder::Avx2 => {
+                Some(unsafe { avx2::encode(src, len, swap, self.width, forced, valid, out) })
+            }
+            // SAFETY: as above, with `x86::available()`.
+            RunFinder::Avx512 => {
+                Some(unsafe { x86::encode(src, len, swap, self.width, forced, valid, out) })
+            }
+        }
     }
 
     /// The run finder of [`RowLayout::encode_into`] over the row's packed
@@ -556,6 +569,8 @@ pub fn decode_image(data: &[u8]) -> Result<(Header, Vec<u64>), RleError> {
     Ok((header, rows))
 }
 
+#[cfg(target_arch = "x86_64")]
+mod avx2;
 #[cfg(test)]
 mod tests;
 #[cfg(target_arch = "x86_64")]

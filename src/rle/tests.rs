@@ -190,15 +190,26 @@ fn check_row(bits: &[u8], next: &mut impl FnMut() -> u64, what: &str) {
     for finder in RunFinder::available() {
         let layout = RowLayout::with_finder(width, finder);
         assert_eq!(layout.finder(), finder);
-        for (row, kind) in [(&words, "words"), (&longer, "more words")] {
-            let mut got = vec![0u8; width];
-            let n = layout.encode_into(row, &mut got);
+        // `out` is exactly the width, inside a larger buffer whose rest
+        // must stay untouched: the SIMD finders store ahead of their
+        // count and must not store past the slice.
+        let canary = 0xA5;
+        let check = |got: &[u8], n: usize, kind: &str| {
             assert_eq!(got[..n], want, "{finder:?}, {kind}, width {width}, {what}");
+            assert!(
+                got[width..].iter().all(|&b| b == canary),
+                "{finder:?}, {kind}, width {width}, {what}: wrote past the output"
+            );
+        };
+        for (row, kind) in [(&words, "words"), (&longer, "more words")] {
+            let mut got = vec![canary; width + 64];
+            let n = layout.encode_into(row, &mut got[..width]);
+            check(&got, n, kind);
         }
         for (bytes, kind) in [(&padded[..], "padded bytes"), (exact, "bytes")] {
-            let mut got = vec![0u8; width];
-            let n = layout.encode_bytes_into(bytes, &mut got);
-            assert_eq!(got[..n], want, "{finder:?}, {kind}, width {width}, {what}");
+            let mut got = vec![canary; width + 64];
+            let n = layout.encode_bytes_into(bytes, &mut got[..width]);
+            check(&got, n, kind);
         }
     }
 }
@@ -236,33 +247,36 @@ fn every_run_finder_equals_the_format_read_pixel_by_pixel_at_every_width_and_den
 }
 
 /// The detected run finder is the one this CPU is expected to have: on
-/// x86-64 with AVX-512 VBMI2 and GFNI, not silently the portable one.
+/// x86-64 with AVX-512 VBMI2 and GFNI, not silently the portable one; with
+/// AVX2 and BMI (and no AVX-512), the AVX2 one. Every finder the CPU runs
+/// is in `RunFinder::available`, so the tests above cover each of them.
 #[test]
 fn the_detected_run_finder_is_the_fastest_this_cpu_runs() {
     #[cfg(target_arch = "x86_64")]
-    {
+    if std::path::Path::new("/proc/cpuinfo").exists() {
         let has = |f: &str| {
             std::fs::read_to_string("/proc/cpuinfo")
                 .map(|c| c.split_whitespace().any(|w| w == f))
                 .unwrap_or(false)
         };
-        let avx512 = [
-            "avx512f",
-            "avx512bw",
-            "avx512vbmi",
-            "avx512_vbmi2",
-            "gfni",
-            "bmi1",
-            "bmi2",
-            "popcnt",
-            "abm",
-        ]
-        .iter()
-        .all(|f| has(f));
-        if std::path::Path::new("/proc/cpuinfo").exists() {
-            assert_eq!(RunFinder::detect() == RunFinder::Avx512, avx512);
-        }
+        let bmi = ["bmi1", "bmi2", "popcnt", "abm"].iter().all(|f| has(f));
+        let avx512 = bmi
+            && ["avx512f", "avx512bw", "avx512vbmi", "avx512_vbmi2", "gfni"]
+                .iter()
+                .all(|f| has(f));
+        let avx2 = bmi && has("avx2");
+        let want = if avx512 {
+            RunFinder::Avx512
+        } else if avx2 {
+            RunFinder::Avx2
+        } else {
+            RunFinder::Portable
+        };
+        assert_eq!(RunFinder::detect(), want);
+        assert_eq!(RunFinder::available().contains(&RunFinder::Avx2), avx2);
+        assert_eq!(RunFinder::available().contains(&RunFinder::Avx512), avx512);
     }
+    assert_eq!(RunFinder::available()[0], RunFinder::Portable);
     assert_eq!(RowLayout::new(100).finder(), RunFinder::detect());
 }
 
