@@ -27,8 +27,10 @@ bottom-up and top-down (not the OS/2 core header, which cannot be). Every
 header/direction variant of every layout class gets every width 1..300
 (height 1..4), then every variant again at the word, chunk and byte edges
 with taller images (1-9, 15-17, 31-33, 63-65, 126-129, 253-257, 381, 508,
-509, 1001, 2550 wide), and one 517x508 image per class (2^18+ pixels, where
-rlewatch switches to a table for 16-bit pixels). Content: noise, long runs
+509, 1001, 2550 wide), one 517x508 image per class (2^18+ pixels, where
+rlewatch switches to a table for 16-bit pixels), and two 2053x2049 noisy
+images per class that dithers (2^22+ pixels, bottom-up and top-down or two
+headers: rlewatch dithers them on two threads). Content: noise, long runs
 (so runs fill and cross the 127-pixel chunks), pure black/white, and
 levels next to the threshold; spare bits and row padding are random.
 
@@ -358,6 +360,15 @@ def plan(rng):
         # One image of 2^18+ pixels: rlewatch tabulates all 65536 16-bit
         # values from that size on (bilevel.rs, Table16); noise hits them.
         jobs.append((layout.variants[-1], 517, 508, "noise", rng.choice(kinds)))
+        # One image of 2^22+ pixels in every layout that dithers, noisy
+        # from the first row: rlewatch dithers the rows after the 64th on
+        # two threads there (design §3, "The dither wavefront"); "ramp"
+        # makes the 8-bpp palette Pillow's "L".
+        if layout.bits in (8, 16, 24, 32):
+            kind = "ramp" if layout.bits == 8 else rng.choice(kinds)
+            for top_down in (False, True):
+                v = next(v for v in layout.variants if v[1] == top_down)
+                jobs.append((v, 2053, 2049, "noise", kind))
         for v, w, h, pattern, kind in jobs:
             files.append(make_file(gen, layout, v, w, h, pattern, kind, seq))
             seq += 1

@@ -169,20 +169,28 @@ fn two_threads_give_the_one_thread_bytes() {
 }
 
 /// A file that shrinks while being read fails the same way on both
-/// paths, and the two threads end.
+/// paths, and the threads end: in the probe's rows (a bottom-up file cut
+/// in half: its first rows are at the end), and after the switch, with
+/// both dithering threads at work or one alone (top-down, cut at three
+/// quarters: the block from row 64 is read, the next is not).
 #[test]
 fn a_read_error_with_two_threads_is_reported() {
-    let bmp = bmp24(1001, 301, false);
-    let info = BmpInfo::parse(&bmp.as_slice(), DEFAULT_MAX_PIXELS).unwrap();
-    let short = &bmp[..bmp.len() / 2];
-    for two in [false, true] {
-        let err = compress_with(&info, short, std::io::sink(), Conversion::Dither, &|| {
-            two.then_some(Alone::WhenCrowded)
-        })
-        .unwrap_err();
-        assert!(
-            matches!(err, CompressError::Bmp(BmpError::Truncated { .. })),
-            "{err}"
-        );
+    for (top_down, cut, switches) in [(false, 2, false), (true, 4, true)] {
+        let bmp = bmp24(1001, 301, top_down);
+        let info = BmpInfo::parse(&bmp.as_slice(), DEFAULT_MAX_PIXELS).unwrap();
+        let short = &bmp[..bmp.len() * (cut - 1) / cut];
+        for two in [None, Some(Alone::From(u32::MAX)), Some(Alone::From(0))] {
+            let asked = std::cell::Cell::new(false);
+            let err = compress_with(&info, short, std::io::sink(), Conversion::Dither, &|| {
+                asked.set(true);
+                two
+            })
+            .unwrap_err();
+            assert!(
+                matches!(err, CompressError::Bmp(BmpError::Truncated { .. })),
+                "{err}"
+            );
+            assert_eq!(asked.get(), switches, "top_down {top_down} {two:?}");
+        }
     }
 }
