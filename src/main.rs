@@ -124,6 +124,15 @@ enum Command {
 
 fn main() -> ExitCode {
     let args = Cli::parse();
+    if !matches!(args.command, Command::Run { .. }) {
+        // A command's output piped into `head` or `grep -q` ends it as it
+        // ends `cat`: by SIGPIPE, quietly. (Rust ignores SIGPIPE, so a
+        // print to a closed pipe would panic.) The daemon keeps ignoring
+        // it: a closed log stream must not kill it.
+        // SAFETY: setting a signal's disposition to the default, before
+        // any other thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     if let Command::Status {
         config,
         json,

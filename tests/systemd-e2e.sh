@@ -83,6 +83,24 @@ fi
 mkdir -p "$work/share/data"
 cp "$deb" "$work/share/rlewatch.deb"
 cp tests/data/*.bmp tests/data/*.rle tests/data/formats/scan* "$work/share/data/"
+# A 2400x2400 24-bit page of noise (5.76 M pixels, each row busy for the
+# dither): alone in the daemon, it is dithered on two threads (design §3,
+# "The dither wavefront"). Its expected archive is the packaged binary's
+# own output on one CPU (taskset: the one-thread loop, which the corpus
+# and the differential checks hold to Pillow).
+python3 - "$work/share/data/photo.bmp" <<'PY'
+import os, struct, sys
+w = h = 2400
+stride = w * 3
+with open(sys.argv[1], "wb") as f:
+    f.write(b"BM" + struct.pack("<IHHI", 54 + stride * h, 0, 0, 54))
+    f.write(struct.pack("<IiiHHIIiiII", 40, w, h, 1, 24, 0, stride * h, 2835, 2835, 0, 0))
+    f.write(os.urandom(stride * h))
+PY
+mkdir -p "$work/debx"
+dpkg-deb -x "$deb" "$work/debx"
+taskset -c 0 "$work/debx/usr/bin/rlewatch" compress -o "$work/share/data/photo.onethread.rle" \
+  "$work/share/data/photo.bmp" >/dev/null
 
 # --- the cached bookworm tree ----------------------------------------------
 mkdir -p "$cache"
@@ -340,6 +358,10 @@ check "PNG: archive/scan.rle == scan.dither.rle (made by Pillow)" wait_for 20 sa
 check "bad input quarantined: failed/bad.bmp" wait_for 20 exists $spool/failed/bad.bmp
 check "bad input: failed/bad.bmp.error.txt gives the reason" wait_for 5 in_ct grep -qi 'not an image file' $spool/failed/bad.bmp.error.txt
 check "bad input: nothing archived for it" absent $spool/archive/bad.rle
+# A large noisy page dropped alone: dithered on two threads under the unit.
+as_writer "umask 022; cp $w/data/photo.bmp $spool/inbox/photo.bmp"
+check "a large noisy page: archive/photo.rle == the one-thread loop's" wait_for 60 same $spool/archive/photo.rle /e2e/data/photo.onethread.rle
+check "a large noisy page: original in done/" wait_for 20 same $spool/done/photo.bmp /e2e/data/photo.bmp
 
 # Let the backoff run through several retries (1 s, 2 s, 4 s ...).
 while [ $((SECONDS - u022_at)) -lt 10 ]; do sleep 0.5; done
@@ -351,22 +373,23 @@ check "umask 022 subfolder: not archived while it cannot be claimed (no pal4rle*
 check "umask 022 subfolder: no copy of the original in done/" test "$(count_below $spool/done 'pal4rle*')" = 0
 check "umask 022 subfolder: the original stays in the inbox, intact" same $spool/inbox/u022/pal4rle.bmp /e2e/data/pal4rle.bmp
 
-# Archived and filed: pal1, rgb24, held, u002/pal8, acl022/pal1wb (u022's original
-# is not filed yet, so it is not counted); quarantined: bad.bmp. The daemon
+# Archived and filed: pal1, rgb24, held, u002/pal8, acl022/pal1wb, scan-g4.tif,
+# scan.png, photo (u022's original is not filed yet, so it is not counted);
+# quarantined: bad.bmp. The daemon
 # refreshes STATUS= every 5 s: poll for it.
-check "STATUS= shows the counts (archived 7, failed 1)" wait_for 12 status_text_matches '^archived 7, failed 1, '
+check "STATUS= shows the counts (archived 8, failed 1)" wait_for 12 status_text_matches '^archived 8, failed 1, '
 status=$(in_ct systemctl status rlewatch --no-pager -n 0 2>&1 || true)
 status_shows() {
   grep -qF -- "$1" <<<"$status" || { grep -F 'Status:' <<<"$status" || echo "(no Status: line)"; return 1; }
 }
-check "systemctl status shows them" status_shows 'Status: "archived 7, failed 1, '
+check "systemctl status shows them" status_shows 'Status: "archived 8, failed 1, '
 prom_has() {
   local p
   p=$(in_ct cat "$prom") || return 1
   grep -qxF -- "$1" <<<"$p"
 }
 if [ "$metrics" = on ]; then
-  check "metrics: rlewatch_files_archived_total 7" wait_for 10 prom_has 'rlewatch_files_archived_total 7'
+  check "metrics: rlewatch_files_archived_total 8" wait_for 10 prom_has 'rlewatch_files_archived_total 8'
   check "metrics: rlewatch_files_failed_total{reason=\"not_an_image\"} 1" \
     wait_for 10 prom_has 'rlewatch_files_failed_total{reason="not_an_image"} 1'
 fi
@@ -423,12 +446,17 @@ check "no claim left behind (all claims finished)" test "$(count_below $spool/in
 # Version-3 ledgers hold, besides one archived entry per file (no "kind"),
 # a line saying where each original went ("kind":"filed") and one per
 # quarantine.
-check "ledger: one entry per archived file (7)" test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | grep -vc '\"kind\"'")" = 7
+check "ledger: one entry per archived file (8)" test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | grep -vc '\"kind\"'")" = 8
 # (written right after the original is filed: waited for)
-seven_filed() { test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | grep -c '\"kind\":\"filed\"'")" = 7; }
-check "ledger: where each of the 7 originals went" wait_for 10 seven_filed
+eight_filed() { test "$(in_ct sh -c "cat $spool/archive/.rlewatch/ledger/*/*.jsonl | grep -c '\"kind\":\"filed\"'")" = 8; }
+check "ledger: where each of the 8 originals went" wait_for 10 eight_filed
 # (--no-index: writes no index tables into the archive as root)
-where_finds_done() { in_ct rlewatch where -c /etc/rlewatch/rlewatch.toml --no-index --json '*' | grep -q '"state": "done"'; }
+# (the whole output first: grep -q would close the pipe early)
+where_finds_done() {
+  local out
+  out=$(in_ct rlewatch where -c /etc/rlewatch/rlewatch.toml --no-index --json '*') &&
+    grep -q '"state": "done"' <<<"$out"
+}
 check "rlewatch where finds the archived files' originals in done/" where_finds_done
 check "rlewatch audit: clean" in_ct rlewatch audit -c /etc/rlewatch/rlewatch.toml
 
@@ -471,14 +499,14 @@ check "journal: no watchdog timeout" journal_lacks '[Ww]atchdog timeout'
 echo "== stop"
 check "systemctl stop exits 0" in_ct systemctl stop rlewatch
 check "stopped cleanly (Result=success, exit status 0)" test "$(prop Result) $(prop ExecMainStatus)" = "success 0"
-# The last summary line: nine archived and filed (the seven above, rgb16-t,
+# The last summary line: ten archived and filed (the eight above, rgb16-t,
 # rgb24-t), bad.bmp failed, u022's original still waiting in the inbox.
 summary=$(journal | grep 'stopped: archived' | tail -n 1)
-check "journal: the daemon's summary line (archived 9, 1 failed)" \
-  grep -qE 'stopped: archived 9 file\(s\), [0-9]+ -> [0-9]+ bytes, 1 failed, ' <<<"$summary"
+check "journal: the daemon's summary line (archived 10, 1 failed)" \
+  grep -qE 'stopped: archived 10 file\(s\), [0-9]+ -> [0-9]+ bytes, 1 failed, ' <<<"$summary"
 [ -n "$summary" ] && echo "     | $summary"
 if [ "$metrics" = on ]; then
-  check "metrics: rewritten at the stop (rlewatch_files_archived_total 9)" prom_has 'rlewatch_files_archived_total 9'
+  check "metrics: rewritten at the stop (rlewatch_files_archived_total 10)" prom_has 'rlewatch_files_archived_total 10'
 fi
 check "rlewatch status --check with no daemon running: RLEWATCH CRITICAL, exit 2" status_check 2 'RLEWATCH CRITICAL'
 
@@ -496,8 +524,8 @@ journal_field() {
   out=$(in_ct journalctl -u rlewatch --no-pager -o export "$@") || return 1
   sed -n "s/^$name=//p" <<<"$out" | sort
 }
-# Every file archived, each once: the nine of the STATUS=/summary counts.
-want=$(printf '%s\n' pal1.bmp rgb24.bmp u002/pal8.bmp held.bmp scan-g4.tif scan.png rgb16-t.bmp rgb24-t.bmp \
+# Every file archived, each once: the ten of the STATUS=/summary counts.
+want=$(printf '%s\n' pal1.bmp rgb24.bmp u002/pal8.bmp held.bmp scan-g4.tif scan.png photo.bmp rgb16-t.bmp rgb24-t.bmp \
   $([ "$acl" = ok ] && echo acl022/pal1wb.bmp) | sort)
 got=$(journal_field RLEWATCH_SOURCE MESSAGE_ID=$id_archived || echo "(journalctl failed)")
 check "journalctl -u rlewatch MESSAGE_ID=$id_archived: exactly the archived files (RLEWATCH_SOURCE)" \

@@ -512,3 +512,24 @@ fn removals_and_retries_join_the_history_of_their_file() {
     assert_eq!(kinds, ["quarantined", "retried"], "{v}");
     assert_eq!(v["files"][0]["now"]["state"], "waiting", "{v}");
 }
+
+/// Output piped into a reader that has gone (`where … | head`, `grep
+/// -q`) ends the command quietly by SIGPIPE, as it ends `cat`: no panic,
+/// nothing on stderr.
+#[test]
+fn a_closed_output_pipe_ends_the_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let d = archived_and_quarantined();
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    let out = bin()
+        .arg("where")
+        .arg("-c")
+        .arg(d.path("config.toml"))
+        .arg("*")
+        .stdout(writer)
+        .output()
+        .expect("spawn rlewatch");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{}", stderr(&out));
+    assert!(out.stderr.is_empty(), "{}", stderr(&out));
+}
