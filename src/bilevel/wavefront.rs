@@ -28,9 +28,9 @@
 //! partner lost its core does not burn the core it would need.
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::thread::Thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::dither::{FsState, fs_step};
 
@@ -61,8 +61,9 @@ pub struct Wavefront {
     /// Set when a thread stops before its rows are done (see
     /// [`Wavefront::abandon_on_drop`]): waits end at once.
     abandoned: AtomicBool,
-    /// Parks so far, both threads.
-    parks: AtomicU32,
+    /// Time both threads spent in waits that outlasted the spins, in
+    /// nanoseconds (see [`Wavefront::stalled`]).
+    stalled: AtomicU64,
 }
 
 /// Abandons a [`Wavefront`] when dropped.
@@ -100,14 +101,15 @@ impl Wavefront {
             parked: [AtomicBool::new(false), AtomicBool::new(false)],
             threads: [OnceLock::new(), OnceLock::new()],
             abandoned: AtomicBool::new(false),
-            parks: AtomicU32::new(0),
+            stalled: AtomicU64::new(0),
         }
     }
 
-    /// How many times a thread has parked, waiting for the other: a
-    /// measure of how often they did not run side by side.
-    pub fn parks(&self) -> u32 {
-        self.parks.load(Ordering::Relaxed)
+    /// Time either thread has spent in waits that outlasted the spins
+    /// (about a microsecond) and went on to yield the core or park: how
+    /// much the two did not run side by side.
+    pub fn stalled(&self) -> Duration {
+        Duration::from_nanos(self.stalled.load(Ordering::Relaxed))
     }
 
     /// A guard that, when dropped, ends every wait of the other thread
@@ -179,6 +181,7 @@ impl Wavefront {
         let slot = &self.progress[y as usize % 2];
         let me = 1 - y as usize % 2;
         let mut spins = 0;
+        let mut stalled_since = None;
         while seen < want {
             seen = slot.load(Ordering::Acquire);
             if seen >= want {
@@ -191,6 +194,9 @@ impl Wavefront {
                 spins += 1;
                 std::hint::spin_loop();
             } else if spins < SPINS + YIELDS {
+                if spins == SPINS {
+                    stalled_since = Some(Instant::now());
+                }
                 spins += 1;
                 std::thread::yield_now();
             } else {
@@ -201,11 +207,14 @@ impl Wavefront {
                 // is covered by the timeout.
                 seen = slot.load(Ordering::Acquire);
                 if seen < want {
-                    self.parks.fetch_add(1, Ordering::Relaxed);
                     std::thread::park_timeout(PARK);
                 }
                 self.parked[me].store(false, Ordering::Relaxed);
             }
+        }
+        if let Some(since) = stalled_since {
+            let ns = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.stalled.fetch_add(ns, Ordering::Relaxed);
         }
         seen
     }

@@ -7,6 +7,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, unbounded};
 
@@ -269,24 +270,41 @@ impl<'a> Dithering<'a> {
     }
 }
 
-/// Parks of the dithering threads per hundred rows, over the last
-/// [`CROWDED_ROWS`] rows at least, beyond which [`two_dithering`] goes on
-/// with one dithering thread: the two take turns on a core rather than
-/// running side by side. (Side by side, they park up to about 20 times
-/// in a hundred rows; sharing a core with a busy loop, about 100.)
-const PARKS_PER_100_ROWS: u32 = 50;
+/// The share of the dithering threads' time spent stalled (waiting on
+/// each other past the spins, see [`Wavefront::stalled`]), over the last
+/// [`CROWDED_ROWS`] rows at least and [`CROWDED_STALL`] or more, beyond
+/// which [`two_dithering`] goes on with one dithering thread. Side by
+/// side, the two stall now and then; in stretches where they share one
+/// core (other work on the other, or the scheduler placing both on one),
+/// each row waits for the other's, about 60 µs a row on the photo page,
+/// and the pair is no faster than one thread: one dithering thread and
+/// an encoding thread are then faster, for [`RETRY_ROWS`].
+const STALLED_PERCENT: u32 = 50;
 
-/// See [`PARKS_PER_100_ROWS`].
-const CROWDED_ROWS: u32 = 256;
+/// See [`STALLED_PERCENT`].
+const CROWDED_ROWS: u32 = 128;
 
-/// When [`two_dithering`] goes on with one dithering thread.
+/// See [`STALLED_PERCENT`].
+const CROWDED_STALL: Duration = Duration::from_millis(10);
+
+/// Rows after the switch to two threads before their stalls count (see
+/// [`STALLED_PERCENT`]).
+const WARM_ROWS: u32 = 128;
+
+/// Rows done alone before [`two_dithering`] tries two threads again, the
+/// first time; twice as many each time after (a crowd that stays, stays).
+const RETRY_ROWS: u32 = 1024;
+
+/// When [`two_dithering`] goes on with one dithering thread, and when
+/// it goes back to two.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Alone {
-    /// When the two threads park too often ([`PARKS_PER_100_ROWS`]).
+    /// When the two threads stall too much ([`STALLED_PERCENT`]); back
+    /// after [`RETRY_ROWS`].
     WhenCrowded,
-    /// From the first block that starts at or after this row (tests).
+    /// For the blocks that start in `from..to` (tests).
     #[cfg_attr(not(test), allow(dead_code))]
-    From(u32),
+    Between(u32, u32),
 }
 
 /// Compresses an uncompressed image whose rows go through the dither,
@@ -298,9 +316,10 @@ pub(super) enum Alone {
 /// thread writes the rows in order, a block behind, so that it does not
 /// wait for the other's last row.
 ///
-/// When the threads park too often ([`PARKS_PER_100_ROWS`]), this thread
+/// When the threads stall too much ([`STALLED_PERCENT`]), this thread
 /// stops handing blocks over and goes on alone: it converts and dithers
-/// every row, and an encoding thread ([`Batches`]) encodes them.
+/// every row, and an encoding thread ([`Batches`]) encodes them; after
+/// [`RETRY_ROWS`] it tries two threads again.
 /// Written bytes and verdicts are the one-thread loop's; memory stays
 /// bounded ([`IN_FLIGHT`] blocks and batches, a few blocks' encoded rows).
 pub(super) fn two_dithering<S: Source + ?Sized, W: Write>(
@@ -335,15 +354,19 @@ pub(super) fn two_dithering<S: Source + ?Sized, W: Write>(
         });
         let _abandon = wave.abandon_on_drop();
         let mut even = Dithering::new(info, shared, wave, 0);
-        let mut job_tx = Some(job_tx);
         let mut written = Written {
             pending: std::collections::VecDeque::new(),
             spare: Vec::new(),
             pure: true,
         };
-        // (parks, row) at the start of recent blocks.
-        let mut recent = std::collections::VecDeque::from([(wave.parks(), first)]);
-        let mut alone: Option<(Batches, Batch)> = None;
+        // (stalled, when, row) at the start of recent blocks.
+        let mut recent = std::collections::VecDeque::new();
+        // Alone: the encoding thread's batches and the row it began at;
+        // how many times so far.
+        let mut alone: Option<(Batches, Batch, u32)> = None;
+        let mut times_alone = 0;
+        // Stalls count from this row on.
+        let mut warm_until = first + WARM_ROWS;
         let mut y = first;
         loop {
             let (block, count) = full_rx
@@ -361,23 +384,43 @@ pub(super) fn two_dithering<S: Source + ?Sized, W: Write>(
                 count,
             );
             y += count;
-            let go_alone = match when_alone {
-                Alone::WhenCrowded => crowded(&mut recent, wave.parks(), job.1),
-                Alone::From(row) => job.1 >= row,
-            };
-            if alone.is_none() && go_alone {
-                // The other thread ends after the rows it has; they are
-                // written before any of this thread's alone.
-                job_tx = None;
+            if let Some(&(_, _, since)) = alone.as_ref() {
+                let back = match when_alone {
+                    Alone::WhenCrowded => job.1 >= since + (RETRY_ROWS << (times_alone - 1).min(8)),
+                    Alone::Between(_, to) => job.1 >= to,
+                };
+                if back {
+                    // Every row done alone is written before any of the
+                    // two threads'; the stalls count again at once.
+                    let (batches, batch, _) = alone.take().expect("BUG: checked");
+                    batches.finish(batch, enc)?;
+                    even.parity = Some(0);
+                    recent.clear();
+                    warm_until = job.1;
+                }
+            }
+            let go_alone = alone.is_none()
+                && match when_alone {
+                    // The first rows are left out: the threads' start
+                    // (first touches of their buffers) stalls them too.
+                    Alone::WhenCrowded => {
+                        job.1 >= warm_until && crowded(&mut recent, wave.stalled(), job.1)
+                    }
+                    Alone::Between(from, to) => (from..to).contains(&job.1),
+                };
+            if go_alone {
+                // The other thread waits, idle, after the rows it has;
+                // they are written before any of this thread's alone.
                 even.parity = None;
                 while !written.pending.is_empty() {
                     written.write_first(enc, &done_rx, &back_tx)?;
                 }
                 let mut batches = Batches::start(scope, info.width as usize);
                 let batch = batches.spare.pop().expect("BUG: IN_FLIGHT > 0");
-                alone = Some((batches, batch));
+                alone = Some((batches, batch, job.1));
+                times_alone += 1;
             }
-            if let Some((batches, batch)) = &mut alone {
+            if let Some((batches, batch, _)) = &mut alone {
                 let (shared, first, count) = &job;
                 for (y, row) in (*first..).zip(Blocks::rows(info, &shared.block, *count)) {
                     let start = batch.rows * words;
@@ -390,12 +433,12 @@ pub(super) fn two_dithering<S: Source + ?Sized, W: Write>(
                 }
                 continue;
             }
-            let split = job_tx
-                .as_ref()
-                .is_some_and(|tx| tx.send(job.clone()).is_ok());
+            job_tx
+                .send(job.clone())
+                .expect("BUG: the odd thread ends only when this one does");
             let mut mine = written.spare.pop().unwrap_or_default();
             even.block(&job, &mut mine);
-            written.pending.push_back((mine, split, job.1, job.2));
+            written.pending.push_back((mine, job.1, job.2));
             drop(job);
             if written.pending.len() > 1 {
                 written.write_first(enc, &done_rx, &back_tx)?;
@@ -404,7 +447,8 @@ pub(super) fn two_dithering<S: Source + ?Sized, W: Write>(
         while !written.pending.is_empty() {
             written.write_first(enc, &done_rx, &back_tx)?;
         }
-        if let Some((batches, batch)) = alone {
+        drop(job_tx);
+        if let Some((batches, batch, _)) = alone {
             batches.finish(batch, enc)?;
         }
         Ok::<bool, CompressError>(written.pure)
@@ -413,58 +457,65 @@ pub(super) fn two_dithering<S: Source + ?Sized, W: Write>(
     Ok(())
 }
 
-/// Whether the dithering threads parked more than [`PARKS_PER_100_ROWS`] over
-/// the last [`CROWDED_ROWS`] rows or more, given `parks` so far at row
-/// `y`; `recent` keeps the (parks, row) pairs of recent calls.
-fn crowded(recent: &mut std::collections::VecDeque<(u32, u32)>, parks: u32, y: u32) -> bool {
-    recent.push_back((parks, y));
-    while recent.len() > 2 && y - recent[1].1 >= CROWDED_ROWS {
+/// Whether the dithering threads stalled more than [`STALLED_PERCENT`]
+/// of their time (and [`CROWDED_STALL`]) over the last [`CROWDED_ROWS`]
+/// rows or more, given the
+/// time `stalled` so far at row `y`; `recent` keeps the (stalled, when,
+/// row) of recent calls.
+fn crowded(
+    recent: &mut std::collections::VecDeque<(Duration, Instant, u32)>,
+    stalled: Duration,
+    y: u32,
+) -> bool {
+    let now = Instant::now();
+    recent.push_back((stalled, now, y));
+    if recent.len() < 2 {
+        return false;
+    }
+    while recent.len() > 2 && y - recent[1].2 >= CROWDED_ROWS {
         recent.pop_front();
     }
-    let (then, from) = recent[0];
-    y - from >= CROWDED_ROWS && 100 * (parks - then) > PARKS_PER_100_ROWS * (y - from)
+    let (then, since, from) = recent[0];
+    // Two threads' time: twice the time since.
+    let both = 2 * now.duration_since(since);
+    let stalled = stalled - then;
+    y - from >= CROWDED_ROWS && stalled >= CROWDED_STALL && stalled * 100 > both * STALLED_PERCENT
 }
 
 /// The blocks [`two_dithering`]'s even thread has done and not yet
-/// written, oldest first: its rows, whether the other thread has the
-/// odd ones, the first row and the row count.
+/// written, oldest first: its rows, the first row and the row count.
 struct Written {
-    pending: std::collections::VecDeque<(Encoded, bool, u32, u32)>,
+    pending: std::collections::VecDeque<(Encoded, u32, u32)>,
     spare: Vec<Encoded>,
     pure: bool,
 }
 
 impl Written {
     /// Writes the oldest pending block's rows in order, taking the odd
-    /// rows from the other thread if it had them (waiting for them).
+    /// rows from the other thread (waiting for them).
     fn write_first<W: Write>(
         &mut self,
         enc: &mut Encoder<W>,
         done: &Receiver<Encoded>,
         back: &Sender<Encoded>,
     ) -> Result<(), CompressError> {
-        let (mine, split, first, count) = self
+        let (mine, first, count) = self
             .pending
             .pop_front()
             .expect("BUG: called with one pending");
-        let theirs = if split {
-            done.recv()
-                .expect("BUG: the odd thread answers every block")
-        } else {
-            Encoded::default()
-        };
-        self.pure &= mine.pure && (!split || theirs.pure);
+        let theirs = done
+            .recv()
+            .expect("BUG: the odd thread answers every block");
+        self.pure &= mine.pure && theirs.pure;
         let mut rows = [(&mine, 0, 0), (&theirs, 0, 0)];
         for y in first..first + count {
-            let (from, at, k) = &mut rows[usize::from(split && y % 2 == 1)];
+            let (from, at, k) = &mut rows[y as usize % 2];
             let len = from.lens[*k];
             enc.write_encoded(&from.bytes[*at..*at + len], 1)
                 .map_err(CompressError::Write)?;
             (*at, *k) = (*at + len, *k + 1);
         }
-        if split {
-            let _ = back.send(theirs);
-        }
+        let _ = back.send(theirs);
         self.spare.push(mine);
         Ok(())
     }

@@ -122,7 +122,7 @@ fn two_threads_give_the_one_thread_bytes_for_every_pixel_layout() {
         let asked = std::cell::Cell::new(false);
         let b = compress_with(&info, bmp.as_slice(), &mut two, Conversion::Dither, &|| {
             asked.set(true);
-            Some(Alone::From(u32::MAX))
+            Some(Alone::Between(u32::MAX, u32::MAX))
         })
         .unwrap();
         assert!(
@@ -137,17 +137,20 @@ fn two_threads_give_the_one_thread_bytes_for_every_pixel_layout() {
 /// The two-thread dither writes exactly what the one-thread loop
 /// writes, over many blocks, in both row orders and modes, and when one
 /// thread goes on alone from the first block, from a block starting on
-/// an odd row or on an even one, or when crowded.
+/// an odd row or on an even one, for one block and back to two (from
+/// the first, from the odd one), or when crowded.
 #[test]
 fn two_threads_give_the_one_thread_bytes() {
     // 1001 × 3 bytes a row: 87 rows per block, from row 64 (the probe's
     // rows) on: blocks start at rows 64, 151 (odd: its first row goes to
     // the other thread) and 238; 289 rows end with a block of 51.
     let alone = [
-        Alone::From(u32::MAX),
-        Alone::From(0),
-        Alone::From(100),
-        Alone::From(200),
+        Alone::Between(u32::MAX, u32::MAX),
+        Alone::Between(0, u32::MAX),
+        Alone::Between(100, u32::MAX),
+        Alone::Between(200, u32::MAX),
+        Alone::Between(0, 100),
+        Alone::Between(100, 200),
         Alone::WhenCrowded,
     ];
     for (height, top_down) in [(301, false), (301, true), (289, false)] {
@@ -179,7 +182,11 @@ fn a_read_error_with_two_threads_is_reported() {
         let bmp = bmp24(1001, 301, top_down);
         let info = BmpInfo::parse(&bmp.as_slice(), DEFAULT_MAX_PIXELS).unwrap();
         let short = &bmp[..bmp.len() * (cut - 1) / cut];
-        for two in [None, Some(Alone::From(u32::MAX)), Some(Alone::From(0))] {
+        for two in [
+            None,
+            Some(Alone::Between(u32::MAX, u32::MAX)),
+            Some(Alone::Between(0, u32::MAX)),
+        ] {
             let asked = std::cell::Cell::new(false);
             let err = compress_with(&info, short, std::io::sink(), Conversion::Dither, &|| {
                 asked.set(true);
