@@ -459,9 +459,8 @@ pub(super) fn two_dithering<S: Source + ?Sized, W: Write>(
 
 /// Whether the dithering threads stalled more than [`STALLED_PERCENT`]
 /// of their time (and [`CROWDED_STALL`]) over the last [`CROWDED_ROWS`]
-/// rows or more, given the
-/// time `stalled` so far at row `y`; `recent` keeps the (stalled, when,
-/// row) of recent calls.
+/// rows or more, given the time `stalled` so far at row `y`; `recent`
+/// keeps the (stalled, when, row) of recent calls.
 fn crowded(
     recent: &mut std::collections::VecDeque<(Duration, Instant, u32)>,
     stalled: Duration,
