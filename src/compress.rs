@@ -283,8 +283,9 @@ pub fn compress_parsed(
 
 /// [`compress_parsed`], with [`two_dithering`] allowed or not
 /// (`two_threads` is asked once, when the probe would switch; `None`:
-/// not allowed). It is used for uncompressed images whose rows go through the dither's serial loop, once
-/// the first [`PROBE_ROWS`] rows show that loop busy on most pixels:
+/// not allowed). It is used for uncompressed images whose rows go
+/// through the dither's serial loop, once the first [`PROBE_ROWS`] rows
+/// show that loop busy on most pixels:
 /// only that loop is long enough for a second thread to matter;
 /// thresholding (and 1-bit images) run near memory speed on one thread,
 /// and handing blocks across cores measured no faster there.

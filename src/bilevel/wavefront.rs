@@ -124,7 +124,9 @@ impl Wavefront {
     /// Dithers row `y` (its grey levels) into `out` (packed bits, as
     /// `dither_row` writes them). Each thread calls it for its rows in
     /// order, starting with the first row of its parity at or after
-    /// [`Wavefront::new`]'s `first`.
+    /// [`Wavefront::new`]'s `first`. One thread may also do rows of both
+    /// parities in turn, once the other has done every row it was given
+    /// so far (the caller's "alone"): the rules above still hold.
     pub fn row(&self, y: u32, grey: &[u8], out: &mut [u64]) {
         let width = self.width;
         debug_assert_eq!(grey.len(), width);
